@@ -1,0 +1,176 @@
+//! Wiring: store, applier, batcher, result hub and gRPC server, run until a shutdown future
+//! resolves, then drained in order.
+
+use crate::{
+    applier::{Applier, Clock, RetryPolicy, system_clock},
+    args::{Args, Backend},
+    batcher::Batcher,
+    grpc::BatchScalerService,
+    results::ResultHub,
+    store::{HraStore, MemoryStore, seed},
+};
+use anyhow::Context;
+use chrono::TimeDelta;
+use std::{future::Future, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+/// HRAs the memory backend starts with when no `--seed` is given.
+pub const EMBEDDED_SEED: &str = include_str!("../examples/hras.yaml");
+
+/// Everything the running service needs besides its store and listener.
+#[derive(Clone)]
+pub struct Settings {
+    /// Batch window.
+    pub window: Duration,
+    /// Reservation life for events that give none.
+    pub default_duration: Duration,
+    /// Back-off and deadline for transient errors.
+    pub retry: RetryPolicy,
+    /// Plan and report, never write.
+    pub dry_run: bool,
+    /// Most applies in flight at once.
+    pub max_concurrent_writes: usize,
+    /// How long pending batches may keep retrying once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Recent results kept for `WatchBatches.replay`.
+    pub replay_capacity: usize,
+    /// Results buffered per watcher before it starts missing them.
+    pub watcher_buffer: usize,
+    /// Source of `now`.
+    pub clock: Clock,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(3),
+            default_duration: Duration::from_secs(600),
+            retry: RetryPolicy::with_deadline(Duration::from_secs(600)),
+            dry_run: false,
+            max_concurrent_writes: 32,
+            shutdown_grace: Duration::from_secs(25),
+            replay_capacity: 1024,
+            watcher_buffer: 1024,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Builds the store the flags ask for.
+pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
+    match args.backend {
+        Backend::Memory => {
+            let objects = match &args.seed {
+                Some(path) => seed::read_file(path)?,
+                None => seed::parse(EMBEDDED_SEED).map_err(anyhow::Error::msg)?,
+            };
+            let count = objects.len();
+            let store = MemoryStore::with_objects(objects).context("loading seed")?;
+            tracing::info!(hras = count, "memory backend ready");
+            Ok(Arc::new(store))
+        }
+        Backend::Kubernetes => {
+            anyhow::bail!("the kubernetes backend is not available in this build")
+        }
+    }
+}
+
+/// Runs the service the flags describe until `shutdown` resolves.
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = store_from_args(&args).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    serve(args.settings(), store, listener, shutdown).await
+}
+
+/// Serves on `listener` until `shutdown` resolves; then stops taking RPCs, applies what is
+/// pending at once, ends watch streams and returns.
+pub async fn serve(
+    settings: Settings,
+    store: Arc<dyn HraStore>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let results = Arc::new(ResultHub::new(
+        settings.replay_capacity,
+        settings.watcher_buffer,
+    ));
+    let applier = Arc::new(Applier::new(
+        store.clone(),
+        results.clone(),
+        settings.retry,
+        settings.dry_run,
+        settings.clock.clone(),
+    ));
+    let batcher = Batcher::new(applier, settings.max_concurrent_writes);
+    let stop = CancellationToken::new();
+    let service = BatchScalerService {
+        batcher: batcher.clone(),
+        results: results.clone(),
+        store,
+        default_duration: TimeDelta::from_std(settings.default_duration)
+            .context("default duration")?,
+        shutdown: stop.clone(),
+        clock: settings.clock.clone(),
+    };
+
+    let batching =
+        tokio::spawn(batcher.run(settings.window, stop.clone(), settings.shutdown_grace));
+    let server_stop = stop.clone();
+    let mut server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                server_stop.cancelled_owned(),
+            ),
+    );
+    tracing::info!("listening on {addr}");
+
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down: applying pending batches"),
+        result = &mut server => {
+            stop.cancel();
+            result.context("server task")?.context("gRPC server")?;
+            anyhow::bail!("gRPC server stopped unexpectedly");
+        }
+    }
+    stop.cancel();
+    batching.await.context("batcher task")?;
+    results.close();
+    server
+        .await
+        .context("server task")?
+        .context("gRPC server")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Applies one batch to its HRA: read → plan (one `now`) → conditional write, re-planning on
+//! conflicts, backing off on transient errors until the retry deadline, and reporting every
+//! outcome.
+
+use crate::{
+    error::StoreError,
+    model::{HraKey, record_batch},
+    planner::{self, Counts, PlanEvent},
+    results::{BatchReport, Outcome, ResultHub},
+    store::{HraStore, Write},
+};
+use chrono::{DateTime, Utc};
+use std::{sync::Arc, time::Duration};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How many times one attempt re-reads and re-plans after a conflict before it backs off.
+pub const MAX_CONFLICT_REPLANS: u32 = 5;
+
+/// Where the planner's `now` comes from (tests may pin it).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Back-off for transient errors: `first`, doubling up to `max`, until `deadline` has passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure.
+    pub first: Duration,
+    /// Longest delay.
+    pub max: Duration,
+    /// Give up once the next attempt would start later than this after the first.
+    pub deadline: Duration,
+}
+
+impl RetryPolicy {
+    /// The documented schedule (1, 2, 4, 8, 16, 16, … s) with the given deadline.
+    pub fn with_deadline(deadline: Duration) -> Self {
+        Self {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(16),
+            deadline,
+        }
+    }
+
+    /// Delay before attempt `failures + 1`, after `failures` failed attempts (≥ 1).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.first.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// One batch: the events of one HRA taken from one window, in arrival order.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Unique id, stable across attempts, recorded on the HRA when written.
+    pub id: String,
+    /// The HRA.
+    pub key: HraKey,
+    /// The events in arrival order.
+    pub events: Vec<PlanEvent>,
+    /// How many producer events these stand for.
+    pub event_count: u64,
+}
+
+/// Applies batches to a store and reports their outcomes.
+pub struct Applier {
+    store: Arc<dyn HraStore>,
+    results: Arc<ResultHub>,
+    retry: RetryPolicy,
+    dry_run: bool,
+    clock: Clock,
+}
+
+impl Applier {
+    /// An applier writing to `store` and reporting to `results`.
+    pub fn new(
+        store: Arc<dyn HraStore>,
+        results: Arc<ResultHub>,
+        retry: RetryPolicy,
+        dry_run: bool,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            store,
+            results,
+            retry,
+            dry_run,
+            clock,
+        }
+    }
+
+    /// Applies `batch` until it has a final outcome, which it returns. Once `abort` fires,
+    /// no further retry is started.
+    pub async fn apply(&self, batch: &Batch, abort: &CancellationToken) -> Arc<BatchReport> {
+        let started = Instant::now();
+        let mut attempt = 1u32;
+        let mut planned: Option<Counts> = None;
+        loop {
+            let error = match self.attempt(batch, attempt, &mut planned).await {
+                Ok(counts) => {
+                    let outcome = if self.dry_run {
+                        Outcome::DryRun
+                    } else {
+                        Outcome::Applied
+                    };
+                    return self.report(batch, outcome, counts, attempt, None);
+                }
+                Err(e) if e.is_terminal() => e.to_string(),
+                Err(e) => {
+                    let delay = self.retry.delay(attempt);
+                    if started.elapsed() + delay > self.retry.deadline {
+                        format!(
+                            "retry deadline of {:?} passed; last error: {e}",
+                            self.retry.deadline
+                        )
+                    } else if abort.is_cancelled() {
+                        format!("shutting down; last error: {e}")
+                    } else {
+                        let counts = planned.unwrap_or_default();
+                        self.report(
+                            batch,
+                            Outcome::Retrying,
+                            counts,
+                            attempt,
+                            Some(e.to_string()),
+                        );
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = abort.cancelled() => {}
+                        }
+                        attempt += 1;
+                        continue;
+                    }
+                }
+            };
+            return self.report(
+                batch,
+                Outcome::Failed,
+                planned.unwrap_or_default(),
+                attempt,
+                Some(error),
+            );
+        }
+    }
+
+    /// One attempt: read, plan, write, re-planning at once on conflicts.
+    async fn attempt(
+        &self,
+        batch: &Batch,
+        attempt: u32,
+        planned: &mut Option<Counts>,
+    ) -> Result<Counts, StoreError> {
+        for _ in 0..MAX_CONFLICT_REPLANS {
+            let hra = self.store.get(&batch.key).await?;
+            // An earlier attempt may have landed although its answer was lost.
+            if attempt > 1 && hra.applied_batches.iter().any(|id| *id == batch.id) {
+                if let Some(counts) = *planned {
+                    return Ok(counts);
+                }
+            }
+            let plan = planner::plan(&hra, &batch.events, (self.clock)());
+            *planned = Some(plan.counts);
+            let write = Write {
+                key: &batch.key,
+                resource_version: &hra.resource_version,
+                reservations: &plan.reservations,
+                applied_batches: &record_batch(&hra.applied_batches, &batch.id),
+                dry_run: self.dry_run,
+            };
+            match self.store.write(write).await {
+                Ok(_) => return Ok(plan.counts),
+                Err(StoreError::Conflict(why)) => {
+                    tracing::debug!(hra = %batch.key, batch_id = %batch.id, %why, "conflict, re-planning");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Transient(format!(
+            "still conflicting after {MAX_CONFLICT_REPLANS} re-plans"
+        )))
+    }
+
+    fn report(
+        &self,
+        batch: &Batch,
+        outcome: Outcome,
+        counts: Counts,
+        attempt: u32,
+        error: Option<String>,
+    ) -> Arc<BatchReport> {
+        let report = Arc::new(BatchReport {
+            key: batch.key.clone(),
+            outcome,
+            counts,
+            events: batch.event_count,
+            attempt,
+            error,
+            at: Utc::now(),
+            batch_id: batch.id.clone(),
+        });
+        log(&report);
+        self.results.publish(report.clone());
+        report
+    }
+}
+
+/// One structured line per outcome, with the same fields as the wire result.
+fn log(r: &BatchReport) {
+    let Counts {
+        before,
+        expired,
+        added,
+        completed,
+        after,
+    } = r.counts;
+    let error = r.error.as_deref().unwrap_or("");
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                namespace = %r.key.namespace, name = %r.key.name, outcome = r.outcome.as_str(),
+                batch_id = %r.batch_id, attempt = r.attempt, events = r.events,
+                before, expired, added, completed, after, error, "batch {}", r.outcome.as_str()
+            )
+        };
+    }
+    match r.outcome {
+        Outcome::Applied | Outcome::DryRun => line!(info),
+        Outcome::Retrying | Outcome::Failed => line!(warn),
+    }
+}

@@ -1,0 +1,194 @@
+//! The `batchscaler.v1.BatchScaler` service: thin handlers that validate, enqueue and return.
+
+use crate::{
+    applier::Clock,
+    batcher::Batcher,
+    error::{ApiError, FieldError},
+    event::{ScaleEvent, check_dns1123_label, validate_target},
+    model::Hra,
+    pb,
+    results::{Filter, ResultHub, timestamp},
+    store::HraStore,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::{pin::Pin, sync::Arc, sync::atomic::Ordering};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct BatchScalerService {
+    /// Where events go.
+    pub batcher: Arc<Batcher>,
+    /// Where results come from.
+    pub results: Arc<ResultHub>,
+    /// Where targets are read.
+    pub store: Arc<dyn HraStore>,
+    /// Reservation life for events that give none.
+    pub default_duration: TimeDelta,
+    /// Fires when shutdown starts: open `Publish` streams end.
+    pub shutdown: CancellationToken,
+    /// Time for `reserved_replicas`.
+    pub clock: Clock,
+}
+
+impl BatchScalerService {
+    /// The tonic server wrapping this service.
+    pub fn into_server(self) -> pb::batch_scaler_server::BatchScalerServer<Self> {
+        pb::batch_scaler_server::BatchScalerServer::new(self)
+    }
+
+    fn accept(&self, event: pb::ScaleEvent) -> Result<(), ApiError> {
+        let event = ScaleEvent::from_pb(event, self.default_duration)?;
+        self.batcher.submit(&event, None)
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn namespace_filter(namespace: String) -> Result<Option<String>, ApiError> {
+    let Some(ns) = non_empty(namespace) else {
+        return Ok(None);
+    };
+    check_dns1123_label(&ns).map_err(|why| {
+        FieldError::new(
+            "namespace",
+            format!("must be a DNS-1123 label ({why}), got {ns:?}"),
+        )
+    })?;
+    Ok(Some(ns))
+}
+
+fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
+    let reserved_replicas = hra.reserved_replicas(now);
+    pb::Target {
+        namespace: hra.key.namespace,
+        name: hra.key.name,
+        min_replicas: hra.min_replicas,
+        max_replicas: hra.max_replicas,
+        capacity_reservations: hra
+            .capacity_reservations
+            .into_iter()
+            .map(|r| pb::CapacityReservation {
+                name: r.name,
+                effective_time: Some(timestamp(r.effective_time)),
+                expiration_time: Some(timestamp(r.expiration_time)),
+                replicas: r.replicas,
+            })
+            .collect(),
+        resource_version: hra.resource_version,
+        reserved_replicas,
+    }
+}
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
+    async fn publish(
+        &self,
+        request: Request<Streaming<pb::ScaleEvent>>,
+    ) -> Result<Response<pb::PublishSummary>, Status> {
+        let mut stream = request.into_inner();
+        let mut accepted = 0u64;
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next?,
+                () = self.shutdown.cancelled() => None,
+            };
+            let Some(event) = next else { break };
+            if let Err(e) = self.accept(event) {
+                let e = match e {
+                    ApiError::InvalidArgument(f) => ApiError::InvalidArgument(f.at_index(accepted)),
+                    other => other,
+                };
+                let mut status = Status::from(e);
+                status = Status::new(
+                    status.code(),
+                    format!(
+                        "{}; the {accepted} events before it were accepted",
+                        status.message()
+                    ),
+                );
+                return Err(status);
+            }
+            accepted += 1;
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(Status::unavailable(format!(
+                "shutting down; {accepted} events of this stream were accepted"
+            )));
+        }
+        Ok(Response::new(pb::PublishSummary {
+            accepted,
+            duplicates: 0,
+        }))
+    }
+
+    async fn scale(
+        &self,
+        request: Request<pb::ScaleEvent>,
+    ) -> Result<Response<pb::ScaleAck>, Status> {
+        self.accept(request.into_inner())?;
+        Ok(Response::new(pb::ScaleAck { duplicate: false }))
+    }
+
+    async fn scale_and_wait(
+        &self,
+        _request: Request<pb::ScaleEvent>,
+    ) -> Result<Response<pb::ScaleResult>, Status> {
+        Err(Status::unimplemented("ScaleAndWait is not implemented yet"))
+    }
+
+    type WatchBatchesStream = ResultStream;
+
+    async fn watch_batches(
+        &self,
+        request: Request<pb::WatchBatchesRequest>,
+    ) -> Result<Response<Self::WatchBatchesStream>, Status> {
+        let pb::WatchBatchesRequest {
+            namespace,
+            name,
+            replay,
+        } = request.into_inner();
+        let filter = Filter {
+            namespace: namespace_filter(namespace)?,
+            name: non_empty(name),
+        };
+        let sub = self.results.subscribe(filter, replay as usize);
+        let missed = sub.missed;
+        let stream = tokio_stream::iter(sub.replay)
+            .chain(ReceiverStream::new(sub.live))
+            .map(move |r| Ok(r.to_pb(missed.swap(0, Ordering::Relaxed))));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_target(
+        &self,
+        request: Request<pb::TargetRef>,
+    ) -> Result<Response<pb::Target>, Status> {
+        let pb::TargetRef { namespace, name } = request.into_inner();
+        let key = validate_target(namespace, name).map_err(ApiError::from)?;
+        let hra = self.store.get(&key).await.map_err(ApiError::from)?;
+        Ok(Response::new(target(hra, (self.clock)())))
+    }
+
+    async fn list_targets(
+        &self,
+        request: Request<pb::ListTargetsRequest>,
+    ) -> Result<Response<pb::ListTargetsResponse>, Status> {
+        let namespace = namespace_filter(request.into_inner().namespace)?;
+        let hras = self
+            .store
+            .list(namespace.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        let now = (self.clock)();
+        let mut targets: Vec<pb::Target> = hras.into_iter().map(|h| target(h, now)).collect();
+        targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(Response::new(pb::ListTargetsResponse { targets }))
+    }
+}

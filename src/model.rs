@@ -1,0 +1,311 @@
+//! Our own types for HRAs, capacity reservations and scale events (chrono for all times).
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::{collections::BTreeMap, fmt};
+
+/// API group of the HorizontalRunnerAutoscaler CRD.
+pub const GROUP: &str = "actions.summerwind.dev";
+/// API version of the HorizontalRunnerAutoscaler CRD we read and write.
+pub const VERSION: &str = "v1alpha1";
+/// Kind of the CRD.
+pub const KIND: &str = "HorizontalRunnerAutoscaler";
+/// Plural resource name of the CRD.
+pub const PLURAL: &str = "horizontalrunnerautoscalers";
+/// Annotation holding the ids of the most recent batches written to an HRA.
+pub const APPLIED_BATCHES_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/applied-batches";
+/// How many batch ids the applied-batches annotation keeps.
+pub const APPLIED_BATCHES_KEPT: usize = 16;
+
+/// Identifies one HRA by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HraKey {
+    /// Namespace of the HRA.
+    pub namespace: String,
+    /// Name of the HRA.
+    pub name: String,
+}
+
+impl HraKey {
+    /// Builds a key from anything string-like.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for HraKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One entry of `spec.capacityReservations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityReservation {
+    /// Optional name; the reference never sets it, we use it for job ids.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// When the reservation started.
+    #[serde(with = "k8s_time", default = "k8s_time::zero")]
+    pub effective_time: DateTime<Utc>,
+    /// When the reservation stops counting.
+    #[serde(with = "k8s_time", default = "k8s_time::zero")]
+    pub expiration_time: DateTime<Utc>,
+    /// Replicas this reservation adds.
+    #[serde(default)]
+    pub replicas: i32,
+}
+
+impl CapacityReservation {
+    /// `expiration_time - effective_time`, the life the reservation was given.
+    pub fn life(&self) -> TimeDelta {
+        self.expiration_time
+            .signed_duration_since(self.effective_time)
+    }
+}
+
+/// What the scaler needs of an HRA, as read from a backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hra {
+    /// Namespace and name.
+    pub key: HraKey,
+    /// `metadata.resourceVersion` the object was read at.
+    pub resource_version: String,
+    /// `spec.minReplicas`.
+    pub min_replicas: Option<i32>,
+    /// `spec.maxReplicas`; `None` means no maximum.
+    pub max_replicas: Option<i32>,
+    /// `spec.capacityReservations`, in list order.
+    pub capacity_reservations: Vec<CapacityReservation>,
+    /// Batch ids recorded in the applied-batches annotation, oldest first.
+    pub applied_batches: Vec<String>,
+}
+
+/// Errors turning a stored object into an [`Hra`].
+#[derive(Debug, thiserror::Error)]
+#[error("malformed HorizontalRunnerAutoscaler object: {0}")]
+pub struct ParseError(String);
+
+#[derive(Deserialize)]
+struct RawObject {
+    metadata: RawMeta,
+    #[serde(default)]
+    spec: Option<RawSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMeta {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawSpec {
+    #[serde(default)]
+    min_replicas: Option<i32>,
+    #[serde(default)]
+    max_replicas: Option<i32>,
+    #[serde(default)]
+    capacity_reservations: Option<Vec<CapacityReservation>>,
+}
+
+impl Hra {
+    /// Parses the fields we use out of a whole HRA object (JSON), ignoring all others.
+    pub fn from_object(object: &serde_json::Value) -> Result<Self, ParseError> {
+        let raw = RawObject::deserialize(object).map_err(|e| ParseError(e.to_string()))?;
+        let spec = raw.spec.unwrap_or_default();
+        let applied_batches = raw
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(APPLIED_BATCHES_ANNOTATION))
+            .map(|v| parse_batch_ids(v))
+            .unwrap_or_default();
+        Ok(Self {
+            key: HraKey::new(
+                raw.metadata.namespace.unwrap_or_default(),
+                raw.metadata.name,
+            ),
+            resource_version: raw.metadata.resource_version.unwrap_or_default(),
+            min_replicas: spec.min_replicas,
+            max_replicas: spec.max_replicas,
+            capacity_reservations: spec.capacity_reservations.unwrap_or_default(),
+            applied_batches,
+        })
+    }
+
+    /// Sum of `replicas` over reservations that have not expired at `now`.
+    pub fn reserved_replicas(&self, now: DateTime<Utc>) -> u32 {
+        let sum: i64 = self
+            .capacity_reservations
+            .iter()
+            .filter(|r| r.expiration_time > now)
+            .map(|r| i64::from(r.replicas))
+            .sum();
+        u32::try_from(sum.max(0)).unwrap_or(u32::MAX)
+    }
+}
+
+fn parse_batch_ids(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The applied-batches annotation value after recording `batch_id`: the last
+/// [`APPLIED_BATCHES_KEPT`] ids, oldest first, comma separated.
+pub fn record_batch(existing: &[String], batch_id: &str) -> String {
+    let keep = APPLIED_BATCHES_KEPT - 1;
+    let start = existing.len().saturating_sub(keep);
+    let mut ids: Vec<&str> = existing[start..].iter().map(String::as_str).collect();
+    ids.push(batch_id);
+    ids.join(",")
+}
+
+/// Formats a time the way Kubernetes writes `metav1.Time`: RFC 3339, UTC, whole seconds.
+pub fn format_k8s_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Serde helpers for `metav1.Time`-shaped timestamps.
+pub mod k8s_time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Go's zero time, what a missing or null timestamp means.
+    pub fn zero() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
+            .expect("valid constant")
+            .with_timezone(&Utc)
+    }
+
+    /// Writes whole seconds in UTC (`2026-05-29T17:04:57Z`).
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_k8s_time(t))
+    }
+
+    /// Reads any RFC 3339 time, fractional seconds and offsets included; null is zero time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(zero()),
+            Some(s) => DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| D::Error::custom(format!("invalid RFC 3339 time {s:?}: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reservation_times_serialize_to_whole_seconds_in_utc() {
+        let t = DateTime::parse_from_rfc3339("2026-05-29T19:04:57.987654+02:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let r = CapacityReservation {
+            name: String::new(),
+            effective_time: t,
+            expiration_time: t + TimeDelta::minutes(30),
+            replicas: 1,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"effectiveTime": "2026-05-29T17:04:57Z", "expirationTime": "2026-05-29T17:34:57Z", "replicas": 1})
+        );
+    }
+
+    #[test]
+    fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
+        let obj = json!({
+            "apiVersion": "actions.summerwind.dev/v1alpha1",
+            "kind": "HorizontalRunnerAutoscaler",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "42",
+                "annotations": {APPLIED_BATCHES_ANNOTATION: "b1, b2"}},
+            "spec": {"maxReplicas": 3, "scaleTargetRef": {"name": "x"},
+                "capacityReservations": [{"effectiveTime": "2026-05-29T17:04:57.5Z",
+                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 2, "name": "j"}]},
+            "status": {"desiredReplicas": 4}
+        });
+        let hra = Hra::from_object(&obj).unwrap();
+        assert_eq!(hra.key, HraKey::new("ns", "a"));
+        assert_eq!(hra.resource_version, "42");
+        assert_eq!(hra.max_replicas, Some(3));
+        assert_eq!(hra.min_replicas, None);
+        assert_eq!(hra.applied_batches, vec!["b1", "b2"]);
+        let r = &hra.capacity_reservations[0];
+        assert_eq!(r.name, "j");
+        assert_eq!(r.life(), TimeDelta::milliseconds(29 * 60 * 1000 + 59_500));
+    }
+
+    #[test]
+    fn null_times_read_as_go_zero_time() {
+        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
+            {"effectiveTime": null, "replicas": 1}]}});
+        let hra = Hra::from_object(&obj).unwrap();
+        assert_eq!(
+            hra.capacity_reservations[0].expiration_time,
+            k8s_time::zero()
+        );
+        assert_eq!(hra.reserved_replicas(Utc::now()), 0);
+    }
+
+    #[test]
+    fn bad_time_is_an_error() {
+        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
+            {"effectiveTime": "yesterday", "expirationTime": "2026-05-29T17:34:57Z"}]}});
+        let err = Hra::from_object(&obj).unwrap_err().to_string();
+        assert!(err.contains("yesterday"), "{err}");
+    }
+
+    #[test]
+    fn record_batch_keeps_the_most_recent_sixteen() {
+        let ids: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
+        let v = record_batch(&ids, "new");
+        let kept: Vec<&str> = v.split(',').collect();
+        assert_eq!(kept.len(), APPLIED_BATCHES_KEPT);
+        assert_eq!(kept[0], "b5");
+        assert_eq!(*kept.last().unwrap(), "new");
+        assert_eq!(record_batch(&[], "x"), "x");
+    }
+
+    #[test]
+    fn reserved_replicas_counts_only_unexpired() {
+        let now = Utc::now();
+        let mk = |exp: DateTime<Utc>, replicas| CapacityReservation {
+            name: String::new(),
+            effective_time: now,
+            expiration_time: exp,
+            replicas,
+        };
+        let hra = Hra {
+            key: HraKey::new("n", "a"),
+            resource_version: "1".into(),
+            min_replicas: None,
+            max_replicas: None,
+            capacity_reservations: vec![
+                mk(now + TimeDelta::seconds(5), 2),
+                mk(now, 1),
+                mk(now + TimeDelta::seconds(1), 1),
+            ],
+            applied_batches: vec![],
+        };
+        assert_eq!(hra.reserved_replicas(now), 3);
+    }
+}

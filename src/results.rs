@@ -1,0 +1,332 @@
+//! Batch outcomes: our report type, and the hub that fans them out to watchers with a replay
+//! ring. Publishing never waits: a watcher whose buffer is full loses the result and is told
+//! how many it lost (`missed`) with its next message.
+
+use crate::{model::HraKey, pb, planner::Counts};
+use chrono::{DateTime, Utc};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::sync::mpsc;
+
+/// The outcome of one apply attempt of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The write was accepted.
+    Applied,
+    /// This attempt failed and will be retried.
+    Retrying,
+    /// Given up; the batch's events are dropped.
+    Failed,
+    /// Planned, not written.
+    DryRun,
+}
+
+impl Outcome {
+    /// Lowercase name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::DryRun => "dry_run",
+        }
+    }
+
+    /// True for outcomes that end the batch.
+    pub fn is_final(self) -> bool {
+        self != Self::Retrying
+    }
+}
+
+/// One outcome of one batch, as reported to watchers and logs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchReport {
+    /// The HRA.
+    pub key: HraKey,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The planner's counters (of the attempt's plan, zero when none was made).
+    pub counts: Counts,
+    /// Events folded into the batch.
+    pub events: u64,
+    /// 1 on the first try.
+    pub attempt: u32,
+    /// Why it failed, on RETRYING and FAILED.
+    pub error: Option<String>,
+    /// When this outcome happened.
+    pub at: DateTime<Utc>,
+    /// Unique per batch, the same on every attempt.
+    pub batch_id: String,
+}
+
+fn clamp(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl BatchReport {
+    /// The wire form; `missed` is the watcher's own count.
+    pub fn to_pb(&self, missed: u64) -> pb::BatchResult {
+        let outcome = match self.outcome {
+            Outcome::Applied => pb::Outcome::Applied,
+            Outcome::Retrying => pb::Outcome::Retrying,
+            Outcome::Failed => pb::Outcome::Failed,
+            Outcome::DryRun => pb::Outcome::DryRun,
+        };
+        pb::BatchResult {
+            namespace: self.key.namespace.clone(),
+            name: self.key.name.clone(),
+            outcome: outcome.into(),
+            before: clamp(self.counts.before),
+            expired: clamp(self.counts.expired),
+            added: clamp(self.counts.added),
+            completed: clamp(self.counts.completed),
+            after: clamp(self.counts.after),
+            events: clamp(self.events),
+            attempt: self.attempt,
+            error: self.error.clone().unwrap_or_default(),
+            at: Some(timestamp(self.at)),
+            batch_id: self.batch_id.clone(),
+            missed,
+        }
+    }
+}
+
+/// A chrono time as a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Which results a watcher wants: empty parts match everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only this namespace, if set.
+    pub namespace: Option<String>,
+    /// Only HRAs of this name, if set.
+    pub name: Option<String>,
+}
+
+impl Filter {
+    /// True if `key` passes the filter.
+    pub fn matches(&self, key: &HraKey) -> bool {
+        self.namespace
+            .as_ref()
+            .is_none_or(|ns| *ns == key.namespace)
+            && self.name.as_ref().is_none_or(|n| *n == key.name)
+    }
+}
+
+/// A watcher's view: the replayed results, then live ones.
+pub struct Subscription {
+    /// Up to `replay` most recent matching results, oldest first.
+    pub replay: Vec<Arc<BatchReport>>,
+    /// Live results; ends when the hub closes.
+    pub live: mpsc::Receiver<Arc<BatchReport>>,
+    /// Results dropped for this watcher since it last took the count.
+    pub missed: Arc<AtomicU64>,
+}
+
+struct Watcher {
+    filter: Filter,
+    tx: mpsc::Sender<Arc<BatchReport>>,
+    missed: Arc<AtomicU64>,
+}
+
+struct HubState {
+    recent: VecDeque<Arc<BatchReport>>,
+    watchers: Vec<Watcher>,
+    closed: bool,
+}
+
+/// Fans batch results out to watchers.
+pub struct ResultHub {
+    state: Mutex<HubState>,
+    ring_capacity: usize,
+    watcher_buffer: usize,
+    dropped: AtomicU64,
+}
+
+impl ResultHub {
+    /// A hub keeping `ring_capacity` recent results for replay and buffering up to
+    /// `watcher_buffer` results per watcher.
+    pub fn new(ring_capacity: usize, watcher_buffer: usize) -> Self {
+        Self {
+            state: Mutex::new(HubState {
+                recent: VecDeque::with_capacity(ring_capacity),
+                watchers: Vec::new(),
+                closed: false,
+            }),
+            ring_capacity,
+            watcher_buffer: watcher_buffer.max(1),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a result and hands it to every matching watcher that has room.
+    pub fn publish(&self, report: Arc<BatchReport>) {
+        let mut state = self.state.lock().expect("hub lock");
+        if self.ring_capacity > 0 {
+            if state.recent.len() == self.ring_capacity {
+                state.recent.pop_front();
+            }
+            state.recent.push_back(report.clone());
+        }
+        state.watchers.retain(|w| {
+            if !w.filter.matches(&report.key) {
+                return !w.tx.is_closed();
+            }
+            match w.tx.try_send(report.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    w.missed.fetch_add(1, Ordering::Relaxed);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Starts watching: the last `replay` matching results, then everything new.
+    pub fn subscribe(&self, filter: Filter, replay: usize) -> Subscription {
+        let (tx, live) = mpsc::channel(self.watcher_buffer);
+        let missed = Arc::new(AtomicU64::new(0));
+        let mut state = self.state.lock().expect("hub lock");
+        let mut replayed: Vec<_> = state
+            .recent
+            .iter()
+            .rev()
+            .filter(|r| filter.matches(&r.key))
+            .take(replay)
+            .cloned()
+            .collect();
+        replayed.reverse();
+        if !state.closed {
+            state.watchers.push(Watcher {
+                filter,
+                tx,
+                missed: missed.clone(),
+            });
+        }
+        Subscription {
+            replay: replayed,
+            live,
+            missed,
+        }
+    }
+
+    /// Ends every watch stream (after their buffered results) and refuses new live watchers.
+    pub fn close(&self) {
+        let mut state = self.state.lock().expect("hub lock");
+        state.closed = true;
+        state.watchers.clear();
+    }
+
+    /// Watchers currently connected.
+    pub fn watchers(&self) -> usize {
+        let mut state = self.state.lock().expect("hub lock");
+        state.watchers.retain(|w| !w.tx.is_closed());
+        state.watchers.len()
+    }
+
+    /// Results dropped for slow watchers since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ns: &str, name: &str, n: u64) -> BatchReport {
+        BatchReport {
+            key: HraKey::new(ns, name),
+            outcome: Outcome::Applied,
+            counts: Counts {
+                added: n,
+                ..Counts::default()
+            },
+            events: 1,
+            attempt: 1,
+            error: None,
+            at: Utc::now(),
+            batch_id: format!("b{n}"),
+        }
+    }
+
+    #[test]
+    fn replay_returns_the_most_recent_matching_results_in_order() {
+        let hub = ResultHub::new(4, 8);
+        for n in 0..6 {
+            hub.publish(Arc::new(report("a", if n % 2 == 0 { "x" } else { "y" }, n)));
+        }
+        let filter = Filter {
+            namespace: Some("a".into()),
+            name: Some("x".into()),
+        };
+        let sub = hub.subscribe(filter, 10);
+        let ids: Vec<_> = sub.replay.iter().map(|r| r.batch_id.as_str()).collect();
+        assert_eq!(ids, ["b2", "b4"]); // b0 fell out of the ring of 4
+        let all = hub.subscribe(Filter::default(), 2);
+        let ids: Vec<_> = all.replay.iter().map(|r| r.batch_id.as_str()).collect();
+        assert_eq!(ids, ["b4", "b5"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_watcher_misses_results_without_blocking_others() {
+        let hub = ResultHub::new(0, 2);
+        let mut slow = hub.subscribe(Filter::default(), 0);
+        let mut fast = hub.subscribe(Filter::default(), 0);
+        let mut other_ns = hub.subscribe(
+            Filter {
+                namespace: Some("b".into()),
+                name: None,
+            },
+            0,
+        );
+        for n in 0..5 {
+            hub.publish(Arc::new(report("a", "x", n)));
+            assert_eq!(fast.live.recv().await.unwrap().batch_id, format!("b{n}"));
+        }
+        assert_eq!(slow.missed.load(Ordering::Relaxed), 3);
+        assert_eq!(hub.dropped(), 3);
+        assert_eq!(slow.live.recv().await.unwrap().batch_id, "b0");
+        assert!(other_ns.live.try_recv().is_err());
+        assert_eq!(other_ns.missed.load(Ordering::Relaxed), 0);
+        hub.close();
+        assert_eq!(slow.live.recv().await.unwrap().batch_id, "b1");
+        assert!(slow.live.recv().await.is_none());
+    }
+
+    #[test]
+    fn dropped_watchers_are_forgotten() {
+        let hub = ResultHub::new(0, 2);
+        let sub = hub.subscribe(Filter::default(), 0);
+        assert_eq!(hub.watchers(), 1);
+        drop(sub);
+        hub.publish(Arc::new(report("a", "x", 1)));
+        assert_eq!(hub.watchers(), 0);
+    }
+
+    #[test]
+    fn wire_form_carries_every_field() {
+        let mut r = report("ns", "n", 3);
+        r.outcome = Outcome::Retrying;
+        r.error = Some("boom".into());
+        r.attempt = 2;
+        let pb = r.to_pb(7);
+        assert_eq!(pb.outcome, pb::Outcome::Retrying as i32);
+        assert_eq!((pb.added, pb.attempt, pb.missed), (3, 2, 7));
+        assert_eq!(pb.error, "boom");
+        assert_eq!(pb.at.unwrap().seconds, r.at.timestamp());
+        assert_eq!(pb.batch_id, "b3");
+    }
+}

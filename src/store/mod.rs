@@ -1,0 +1,43 @@
+//! Where HRAs live: the one trait seam between the applier and a backend.
+
+use crate::{
+    error::StoreError,
+    model::{CapacityReservation, Hra, HraKey},
+};
+use async_trait::async_trait;
+
+pub mod memory;
+pub mod seed;
+
+pub use memory::MemoryStore;
+
+/// A conditional write of one HRA's capacity reservations.
+#[derive(Clone, Debug)]
+pub struct Write<'a> {
+    /// The HRA to write.
+    pub key: &'a HraKey,
+    /// The resourceVersion the plan was made from; the write fails with
+    /// [`StoreError::Conflict`] if the object has moved on since.
+    pub resource_version: &'a str,
+    /// The whole new `spec.capacityReservations` (empty: the field is removed).
+    pub reservations: &'a [CapacityReservation],
+    /// New value of the applied-batches annotation, this batch's id last.
+    pub applied_batches: &'a str,
+    /// Validate only, change nothing.
+    pub dry_run: bool,
+}
+
+/// A backend holding HRAs. Implementations must honour resourceVersion and answer
+/// conflicts and missing objects with the same [`StoreError`] variants.
+#[async_trait]
+pub trait HraStore: Send + Sync + 'static {
+    /// Reads one HRA.
+    async fn get(&self, key: &HraKey) -> Result<Hra, StoreError>;
+
+    /// Reads every HRA, or those of one namespace, ordered by namespace then name.
+    async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError>;
+
+    /// Writes reservations and the applied-batches annotation if the resourceVersion still
+    /// matches; returns the HRA as written.
+    async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError>;
+}

@@ -1,0 +1,18 @@
+//! Logging setup: `RUST_LOG` filtering (default `info`), text or one JSON object per line.
+
+use crate::args::LogFormat;
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// Installs the global subscriber.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
