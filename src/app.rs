@@ -131,7 +131,7 @@ pub async fn serve(
         settings.dry_run,
         settings.clock.clone(),
     ));
-    let batcher = Batcher::new(applier, settings.max_concurrent_writes);
+    let batcher = Batcher::new(applier, settings.window, settings.max_concurrent_writes);
     let stop = CancellationToken::new();
     let service = BatchScalerService {
         batcher: batcher.clone(),
@@ -143,8 +143,7 @@ pub async fn serve(
         clock: settings.clock.clone(),
     };
 
-    let batching =
-        tokio::spawn(batcher.run(settings.window, stop.clone(), settings.shutdown_grace));
+    let batching = tokio::spawn(batcher.clone().run(stop.clone(), settings.shutdown_grace));
     let server_stop = stop.clone();
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()

@@ -1,8 +1,10 @@
 //! Groups events per HRA over a window and hands each HRA's batch to the applier.
 //!
-//! Intake only takes a short lock: it never waits for a write. At most one apply runs per
-//! HRA; events arriving meanwhile wait for that HRA's next batch, in order. Applies of
-//! different HRAs run concurrently, bounded by a fair semaphore.
+//! An HRA's window opens with the first event that finds nothing pending for it, so a burst
+//! is never split by a global tick and no event waits longer than one window (plus any apply
+//! still running for its HRA). Intake only takes a short lock: it never waits for a write.
+//! At most one apply runs per HRA; events arriving meanwhile wait for that HRA's next batch,
+//! in order. Applies of different HRAs run concurrently, bounded by a fair semaphore.
 
 use crate::{
     applier::{Applier, Batch},
@@ -13,27 +15,56 @@ use crate::{
     results::BatchReport,
 };
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::{
+    sync::{Notify, Semaphore, oneshot},
+    time::Instant,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Receives the final outcome of the batch that held an event.
 pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
 
-#[derive(Default)]
 struct Pending {
     events: Vec<PlanEvent>,
     waiters: Vec<Waiter>,
+    /// When this HRA's window closes.
+    due: Instant,
 }
 
 #[derive(Default)]
 struct State {
     pending: HashMap<HraKey, Pending>,
+    /// Window ends in the order they were opened, which is also the order of their times.
+    windows: VecDeque<(Instant, HraKey)>,
     in_flight: HashSet<HraKey>,
     closed: bool,
+}
+
+impl State {
+    /// Takes the batch of `key` if it may start now: events pending, no apply in flight, and
+    /// its window closed (or `closed` set).
+    fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Vec<Waiter>)> {
+        if self.in_flight.contains(key) {
+            return None;
+        }
+        let due = self.pending.get(key)?.due;
+        if due > now && !self.closed {
+            return None;
+        }
+        let pending = self.pending.remove(key)?;
+        self.in_flight.insert(key.clone());
+        let batch = Batch {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            event_count: pending.events.len() as u64,
+            key: key.clone(),
+            events: pending.events,
+        };
+        Some((batch, pending.waiters))
+    }
 }
 
 /// The windowed batcher.
@@ -42,19 +73,23 @@ pub struct Batcher {
     applier: Arc<Applier>,
     permits: Arc<Semaphore>,
     tasks: TaskTracker,
-    finished: Notify,
+    window: Duration,
+    /// Wakes the window loop (first window opened) or the drain (an apply finished).
+    wake: Notify,
     abort: CancellationToken,
 }
 
 impl Batcher {
-    /// A batcher applying through `applier`, at most `max_concurrent` applies at once.
-    pub fn new(applier: Arc<Applier>, max_concurrent: usize) -> Arc<Self> {
+    /// A batcher with windows of `window`, applying through `applier`, at most
+    /// `max_concurrent` applies at once.
+    pub fn new(applier: Arc<Applier>, window: Duration, max_concurrent: usize) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::default(),
             applier,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             tasks: TaskTracker::new(),
-            finished: Notify::new(),
+            window,
+            wake: Notify::new(),
             abort: CancellationToken::new(),
         })
     }
@@ -65,7 +100,19 @@ impl Batcher {
         if state.closed {
             return Err(ApiError::ShuttingDown);
         }
-        let pending = state.pending.entry(event.key.clone()).or_default();
+        let state = &mut *state;
+        let pending = state.pending.entry(event.key.clone()).or_insert_with(|| {
+            let due = Instant::now() + self.window;
+            if state.windows.is_empty() {
+                self.wake.notify_one();
+            }
+            state.windows.push_back((due, event.key.clone()));
+            Pending {
+                events: Vec::new(),
+                waiters: Vec::new(),
+                due,
+            }
+        });
         pending.events.push(event.plan_event());
         pending.waiters.extend(waiter);
         Ok(())
@@ -81,20 +128,27 @@ impl Batcher {
         self.state.lock().expect("batcher lock").in_flight.len()
     }
 
-    /// Runs window after window until `shutdown`; then closes intake, applies what is
-    /// pending at once, and returns when every batch has its final outcome. Retries stop
+    /// Closes windows as they come due until `shutdown`; then closes intake, applies what
+    /// is pending at once, and returns when every batch has its final outcome. Retries stop
     /// being started `grace` after shutdown.
-    pub async fn run(
-        self: Arc<Self>,
-        window: Duration,
-        shutdown: CancellationToken,
-        grace: Duration,
-    ) {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
         loop {
+            let next_due = self
+                .state
+                .lock()
+                .expect("batcher lock")
+                .windows
+                .front()
+                .map(|w| w.0);
+            let due = async {
+                match next_due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = ticks.tick() => self.dispatch(),
+                () = due => self.dispatch_due(),
+                () = self.wake.notified() => {}
                 () = shutdown.cancelled() => break,
             }
         }
@@ -114,13 +168,16 @@ impl Batcher {
     /// Dispatches until nothing is pending or in flight.
     async fn drain(self: &Arc<Self>) {
         loop {
-            let finished = self.finished.notified();
-            self.dispatch();
-            {
+            let finished = self.wake.notified();
+            let keys: Vec<HraKey> = {
                 let state = self.state.lock().expect("batcher lock");
                 if state.pending.is_empty() && state.in_flight.is_empty() {
                     break;
                 }
+                state.pending.keys().cloned().collect()
+            };
+            for key in keys {
+                self.start(&key);
             }
             finished.await;
         }
@@ -128,54 +185,53 @@ impl Batcher {
         self.tasks.wait().await;
     }
 
-    /// Starts one apply for every HRA that has events and none in flight.
-    fn dispatch(self: &Arc<Self>) {
-        let batches: Vec<(Batch, Vec<Waiter>)> = {
+    /// Starts the batches of every window that has closed.
+    fn dispatch_due(self: &Arc<Self>) {
+        let now = Instant::now();
+        let due: Vec<HraKey> = {
             let mut state = self.state.lock().expect("batcher lock");
-            let ready: Vec<HraKey> = state
-                .pending
-                .keys()
-                .filter(|k| !state.in_flight.contains(*k))
-                .cloned()
-                .collect();
-            ready
-                .into_iter()
-                .map(|key| {
-                    let pending = state.pending.remove(&key).unwrap_or_default();
-                    state.in_flight.insert(key.clone());
-                    let batch = Batch {
-                        id: uuid::Uuid::new_v4().simple().to_string(),
-                        event_count: pending.events.len() as u64,
-                        key,
-                        events: pending.events,
-                    };
-                    (batch, pending.waiters)
-                })
-                .collect()
+            let mut due = Vec::new();
+            while state.windows.front().is_some_and(|w| w.0 <= now) {
+                due.extend(state.windows.pop_front().map(|w| w.1));
+            }
+            due
         };
-        for (batch, waiters) in batches {
-            let applier = self.applier.clone();
-            let permits = self.permits.clone();
-            let abort = self.abort.clone();
-            let this = self.clone();
-            self.tasks.spawn(async move {
-                let report = {
-                    let _permit = permits
-                        .acquire_owned()
-                        .await
-                        .expect("semaphore never closed");
-                    applier.apply(&batch, &abort).await
-                };
-                for waiter in waiters {
-                    let _ = waiter.send(report.clone());
-                }
-                this.state
-                    .lock()
-                    .expect("batcher lock")
-                    .in_flight
-                    .remove(&batch.key);
-                this.finished.notify_one();
-            });
+        for key in due {
+            self.start(&key);
         }
+    }
+
+    /// Starts `key`'s batch if it is ready; when it ends, starts the next one if that is due.
+    fn start(self: &Arc<Self>, key: &HraKey) {
+        let Some((batch, waiters)) = self
+            .state
+            .lock()
+            .expect("batcher lock")
+            .take_ready(key, Instant::now())
+        else {
+            return;
+        };
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let report = {
+                let _permit = this
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("semaphore never closed");
+                this.applier.apply(&batch, &this.abort).await
+            };
+            for waiter in waiters {
+                let _ = waiter.send(report.clone());
+            }
+            this.state
+                .lock()
+                .expect("batcher lock")
+                .in_flight
+                .remove(&batch.key);
+            // Events that came while this batch ran may be due already.
+            this.start(&batch.key);
+            this.wake.notify_one();
+        });
     }
 }
