@@ -159,10 +159,11 @@ impl Applier {
         for _ in 0..MAX_CONFLICT_REPLANS {
             let hra = self.store.get(&batch.key).await?;
             // An earlier attempt may have landed although its answer was lost.
-            if attempt > 1 && hra.applied_batches.iter().any(|id| *id == batch.id) {
-                if let Some(counts) = *planned {
-                    return Ok(counts);
-                }
+            if let Some(counts) = *planned
+                && attempt > 1
+                && hra.applied_batches.contains(&batch.id)
+            {
+                return Ok(counts);
             }
             let plan = planner::plan(&hra, &batch.events, (self.clock)());
             *planned = Some(plan.counts);

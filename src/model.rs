@@ -168,6 +168,11 @@ fn parse_batch_ids(value: &str) -> Vec<String> {
 
 /// The applied-batches annotation value after recording `batch_id`: the last
 /// [`APPLIED_BATCHES_KEPT`] ids, oldest first, comma separated.
+///
+/// ```
+/// # use batch_scaler::model::record_batch;
+/// assert_eq!(record_batch(&["a".into(), "b".into()], "c"), "a,b,c");
+/// ```
 pub fn record_batch(existing: &[String], batch_id: &str) -> String {
     let keep = APPLIED_BATCHES_KEPT - 1;
     let start = existing.len().saturating_sub(keep);

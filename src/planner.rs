@@ -40,6 +40,25 @@ pub struct Plan {
 }
 
 /// Plans one batch. `now` is the single instant the whole plan uses.
+///
+/// ```
+/// use batch_scaler::{model::{Hra, HraKey}, planner::{plan, PlanEvent}};
+/// use chrono::{TimeDelta, Utc};
+///
+/// let hra = Hra {
+///     key: HraKey::new("default", "runners"),
+///     resource_version: "1".into(),
+///     min_replicas: None,
+///     max_replicas: None,
+///     capacity_reservations: vec![],
+///     applied_batches: vec![],
+/// };
+/// let ten_min = TimeDelta::minutes(10);
+/// let events = [PlanEvent { amount: -1, duration: ten_min }, PlanEvent { amount: 1, duration: ten_min }];
+/// let p = plan(&hra, &events, Utc::now());
+/// // A completion before its queued event removes nothing: one reservation is left.
+/// assert_eq!((p.counts.added, p.counts.completed, p.counts.after), (1, 1, 1));
+/// ```
 pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>) -> Plan {
     let read = &hra.capacity_reservations;
     let before = read.len();

@@ -114,7 +114,7 @@ async fn one_batch_per_hra_per_window_in_arrival_order() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     submit(&r, "a", &[1]);
     submit(&r, "b", &[-1]);
-    let mut seen = vec![next(&mut sub, 5).await, next(&mut sub, 5).await];
+    let mut seen = [next(&mut sub, 5).await, next(&mut sub, 5).await];
     assert_eq!(
         started.elapsed(),
         WINDOW,

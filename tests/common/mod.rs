@@ -55,3 +55,83 @@ pub async fn next(sub: &mut Subscription, secs: u64) -> Arc<BatchReport> {
         .expect("a result in time")
         .expect("hub open")
 }
+
+use batch_scaler::{
+    app::{self, Settings},
+    applier::RetryPolicy,
+    pb::batch_scaler_client::BatchScalerClient,
+    store::MemoryStore,
+};
+use std::net::SocketAddr;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+/// The service on 127.0.0.1:0 over a memory store, stopped by [`TestServer::shutdown`].
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its store, for checks and fault injection.
+    pub store: Arc<MemoryStore>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for tests: a short window and quick back-off.
+pub fn test_settings(window: Duration) -> Settings {
+    let defaults = Settings::default();
+    Settings {
+        window,
+        retry: RetryPolicy {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            deadline: Duration::from_secs(5),
+        },
+        shutdown_grace: Duration::from_secs(5),
+        ..defaults
+    }
+}
+
+impl TestServer {
+    /// Starts the service.
+    pub async fn start(store: MemoryStore, settings: Settings) -> Self {
+        let store = Arc::new(store);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::serve(settings, store.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A new client connection.
+    pub async fn client(&self) -> BatchScalerClient<Channel> {
+        BatchScalerClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    /// Starts shutdown and waits (at most 10 s) for the service to finish.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stopped in time")?
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}

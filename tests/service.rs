@@ -1,0 +1,410 @@
+//! End to end over real gRPC on port 0, memory backend.
+
+mod common;
+
+use batch_scaler::{pb, store::MemoryStore};
+use common::*;
+use prost_types::Duration as PbDuration;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::{Code, Streaming};
+
+const WINDOW: Duration = Duration::from_millis(300);
+
+fn ev(namespace: &str, name: &str, amount: i32, secs: i64) -> pb::ScaleEvent {
+    pb::ScaleEvent {
+        namespace: namespace.into(),
+        name: name.into(),
+        amount,
+        duration: (secs > 0).then_some(PbDuration {
+            seconds: secs,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+fn two_hras() -> MemoryStore {
+    MemoryStore::with_objects([hra_object("ci", "a", None), hra_object("ci", "b", Some(4))])
+        .unwrap()
+}
+
+async fn watch_all(server: &TestServer) -> Streaming<pb::BatchResult> {
+    let req = pb::WatchBatchesRequest::default();
+    server
+        .client()
+        .await
+        .watch_batches(req)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn recv(stream: &mut Streaming<pb::BatchResult>) -> pb::BatchResult {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a result in time")
+        .expect("stream open")
+        .expect("no error")
+}
+
+async fn publish(
+    server: &TestServer,
+    events: Vec<pb::ScaleEvent>,
+) -> Result<pb::PublishSummary, tonic::Status> {
+    let mut client = server.client().await;
+    client
+        .publish(tokio_stream::iter(events))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn target(server: &TestServer, name: &str) -> pb::Target {
+    let req = pb::TargetRef {
+        namespace: "ci".into(),
+        name: name.into(),
+    };
+    server
+        .client()
+        .await
+        .get_target(req)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
+    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    let events = vec![
+        ev("ci", "a", 1, 60),
+        ev("ci", "b", 1, 0),
+        ev("ci", "a", 1, 60),
+        ev("ci", "b", -1, 0),
+        ev("ci", "a", -1, 0),
+    ];
+    let summary = publish(&server, events).await.unwrap();
+    assert_eq!((summary.accepted, summary.duplicates), (5, 0));
+    let mut results = [recv(&mut watch).await, recv(&mut watch).await];
+    results.sort_by(|x, y| x.name.cmp(&y.name));
+    let (a, b) = (&results[0], &results[1]);
+    assert_eq!(a.outcome, pb::Outcome::Applied as i32);
+    assert_eq!(
+        (a.events, a.before, a.expired, a.added, a.completed, a.after),
+        (3, 0, 0, 2, 1, 1)
+    );
+    assert_eq!((b.events, b.added, b.completed, b.after), (2, 1, 1, 0));
+    assert_eq!((a.attempt, a.error.as_str(), a.missed), (1, "", 0));
+    assert!(!a.batch_id.is_empty() && a.batch_id != b.batch_id);
+    assert!(a.at.is_some());
+
+    let t = target(&server, "a").await;
+    assert_eq!(t.capacity_reservations.len(), 1);
+    assert_eq!(t.reserved_replicas, 1);
+    let r = &t.capacity_reservations[0];
+    let life = r.expiration_time.unwrap().seconds - r.effective_time.unwrap().seconds;
+    assert_eq!((life, r.replicas), (60, 1));
+    assert_eq!((t.min_replicas, t.max_replicas), (Some(1), None));
+    assert_eq!(target(&server, "b").await.max_replicas, Some(4));
+
+    // The next window is a new batch.
+    publish(&server, vec![ev("ci", "a", 2, 0)]).await.unwrap();
+    let next = recv(&mut watch).await;
+    assert_eq!((next.name.as_str(), next.before, next.after), ("a", 1, 3));
+    // Default duration (10 min) for an event without one.
+    let t = target(&server, "a").await;
+    let r = t.capacity_reservations.last().unwrap();
+    assert_eq!(
+        r.expiration_time.unwrap().seconds - r.effective_time.unwrap().seconds,
+        600
+    );
+}
+
+#[tokio::test]
+async fn scale_queues_one_event_and_targets_can_be_listed() {
+    let store = two_hras();
+    store.insert(hra_object("other", "z", None)).unwrap();
+    let server = TestServer::start(store, test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    let mut client = server.client().await;
+    let ack = client
+        .scale(ev("ci", "b", 3, 30))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!ack.duplicate);
+    let r = recv(&mut watch).await;
+    assert_eq!((r.name.as_str(), r.added, r.after), ("b", 3, 3));
+    assert_eq!(target(&server, "b").await.reserved_replicas, 3);
+
+    let all = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = all
+        .targets
+        .iter()
+        .map(|t| format!("{}/{}", t.namespace, t.name))
+        .collect();
+    assert_eq!(names, ["ci/a", "ci/b", "other/z"]);
+    assert_eq!(all.targets[1].reserved_replicas, 3);
+    assert!(!all.targets[1].resource_version.is_empty());
+    let ci = pb::ListTargetsRequest {
+        namespace: "ci".into(),
+    };
+    assert_eq!(
+        client
+            .list_targets(ci)
+            .await
+            .unwrap()
+            .into_inner()
+            .targets
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_between_read_and_write_is_re_planned() {
+    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let k = key("ci", "a");
+    server
+        .store
+        .edit_after_next_read(&k, Box::new(|l| l.push(reservation("other-writer", 300))));
+    let mut watch = watch_all(&server).await;
+    publish(&server, vec![ev("ci", "a", 1, 60)]).await.unwrap();
+    let r = recv(&mut watch).await;
+    assert_eq!((r.outcome, r.attempt), (pb::Outcome::Applied as i32, 1));
+    assert_eq!(
+        (r.before, r.added, r.after),
+        (1, 1, 2),
+        "counters of the re-plan"
+    );
+    let names: Vec<_> = target(&server, "a")
+        .await
+        .capacity_reservations
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["other-writer", ""]);
+}
+
+#[tokio::test]
+async fn a_missing_hra_fails_once_while_others_go_on() {
+    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    publish(&server, vec![ev("ci", "ghost", 1, 0), ev("ci", "a", 1, 0)])
+        .await
+        .unwrap();
+    let mut got = [recv(&mut watch).await, recv(&mut watch).await];
+    got.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(got[0].outcome, pb::Outcome::Applied as i32);
+    assert_eq!(got[1].outcome, pb::Outcome::Failed as i32);
+    assert!(got[1].error.contains("not found"), "{}", got[1].error);
+    // Later windows go on for the good HRA and never retry the missing one.
+    publish(&server, vec![ev("ci", "a", 1, 0)]).await.unwrap();
+    let r = recv(&mut watch).await;
+    assert_eq!(
+        (r.name.as_str(), r.outcome),
+        ("a", pb::Outcome::Applied as i32)
+    );
+    tokio::time::sleep(WINDOW * 3).await;
+    let extra = tokio::time::timeout(Duration::from_millis(100), watch.next()).await;
+    assert!(extra.is_err(), "no further result: {extra:?}");
+}
+
+#[tokio::test]
+async fn a_watcher_that_never_reads_does_not_hold_up_others() {
+    let names: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
+    let store = MemoryStore::with_objects(names.iter().map(|n| hra_object("ci", n, None))).unwrap();
+    let mut settings = test_settings(Duration::from_millis(50));
+    settings.watcher_buffer = 64;
+    let server = TestServer::start(store, settings).await;
+    // A stuck dashboard: a tiny HTTP/2 window and nobody reading.
+    let stuck_channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .initial_stream_window_size(Some(1024))
+        .initial_connection_window_size(Some(1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut stuck_client = pb::batch_scaler_client::BatchScalerClient::new(stuck_channel);
+    let mut stuck = stuck_client
+        .watch_batches(pb::WatchBatchesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut watch = watch_all(&server).await;
+
+    let rounds = 5;
+    for _ in 0..rounds {
+        let events = names.iter().map(|n| ev("ci", n, 1, 0)).collect();
+        publish(&server, events).await.unwrap();
+        for _ in 0..names.len() {
+            let r = recv(&mut watch).await;
+            assert_eq!(r.outcome, pb::Outcome::Applied as i32);
+            assert_eq!(r.missed, 0, "the reading watcher loses nothing");
+        }
+    }
+    // The stuck watcher got what fitted and is told how many it missed.
+    let mut received = 0u64;
+    let mut missed = 0u64;
+    while let Ok(Some(Ok(r))) = tokio::time::timeout(Duration::from_millis(300), stuck.next()).await
+    {
+        received += 1;
+        missed += r.missed;
+    }
+    assert!(missed > 0, "received {received}, missed {missed}");
+    assert_eq!(received + missed, rounds * names.len() as u64);
+}
+
+#[tokio::test]
+async fn shutdown_mid_window_applies_what_was_accepted_and_ends_watch_streams() {
+    let mut server = TestServer::start(two_hras(), test_settings(Duration::from_secs(3600))).await;
+    let mut watch = watch_all(&server).await;
+    publish(&server, vec![ev("ci", "a", 2, 0), ev("ci", "b", 1, 0)])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    server.shutdown().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let a = server.store.object(&key("ci", "a")).unwrap();
+    assert_eq!(
+        a["spec"]["capacityReservations"].as_array().unwrap().len(),
+        2
+    );
+    let outcomes = [
+        recv(&mut watch).await.outcome,
+        recv(&mut watch).await.outcome,
+    ];
+    assert_eq!(outcomes, [pb::Outcome::Applied as i32; 2]);
+    let end = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap();
+    assert!(
+        end.is_none() || end.unwrap().is_err(),
+        "the watch stream ended"
+    );
+}
+
+#[tokio::test]
+async fn invalid_events_name_the_field_and_earlier_ones_stay_accepted() {
+    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    let events = vec![
+        ev("ci", "a", 1, 0),
+        ev("ci", "b", 1, 0),
+        ev("ci", "Bad_Name", 1, 0),
+        ev("ci", "a", 1, 0),
+    ];
+    let err = publish(&server, events).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("events[2].name: must be a DNS-1123 subdomain"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("2 events before it were accepted"),
+        "{}",
+        err.message()
+    );
+    let mut applied = [recv(&mut watch).await, recv(&mut watch).await];
+    applied.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(
+        (applied[0].name.as_str(), applied[0].events),
+        ("a", 1),
+        "event 3 was not taken"
+    );
+    assert_eq!(applied[1].name, "b");
+
+    let mut client = server.client().await;
+    let cases = [
+        (ev("", "a", 1, 0), "namespace"),
+        (ev("ci", "a", 1001, 0), "amount"),
+        (ev("ci", "a", 1, 8 * 24 * 3600), "duration"),
+        (
+            pb::ScaleEvent {
+                duration: Some(PbDuration {
+                    seconds: -5,
+                    nanos: 0,
+                }),
+                ..ev("ci", "a", 1, 0)
+            },
+            "duration",
+        ),
+    ];
+    for (event, field) in cases {
+        let err = client.scale(event).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(
+            err.message().starts_with(&format!("{field}: ")),
+            "{}",
+            err.message()
+        );
+    }
+    let missing = pb::TargetRef {
+        namespace: "ci".into(),
+        name: "nope".into(),
+    };
+    assert_eq!(
+        client.get_target(missing).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let bad = pb::TargetRef {
+        namespace: "CI".into(),
+        name: "a".into(),
+    };
+    assert_eq!(
+        client.get_target(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let err = client
+        .scale_and_wait(ev("ci", "a", 1, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn watch_filters_and_replays_recent_results() {
+    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    for amount in [1, 2] {
+        publish(&server, vec![ev("ci", "a", amount, 0), ev("ci", "b", 1, 0)])
+            .await
+            .unwrap();
+        recv(&mut watch).await;
+        recv(&mut watch).await;
+    }
+    let mut client = server.client().await;
+    let req = pb::WatchBatchesRequest {
+        namespace: "ci".into(),
+        name: "a".into(),
+        replay: 5,
+    };
+    let mut only_a = client.watch_batches(req).await.unwrap().into_inner();
+    let first = recv(&mut only_a).await;
+    let second = recv(&mut only_a).await;
+    assert_eq!((first.name.as_str(), first.added), ("a", 1));
+    assert_eq!((second.name.as_str(), second.added), ("a", 2));
+    publish(&server, vec![ev("ci", "b", 1, 0), ev("ci", "a", 3, 0)])
+        .await
+        .unwrap();
+    let live = recv(&mut only_a).await;
+    assert_eq!((live.name.as_str(), live.added), ("a", 3));
+    let other_ns = pb::WatchBatchesRequest {
+        namespace: "prod".into(),
+        name: String::new(),
+        replay: 10,
+    };
+    let mut none = client.watch_batches(other_ns).await.unwrap().into_inner();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), none.next())
+            .await
+            .is_err()
+    );
+}
