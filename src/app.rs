@@ -7,7 +7,7 @@ use crate::{
     batcher::Batcher,
     grpc::BatchScalerService,
     results::ResultHub,
-    store::{HraStore, MemoryStore, seed},
+    store::{HraStore, MemoryStore, kubernetes::KubeStore, seed},
 };
 use anyhow::Context;
 use chrono::TimeDelta;
@@ -94,7 +94,11 @@ pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
             Ok(Arc::new(store))
         }
         Backend::Kubernetes => {
-            anyhow::bail!("the kubernetes backend is not available in this build")
+            let store = KubeStore::from_environment(args.request_timeout)
+                .await
+                .context("connecting to the cluster (kubeconfig or in-cluster config)")?;
+            tracing::info!("kubernetes backend ready");
+            Ok(Arc::new(store))
         }
     }
 }

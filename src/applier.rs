@@ -95,14 +95,20 @@ impl Applier {
         }
     }
 
-    /// Applies `batch` until it has a final outcome, which it returns. Once `abort` fires,
-    /// no further retry is started.
-    pub async fn apply(&self, batch: &Batch, abort: &CancellationToken) -> Arc<BatchReport> {
+    /// Applies `batch` until it has a final outcome, which it returns. Before each retry,
+    /// `refill` may append events that arrived meanwhile. Once `abort` fires, no further
+    /// retry is started.
+    pub async fn apply(
+        &self,
+        batch: &mut Batch,
+        refill: &mut (dyn FnMut(&mut Batch) + Send),
+        abort: &CancellationToken,
+    ) -> Arc<BatchReport> {
         let started = Instant::now();
         let mut attempt = 1u32;
         let mut planned: Option<Counts> = None;
         loop {
-            let error = match self.attempt(batch, attempt, &mut planned).await {
+            let error = match self.attempt(batch, refill, attempt, &mut planned).await {
                 Ok(counts) => {
                     let outcome = if self.dry_run {
                         Outcome::DryRun
@@ -152,11 +158,12 @@ impl Applier {
     /// One attempt: read, plan, write, re-planning at once on conflicts.
     async fn attempt(
         &self,
-        batch: &Batch,
+        batch: &mut Batch,
+        refill: &mut (dyn FnMut(&mut Batch) + Send),
         attempt: u32,
         planned: &mut Option<Counts>,
     ) -> Result<Counts, StoreError> {
-        for _ in 0..MAX_CONFLICT_REPLANS {
+        for replan in 0..MAX_CONFLICT_REPLANS {
             let hra = self.store.get(&batch.key).await?;
             // An earlier attempt may have landed although its answer was lost.
             if let Some(counts) = *planned
@@ -164,6 +171,10 @@ impl Applier {
                 && hra.applied_batches.contains(&batch.id)
             {
                 return Ok(counts);
+            }
+            // Not landed: events that came while we backed off join this attempt.
+            if attempt > 1 && replan == 0 {
+                refill(batch);
             }
             let plan = planner::plan(&hra, &batch.events, (self.clock)());
             *planned = Some(plan.counts);

@@ -77,6 +77,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_writes: u32,
 
+    /// Kubernetes backend: longest any one API call may take.
+    #[arg(long, env = "BATCH_SCALER_REQUEST_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub request_timeout: Duration,
+
     /// On shutdown, how long pending batches may keep retrying before they are given up.
     #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -95,6 +99,7 @@ impl Args {
             dry_run,
             log_format: _,
             max_concurrent_writes,
+            request_timeout: _,
             shutdown_grace,
         } = self;
         Settings {

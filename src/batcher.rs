@@ -201,9 +201,25 @@ impl Batcher {
         }
     }
 
+    /// Moves the events pending for a batch's HRA into that batch (between its attempts).
+    fn refill(&self, batch: &mut Batch, waiters: &mut Vec<Waiter>) {
+        let Some(pending) = self
+            .state
+            .lock()
+            .expect("batcher lock")
+            .pending
+            .remove(&batch.key)
+        else {
+            return;
+        };
+        batch.event_count += pending.events.len() as u64;
+        batch.events.extend(pending.events);
+        waiters.extend(pending.waiters);
+    }
+
     /// Starts `key`'s batch if it is ready; when it ends, starts the next one if that is due.
     fn start(self: &Arc<Self>, key: &HraKey) {
-        let Some((batch, waiters)) = self
+        let Some((mut batch, mut waiters)) = self
             .state
             .lock()
             .expect("batcher lock")
@@ -219,7 +235,10 @@ impl Batcher {
                     .acquire()
                     .await
                     .expect("semaphore never closed");
-                this.applier.apply(&batch, &this.abort).await
+                let mut refill = |batch: &mut Batch| this.refill(batch, &mut waiters);
+                this.applier
+                    .apply(&mut batch, &mut refill, &this.abort)
+                    .await
             };
             for waiter in waiters {
                 let _ = waiter.send(report.clone());

@@ -157,7 +157,8 @@ impl Hra {
     }
 }
 
-fn parse_batch_ids(value: &str) -> Vec<String> {
+/// Splits the applied-batches annotation into batch ids.
+pub fn parse_batch_ids(value: &str) -> Vec<String> {
     value
         .split(',')
         .map(str::trim)

@@ -55,7 +55,11 @@ async fn a_clean_apply_reads_once_writes_once_and_reports_applied() {
     let (store, hub, applier) = setup(600);
     let mut sub = watch(&hub);
     let report = applier
-        .apply(&batch("a", &[1, 1, -1]), &CancellationToken::new())
+        .apply(
+            &mut batch("a", &[1, 1, -1]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     assert_eq!(report.outcome, Outcome::Applied);
     assert_eq!(
@@ -87,7 +91,11 @@ async fn transient_errors_back_off_then_apply_with_the_same_batch_id() {
     let mut sub = watch(&hub);
     let started = Instant::now();
     let report = applier
-        .apply(&batch("a", &[1]), &CancellationToken::new())
+        .apply(
+            &mut batch("a", &[1]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     assert_eq!(started.elapsed(), Duration::from_secs(1 + 2 + 4));
     assert_eq!((report.outcome, report.attempt), (Outcome::Applied, 4));
@@ -115,7 +123,11 @@ async fn gives_up_at_the_retry_deadline() {
     let mut sub = watch(&hub);
     let started = Instant::now();
     let report = applier
-        .apply(&batch("a", &[1]), &CancellationToken::new())
+        .apply(
+            &mut batch("a", &[1]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     // Attempts at 0, 1, 3, 7 and 15 s; the next would start at 31 s, past the 20 s deadline.
     assert_eq!(started.elapsed(), Duration::from_secs(15));
@@ -158,11 +170,13 @@ async fn futures_collect(sub: &mut batch_scaler::results::Subscription, n: usize
 async fn terminal_errors_fail_once_without_retry() {
     let (store, hub, applier) = setup(600);
     let mut sub = watch(&hub);
-    let missing = Batch {
+    let mut missing = Batch {
         key: key("ns", "gone"),
         ..batch("a", &[1])
     };
-    let report = applier.apply(&missing, &CancellationToken::new()).await;
+    let report = applier
+        .apply(&mut missing, &mut |_| {}, &CancellationToken::new())
+        .await;
     assert_eq!((report.outcome, report.attempt), (Outcome::Failed, 1));
     assert!(report.error.as_deref().unwrap().contains("not found"));
     assert_eq!(store.writes(), 0);
@@ -173,7 +187,11 @@ async fn terminal_errors_fail_once_without_retry() {
     ] {
         store.fault_next_write(&key("ns", "a"), WriteFault::Fail(e));
         let report = applier
-            .apply(&batch("a", &[1]), &CancellationToken::new())
+            .apply(
+                &mut batch("a", &[1]),
+                &mut |_| {},
+                &CancellationToken::new(),
+            )
             .await;
         assert_eq!((report.outcome, report.attempt), (Outcome::Failed, 1));
     }
@@ -189,7 +207,11 @@ async fn a_conflict_re_plans_at_once_and_keeps_the_other_writers_reservation() {
     store.edit_after_next_read(&k, Box::new(|list| list.push(reservation("theirs", 300))));
     let started = Instant::now();
     let report = applier
-        .apply(&batch("a", &[2]), &CancellationToken::new())
+        .apply(
+            &mut batch("a", &[2]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     assert_eq!(
         started.elapsed(),
@@ -221,7 +243,11 @@ async fn endless_conflicts_back_off_as_transient() {
     }
     let mut sub = watch(&hub);
     let report = applier
-        .apply(&batch("a", &[1]), &CancellationToken::new())
+        .apply(
+            &mut batch("a", &[1]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     let first = next(&mut sub, 1).await;
     assert_eq!(first.outcome, Outcome::Retrying);
@@ -240,7 +266,11 @@ async fn a_write_whose_answer_was_lost_is_not_applied_twice() {
     );
     let mut sub = watch(&hub);
     let report = applier
-        .apply(&batch("a", &[1]), &CancellationToken::new())
+        .apply(
+            &mut batch("a", &[1]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     assert_eq!(next(&mut sub, 1).await.outcome, Outcome::Retrying);
     assert_eq!((report.outcome, report.attempt), (Outcome::Applied, 2));
@@ -267,7 +297,9 @@ async fn abort_stops_retrying() {
         stopper.cancel();
     });
     let started = Instant::now();
-    let report = applier.apply(&batch("a", &[1]), &abort).await;
+    let report = applier
+        .apply(&mut batch("a", &[1]), &mut |_| {}, &abort)
+        .await;
     assert_eq!(report.outcome, Outcome::Failed);
     assert!(report.error.as_deref().unwrap().contains("shutting down"));
     // Attempt 3 started when the 2 s back-off was cut short at 2.5 s.
@@ -291,7 +323,11 @@ async fn dry_run_plans_and_reports_without_changing_the_store() {
         .unwrap();
     let before = store.object(&k).unwrap();
     let report = dry
-        .apply(&batch("b", &[3, -1]), &CancellationToken::new())
+        .apply(
+            &mut batch("b", &[3, -1]),
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
         .await;
     assert_eq!(report.outcome, Outcome::DryRun);
     assert_eq!(

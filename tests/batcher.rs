@@ -312,3 +312,47 @@ async fn shutdown_grace_ends_retrying() {
     assert_eq!(last.outcome, Outcome::Failed);
     assert!(last.error.as_deref().unwrap().contains("shutting down"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_for_a_retrying_hra_fold_into_its_next_attempt_in_order() {
+    let r = rig(&["a"], Duration::ZERO, 8, WINDOW);
+    let k = key("ns", "a");
+    for _ in 0..2 {
+        r.store
+            .inner
+            .fault_next_write(&k, WriteFault::Fail(StoreError::Transient("503".into())));
+    }
+    let mut sub = watch(&r.hub);
+    submit(&r, "a", &[2]);
+    let first = next(&mut sub, 5).await; // attempt 1 failed at 1 s; next at 2 s
+    assert_eq!((first.outcome, first.events), (Outcome::Retrying, 1));
+    submit(&r, "a", &[-1, 1]);
+    let (tx, rx) = oneshot::channel();
+    r.batcher.submit(&event("a", 1), Some(tx)).unwrap();
+    let second = next(&mut sub, 5).await;
+    assert_eq!(
+        (second.outcome, second.attempt, second.events),
+        (Outcome::Retrying, 2, 4)
+    );
+    let done = next(&mut sub, 5).await;
+    assert_eq!(
+        (done.outcome, done.attempt, done.events),
+        (Outcome::Applied, 3, 4)
+    );
+    assert_eq!(
+        (done.counts.added, done.counts.completed, done.counts.after),
+        (4, 1, 3)
+    );
+    assert_eq!(done.batch_id, first.batch_id);
+    assert_eq!(
+        rx.await.unwrap().batch_id,
+        first.batch_id,
+        "the waiter moved with its event"
+    );
+    assert_eq!(r.store.inner.writes(), 3);
+    tokio::time::sleep(WINDOW * 3).await;
+    assert!(
+        sub.live.try_recv().is_err(),
+        "nothing left for another batch"
+    );
+}

@@ -75,7 +75,7 @@ async fn target(server: &TestServer, name: &str) -> pb::Target {
 
 #[tokio::test]
 async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
-    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     let events = vec![
         ev("ci", "a", 1, 60),
@@ -125,7 +125,7 @@ async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
 async fn scale_queues_one_event_and_targets_can_be_listed() {
     let store = two_hras();
     store.insert(hra_object("other", "z", None)).unwrap();
-    let server = TestServer::start(store, test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::memory(store, test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     let mut client = server.client().await;
     let ack = client
@@ -168,11 +168,9 @@ async fn scale_queues_one_event_and_targets_can_be_listed() {
 
 #[tokio::test]
 async fn a_conflict_between_read_and_write_is_re_planned() {
-    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let (server, store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
     let k = key("ci", "a");
-    server
-        .store
-        .edit_after_next_read(&k, Box::new(|l| l.push(reservation("other-writer", 300))));
+    store.edit_after_next_read(&k, Box::new(|l| l.push(reservation("other-writer", 300))));
     let mut watch = watch_all(&server).await;
     publish(&server, vec![ev("ci", "a", 1, 60)]).await.unwrap();
     let r = recv(&mut watch).await;
@@ -193,7 +191,7 @@ async fn a_conflict_between_read_and_write_is_re_planned() {
 
 #[tokio::test]
 async fn a_missing_hra_fails_once_while_others_go_on() {
-    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     publish(&server, vec![ev("ci", "ghost", 1, 0), ev("ci", "a", 1, 0)])
         .await
@@ -221,7 +219,7 @@ async fn a_watcher_that_never_reads_does_not_hold_up_others() {
     let store = MemoryStore::with_objects(names.iter().map(|n| hra_object("ci", n, None))).unwrap();
     let mut settings = test_settings(Duration::from_millis(50));
     settings.watcher_buffer = 64;
-    let server = TestServer::start(store, settings).await;
+    let (server, _store) = TestServer::memory(store, settings).await;
     // A stuck dashboard: a tiny HTTP/2 window and nobody reading.
     let stuck_channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
         .unwrap()
@@ -262,7 +260,8 @@ async fn a_watcher_that_never_reads_does_not_hold_up_others() {
 
 #[tokio::test]
 async fn shutdown_mid_window_applies_what_was_accepted_and_ends_watch_streams() {
-    let mut server = TestServer::start(two_hras(), test_settings(Duration::from_secs(3600))).await;
+    let (mut server, store) =
+        TestServer::memory(two_hras(), test_settings(Duration::from_secs(3600))).await;
     let mut watch = watch_all(&server).await;
     publish(&server, vec![ev("ci", "a", 2, 0), ev("ci", "b", 1, 0)])
         .await
@@ -270,7 +269,7 @@ async fn shutdown_mid_window_applies_what_was_accepted_and_ends_watch_streams() 
     let started = std::time::Instant::now();
     server.shutdown().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    let a = server.store.object(&key("ci", "a")).unwrap();
+    let a = store.object(&key("ci", "a")).unwrap();
     assert_eq!(
         a["spec"]["capacityReservations"].as_array().unwrap().len(),
         2
@@ -291,7 +290,7 @@ async fn shutdown_mid_window_applies_what_was_accepted_and_ends_watch_streams() 
 
 #[tokio::test]
 async fn invalid_events_name_the_field_and_earlier_ones_stay_accepted() {
-    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     let events = vec![
         ev("ci", "a", 1, 0),
@@ -371,7 +370,7 @@ async fn invalid_events_name_the_field_and_earlier_ones_stay_accepted() {
 
 #[tokio::test]
 async fn watch_filters_and_replays_recent_results() {
-    let server = TestServer::start(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     for amount in [1, 2] {
         publish(&server, vec![ev("ci", "a", amount, 0), ev("ci", "b", 1, 0)])

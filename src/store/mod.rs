@@ -6,6 +6,7 @@ use crate::{
 };
 use async_trait::async_trait;
 
+pub mod kubernetes;
 pub mod memory;
 pub mod seed;
 

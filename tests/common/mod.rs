@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod apiserver;
+
 use batch_scaler::{
     model::{CapacityReservation, HraKey},
     results::{BatchReport, Filter, ResultHub, Subscription},
@@ -60,7 +62,7 @@ use batch_scaler::{
     app::{self, Settings},
     applier::RetryPolicy,
     pb::batch_scaler_client::BatchScalerClient,
-    store::MemoryStore,
+    store::{HraStore, MemoryStore},
 };
 use std::net::SocketAddr;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -70,8 +72,6 @@ use tonic::transport::Channel;
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its store, for checks and fault injection.
-    pub store: Arc<MemoryStore>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -92,21 +92,25 @@ pub fn test_settings(window: Duration) -> Settings {
 }
 
 impl TestServer {
-    /// Starts the service.
-    pub async fn start(store: MemoryStore, settings: Settings) -> Self {
-        let store = Arc::new(store);
+    /// Starts the service on `store`.
+    pub async fn start(store: Arc<dyn HraStore>, settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::serve(settings, store.clone(), listener, async {
+        let task = tokio::spawn(app::serve(settings, store, listener, async {
             let _ = stopped.await;
         }));
         Self {
             addr,
-            store,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Starts the service on a memory store, returned for checks and fault injection.
+    pub async fn memory(store: MemoryStore, settings: Settings) -> (Self, Arc<MemoryStore>) {
+        let store = Arc::new(store);
+        (Self::start(store.clone(), settings).await, store)
     }
 
     /// A new client connection.

@@ -1,0 +1,498 @@
+//! A small Kubernetes API server for the HorizontalRunnerAutoscaler CRD only, on 127.0.0.1:0,
+//! faithful enough that `kube::Client` cannot tell: GET, LIST, POST, merge PATCH (RFC 7386)
+//! with resourceVersion preconditions, `Status` bodies for 404/409/422, `?dryRun=All`, and
+//! hooks to inject faults and latency and to count requests by verb.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use serde_json::{Map, Value, json};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+const GROUP: &str = "actions.summerwind.dev";
+const VERSION: &str = "v1alpha1";
+const PLURAL: &str = "horizontalrunnerautoscalers";
+
+type Key = (String, String);
+/// An edit another writer makes to a whole stored object.
+pub type ObjectEdit = Box<dyn FnOnce(&mut Value) + Send>;
+
+/// What the next request of a verb meets instead of normal service.
+pub enum Fault {
+    /// Answer with this HTTP status (and a matching `Status` body), changing nothing.
+    Status(u16),
+    /// (PATCH) apply the write, then close the connection without answering.
+    ApplyThenDrop,
+    /// (PATCH) apply the write, then wait this long before answering.
+    ApplyThenStall(Duration),
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<Key, Value>,
+    revision: u64,
+    latency: Duration,
+    faults: HashMap<&'static str, VecDeque<Fault>>,
+    after_get: HashMap<Key, VecDeque<ObjectEdit>>,
+    counts: HashMap<&'static str, u64>,
+    patches: Vec<Value>,
+}
+
+/// The running test API server.
+pub struct ApiServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+enum Reply {
+    Json(StatusCode, Value),
+    Drop,
+}
+
+fn status(code: u16, reason: &str, message: String, name: &str) -> Reply {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+        "details": {"name": name, "group": GROUP, "kind": PLURAL},
+    });
+    Reply::Json(StatusCode::from_u16(code).expect("valid code"), body)
+}
+
+fn not_found(name: &str) -> Reply {
+    status(
+        404,
+        "NotFound",
+        format!("{PLURAL}.{GROUP} \"{name}\" not found"),
+        name,
+    )
+}
+
+/// RFC 7386 JSON merge patch: null deletes, objects merge, everything else replaces.
+pub fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let target = target.as_object_mut().expect("object");
+    for (k, v) in patch {
+        if v.is_null() {
+            target.remove(k);
+        } else {
+            merge(target.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// The CRD's structural schema for what we write: `capacityReservations[]` items of
+/// `{name: string, effectiveTime: date-time, expirationTime: date-time, replicas: integer}`.
+fn validate(object: &Value) -> Result<(), String> {
+    let Some(list) = object.pointer("/spec/capacityReservations") else {
+        return Ok(());
+    };
+    let items = list
+        .as_array()
+        .ok_or("spec.capacityReservations: must be an array")?;
+    for (i, item) in items.iter().enumerate() {
+        let item = item
+            .as_object()
+            .ok_or(format!("spec.capacityReservations[{i}]: must be an object"))?;
+        for (field, value) in item {
+            let ok = match field.as_str() {
+                "name" => value.is_string(),
+                "effectiveTime" | "expirationTime" => value
+                    .as_str()
+                    .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+                "replicas" => value.is_i64(),
+                _ => true,
+            };
+            if !ok {
+                return Err(format!(
+                    "spec.capacityReservations[{i}].{field}: invalid value {value}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ApiServer {
+    /// Starts a server with no objects.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// A real kube client for this server.
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(format!("http://{}", self.addr).parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// Stores an object as POST would (namespace `default` if none).
+    pub fn insert(&self, mut object: Value) {
+        let mut s = self.lock();
+        if object.pointer("/metadata/namespace").is_none() {
+            object["metadata"]["namespace"] = json!("default");
+        }
+        let key = key_of(&object);
+        s.revision += 1;
+        object["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+        object["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
+        s.objects.insert(key, object);
+    }
+
+    /// The stored object.
+    pub fn object(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&(namespace.into(), name.into()))
+            .cloned()
+    }
+
+    /// The stored reservation list's length.
+    pub fn reservations(&self, namespace: &str, name: &str) -> usize {
+        self.object(namespace, name)
+            .and_then(|o| {
+                o.pointer("/spec/capacityReservations")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Changes an object as another writer would, bumping its resourceVersion.
+    pub fn edit(&self, namespace: &str, name: &str, edit: ObjectEdit) {
+        let mut s = self.lock();
+        edit_locked(&mut s, &(namespace.into(), name.into()), edit);
+    }
+
+    /// Runs `edit` right after the next GET of this object is answered.
+    pub fn edit_after_next_get(&self, namespace: &str, name: &str, edit: ObjectEdit) {
+        self.lock()
+            .after_get
+            .entry((namespace.into(), name.into()))
+            .or_default()
+            .push_back(edit);
+    }
+
+    /// The next request of `verb` (get, list, create, patch) meets `fault`.
+    pub fn fault_next(&self, verb: &'static str, fault: Fault) {
+        self.lock().faults.entry(verb).or_default().push_back(fault);
+    }
+
+    /// Adds latency to every request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Requests served of a verb so far (`conflict`: PATCHes answered 409).
+    pub fn count(&self, verb: &str) -> u64 {
+        self.lock().counts.get(verb).copied().unwrap_or(0)
+    }
+
+    /// Patch bodies received so far.
+    pub fn patches(&self) -> Vec<Value> {
+        self.lock().patches.clone()
+    }
+
+    /// Forgets the request counts and patch bodies.
+    pub fn reset_counts(&self) {
+        let mut s = self.lock();
+        s.counts.clear();
+        s.patches.clear();
+    }
+}
+
+fn key_of(object: &Value) -> Key {
+    let get = |f: &str| {
+        object["metadata"][f]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (get("namespace"), get("name"))
+}
+
+fn edit_locked(s: &mut State, key: &Key, edit: ObjectEdit) {
+    let revision = s.revision + 1;
+    if let Some(object) = s.objects.get_mut(key) {
+        edit(object);
+        object["metadata"]["resourceVersion"] = json!(revision.to_string());
+        s.revision = revision;
+    }
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let latency = state.lock().unwrap().latency;
+    tokio::time::sleep(latency).await;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let segments: Vec<String> = parts
+        .uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    let content_type = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let reply = route(
+        &state,
+        &parts.method,
+        &segments,
+        &query,
+        &content_type,
+        &body,
+    )
+    .await;
+    match reply {
+        Reply::Drop => Err(std::io::Error::other("connection dropped on purpose")),
+        Reply::Json(code, value) => Ok(Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(value.to_string())))
+            .unwrap()),
+    }
+}
+
+async fn route(
+    state: &Mutex<State>,
+    method: &Method,
+    segments: &[String],
+    query: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Reply {
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (namespace, name) = match seg.as_slice() {
+        ["apis", GROUP, VERSION, PLURAL] => (None, None),
+        ["apis", GROUP, VERSION, "namespaces", ns, PLURAL] => (Some(*ns), None),
+        ["apis", GROUP, VERSION, "namespaces", ns, PLURAL, name] => (Some(*ns), Some(*name)),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource ({})",
+                    seg.join("/")
+                ),
+                "",
+            );
+        }
+    };
+    let verb: &'static str = match (method, name) {
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) => "list",
+        (&Method::POST, None) => "create",
+        (&Method::PATCH, Some(_)) => "patch",
+        _ => {
+            return status(
+                405,
+                "MethodNotAllowed",
+                format!("{method} is not supported here"),
+                "",
+            );
+        }
+    };
+    let fault = {
+        let mut s = state.lock().unwrap();
+        *s.counts.entry(verb).or_default() += 1;
+        s.faults.get_mut(verb).and_then(VecDeque::pop_front)
+    };
+    if let Some(Fault::Status(code)) = fault {
+        let reason = if code == 503 {
+            "ServiceUnavailable"
+        } else {
+            "InternalError"
+        };
+        return status(code, reason, format!("injected {code}"), name.unwrap_or(""));
+    }
+    let dry_run = query.split('&').any(|p| p == "dryRun=All");
+    match verb {
+        "get" => get(state, namespace.unwrap(), name.unwrap()),
+        "list" => list(state, namespace),
+        "create" => create(state, namespace.unwrap(), body),
+        _ => {
+            let reply = patch(
+                state,
+                namespace.unwrap(),
+                name.unwrap(),
+                content_type,
+                body,
+                dry_run,
+            );
+            match (fault, &reply) {
+                (Some(Fault::ApplyThenDrop), Reply::Json(StatusCode::OK, _)) => Reply::Drop,
+                (Some(Fault::ApplyThenStall(d)), _) => {
+                    tokio::time::sleep(d).await;
+                    reply
+                }
+                _ => reply,
+            }
+        }
+    }
+}
+
+fn get(state: &Mutex<State>, namespace: &str, name: &str) -> Reply {
+    let mut s = state.lock().unwrap();
+    let key = (namespace.to_owned(), name.to_owned());
+    let Some(object) = s.objects.get(&key).cloned() else {
+        return not_found(name);
+    };
+    if let Some(edit) = s.after_get.get_mut(&key).and_then(VecDeque::pop_front) {
+        edit_locked(&mut s, &key, edit);
+    }
+    Reply::Json(StatusCode::OK, object)
+}
+
+fn list(state: &Mutex<State>, namespace: Option<&str>) -> Reply {
+    let s = state.lock().unwrap();
+    let items: Vec<Value> = s
+        .objects
+        .iter()
+        .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+        .map(|(_, o)| o.clone())
+        .collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "HorizontalRunnerAutoscalerList",
+            "metadata": {"resourceVersion": s.revision.to_string()}, "items": items,
+        }),
+    )
+}
+
+fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
+    let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+        return status(400, "BadRequest", "body is not JSON".into(), "");
+    };
+    object["metadata"]["namespace"] = json!(namespace);
+    let key = key_of(&object);
+    let mut s = state.lock().unwrap();
+    if s.objects.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("{PLURAL}.{GROUP} \"{}\" already exists", key.1),
+            &key.1,
+        );
+    }
+    if let Err(why) = validate(&object) {
+        return status(422, "Invalid", why, &key.1);
+    }
+    s.revision += 1;
+    object["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+    object["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
+    s.objects.insert(key, object.clone());
+    Reply::Json(StatusCode::CREATED, object)
+}
+
+fn patch(
+    state: &Mutex<State>,
+    namespace: &str,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+    dry_run: bool,
+) -> Reply {
+    if !content_type.starts_with("application/merge-patch+json") {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            format!("unsupported patch type {content_type:?}"),
+            name,
+        );
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+        return status(400, "BadRequest", "patch is not JSON".into(), name);
+    };
+    let mut s = state.lock().unwrap();
+    s.patches.push(patch.clone());
+    let key = (namespace.to_owned(), name.to_owned());
+    let Some(current) = s.objects.get(&key).cloned() else {
+        return not_found(name);
+    };
+    let current_rv = current["metadata"]["resourceVersion"].clone();
+    let wanted = patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str);
+    if wanted.is_some_and(|w| Some(w) != current_rv.as_str()) {
+        *s.counts.entry("conflict").or_default() += 1;
+        let message = format!(
+            "Operation cannot be fulfilled on {PLURAL}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        return status(409, "Conflict", message, name);
+    }
+    let mut merged = current.clone();
+    merge(&mut merged, &patch);
+    for immutable in ["name", "namespace", "uid"] {
+        merged["metadata"][immutable] = current["metadata"][immutable].clone();
+    }
+    merged["metadata"]["resourceVersion"] = current_rv;
+    if let Err(why) = validate(&merged) {
+        return status(
+            422,
+            "Invalid",
+            format!("HorizontalRunnerAutoscaler.{GROUP} \"{name}\" is invalid: {why}"),
+            name,
+        );
+    }
+    if dry_run || merged == current {
+        return Reply::Json(StatusCode::OK, merged);
+    }
+    s.revision += 1;
+    merged["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+    s.objects.insert(key, merged.clone());
+    Reply::Json(StatusCode::OK, merged)
+}

@@ -1,0 +1,434 @@
+//! End to end: gRPC in, a real `kube::Client` out to the test API server over HTTP.
+
+mod common;
+
+use batch_scaler::{
+    app::Settings,
+    model::APPLIED_BATCHES_ANNOTATION,
+    pb,
+    store::{HraStore, kubernetes::KubeStore},
+};
+use common::{
+    apiserver::{ApiServer, Fault},
+    *,
+};
+use serde_json::{Value, json};
+use std::{sync::Arc, time::Duration};
+use tokio_stream::StreamExt;
+use tonic::Streaming;
+
+const WINDOW: Duration = Duration::from_millis(200);
+
+fn event(name: &str, amount: i32) -> pb::ScaleEvent {
+    pb::ScaleEvent {
+        namespace: "ci".into(),
+        name: name.into(),
+        amount,
+        ..Default::default()
+    }
+}
+
+/// An HRA carrying every kind of field we must leave alone.
+fn rich_hra(name: &str) -> Value {
+    json!({
+        "apiVersion": "actions.summerwind.dev/v1alpha1",
+        "kind": "HorizontalRunnerAutoscaler",
+        "metadata": {
+            "name": name, "namespace": "ci",
+            "labels": {"team": "platform", "app.kubernetes.io/part-of": "ci"},
+            "annotations": {"owner": "someone-else", "kubectl.kubernetes.io/last-applied-configuration": "{\"x\":1}"},
+            "creationTimestamp": "2026-01-02T03:04:05Z",
+        },
+        "spec": {
+            "scaleTargetRef": {"kind": "RunnerDeployment", "name": name},
+            "minReplicas": 1,
+            "maxReplicas": 10,
+            "metrics": [{"type": "TotalNumberOfQueuedAndInProgressWorkflowRuns", "repositoryNames": ["org/repo"]}],
+            "scheduledOverrides": [{"startTime": "2026-01-01T00:00:00+09:00", "endTime": "2026-01-02T00:00:00+09:00", "minReplicas": 0}],
+            "scaleUpTriggers": [{"githubEvent": {"workflowJob": {}}, "duration": "30m", "amount": 1}],
+            "scaleDownDelaySecondsAfterScaleOut": 300,
+        },
+        "status": {"desiredReplicas": 3, "lastSuccessfulScaleOutTime": "2026-01-02T03:04:05Z",
+            "cacheEntries": [{"key": "desiredReplicas", "value": 3, "expirationTime": "2026-01-02T03:05:05Z"}]},
+    })
+}
+
+fn settings(window: Duration) -> Settings {
+    test_settings(window)
+}
+
+async fn start(api: &ApiServer, settings: Settings) -> TestServer {
+    let store: Arc<dyn HraStore> = Arc::new(KubeStore::new(api.client(), Duration::from_secs(2)));
+    TestServer::start(store, settings).await
+}
+
+async fn watch(server: &TestServer) -> Streaming<pb::BatchResult> {
+    let req = pb::WatchBatchesRequest::default();
+    server
+        .client()
+        .await
+        .watch_batches(req)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn recv(stream: &mut Streaming<pb::BatchResult>) -> pb::BatchResult {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a result in time")
+        .expect("stream open")
+        .expect("no error")
+}
+
+async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) {
+    server
+        .client()
+        .await
+        .publish(tokio_stream::iter(events))
+        .await
+        .unwrap();
+}
+
+const APPLIED: i32 = pb::Outcome::Applied as i32;
+const RETRYING: i32 = pb::Outcome::Retrying as i32;
+const FAILED: i32 = pb::Outcome::Failed as i32;
+
+#[tokio::test]
+async fn a_window_costs_one_get_and_one_patch_per_dirty_hra() {
+    let api = ApiServer::start().await;
+    for name in ["a", "b", "idle"] {
+        api.insert(rich_hra(name));
+    }
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    publish(
+        &server,
+        vec![event("a", 1), event("b", 2), event("a", 1), event("b", -1)],
+    )
+    .await;
+    let mut got = [recv(&mut results).await, recv(&mut results).await];
+    got.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(
+        (got[0].outcome, got[0].added, got[0].after, got[0].events),
+        (APPLIED, 2, 2, 2)
+    );
+    assert_eq!(
+        (got[1].outcome, got[1].added, got[1].completed, got[1].after),
+        (APPLIED, 2, 1, 1)
+    );
+    assert_eq!((api.count("get"), api.count("patch")), (2, 2));
+    assert_eq!(
+        (api.reservations("ci", "a"), api.reservations("ci", "b")),
+        (2, 1)
+    );
+    // The patch carried the precondition, the list and our annotation, nothing else.
+    for patch in api.patches() {
+        let spec: Vec<&String> = patch["spec"].as_object().unwrap().keys().collect();
+        assert_eq!(spec, ["capacityReservations"]);
+        assert!(patch["metadata"]["resourceVersion"].is_string());
+        let annotations: Vec<&String> = patch["metadata"]["annotations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(annotations, [APPLIED_BATCHES_ANNOTATION]);
+    }
+    let a = api.object("ci", "a").unwrap();
+    let written = &a["spec"]["capacityReservations"][0];
+    assert!(written["effectiveTime"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        written["effectiveTime"].as_str().unwrap().len(),
+        "2026-05-29T17:04:57Z".len()
+    );
+    // GetTarget and ListTargets read through the same client.
+    let mut client = server.client().await;
+    let t = client
+        .get_target(pb::TargetRef {
+            namespace: "ci".into(),
+            name: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (t.reserved_replicas, t.max_replicas, t.min_replicas),
+        (2, Some(10), Some(1))
+    );
+    assert_eq!(
+        t.resource_version,
+        a["metadata"]["resourceVersion"].as_str().unwrap()
+    );
+    let all = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        all.targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "idle"]
+    );
+    let missing = pb::TargetRef {
+        namespace: "ci".into(),
+        name: "nope".into(),
+    };
+    assert_eq!(
+        client.get_target(missing).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn fields_we_do_not_own_are_unchanged_byte_for_byte() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let before = api.object("ci", "a").unwrap();
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("a", 3)]).await;
+    assert_eq!(recv(&mut results).await.outcome, APPLIED);
+    publish(&server, vec![event("a", -3)]).await;
+    assert_eq!(recv(&mut results).await.after, 0);
+    let after = api.object("ci", "a").unwrap();
+    let text = |v: &Value| serde_json::to_string(v).unwrap();
+    for pointer in [
+        "/spec/scaleTargetRef",
+        "/spec/minReplicas",
+        "/spec/maxReplicas",
+        "/spec/metrics",
+        "/spec/scheduledOverrides",
+        "/spec/scaleUpTriggers",
+        "/spec/scaleDownDelaySecondsAfterScaleOut",
+        "/metadata/labels",
+        "/metadata/creationTimestamp",
+        "/status",
+    ] {
+        assert_eq!(
+            text(after.pointer(pointer).unwrap()),
+            text(before.pointer(pointer).unwrap()),
+            "{pointer}"
+        );
+    }
+    for (k, v) in before["metadata"]["annotations"].as_object().unwrap() {
+        assert_eq!(&after["metadata"]["annotations"][k], v, "annotation {k}");
+    }
+    assert!(
+        after["spec"].get("capacityReservations").is_none(),
+        "an empty list is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_concurrent_writer_between_read_and_write_loses_nothing() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let theirs = json!({"name": "theirs", "effectiveTime": "2026-01-01T00:00:00Z",
+        "expirationTime": "2099-01-01T00:00:00Z", "replicas": 1});
+    api.edit_after_next_get(
+        "ci",
+        "a",
+        Box::new(move |o| o["spec"]["capacityReservations"] = json!([theirs])),
+    );
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("a", 2)]).await;
+    let r = recv(&mut results).await;
+    assert_eq!(
+        (r.outcome, r.attempt, r.before, r.after),
+        (APPLIED, 1, 1, 3)
+    );
+    assert_eq!(
+        (api.count("get"), api.count("patch")),
+        (2, 2),
+        "409 then a re-read and re-plan"
+    );
+    let list = api.object("ci", "a").unwrap()["spec"]["capacityReservations"].clone();
+    assert_eq!(list[0]["name"], "theirs");
+    assert_eq!(list.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_burst_of_500s_is_retried_then_applied() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    for _ in 0..3 {
+        api.fault_next("patch", Fault::Status(500));
+    }
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("a", 1), event("a", 1)]).await;
+    for attempt in 1..=3 {
+        let r = recv(&mut results).await;
+        assert_eq!((r.outcome, r.attempt), (RETRYING, attempt));
+        assert!(r.error.contains("500"), "{}", r.error);
+    }
+    let r = recv(&mut results).await;
+    assert_eq!(
+        (r.outcome, r.attempt, r.added, r.after, r.events),
+        (APPLIED, 4, 2, 2, 2)
+    );
+    assert_eq!(api.reservations("ci", "a"), 2);
+}
+
+#[tokio::test]
+async fn not_found_fails_once_while_another_hra_applies_on_time() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("gone", 1), event("a", 1)]).await;
+    let mut got = [recv(&mut results).await, recv(&mut results).await];
+    got.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(got[0].outcome, APPLIED);
+    assert_eq!((got[1].name.as_str(), got[1].outcome), ("gone", FAILED));
+    assert!(got[1].error.contains("not found"), "{}", got[1].error);
+    // Intake goes on, and the missing HRA is never tried again.
+    publish(&server, vec![event("a", 1)]).await;
+    assert_eq!(recv(&mut results).await.name, "a");
+    assert_eq!(api.count("patch"), 2);
+    tokio::time::sleep(WINDOW * 3).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), results.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn forbidden_and_invalid_are_terminal() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    for code in [403, 422] {
+        api.fault_next("patch", Fault::Status(code));
+        publish(&server, vec![event("a", 1)]).await;
+        let r = recv(&mut results).await;
+        assert_eq!((r.outcome, r.attempt), (FAILED, 1), "{code}");
+    }
+    assert_eq!(api.reservations("ci", "a"), 0);
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_applied_exactly_once() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    api.fault_next("patch", Fault::ApplyThenDrop);
+    let server = start(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("a", 1)]).await;
+    let first = recv(&mut results).await;
+    assert_eq!(first.outcome, RETRYING, "{}", first.error);
+    let second = recv(&mut results).await;
+    assert_eq!(
+        (second.outcome, second.attempt, second.added),
+        (APPLIED, 2, 1)
+    );
+    assert_eq!(second.batch_id, first.batch_id);
+    assert_eq!(api.reservations("ci", "a"), 1, "exactly one application");
+    assert_eq!(
+        api.count("patch"),
+        1,
+        "the retry saw its batch id and did not write again"
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_times_out_after_landing_is_not_applied_twice() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    api.fault_next("patch", Fault::ApplyThenStall(Duration::from_secs(4)));
+    let server = start(&api, settings(WINDOW)).await; // request timeout 2 s
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("a", 2)]).await;
+    let first = recv(&mut results).await;
+    assert_eq!(first.outcome, RETRYING);
+    assert!(first.error.contains("no answer within"), "{}", first.error);
+    assert_eq!(recv(&mut results).await.outcome, APPLIED);
+    assert_eq!(api.reservations("ci", "a"), 2);
+}
+
+#[tokio::test]
+async fn two_active_instances_lose_no_events() {
+    let api = ApiServer::start().await;
+    let names = ["a", "b", "c"];
+    let existing = json!({"effectiveTime": "2026-01-01T00:00:00Z", "expirationTime": "2099-01-01T00:00:00Z", "replicas": 1});
+    for n in names {
+        let mut hra = rich_hra(n);
+        hra["spec"]["maxReplicas"] = json!(1000);
+        hra["spec"]["capacityReservations"] = json!(vec![existing.clone(); 5]);
+        api.insert(hra);
+    }
+    api.set_latency(Duration::from_millis(3));
+    let one = start(&api, settings(Duration::from_millis(20))).await;
+    let two = start(&api, settings(Duration::from_millis(20))).await;
+    let (mut w1, mut w2) = (watch(&one).await, watch(&two).await);
+    let rounds = 10;
+    let mut events_sent = 0;
+    for round in 0..rounds {
+        // Interleaved: both instances get events for every HRA, the same round at once.
+        let evs = |amount| names.iter().map(|n| event(n, amount)).collect::<Vec<_>>();
+        let second = if round % 3 == 0 { -1 } else { 1 };
+        tokio::join!(publish(&one, evs(2)), publish(&two, evs(second)));
+        events_sent += 2 * names.len();
+    }
+    let mut events_applied = 0;
+    while events_applied < events_sent {
+        let r = tokio::select! {
+            r = recv(&mut w1) => r,
+            r = recv(&mut w2) => r,
+        };
+        assert_ne!(r.outcome, FAILED, "{}", r.error);
+        if r.outcome == APPLIED {
+            events_applied += r.events as usize;
+        }
+    }
+    // What one instance makes of all events, in any order (the list never runs empty):
+    // 5 existing + 10 × 2 + 6 × 1 − 4 × 1 (rounds 0, 3, 6, 9).
+    for n in names {
+        assert_eq!(
+            api.reservations("ci", n),
+            27,
+            "{n}: lost or doubled updates"
+        );
+    }
+    println!("409 conflicts re-planned: {}", api.count("conflict"));
+}
+
+#[tokio::test]
+async fn shutdown_writes_a_pending_batch_before_exit() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let mut server = start(&api, settings(Duration::from_secs(3600))).await;
+    publish(&server, vec![event("a", 2)]).await;
+    assert_eq!(api.reservations("ci", "a"), 0);
+    server.shutdown().await.unwrap();
+    assert_eq!(api.reservations("ci", "a"), 2);
+}
+
+#[tokio::test]
+async fn dry_run_sends_dry_run_patches_and_changes_nothing() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let before = api.object("ci", "a").unwrap();
+    let server = start(
+        &api,
+        Settings {
+            dry_run: true,
+            ..settings(WINDOW)
+        },
+    )
+    .await;
+    let mut results = watch(&server).await;
+    publish(&server, vec![event("a", 3)]).await;
+    let r = recv(&mut results).await;
+    assert_eq!(
+        (r.outcome, r.added, r.after),
+        (pb::Outcome::DryRun as i32, 3, 3)
+    );
+    assert_eq!(api.count("patch"), 1);
+    assert_eq!(api.object("ci", "a").unwrap(), before);
+}
