@@ -4,22 +4,25 @@
 use crate::{
     applier::{Applier, Clock, RetryPolicy, system_clock},
     args::{Args, Backend},
+    auth::Allowlist,
     batcher::Batcher,
     grpc::BatchScalerService,
+    http::{self, HttpState},
+    metrics::Metrics,
     results::ResultHub,
     store::{HraStore, MemoryStore, kubernetes::KubeStore, seed},
+    transport::{self, GrpcOptions},
 };
 use anyhow::Context;
 use chrono::TimeDelta;
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 /// HRAs the memory backend starts with when no `--seed` is given.
 pub const EMBEDDED_SEED: &str = include_str!("../examples/hras.yaml");
 
-/// Everything the running service needs besides its store and listener.
+/// Everything the running service needs besides its store and listeners.
 #[derive(Clone)]
 pub struct Settings {
     /// Batch window.
@@ -40,6 +43,25 @@ pub struct Settings {
     pub watcher_buffer: usize,
     /// Source of `now`.
     pub clock: Clock,
+    /// Namespaces that may be used.
+    pub allowed: Allowlist,
+    /// TLS, tokens, CORS and limits of the gRPC port.
+    pub grpc: GrpcOptions,
+}
+
+/// The sockets the service answers on.
+pub struct Listeners {
+    /// gRPC (and gRPC-Web).
+    pub grpc: TcpListener,
+    /// Metrics and probes, if wanted.
+    pub http: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only a gRPC listener.
+    pub fn grpc(grpc: TcpListener) -> Self {
+        Self { grpc, http: None }
+    }
 }
 
 impl Default for Settings {
@@ -54,6 +76,12 @@ impl Default for Settings {
             replay_capacity: 1024,
             watcher_buffer: 1024,
             clock: system_clock(),
+            allowed: Allowlist::default(),
+            grpc: GrpcOptions {
+                max_message_bytes: 64 * 1024,
+                max_concurrent_streams: 128,
+                ..GrpcOptions::default()
+            },
         }
     }
 }
@@ -108,34 +136,47 @@ pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let settings = args.settings()?;
     let store = store_from_args(&args).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    serve(args.settings(), store, listener, shutdown).await
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))
+    };
+    let listeners = Listeners {
+        grpc: bind(args.listen).await?,
+        http: Some(bind(args.metrics_listen).await?),
+    };
+    serve(settings, store, listeners, shutdown).await
 }
 
-/// Serves on `listener` until `shutdown` resolves; then stops taking RPCs, applies what is
-/// pending at once, ends watch streams and returns.
+/// Serves until `shutdown` resolves; then reports NOT_SERVING, stops taking RPCs, applies
+/// what is pending at once, ends watch streams and returns.
 pub async fn serve(
     settings: Settings,
     store: Arc<dyn HraStore>,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    let results = Arc::new(ResultHub::new(
-        settings.replay_capacity,
-        settings.watcher_buffer,
-    ));
-    let applier = Arc::new(Applier::new(
+    let addr = listeners.grpc.local_addr()?;
+    let metrics = Arc::new(Metrics::new());
+    let results = Arc::new(
+        ResultHub::new(settings.replay_capacity, settings.watcher_buffer)
+            .with_metrics(metrics.clone()),
+    );
+    let applier = Applier::new(
         store.clone(),
         results.clone(),
         settings.retry,
         settings.dry_run,
         settings.clock.clone(),
-    ));
-    let batcher = Batcher::new(applier, settings.window, settings.max_concurrent_writes);
+    )
+    .with_metrics(metrics.clone());
+    let batcher = Batcher::new(
+        Arc::new(applier),
+        settings.window,
+        settings.max_concurrent_writes,
+    );
     let stop = CancellationToken::new();
     let service = BatchScalerService {
         batcher: batcher.clone(),
@@ -145,35 +186,58 @@ pub async fn serve(
             .context("default duration")?,
         shutdown: stop.clone(),
         clock: settings.clock.clone(),
+        allowed: settings.allowed.clone(),
+        metrics: metrics.clone(),
     };
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    transport::mark_serving(&health_reporter, true).await;
 
     let batching = tokio::spawn(batcher.clone().run(stop.clone(), settings.shutdown_grace));
-    let server_stop = stop.clone();
-    let mut server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service.into_server())
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                server_stop.cancelled_owned(),
-            ),
-    );
+    let mut grpc = tokio::spawn(transport::serve(
+        listeners.grpc,
+        service,
+        settings.grpc.clone(),
+        health,
+        stop.clone().cancelled_owned(),
+    ));
+    let finished = CancellationToken::new();
+    let http = match listeners.http {
+        Some(listener) => {
+            let http_addr = listener.local_addr()?;
+            let state = HttpState {
+                metrics,
+                batcher,
+                results: results.clone(),
+                stopping: stop.clone(),
+            };
+            tracing::info!("metrics on http://{http_addr}/metrics");
+            Some(tokio::spawn(http::serve(
+                listener,
+                state,
+                finished.clone().cancelled_owned(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!("listening on {addr}");
 
     tokio::select! {
         () = shutdown => tracing::info!("shutting down: applying pending batches"),
-        result = &mut server => {
+        result = &mut grpc => {
             stop.cancel();
-            result.context("server task")?.context("gRPC server")?;
+            result.context("gRPC server task")??;
             anyhow::bail!("gRPC server stopped unexpectedly");
         }
     }
+    transport::mark_serving(&health_reporter, false).await;
     stop.cancel();
     batching.await.context("batcher task")?;
     results.close();
-    server
-        .await
-        .context("server task")?
-        .context("gRPC server")?;
+    grpc.await.context("gRPC server task")??;
+    finished.cancel();
+    if let Some(http) = http {
+        http.await.context("HTTP server task")??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

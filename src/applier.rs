@@ -4,6 +4,7 @@
 
 use crate::{
     error::StoreError,
+    metrics::Metrics,
     model::{HraKey, record_batch},
     planner::{self, Counts, PlanEvent},
     results::{BatchReport, Outcome, ResultHub},
@@ -66,6 +67,8 @@ pub struct Batch {
     pub events: Vec<PlanEvent>,
     /// How many producer events these stand for.
     pub event_count: u64,
+    /// When the oldest of them was accepted.
+    pub since: Instant,
 }
 
 /// Applies batches to a store and reports their outcomes.
@@ -75,6 +78,7 @@ pub struct Applier {
     retry: RetryPolicy,
     dry_run: bool,
     clock: Clock,
+    metrics: Arc<Metrics>,
 }
 
 impl Applier {
@@ -92,7 +96,14 @@ impl Applier {
             retry,
             dry_run,
             clock,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Records into `metrics` instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Applies `batch` until it has a final outcome, which it returns. Before each retry,
@@ -185,7 +196,11 @@ impl Applier {
                 applied_batches: &record_batch(&hra.applied_batches, &batch.id),
                 dry_run: self.dry_run,
             };
-            match self.store.write(write).await {
+            let started = Instant::now();
+            let written = self.store.write(write).await;
+            let conflict = matches!(written, Err(StoreError::Conflict(_)));
+            self.metrics.write(started.elapsed(), conflict);
+            match written {
                 Ok(_) => return Ok(plan.counts),
                 Err(StoreError::Conflict(why)) => {
                     tracing::debug!(hra = %batch.key, batch_id = %batch.id, %why, "conflict, re-planning");
@@ -217,6 +232,10 @@ impl Applier {
             batch_id: batch.id.clone(),
         });
         log(&report);
+        self.metrics.batch(outcome.as_str());
+        if matches!(outcome, Outcome::Applied | Outcome::DryRun) {
+            self.metrics.event_age(batch.since.elapsed());
+        }
         self.results.publish(report.clone());
         report
     }

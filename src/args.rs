@@ -1,7 +1,14 @@
 //! Command line: every flag also reads `BATCH_SCALER_<FLAG>`.
 
-use crate::{app::Settings, applier::RetryPolicy};
+use crate::{
+    app::Settings,
+    applier::RetryPolicy,
+    auth::{Allowlist, TokenAuth},
+    event::check_dns1123_label,
+    transport::{GrpcOptions, tls_config},
+};
 use clap::{Parser, ValueEnum};
+use http::HeaderValue;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 /// Where HRAs live.
@@ -81,14 +88,60 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_REQUEST_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub request_timeout: Duration,
 
+    /// Prometheus metrics, /healthz and /readyz (port 0: pick one; logged).
+    #[arg(
+        long,
+        env = "BATCH_SCALER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub metrics_listen: SocketAddr,
+
+    /// Browser origin allowed to call the API with gRPC-Web (repeatable; env: comma-separated).
+    #[arg(
+        long = "cors-allow-origin",
+        env = "BATCH_SCALER_CORS_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
+
+    /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, env = "BATCH_SCALER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "BATCH_SCALER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this PEM CA (mTLS); needs --tls-cert.
+    #[arg(long, env = "BATCH_SCALER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// File of bearer tokens, one per line: `BatchScaler` calls need `authorization: Bearer <token>`
+    /// (health and reflection stay open).
+    #[arg(long, env = "BATCH_SCALER_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Only these namespaces may be used (comma-separated; default: all).
+    #[arg(long, env = "BATCH_SCALER_ALLOWED_NAMESPACES", value_delimiter = ',')]
+    pub allowed_namespaces: Vec<String>,
+
+    /// Largest decoded request message, in bytes.
+    #[arg(long, env = "BATCH_SCALER_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Most concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "BATCH_SCALER_MAX_CONCURRENT_STREAMS", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
+
     /// On shutdown, how long pending batches may keep retrying before they are given up.
     #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
 }
 
 impl Args {
-    /// The service settings these flags ask for.
-    pub fn settings(&self) -> Settings {
+    /// The service settings these flags ask for, reading the files they name.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
         let Self {
             listen: _,
             backend: _,
@@ -100,17 +153,54 @@ impl Args {
             log_format: _,
             max_concurrent_writes,
             request_timeout: _,
+            metrics_listen: _,
+            cors_allow_origins,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            auth_token_file,
+            allowed_namespaces,
+            max_message_bytes,
+            max_concurrent_streams,
             shutdown_grace,
         } = self;
-        Settings {
+        for ns in allowed_namespaces {
+            check_dns1123_label(ns).map_err(|why| {
+                anyhow::anyhow!("--allowed-namespaces: {ns:?} is not a DNS-1123 label ({why})")
+            })?;
+        }
+        let cors_origins = cors_allow_origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| anyhow::anyhow!("--cors-allow-origin: invalid origin {o:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key, tls_client_ca.as_deref())?),
+            _ => None,
+        };
+        let auth = match auth_token_file {
+            Some(path) => TokenAuth::from_file(path)?,
+            None => TokenAuth::default(),
+        };
+        Ok(Settings {
             window: *window,
             default_duration: *default_duration,
             retry: RetryPolicy::with_deadline(*retry_deadline),
             dry_run: *dry_run,
             max_concurrent_writes: *max_concurrent_writes as usize,
             shutdown_grace: *shutdown_grace,
+            allowed: Allowlist::new(allowed_namespaces.iter().cloned()),
+            grpc: GrpcOptions {
+                tls,
+                auth,
+                cors_origins,
+                max_message_bytes: *max_message_bytes,
+                max_concurrent_streams: *max_concurrent_streams,
+            },
             ..Settings::default()
-        }
+        })
     }
 }
 
@@ -148,8 +238,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.window, Duration::from_millis(250));
-        assert_eq!(args.settings().default_duration, Duration::from_secs(1800));
-        assert!(args.settings().dry_run);
+        assert_eq!(
+            args.settings().unwrap().default_duration,
+            Duration::from_secs(1800)
+        );
+        assert!(args.settings().unwrap().dry_run);
         assert!(Args::try_parse_from(["batch-scaler", "--window", "0s"]).is_err());
         assert!(Args::try_parse_from(["batch-scaler", "--window", "soon"]).is_err());
         assert!(Args::try_parse_from(["batch-scaler", "--backend", "etcd"]).is_err());

@@ -31,6 +31,8 @@ pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
 struct Pending {
     events: Vec<PlanEvent>,
     waiters: Vec<Waiter>,
+    /// When the first of these events was accepted.
+    since: Instant,
     /// When this HRA's window closes.
     due: Instant,
 }
@@ -60,6 +62,7 @@ impl State {
         let batch = Batch {
             id: uuid::Uuid::new_v4().simple().to_string(),
             event_count: pending.events.len() as u64,
+            since: pending.since,
             key: key.clone(),
             events: pending.events,
         };
@@ -102,7 +105,8 @@ impl Batcher {
         }
         let state = &mut *state;
         let pending = state.pending.entry(event.key.clone()).or_insert_with(|| {
-            let due = Instant::now() + self.window;
+            let since = Instant::now();
+            let due = since + self.window;
             if state.windows.is_empty() {
                 self.wake.notify_one();
             }
@@ -110,6 +114,7 @@ impl Batcher {
             Pending {
                 events: Vec::new(),
                 waiters: Vec::new(),
+                since,
                 due,
             }
         });

@@ -75,12 +75,35 @@ pub enum ApiError {
     /// The HRA asked for does not exist.
     #[error("HorizontalRunnerAutoscaler {0} not found")]
     NotFound(HraKey),
+    /// A namespace outside the allowlist.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The service is shutting down and takes no new events.
     #[error("shutting down: no new events are accepted")]
     ShuttingDown,
     /// A backend failure while serving a read.
     #[error("backend: {0}")]
     Backend(StoreError),
+}
+
+impl ApiError {
+    /// Names the event's index in a `Publish` stream.
+    pub fn at_index(self, index: u64) -> Self {
+        match self {
+            Self::InvalidArgument(f) => Self::InvalidArgument(f.at_index(index)),
+            Self::PermissionDenied(m) => Self::PermissionDenied(format!("events[{index}]: {m}")),
+            other => other,
+        }
+    }
+
+    /// Label for the events-received metric.
+    pub fn metric_result(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument(_) => "invalid",
+            Self::PermissionDenied(_) => "denied",
+            _ => "refused",
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -98,6 +121,7 @@ impl From<ApiError> for Status {
         match e {
             ApiError::InvalidArgument(_) => Status::invalid_argument(message),
             ApiError::NotFound(_) => Status::not_found(message),
+            ApiError::PermissionDenied(_) => Status::permission_denied(message),
             ApiError::ShuttingDown => Status::unavailable(message),
             ApiError::Backend(StoreError::Forbidden(_)) => Status::permission_denied(message),
             ApiError::Backend(_) => Status::unavailable(message),

@@ -2,10 +2,12 @@
 
 use crate::{
     applier::Clock,
+    auth::Allowlist,
     batcher::Batcher,
     error::{ApiError, FieldError},
     event::{ScaleEvent, check_dns1123_label, validate_target},
-    model::Hra,
+    metrics::Metrics,
+    model::{Hra, HraKey},
     pb,
     results::{Filter, ResultHub, timestamp},
     store::HraStore,
@@ -31,6 +33,10 @@ pub struct BatchScalerService {
     pub shutdown: CancellationToken,
     /// Time for `reserved_replicas`.
     pub clock: Clock,
+    /// Namespaces that may be used.
+    pub allowed: Allowlist,
+    /// Where events are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl BatchScalerService {
@@ -40,8 +46,23 @@ impl BatchScalerService {
     }
 
     fn accept(&self, event: pb::ScaleEvent) -> Result<(), ApiError> {
-        let event = ScaleEvent::from_pb(event, self.default_duration)?;
-        self.batcher.submit(&event, None)
+        let result = ScaleEvent::from_pb(event, self.default_duration)
+            .map_err(ApiError::from)
+            .and_then(|event| {
+                self.allowed.check(&event.key.namespace)?;
+                self.batcher.submit(&event, None)
+            });
+        match &result {
+            Ok(()) => self.metrics.event("accepted", 1),
+            Err(e) => self.metrics.event(e.metric_result(), 1),
+        }
+        result
+    }
+
+    fn target_key(&self, namespace: String, name: String) -> Result<HraKey, ApiError> {
+        let key = validate_target(namespace, name)?;
+        self.allowed.check(&key.namespace)?;
+        Ok(key)
     }
 }
 
@@ -101,19 +122,14 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             };
             let Some(event) = next else { break };
             if let Err(e) = self.accept(event) {
-                let e = match e {
-                    ApiError::InvalidArgument(f) => ApiError::InvalidArgument(f.at_index(accepted)),
-                    other => other,
-                };
-                let mut status = Status::from(e);
-                status = Status::new(
+                let status = Status::from(e.at_index(accepted));
+                return Err(Status::new(
                     status.code(),
                     format!(
                         "{}; the {accepted} events before it were accepted",
                         status.message()
                     ),
-                );
-                return Err(status);
+                ));
             }
             accepted += 1;
         }
@@ -154,9 +170,14 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             name,
             replay,
         } = request.into_inner();
+        let namespace = namespace_filter(namespace)?;
+        if let Some(ns) = &namespace {
+            self.allowed.check(ns)?;
+        }
         let filter = Filter {
-            namespace: namespace_filter(namespace)?,
+            namespace,
             name: non_empty(name),
+            allowed: self.allowed.clone(),
         };
         let sub = self.results.subscribe(filter, replay as usize);
         let missed = sub.missed;
@@ -171,7 +192,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         request: Request<pb::TargetRef>,
     ) -> Result<Response<pb::Target>, Status> {
         let pb::TargetRef { namespace, name } = request.into_inner();
-        let key = validate_target(namespace, name).map_err(ApiError::from)?;
+        let key = self.target_key(namespace, name)?;
         let hra = self.store.get(&key).await.map_err(ApiError::from)?;
         Ok(Response::new(target(hra, (self.clock)())))
     }

@@ -4,13 +4,17 @@
 pub mod app;
 pub mod applier;
 pub mod args;
+pub mod auth;
 pub mod batcher;
 pub mod error;
 pub mod event;
 pub mod grpc;
+pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod pb;
 pub mod planner;
 pub mod results;
 pub mod store;
 pub mod telemetry;
+pub mod transport;

@@ -2,7 +2,7 @@
 //! ring. Publishing never waits: a watcher whose buffer is full loses the result and is told
 //! how many it lost (`missed`) with its next message.
 
-use crate::{model::HraKey, pb, planner::Counts};
+use crate::{auth::Allowlist, metrics::Metrics, model::HraKey, pb, planner::Counts};
 use chrono::{DateTime, Utc};
 use std::{
     collections::VecDeque,
@@ -111,6 +111,8 @@ pub struct Filter {
     pub namespace: Option<String>,
     /// Only HRAs of this name, if set.
     pub name: Option<String>,
+    /// Only namespaces this list allows.
+    pub allowed: Allowlist,
 }
 
 impl Filter {
@@ -120,6 +122,7 @@ impl Filter {
             .as_ref()
             .is_none_or(|ns| *ns == key.namespace)
             && self.name.as_ref().is_none_or(|n| *n == key.name)
+            && self.allowed.allows(&key.namespace)
     }
 }
 
@@ -150,7 +153,7 @@ pub struct ResultHub {
     state: Mutex<HubState>,
     ring_capacity: usize,
     watcher_buffer: usize,
-    dropped: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl ResultHub {
@@ -165,8 +168,14 @@ impl ResultHub {
             }),
             ring_capacity,
             watcher_buffer: watcher_buffer.max(1),
-            dropped: AtomicU64::new(0),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Records into `metrics` instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Records a result and hands it to every matching watcher that has room.
@@ -186,7 +195,7 @@ impl ResultHub {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     w.missed.fetch_add(1, Ordering::Relaxed);
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.watch_dropped(1);
                     true
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -235,11 +244,6 @@ impl ResultHub {
         state.watchers.retain(|w| !w.tx.is_closed());
         state.watchers.len()
     }
-
-    /// Results dropped for slow watchers since start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
 }
 
 #[cfg(test)]
@@ -271,6 +275,7 @@ mod tests {
         let filter = Filter {
             namespace: Some("a".into()),
             name: Some("x".into()),
+            ..Filter::default()
         };
         let sub = hub.subscribe(filter, 10);
         let ids: Vec<_> = sub.replay.iter().map(|r| r.batch_id.as_str()).collect();
@@ -288,7 +293,7 @@ mod tests {
         let mut other_ns = hub.subscribe(
             Filter {
                 namespace: Some("b".into()),
-                name: None,
+                ..Filter::default()
             },
             0,
         );
@@ -297,13 +302,31 @@ mod tests {
             assert_eq!(fast.live.recv().await.unwrap().batch_id, format!("b{n}"));
         }
         assert_eq!(slow.missed.load(Ordering::Relaxed), 3);
-        assert_eq!(hub.dropped(), 3);
+        assert!(
+            hub.metrics
+                .encode()
+                .contains("batch_scaler_watch_results_dropped_total 3")
+        );
         assert_eq!(slow.live.recv().await.unwrap().batch_id, "b0");
         assert!(other_ns.live.try_recv().is_err());
         assert_eq!(other_ns.missed.load(Ordering::Relaxed), 0);
         hub.close();
         assert_eq!(slow.live.recv().await.unwrap().batch_id, "b1");
         assert!(slow.live.recv().await.is_none());
+    }
+
+    #[test]
+    fn the_allowlist_hides_other_namespaces() {
+        let hub = ResultHub::new(8, 8);
+        hub.publish(Arc::new(report("ci", "x", 1)));
+        hub.publish(Arc::new(report("prod", "x", 2)));
+        let filter = Filter {
+            allowed: Allowlist::new(["ci".to_owned()]),
+            ..Filter::default()
+        };
+        let sub = hub.subscribe(filter, 10);
+        let ids: Vec<_> = sub.replay.iter().map(|r| r.batch_id.as_str()).collect();
+        assert_eq!(ids, ["b1"]);
     }
 
     #[test]

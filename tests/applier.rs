@@ -39,6 +39,7 @@ fn batch(name: &str, amounts: &[i64]) -> Batch {
             })
             .collect(),
         event_count: amounts.len() as u64,
+        since: Instant::now(),
     }
 }
 

@@ -70,8 +70,10 @@ use tonic::transport::Channel;
 
 /// The service on 127.0.0.1:0 over a memory store, stopped by [`TestServer::shutdown`].
 pub struct TestServer {
-    /// Where it listens.
+    /// Where it listens for gRPC.
     pub addr: SocketAddr,
+    /// Where it serves metrics and probes.
+    pub http_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -96,12 +98,19 @@ impl TestServer {
     pub async fn start(store: Arc<dyn HraStore>, settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
+        let listeners = app::Listeners {
+            grpc: listener,
+            http: Some(http),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::serve(settings, store, listener, async {
+        let task = tokio::spawn(app::serve(settings, store, listeners, async {
             let _ = stopped.await;
         }));
         Self {
             addr,
+            http_addr,
             stop: Some(stop),
             task: Some(task),
         }

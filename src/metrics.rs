@@ -1,0 +1,222 @@
+//! Prometheus metrics of the pipeline (prometheus-client), encoded as text on scrape.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use std::time::Duration;
+
+/// Label of `events_received`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// accepted, duplicate, invalid, denied.
+    pub result: &'static str,
+}
+
+/// Label of `batches`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// applied, retrying, failed, dry_run.
+    pub outcome: &'static str,
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    events: Family<ResultLabel, Counter>,
+    batches: Family<OutcomeLabel, Counter>,
+    write_seconds: Histogram,
+    conflicts: Counter,
+    retries: Counter,
+    event_age_seconds: Histogram,
+    watch_dropped: Counter,
+    dedupe_hits: Counter,
+    dedupe_evictions: Counter,
+    /// Applies running now (set on scrape).
+    pub in_flight: Gauge,
+    /// HRAs with events waiting for a batch (set on scrape).
+    pub pending_hras: Gauge,
+    /// Connected `WatchBatches` streams (set on scrape).
+    pub watchers: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("batch_scaler");
+        let events = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "events_received",
+            "Scale events received, by result (accepted, duplicate, invalid, denied)",
+            events.clone(),
+        );
+        let batches = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "batches",
+            "Batch outcomes reported, by outcome (applied, retrying, failed, dry_run)",
+            batches.clone(),
+        );
+        let write_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "write_duration_seconds",
+            "Time of one HRA write (conditional patch), success or not",
+            write_seconds.clone(),
+        );
+        let conflicts = Counter::default();
+        registry.register(
+            "write_conflicts",
+            "Writes refused because the HRA changed since it was read (re-planned)",
+            conflicts.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "retries",
+            "Apply attempts that failed and were retried",
+            retries.clone(),
+        );
+        let event_age_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register(
+            "event_age_at_apply_seconds",
+            "Age of a batch's oldest event when the batch was applied",
+            event_age_seconds.clone(),
+        );
+        let watch_dropped = Counter::default();
+        registry.register(
+            "watch_results_dropped",
+            "Batch results dropped for watchers too slow to keep up",
+            watch_dropped.clone(),
+        );
+        let dedupe_hits = Counter::default();
+        registry.register(
+            "dedupe_hits",
+            "Events dropped because their event_id was seen",
+            dedupe_hits.clone(),
+        );
+        let dedupe_evictions = Counter::default();
+        registry.register(
+            "dedupe_evictions",
+            "Remembered event_ids evicted before their TTL to stay within capacity",
+            dedupe_evictions.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "applies_in_flight",
+            "Batches being applied now",
+            in_flight.clone(),
+        );
+        let pending_hras = Gauge::default();
+        registry.register(
+            "pending_hras",
+            "HRAs with events waiting for a batch",
+            pending_hras.clone(),
+        );
+        let watchers = Gauge::default();
+        registry.register(
+            "watchers",
+            "Connected WatchBatches streams",
+            watchers.clone(),
+        );
+        Self {
+            registry,
+            events,
+            batches,
+            write_seconds,
+            conflicts,
+            retries,
+            event_age_seconds,
+            watch_dropped,
+            dedupe_hits,
+            dedupe_evictions,
+            in_flight,
+            pending_hras,
+            watchers,
+        }
+    }
+
+    /// Counts received events by result.
+    pub fn event(&self, result: &'static str, n: u64) {
+        self.events.get_or_create(&ResultLabel { result }).inc_by(n);
+    }
+
+    /// Counts one reported outcome.
+    pub fn batch(&self, outcome: &'static str) {
+        self.batches.get_or_create(&OutcomeLabel { outcome }).inc();
+        if outcome == "retrying" {
+            self.retries.inc();
+        }
+    }
+
+    /// Records one write's duration, and whether it met a conflict.
+    pub fn write(&self, took: Duration, conflict: bool) {
+        self.write_seconds.observe(took.as_secs_f64());
+        if conflict {
+            self.conflicts.inc();
+        }
+    }
+
+    /// Records the age of a batch's oldest event when it was applied.
+    pub fn event_age(&self, age: Duration) {
+        self.event_age_seconds.observe(age.as_secs_f64());
+    }
+
+    /// Counts results dropped for slow watchers.
+    pub fn watch_dropped(&self, n: u64) {
+        self.watch_dropped.inc_by(n);
+    }
+
+    /// Counts dedupe hits and evictions.
+    pub fn dedupe(&self, hits: u64, evictions: u64) {
+        self.dedupe_hits.inc_by(hits);
+        self.dedupe_evictions.inc_by(evictions);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_metric_with_its_labels() {
+        let m = Metrics::new();
+        m.event("accepted", 3);
+        m.batch("applied");
+        m.batch("retrying");
+        m.write(Duration::from_millis(3), true);
+        m.pending_hras.set(2);
+        let text = m.encode();
+        for line in [
+            "batch_scaler_events_received_total{result=\"accepted\"} 3",
+            "batch_scaler_batches_total{outcome=\"applied\"} 1",
+            "batch_scaler_retries_total 1",
+            "batch_scaler_write_conflicts_total 1",
+            "batch_scaler_write_duration_seconds_count 1",
+            "batch_scaler_pending_hras 2",
+            "batch_scaler_applies_in_flight 0",
+            "batch_scaler_watchers 0",
+            "batch_scaler_watch_results_dropped_total 0",
+            "batch_scaler_event_age_at_apply_seconds_count 0",
+            "batch_scaler_dedupe_hits_total 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}

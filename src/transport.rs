@@ -1,0 +1,145 @@
+//! The gRPC server around the service: health, reflection (v1 and v1alpha), gRPC-Web with
+//! CORS, TLS / mTLS, bearer tokens, message-size and stream limits.
+
+use crate::{
+    auth::TokenAuth,
+    grpc::BatchScalerService,
+    pb::{self, batch_scaler_server::BatchScalerServer},
+};
+use http::{HeaderName, HeaderValue, Method};
+use std::{future::Future, time::Duration};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
+};
+use tonic_health::server::HealthReporter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How the gRPC port is exposed.
+#[derive(Clone, Default)]
+pub struct GrpcOptions {
+    /// TLS (with client CA for mTLS), if configured.
+    pub tls: Option<ServerTlsConfig>,
+    /// Bearer tokens required on `BatchScaler` (health and reflection stay open).
+    pub auth: TokenAuth,
+    /// Origins allowed to call us from a browser (gRPC-Web).
+    pub cors_origins: Vec<HeaderValue>,
+    /// Largest decoded request message.
+    pub max_message_bytes: usize,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// Reads PEM files into a TLS config: certificate and key, and a CA for client certificates.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
+) -> anyhow::Result<ServerTlsConfig> {
+    let read = |flag: &str, p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {flag} {}: {e}", p.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("--tls-cert", cert)?,
+        read("--tls-key", key)?,
+    ));
+    if let Some(ca) = client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?));
+    }
+    Ok(tls)
+}
+
+fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|h| HeaderName::from_static(h))
+            .collect::<Vec<_>>()
+    };
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(names(&[
+            "content-type",
+            "x-grpc-web",
+            "x-user-agent",
+            "grpc-timeout",
+            "authorization",
+            "connect-protocol-version",
+            "connect-timeout-ms",
+        ]))
+        .expose_headers(names(&[
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+        ]))
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The health reporter and the value it serves for our service.
+pub async fn mark_serving(reporter: &HealthReporter, serving: bool) {
+    if serving {
+        reporter
+            .set_serving::<BatchScalerServer<BatchScalerService>>()
+            .await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+    } else {
+        reporter
+            .set_not_serving::<BatchScalerServer<BatchScalerService>>()
+            .await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    }
+}
+
+/// Serves every gRPC service on `listener` until `shutdown`, then finishes open calls.
+pub async fn serve(
+    listener: TcpListener,
+    service: BatchScalerService,
+    options: GrpcOptions,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let GrpcOptions {
+        tls,
+        auth,
+        cors_origins,
+        max_message_bytes,
+        max_concurrent_streams,
+    } = options;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let scaler = InterceptedService::new(
+        service
+            .into_server()
+            .max_decoding_message_size(max_message_bytes),
+        auth,
+    );
+    let mut builder = Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(max_concurrent_streams);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
+        .layer(cors(&cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(scaler)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
