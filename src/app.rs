@@ -19,6 +19,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// How long, after the last batch is done, open gRPC streams may keep the server up.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
+
 /// HRAs the memory backend starts with when no `--seed` is given.
 pub const EMBEDDED_SEED: &str = include_str!("../examples/hras.yaml");
 
@@ -233,7 +236,14 @@ pub async fn serve(
     stop.cancel();
     batching.await.context("batcher task")?;
     results.close();
-    grpc.await.context("gRPC server task")??;
+    // Clients may hold streams we do not end (health Watch): give them a moment, then close.
+    match tokio::time::timeout(CONNECTION_DRAIN, &mut grpc).await {
+        Ok(result) => result.context("gRPC server task")??,
+        Err(_) => {
+            tracing::warn!(?CONNECTION_DRAIN, "closing gRPC connections still open");
+            grpc.abort();
+        }
+    }
     finished.cancel();
     if let Some(http) = http {
         http.await.context("HTTP server task")??;

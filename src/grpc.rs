@@ -202,13 +202,20 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         request: Request<pb::ListTargetsRequest>,
     ) -> Result<Response<pb::ListTargetsResponse>, Status> {
         let namespace = namespace_filter(request.into_inner().namespace)?;
+        if let Some(ns) = &namespace {
+            self.allowed.check(ns)?;
+        }
         let hras = self
             .store
             .list(namespace.as_deref())
             .await
             .map_err(ApiError::from)?;
         let now = (self.clock)();
-        let mut targets: Vec<pb::Target> = hras.into_iter().map(|h| target(h, now)).collect();
+        let mut targets: Vec<pb::Target> = hras
+            .into_iter()
+            .filter(|h| self.allowed.allows(&h.key.namespace))
+            .map(|h| target(h, now))
+            .collect();
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(Response::new(pb::ListTargetsResponse { targets }))
     }

@@ -1,0 +1,112 @@
+//! The manifests in `deploy/` are what the README promises: least-privilege RBAC, two
+//! hardened replicas with gRPC probes, flags the binary accepts, a CRD typed like the real one.
+
+use batch_scaler::args::Args;
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::Path;
+
+fn docs(file: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+#[test]
+fn rbac_grants_only_get_list_watch_patch_on_hras() {
+    let rbac = docs("rbac.yaml");
+    let rules = kind(&rbac, "ClusterRole")["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["apiGroups"],
+        serde_json::json!(["actions.summerwind.dev"])
+    );
+    assert_eq!(
+        rules[0]["resources"],
+        serde_json::json!(["horizontalrunnerautoscalers"])
+    );
+    assert_eq!(
+        rules[0]["verbs"],
+        serde_json::json!(["get", "list", "watch", "patch"])
+    );
+    let binding = kind(&rbac, "ClusterRoleBinding");
+    assert_eq!(
+        binding["subjects"][0]["name"],
+        kind(&rbac, "ServiceAccount")["metadata"]["name"]
+    );
+}
+
+#[test]
+fn deployment_is_two_hardened_replicas_with_grpc_probes_and_valid_flags() {
+    let deployment = &docs("deployment.yaml")[0];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["serviceAccountName"], "batch-scaler");
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(
+        c["resources"]["requests"]["cpu"].is_string()
+            && c["resources"]["requests"]["memory"].is_string()
+    );
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["grpc"]["port"], 50051, "{probe}");
+    }
+    let mut argv = vec!["batch-scaler".to_owned()];
+    argv.extend(
+        c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned()),
+    );
+    let args = Args::try_parse_from(&argv).unwrap();
+    assert_eq!(args.listen.to_string(), "0.0.0.0:50051");
+    assert_eq!(args.backend, batch_scaler::args::Backend::Kubernetes);
+    // The drain must fit in the pod's termination grace period.
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(args.shutdown_grace.as_secs() + 5 <= grace);
+}
+
+#[test]
+fn the_crd_types_capacity_reservations_like_the_real_one() {
+    let crd = &docs("crd.yaml")[0];
+    assert_eq!(crd["spec"]["group"], "actions.summerwind.dev");
+    assert_eq!(
+        crd["spec"]["names"]["plural"],
+        "horizontalrunnerautoscalers"
+    );
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    let items = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["capacityReservations"]
+        ["items"]["properties"];
+    assert_eq!(items["name"]["type"], "string");
+    assert_eq!(items["effectiveTime"]["format"], "date-time");
+    assert_eq!(items["expirationTime"]["format"], "date-time");
+    assert_eq!(items["replicas"]["type"], "integer");
+}
+
+#[test]
+fn the_service_exposes_grpc_and_metrics() {
+    let svc = &docs("service.yaml")[0];
+    let ports: Vec<u64> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [50051, 9090]);
+}

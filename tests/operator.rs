@@ -1,0 +1,446 @@
+//! The operator and producer surface over real connections: health, reflection, metrics,
+//! tokens, namespace allowlist, message limits, gRPC-Web with CORS, TLS and mTLS.
+
+mod common;
+
+use batch_scaler::{
+    app::Settings,
+    auth::{Allowlist, TokenAuth},
+    error::StoreError,
+    pb::{self, batch_scaler_client::BatchScalerClient},
+    store::{MemoryStore, memory::WriteFault},
+};
+use common::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const WINDOW: Duration = Duration::from_millis(100);
+
+fn store() -> MemoryStore {
+    MemoryStore::with_objects([hra_object("ci", "a", None), hra_object("prod", "p", None)]).unwrap()
+}
+
+fn ev(ns: &str, name: &str, amount: i32) -> pb::ScaleEvent {
+    pb::ScaleEvent {
+        namespace: ns.into(),
+        name: name.into(),
+        amount,
+        ..Default::default()
+    }
+}
+
+async fn channel(server: &TestServer) -> Channel {
+    Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text[9..12].parse().unwrap();
+    (code, text)
+}
+
+async fn health(ch: Channel, service: &str) -> ServingStatus {
+    let req = HealthCheckRequest {
+        service: service.into(),
+    };
+    let status = HealthClient::new(ch)
+        .check(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap()
+}
+
+#[tokio::test]
+async fn health_reflection_and_metrics() {
+    let settings = Settings {
+        shutdown_grace: Duration::from_millis(500),
+        ..test_settings(WINDOW)
+    };
+    let (mut server, store) = TestServer::memory(store(), settings).await;
+    let ch = channel(&server).await;
+    assert_eq!(health(ch.clone(), "").await, ServingStatus::Serving);
+    assert_eq!(
+        health(ch.clone(), "batchscaler.v1.BatchScaler").await,
+        ServingStatus::Serving
+    );
+
+    // Reflection, both versions, lists our service and health.
+    use tonic_reflection::pb::{v1, v1alpha};
+    let req = v1::ServerReflectionRequest {
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+        ..Default::default()
+    };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(ch.clone());
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a list")
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"batchscaler.v1.BatchScaler") && names.contains(&"grpc.health.v1.Health"),
+        "{names:?}"
+    );
+    let req = v1alpha::ServerReflectionRequest {
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "batchscaler.v1.ScaleEvent".into(),
+            ),
+        ),
+        ..Default::default()
+    };
+    let mut old = v1alpha::server_reflection_client::ServerReflectionClient::new(ch.clone());
+    let mut answers = old
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap();
+    assert!(matches!(
+        answer,
+        v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_)
+    ));
+
+    // Metrics after one event and one batch.
+    let mut watch = BatchScalerClient::new(ch.clone())
+        .watch_batches(pb::WatchBatchesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut scaler = BatchScalerClient::new(ch.clone());
+    scaler.scale(ev("ci", "a", 1)).await.unwrap();
+    assert!(scaler.scale(ev("ci", "A", 1)).await.is_err());
+    watch.next().await.unwrap().unwrap();
+    let (code, text) = http_get(server.http_addr, "/metrics").await;
+    assert_eq!(code, 200);
+    for line in [
+        "batch_scaler_events_received_total{result=\"accepted\"} 1",
+        "batch_scaler_events_received_total{result=\"invalid\"} 1",
+        "batch_scaler_batches_total{outcome=\"applied\"} 1",
+        "batch_scaler_write_duration_seconds_count 1",
+        "batch_scaler_event_age_at_apply_seconds_count 1",
+        "batch_scaler_watchers 1",
+        "batch_scaler_pending_hras 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert_eq!(http_get(server.http_addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
+
+    // Shutdown with a batch still retrying: NOT_SERVING and not ready while it drains.
+    for _ in 0..100 {
+        store.fault_next_write(
+            &key("ci", "a"),
+            WriteFault::Fail(StoreError::Transient("down".into())),
+        );
+    }
+    scaler.scale(ev("ci", "a", 1)).await.unwrap();
+    let mut health_watch = HealthClient::new(ch.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health_watch.next().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    let http_addr = server.http_addr;
+    let stopping = tokio::spawn(async move { server.shutdown().await });
+    assert_eq!(
+        health_watch.next().await.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+    assert_eq!(http_get(http_addr, "/readyz").await.0, 503);
+    drop(health_watch);
+    let started = std::time::Instant::now();
+    stopping.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn tokens_guard_the_api_but_not_health_or_reflection() {
+    let settings = Settings {
+        grpc: batch_scaler::transport::GrpcOptions {
+            auth: TokenAuth::parse("first\nsecond\n").unwrap(),
+            ..test_settings(WINDOW).grpc
+        },
+        ..test_settings(WINDOW)
+    };
+    let (server, _store) = TestServer::memory(store(), settings).await;
+    let ch = channel(&server).await;
+    let mut client = BatchScalerClient::new(ch.clone());
+    let err = client.scale(ev("ci", "a", 1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let with = |token: &str| {
+        let mut r = Request::new(ev("ci", "a", 1));
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    assert_eq!(
+        client.scale(with("wrong")).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    client.scale(with("second")).await.unwrap();
+    let mut watch = Request::new(pb::WatchBatchesRequest::default());
+    watch
+        .metadata_mut()
+        .insert("authorization", "Bearer first".parse().unwrap());
+    client.watch_batches(watch).await.unwrap();
+    assert_eq!(health(ch, "").await, ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn namespaces_outside_the_allowlist_are_denied_and_nothing_is_queued() {
+    let settings = Settings {
+        allowed: Allowlist::new(["ci".to_owned()]),
+        ..test_settings(WINDOW)
+    };
+    let (server, store) = TestServer::memory(store(), settings).await;
+    let mut client = BatchScalerClient::new(channel(&server).await);
+    let mut watch = client
+        .watch_batches(pb::WatchBatchesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        client.scale(ev("prod", "p", 1)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let err = client
+        .publish(tokio_stream::iter([
+            ev("ci", "a", 1),
+            ev("prod", "p", 1),
+            ev("ci", "a", 1),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().starts_with("events[1]: namespace \"prod\""),
+        "{}",
+        err.message()
+    );
+    let r = watch.next().await.unwrap().unwrap();
+    assert_eq!((r.namespace.as_str(), r.events), ("ci", 1));
+    tokio::time::sleep(WINDOW * 3).await;
+    assert!(
+        store.object(&key("prod", "p")).unwrap()["spec"]
+            .get("capacityReservations")
+            .is_none()
+    );
+    let denied = pb::TargetRef {
+        namespace: "prod".into(),
+        name: "p".into(),
+    };
+    assert_eq!(
+        client.get_target(denied).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let all = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        all.targets
+            .iter()
+            .map(|t| t.namespace.as_str())
+            .collect::<Vec<_>>(),
+        ["ci"]
+    );
+    let other = pb::WatchBatchesRequest {
+        namespace: "prod".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        client.watch_batches(other).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let (server, _store) = TestServer::memory(store(), test_settings(WINDOW)).await;
+    let mut client = BatchScalerClient::new(channel(&server).await);
+    let big = pb::ScaleEvent {
+        event_id: "x".repeat(70 * 1024),
+        ..ev("ci", "a", 1)
+    };
+    let err = client.scale(big).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{err:?}"
+    );
+    client.scale(ev("ci", "a", 1)).await.unwrap();
+}
+
+fn grpc_web_frame(msg: &impl prost::Message) -> Vec<u8> {
+    let body = msg.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[tokio::test]
+async fn grpc_web_and_cors_work_over_http1() {
+    let settings = Settings {
+        grpc: batch_scaler::transport::GrpcOptions {
+            cors_origins: vec!["http://dashboard.example".parse().unwrap()],
+            ..test_settings(WINDOW).grpc
+        },
+        ..test_settings(WINDOW)
+    };
+    let (server, _store) = TestServer::memory(store(), settings).await;
+    let body = grpc_web_frame(&pb::TargetRef {
+        namespace: "ci".into(),
+        name: "a".into(),
+    });
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web+proto\r\n\
+         X-Grpc-Web: 1\r\nOrigin: http://dashboard.example\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_lowercase()
+            .contains("access-control-allow-origin: http://dashboard.example"),
+        "{text}"
+    );
+    assert!(text.contains("grpc-status:0"), "trailer frame: {text}");
+
+    // A preflight from an origin not on the list gets no CORS grant.
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(
+        b"OPTIONS /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\
+          Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out)
+            .to_lowercase()
+            .contains("access-control-allow-origin")
+    );
+}
+
+#[tokio::test]
+async fn tls_with_client_certificates() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = CertificateParams::new(vec!["producer".into()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("bs-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let tls = batch_scaler::transport::tls_config(
+        &write("server.pem", server_cert.pem()),
+        &write("server.key", server_key.serialize_pem()),
+        Some(&write("ca.pem", ca.pem())),
+    )
+    .unwrap();
+    let settings = Settings {
+        grpc: batch_scaler::transport::GrpcOptions {
+            tls: Some(tls),
+            ..test_settings(WINDOW).grpc
+        },
+        ..test_settings(WINDOW)
+    };
+    let (server, _store) = TestServer::memory(store(), settings).await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let base = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.pem()))
+        .domain_name("localhost");
+    let with_cert = base.clone().identity(Identity::from_pem(
+        client_cert.pem(),
+        client_key.serialize_pem(),
+    ));
+    let ch = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(with_cert)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    BatchScalerClient::new(ch)
+        .scale(ev("ci", "a", 1))
+        .await
+        .unwrap();
+    // Without a client certificate the handshake (or the first call) fails.
+    let refused = async {
+        let ch = Channel::from_shared(url)
+            .unwrap()
+            .tls_config(base)?
+            .connect()
+            .await?;
+        BatchScalerClient::new(ch)
+            .scale(ev("ci", "a", 1))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::Ok(())
+    };
+    assert!(refused.await.is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
