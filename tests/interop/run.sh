@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Interop checks with real clients: grpcurl, Python grpcio, curl (metrics, gRPC-Web), over
+# plaintext and TLS with tokens. Sets up what it needs under target/; prints
+# "N passed, N failed" last and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+WORK=$ROOT/target/interop
+VENV=$ROOT/target/interop-venv
+mkdir -p "$WORK"
+rm -rf "${WORK:?}"/run-*
+
+passed=0
+failed=0
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/    /' | head -20; }
+# check NAME PATTERN CMD... : passes when CMD's output matches the extended regex PATTERN.
+check() {
+  local name=$1 pattern=$2; shift 2
+  local out
+  out=$("$@" 2>&1)
+  if grep -Eq -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name" "$out"; fi
+}
+
+echo "== setting up (virtualenv, release build)"
+if [ ! -x "$VENV/bin/grpcurl" ] || ! "$VENV/bin/pip" -q freeze | grep -q "grpcio-tools==1.85.1"; then
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r tests/interop/requirements.txt || exit 1
+fi
+GRPCURL=$VENV/bin/grpcurl
+PY=$VENV/bin/python
+export BS_GEN=$WORK/gen
+rm -rf "$BS_GEN" && mkdir -p "$BS_GEN"
+"$PY" -m grpc_tools.protoc -Iproto --python_out="$BS_GEN" --grpc_python_out="$BS_GEN" \
+  proto/batchscaler/v1/batchscaler.proto || exit 1
+cargo build --release --bin batch-scaler || exit 1
+BIN=$ROOT/target/release/batch-scaler
+
+# start NAME ARGS... : starts the service on port 0, sets ADDR and METRICS from its log.
+start() {
+  local name=$1; shift
+  local log=$WORK/run-$name.log
+  "$BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --seed tests/interop/hras.yaml \
+    --window 200ms "$@" >"$log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    ADDR=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$log" | head -1)
+    METRICS=$(sed -n 's|.*metrics on http://\([0-9.:]*\)/metrics.*|\1|p' "$log" | head -1)
+    [ -n "$ADDR" ] && [ -n "$METRICS" ] && return 0
+    sleep 0.1
+  done
+  echo "service $name did not start:"; cat "$log"; exit 1
+}
+
+echo "== plaintext instance"
+start plain --cors-allow-origin http://dashboard.example --allowed-namespaces ci,ml
+check "grpcurl list shows the service and health" \
+  "batchscaler.v1.BatchScaler" "$GRPCURL" -plaintext "$ADDR" list
+check "grpcurl list shows health" "grpc.health.v1.Health" "$GRPCURL" -plaintext "$ADDR" list
+check "grpcurl describe ScaleEvent" "string job_id = 6" \
+  "$GRPCURL" -plaintext "$ADDR" describe batchscaler.v1.ScaleEvent
+
+"$GRPCURL" -plaintext -d '{"replay": 5}' -max-time 4 "$ADDR" batchscaler.v1.BatchScaler/WatchBatches \
+  >"$WORK/run-watch.out" 2>&1 &
+PIDS+=($!)
+sleep 0.5
+check "grpcurl Scale" "^\{" "$GRPCURL" -plaintext \
+  -d '{"namespace":"ci","name":"arm","amount":1,"duration":"60s"}' "$ADDR" batchscaler.v1.BatchScaler/Scale
+sleep 0.8
+check "grpcurl GetTarget shows the reservation" '"reservedReplicas": 1' "$GRPCURL" -plaintext \
+  -d '{"namespace":"ci","name":"arm"}' "$ADDR" batchscaler.v1.BatchScaler/GetTarget
+check "grpcurl ListTargets" '"name": "gpu"' "$GRPCURL" -plaintext -d '{}' "$ADDR" \
+  batchscaler.v1.BatchScaler/ListTargets
+sleep 3
+check "grpcurl WatchBatches streams the batch" '"outcome": "OUTCOME_APPLIED"' cat "$WORK/run-watch.out"
+check "grpcurl invalid event names the field" "Message: name: must be a DNS-1123 subdomain" "$GRPCURL" -plaintext \
+  -d '{"namespace":"ci","name":"Bad_Name","amount":1}' "$ADDR" batchscaler.v1.BatchScaler/Scale
+check "disallowed namespace is PERMISSION_DENIED" "PermissionDenied" "$GRPCURL" -plaintext \
+  -d '{"namespace":"prod","name":"secret","amount":1}' "$ADDR" batchscaler.v1.BatchScaler/Scale
+check "Python producer (1,000 events, 3 HRAs) and watcher add up" "reserved grew by 1000" \
+  "$PY" tests/interop/pyclient.py --target "$ADDR" --events 1000 --hra ci/linux --hra ci/arm --hra ml/gpu
+check "health check says SERVING" '"status": "SERVING"' "$GRPCURL" -plaintext "$ADDR" grpc.health.v1.Health/Check
+check "health of the service says SERVING" '"status": "SERVING"' "$GRPCURL" -plaintext \
+  -d '{"service":"batchscaler.v1.BatchScaler"}' "$ADDR" grpc.health.v1.Health/Check
+check "/metrics counts the accepted events" 'batch_scaler_events_received_total\{result="accepted"\} 1001' \
+  curl -sf "http://$METRICS/metrics"
+check "/metrics counts applied batches" 'batch_scaler_batches_total\{outcome="applied"\} [1-9]' \
+  curl -sf "http://$METRICS/metrics"
+check "/readyz is ready" "^ok" curl -sf "http://$METRICS/readyz"
+
+# gRPC-Web: a framed GetTarget request (flag 0, length 8, TargetRef{namespace:"ci",name:"arm"}).
+printf '\x00\x00\x00\x00\x09\x0a\x02ci\x12\x03arm' >"$WORK/run-web.bin"
+check "gRPC-Web GetTarget gets a framed answer" "grpc-status: ?0" sh -c \
+  "curl -s -i -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+   -H 'origin: http://dashboard.example' --data-binary @$WORK/run-web.bin \
+   http://$ADDR/batchscaler.v1.BatchScaler/GetTarget | tr -d '\r\000'"
+check "gRPC-Web answer carries CORS for the allowed origin" "access-control-allow-origin: http://dashboard.example" sh -c \
+  "curl -s -i -X POST -H 'content-type: application/grpc-web+proto' -H 'origin: http://dashboard.example' \
+   --data-binary @$WORK/run-web.bin http://$ADDR/batchscaler.v1.BatchScaler/GetTarget | tr -d '\r\000' | tr A-Z a-z"
+printf '\x00\x00\x00\x00\x0e\x0a\x04prod\x12\x06secret' >"$WORK/run-web-denied.bin"
+check "gRPC-Web to a disallowed namespace is PERMISSION_DENIED (7)" "grpc-status: ?7" sh -c \
+  "curl -s -i -X POST -H 'content-type: application/grpc-web+proto' --data-binary @$WORK/run-web-denied.bin \
+   http://$ADDR/batchscaler.v1.BatchScaler/GetTarget | tr -d '\r\000'"
+
+echo "== TLS instance with tokens and client certificates"
+TLS=$WORK/run-tls
+mkdir -p "$TLS"
+(
+  cd "$TLS"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=interop-ca
+  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+  printf 'extendedKeyUsage=clientAuth\n' >client.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
+  openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=producer
+  openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.ext
+  printf '# producers\ns3cr3t-token\n' >tokens
+) >/dev/null 2>&1 || { fail "generating certificates"; }
+start tls --tls-cert "$TLS/server.pem" --tls-key "$TLS/server.key" --tls-client-ca "$TLS/ca.pem" \
+  --auth-token-file "$TLS/tokens"
+TLSARGS=(-cacert "$TLS/ca.pem" -cert "$TLS/client.pem" -key "$TLS/client.key" -servername localhost)
+EV='{"namespace":"ci","name":"arm","amount":1}'
+check "TLS: no token is UNAUTHENTICATED" "Unauthenticated" "$GRPCURL" "${TLSARGS[@]}" -d "$EV" "$ADDR" \
+  batchscaler.v1.BatchScaler/Scale
+check "TLS: wrong token is UNAUTHENTICATED" "Unauthenticated" "$GRPCURL" "${TLSARGS[@]}" \
+  -H "authorization: Bearer nope" -d "$EV" "$ADDR" batchscaler.v1.BatchScaler/Scale
+check "TLS: right token is OK" "^\{" "$GRPCURL" "${TLSARGS[@]}" -H "authorization: Bearer s3cr3t-token" \
+  -d "$EV" "$ADDR" batchscaler.v1.BatchScaler/Scale
+check "TLS: health stays open without a token" '"status": "SERVING"' "$GRPCURL" "${TLSARGS[@]}" "$ADDR" \
+  grpc.health.v1.Health/Check
+check "TLS: no client certificate is refused" "(Failed to dial|certificate|handshake)" "$GRPCURL" \
+  -cacert "$TLS/ca.pem" -servername localhost "$ADDR" grpc.health.v1.Health/Check
+
+echo "== graceful stop"
+kill -TERM "${PIDS[0]}"
+if wait "${PIDS[0]}"; then pass "SIGTERM: exits 0"; else fail "SIGTERM: exits 0" "$(tail -5 "$WORK/run-plain.log")"; fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
