@@ -2,10 +2,14 @@
 //! resolves, then drained in order.
 
 use crate::{
-    applier::{Applier, Clock, RetryPolicy, system_clock},
+    applier::{
+        Applier, Clock, DEFAULT_TOMBSTONE_CAPACITY, DEFAULT_TOMBSTONE_TTL, RetryPolicy,
+        system_clock,
+    },
     args::{Args, Backend},
     auth::Allowlist,
-    batcher::Batcher,
+    batcher::{Batcher, DEFAULT_DEDUPE_CAPACITY, DEFAULT_DEDUPE_TTL},
+    expiring::ExpiringSet,
     grpc::BatchScalerService,
     http::{self, HttpState},
     metrics::Metrics,
@@ -46,6 +50,12 @@ pub struct Settings {
     pub watcher_buffer: usize,
     /// Source of `now`.
     pub clock: Clock,
+    /// How long event ids are remembered for dedupe.
+    pub dedupe_ttl: Duration,
+    /// Most event ids remembered.
+    pub dedupe_capacity: usize,
+    /// How long finished jobs are remembered.
+    pub tombstone_ttl: Duration,
     /// Namespaces that may be used.
     pub allowed: Allowlist,
     /// TLS, tokens, CORS and limits of the gRPC port.
@@ -79,6 +89,9 @@ impl Default for Settings {
             replay_capacity: 1024,
             watcher_buffer: 1024,
             clock: system_clock(),
+            dedupe_ttl: DEFAULT_DEDUPE_TTL,
+            dedupe_capacity: DEFAULT_DEDUPE_CAPACITY,
+            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             allowed: Allowlist::default(),
             grpc: GrpcOptions {
                 max_message_bytes: 64 * 1024,
@@ -174,11 +187,19 @@ pub async fn serve(
         settings.dry_run,
         settings.clock.clone(),
     )
-    .with_metrics(metrics.clone());
-    let batcher = Batcher::new(
-        Arc::new(applier),
-        settings.window,
-        settings.max_concurrent_writes,
+    .with_metrics(metrics.clone())
+    .with_tombstones(Arc::new(ExpiringSet::new(
+        settings.tombstone_ttl,
+        DEFAULT_TOMBSTONE_CAPACITY,
+    )));
+    let batcher = Arc::new(
+        Batcher::new(
+            Arc::new(applier),
+            settings.window,
+            settings.max_concurrent_writes,
+        )
+        .with_dedupe(settings.dedupe_ttl, settings.dedupe_capacity)
+        .with_metrics(metrics.clone()),
     );
     let stop = CancellationToken::new();
     let service = BatchScalerService {

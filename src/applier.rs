@@ -4,14 +4,15 @@
 
 use crate::{
     error::StoreError,
+    expiring::ExpiringSet,
     metrics::Metrics,
     model::{HraKey, record_batch},
-    planner::{self, Counts, PlanEvent},
+    planner::{self, Counts, Plan, PlanEvent},
     results::{BatchReport, Outcome, ResultHub},
     store::{HraStore, Write},
 };
 use chrono::{DateTime, Utc};
-use std::{sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +80,16 @@ pub struct Applier {
     dry_run: bool,
     clock: Clock,
     metrics: Arc<Metrics>,
+    finished_jobs: Arc<Tombstones>,
 }
+
+/// Jobs whose completion was applied, per HRA: a later `+1` for them adds nothing.
+pub type Tombstones = ExpiringSet<(HraKey, Arc<str>)>;
+
+/// How long finished jobs are remembered by default.
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
+/// How many finished jobs are remembered at most by default.
+pub const DEFAULT_TOMBSTONE_CAPACITY: usize = 100_000;
 
 impl Applier {
     /// An applier writing to `store` and reporting to `results`.
@@ -97,7 +107,17 @@ impl Applier {
             dry_run,
             clock,
             metrics: Arc::default(),
+            finished_jobs: Arc::new(ExpiringSet::new(
+                DEFAULT_TOMBSTONE_TTL,
+                DEFAULT_TOMBSTONE_CAPACITY,
+            )),
         }
+    }
+
+    /// Remembers finished jobs in `tombstones` (ttl and capacity of `--tombstone-ttl`).
+    pub fn with_tombstones(mut self, tombstones: Arc<Tombstones>) -> Self {
+        self.finished_jobs = tombstones;
+        self
     }
 
     /// Records into `metrics` instead of a private set.
@@ -117,16 +137,18 @@ impl Applier {
     ) -> Arc<BatchReport> {
         let started = Instant::now();
         let mut attempt = 1u32;
-        let mut planned: Option<Counts> = None;
+        let mut planned: Option<Plan> = None;
+        let counts = |p: &Option<Plan>| p.as_ref().map(|p| p.counts).unwrap_or_default();
         loop {
             let error = match self.attempt(batch, refill, attempt, &mut planned).await {
-                Ok(counts) => {
+                Ok(()) => {
                     let outcome = if self.dry_run {
                         Outcome::DryRun
                     } else {
+                        self.remember_finished_jobs(&batch.key, planned.as_ref());
                         Outcome::Applied
                     };
-                    return self.report(batch, outcome, counts, attempt, None);
+                    return self.report(batch, outcome, counts(&planned), attempt, None);
                 }
                 Err(e) if e.is_terminal() => e.to_string(),
                 Err(e) => {
@@ -139,11 +161,10 @@ impl Applier {
                     } else if abort.is_cancelled() {
                         format!("shutting down; last error: {e}")
                     } else {
-                        let counts = planned.unwrap_or_default();
                         self.report(
                             batch,
                             Outcome::Retrying,
-                            counts,
+                            counts(&planned),
                             attempt,
                             Some(e.to_string()),
                         );
@@ -159,7 +180,7 @@ impl Applier {
             return self.report(
                 batch,
                 Outcome::Failed,
-                planned.unwrap_or_default(),
+                counts(&planned),
                 attempt,
                 Some(error),
             );
@@ -172,23 +193,20 @@ impl Applier {
         batch: &mut Batch,
         refill: &mut (dyn FnMut(&mut Batch) + Send),
         attempt: u32,
-        planned: &mut Option<Counts>,
-    ) -> Result<Counts, StoreError> {
+        planned: &mut Option<Plan>,
+    ) -> Result<(), StoreError> {
         for replan in 0..MAX_CONFLICT_REPLANS {
             let hra = self.store.get(&batch.key).await?;
             // An earlier attempt may have landed although its answer was lost.
-            if let Some(counts) = *planned
-                && attempt > 1
-                && hra.applied_batches.contains(&batch.id)
-            {
-                return Ok(counts);
+            if planned.is_some() && attempt > 1 && hra.applied_batches.contains(&batch.id) {
+                return Ok(());
             }
             // Not landed: events that came while we backed off join this attempt.
             if attempt > 1 && replan == 0 {
                 refill(batch);
             }
-            let plan = planner::plan(&hra, &batch.events, (self.clock)());
-            *planned = Some(plan.counts);
+            let events = self.without_finished_jobs(&batch.key, &batch.events);
+            let plan = planned.insert(planner::plan(&hra, &events, (self.clock)()));
             let write = Write {
                 key: &batch.key,
                 resource_version: &hra.resource_version,
@@ -201,7 +219,7 @@ impl Applier {
             let conflict = matches!(written, Err(StoreError::Conflict(_)));
             self.metrics.write(started.elapsed(), conflict);
             match written {
-                Ok(_) => return Ok(plan.counts),
+                Ok(_) => return Ok(()),
                 Err(StoreError::Conflict(why)) => {
                     tracing::debug!(hra = %batch.key, batch_id = %batch.id, %why, "conflict, re-planning");
                 }
@@ -211,6 +229,31 @@ impl Applier {
         Err(StoreError::Transient(format!(
             "still conflicting after {MAX_CONFLICT_REPLANS} re-plans"
         )))
+    }
+
+    /// The events minus `+1`s of jobs that finished in an earlier batch.
+    fn without_finished_jobs<'a>(
+        &self,
+        key: &HraKey,
+        events: &'a [PlanEvent],
+    ) -> Cow<'a, [PlanEvent]> {
+        let finished = |e: &PlanEvent| {
+            e.amount > 0
+                && e.job
+                    .as_ref()
+                    .is_some_and(|j| self.finished_jobs.contains(&(key.clone(), j.clone())))
+        };
+        if events.iter().any(finished) {
+            Cow::Owned(events.iter().filter(|e| !finished(e)).cloned().collect())
+        } else {
+            Cow::Borrowed(events)
+        }
+    }
+
+    fn remember_finished_jobs(&self, key: &HraKey, plan: Option<&Plan>) {
+        for job in plan.map(|p| p.finished_jobs.as_slice()).unwrap_or_default() {
+            self.finished_jobs.insert((key.clone(), job.clone()));
+        }
     }
 
     fn report(

@@ -134,6 +134,19 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_streams: u32,
 
+    /// Events whose event_id was seen within this long are dropped as duplicates.
+    #[arg(long, env = "BATCH_SCALER_DEDUPE_TTL", default_value = "1h", value_parser = positive_duration)]
+    pub dedupe_ttl: Duration,
+
+    /// Most event ids remembered (oldest evicted first).
+    #[arg(long, env = "BATCH_SCALER_DEDUPE_CAPACITY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub dedupe_capacity: u32,
+
+    /// How long a completed job is remembered, so that its late `+1` adds nothing.
+    #[arg(long, env = "BATCH_SCALER_TOMBSTONE_TTL", default_value = "1h", value_parser = positive_duration)]
+    pub tombstone_ttl: Duration,
+
     /// On shutdown, how long pending batches may keep retrying before they are given up.
     #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -162,6 +175,9 @@ impl Args {
             allowed_namespaces,
             max_message_bytes,
             max_concurrent_streams,
+            dedupe_ttl,
+            dedupe_capacity,
+            tombstone_ttl,
             shutdown_grace,
         } = self;
         for ns in allowed_namespaces {
@@ -191,6 +207,9 @@ impl Args {
             dry_run: *dry_run,
             max_concurrent_writes: *max_concurrent_writes as usize,
             shutdown_grace: *shutdown_grace,
+            dedupe_ttl: *dedupe_ttl,
+            dedupe_capacity: *dedupe_capacity as usize,
+            tombstone_ttl: *tombstone_ttl,
             allowed: Allowlist::new(allowed_namespaces.iter().cloned()),
             grpc: GrpcOptions {
                 tls,

@@ -10,9 +10,11 @@ use crate::{
     applier::{Applier, Batch},
     error::ApiError,
     event::ScaleEvent,
+    expiring::ExpiringSet,
+    metrics::Metrics,
     model::HraKey,
     planner::PlanEvent,
-    results::BatchReport,
+    results::{BatchReport, Outcome},
 };
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -28,9 +30,33 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 /// Receives the final outcome of the batch that held an event.
 pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
 
+/// Whether an event was queued or dropped as a duplicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued for its HRA's next batch.
+    Queued,
+    /// Its `event_id` was seen within the dedupe TTL: not queued.
+    Duplicate,
+}
+
+/// What follows a batch's events to its outcome: callers waiting for it, and the event ids
+/// to forget if it fails (so a producer's retry is applied, not taken for a duplicate).
+#[derive(Default)]
+struct Riders {
+    waiters: Vec<Waiter>,
+    event_ids: Vec<String>,
+}
+
+impl Riders {
+    fn extend(&mut self, other: Riders) {
+        self.waiters.extend(other.waiters);
+        self.event_ids.extend(other.event_ids);
+    }
+}
+
 struct Pending {
     events: Vec<PlanEvent>,
-    waiters: Vec<Waiter>,
+    riders: Riders,
     /// When the first of these events was accepted.
     since: Instant,
     /// When this HRA's window closes.
@@ -49,7 +75,7 @@ struct State {
 impl State {
     /// Takes the batch of `key` if it may start now: events pending, no apply in flight, and
     /// its window closed (or `closed` set).
-    fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Vec<Waiter>)> {
+    fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Riders)> {
         if self.in_flight.contains(key) {
             return None;
         }
@@ -66,7 +92,7 @@ impl State {
             key: key.clone(),
             events: pending.events,
         };
-        Some((batch, pending.waiters))
+        Some((batch, pending.riders))
     }
 }
 
@@ -80,13 +106,20 @@ pub struct Batcher {
     /// Wakes the window loop (first window opened) or the drain (an apply finished).
     wake: Notify,
     abort: CancellationToken,
+    dedupe: ExpiringSet<String>,
+    metrics: Arc<Metrics>,
 }
+
+/// How long event ids are remembered by default.
+pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(3600);
+/// How many event ids are remembered at most by default.
+pub const DEFAULT_DEDUPE_CAPACITY: usize = 100_000;
 
 impl Batcher {
     /// A batcher with windows of `window`, applying through `applier`, at most
     /// `max_concurrent` applies at once.
-    pub fn new(applier: Arc<Applier>, window: Duration, max_concurrent: usize) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(applier: Arc<Applier>, window: Duration, max_concurrent: usize) -> Self {
+        Self {
             state: Mutex::default(),
             applier,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
@@ -94,14 +127,40 @@ impl Batcher {
             window,
             wake: Notify::new(),
             abort: CancellationToken::new(),
-        })
+            dedupe: ExpiringSet::new(DEFAULT_DEDUPE_TTL, DEFAULT_DEDUPE_CAPACITY),
+            metrics: Arc::default(),
+        }
     }
 
-    /// Queues one event for its HRA's next batch; `waiter` gets that batch's final outcome.
-    pub fn submit(&self, event: &ScaleEvent, waiter: Option<Waiter>) -> Result<(), ApiError> {
+    /// Remembers event ids for `ttl`, at most `capacity` of them (oldest evicted first).
+    pub fn with_dedupe(mut self, ttl: Duration, capacity: usize) -> Self {
+        self.dedupe = ExpiringSet::new(ttl, capacity);
+        self
+    }
+
+    /// Records into `metrics` instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Queues one event for its HRA's next batch, unless its `event_id` was seen within the
+    /// dedupe TTL; `waiter` gets that batch's final outcome.
+    pub fn submit(
+        &self,
+        event: &ScaleEvent,
+        waiter: Option<Waiter>,
+    ) -> Result<Submitted, ApiError> {
         let mut state = self.state.lock().expect("batcher lock");
         if state.closed {
             return Err(ApiError::ShuttingDown);
+        }
+        if let Some(id) = &event.event_id {
+            let (new, evicted) = self.dedupe.insert(id.clone());
+            self.metrics.dedupe(u64::from(!new), evicted);
+            if !new {
+                return Ok(Submitted::Duplicate);
+            }
         }
         let state = &mut *state;
         let pending = state.pending.entry(event.key.clone()).or_insert_with(|| {
@@ -113,14 +172,15 @@ impl Batcher {
             state.windows.push_back((due, event.key.clone()));
             Pending {
                 events: Vec::new(),
-                waiters: Vec::new(),
+                riders: Riders::default(),
                 since,
                 due,
             }
         });
         pending.events.push(event.plan_event());
-        pending.waiters.extend(waiter);
-        Ok(())
+        pending.riders.waiters.extend(waiter);
+        pending.riders.event_ids.extend(event.event_id.clone());
+        Ok(Submitted::Queued)
     }
 
     /// HRAs with events waiting for a batch.
@@ -207,7 +267,7 @@ impl Batcher {
     }
 
     /// Moves the events pending for a batch's HRA into that batch (between its attempts).
-    fn refill(&self, batch: &mut Batch, waiters: &mut Vec<Waiter>) {
+    fn refill(&self, batch: &mut Batch, riders: &mut Riders) {
         let Some(pending) = self
             .state
             .lock()
@@ -219,12 +279,12 @@ impl Batcher {
         };
         batch.event_count += pending.events.len() as u64;
         batch.events.extend(pending.events);
-        waiters.extend(pending.waiters);
+        riders.extend(pending.riders);
     }
 
     /// Starts `key`'s batch if it is ready; when it ends, starts the next one if that is due.
     fn start(self: &Arc<Self>, key: &HraKey) {
-        let Some((mut batch, mut waiters)) = self
+        let Some((mut batch, mut riders)) = self
             .state
             .lock()
             .expect("batcher lock")
@@ -240,12 +300,17 @@ impl Batcher {
                     .acquire()
                     .await
                     .expect("semaphore never closed");
-                let mut refill = |batch: &mut Batch| this.refill(batch, &mut waiters);
+                let mut refill = |batch: &mut Batch| this.refill(batch, &mut riders);
                 this.applier
                     .apply(&mut batch, &mut refill, &this.abort)
                     .await
             };
-            for waiter in waiters {
+            if report.outcome == Outcome::Failed {
+                for id in &riders.event_ids {
+                    this.dedupe.remove(id);
+                }
+            }
+            for waiter in riders.waiters {
                 let _ = waiter.send(report.clone());
             }
             this.state

@@ -2,9 +2,12 @@
 
 use crate::{error::FieldError, model::HraKey, pb, planner::PlanEvent};
 use chrono::TimeDelta;
+use std::sync::Arc;
 
 /// Largest `|amount|` one event may carry.
 pub const MAX_AMOUNT: i32 = 1000;
+/// Longest `event_id` or `job_id`.
+pub const MAX_ID_LEN: usize = 256;
 /// Longest reservation life one event may ask for.
 pub const MAX_DURATION: TimeDelta = TimeDelta::days(7);
 
@@ -48,6 +51,20 @@ impl ScaleEvent {
                 if d.is_zero() { default_duration } else { d }
             }
         };
+        for (field, id) in [("event_id", &event_id), ("job_id", &job_id)] {
+            if id.len() > MAX_ID_LEN {
+                return Err(FieldError::new(
+                    field,
+                    format!("at most {MAX_ID_LEN} bytes, got {}", id.len()),
+                ));
+            }
+        }
+        if !job_id.is_empty() && amount.abs() != 1 {
+            return Err(FieldError::new(
+                "amount",
+                format!("must be 1 or -1 for an event with a job_id, got {amount}"),
+            ));
+        }
         Ok(Self {
             key,
             amount,
@@ -62,6 +79,7 @@ impl ScaleEvent {
         PlanEvent {
             amount: i64::from(self.amount),
             duration: self.duration,
+            job: self.job_id.as_deref().map(Arc::from),
         }
     }
 }
@@ -228,6 +246,28 @@ mod tests {
             ..event("a", "b", 1)
         };
         assert!(ScaleEvent::from_pb(week, DEFAULT).is_ok());
+    }
+
+    #[test]
+    fn job_events_must_be_plus_or_minus_one() {
+        for amount in [0, 2, -3] {
+            let e = pb::ScaleEvent {
+                job_id: "42".into(),
+                ..event("a", "b", amount)
+            };
+            assert_eq!(field_of(e), "amount", "{amount}");
+        }
+        let e = pb::ScaleEvent {
+            job_id: "42".into(),
+            ..event("a", "b", -1)
+        };
+        let e = ScaleEvent::from_pb(e, DEFAULT).unwrap();
+        assert_eq!(e.plan_event().job.as_deref(), Some("42"));
+        let long = pb::ScaleEvent {
+            event_id: "x".repeat(257),
+            ..event("a", "b", 1)
+        };
+        assert_eq!(field_of(long), "event_id");
     }
 
     #[test]

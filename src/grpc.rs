@@ -3,7 +3,7 @@
 use crate::{
     applier::Clock,
     auth::Allowlist,
-    batcher::Batcher,
+    batcher::{Batcher, Submitted, Waiter},
     error::{ApiError, FieldError},
     event::{ScaleEvent, check_dns1123_label, validate_target},
     metrics::Metrics,
@@ -13,7 +13,8 @@ use crate::{
     store::HraStore,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{pin::Pin, sync::Arc, sync::atomic::Ordering};
+use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, time::Duration};
+use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -45,15 +46,16 @@ impl BatchScalerService {
         pb::batch_scaler_server::BatchScalerServer::new(self)
     }
 
-    fn accept(&self, event: pb::ScaleEvent) -> Result<(), ApiError> {
+    fn accept(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
         let result = ScaleEvent::from_pb(event, self.default_duration)
             .map_err(ApiError::from)
             .and_then(|event| {
                 self.allowed.check(&event.key.namespace)?;
-                self.batcher.submit(&event, None)
+                self.batcher.submit(&event, waiter)
             });
         match &result {
-            Ok(()) => self.metrics.event("accepted", 1),
+            Ok(Submitted::Queued) => self.metrics.event("accepted", 1),
+            Ok(Submitted::Duplicate) => self.metrics.event("duplicate", 1),
             Err(e) => self.metrics.event(e.metric_result(), 1),
         }
         result
@@ -64,6 +66,24 @@ impl BatchScalerService {
         self.allowed.check(&key.namespace)?;
         Ok(key)
     }
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -114,24 +134,25 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         request: Request<Streaming<pb::ScaleEvent>>,
     ) -> Result<Response<pb::PublishSummary>, Status> {
         let mut stream = request.into_inner();
-        let mut accepted = 0u64;
+        let (mut accepted, mut duplicates) = (0u64, 0u64);
         loop {
             let next = tokio::select! {
                 next = stream.message() => next?,
                 () = self.shutdown.cancelled() => None,
             };
             let Some(event) = next else { break };
-            if let Err(e) = self.accept(event) {
-                let status = Status::from(e.at_index(accepted));
-                return Err(Status::new(
-                    status.code(),
-                    format!(
-                        "{}; the {accepted} events before it were accepted",
+            match self.accept(event, None) {
+                Ok(Submitted::Queued) => accepted += 1,
+                Ok(Submitted::Duplicate) => duplicates += 1,
+                Err(e) => {
+                    let status = Status::from(e.at_index(accepted + duplicates));
+                    let message = format!(
+                        "{}; the {accepted} events before it were accepted ({duplicates} duplicates dropped)",
                         status.message()
-                    ),
-                ));
+                    );
+                    return Err(Status::new(status.code(), message));
+                }
             }
-            accepted += 1;
         }
         if self.shutdown.is_cancelled() {
             return Err(Status::unavailable(format!(
@@ -140,7 +161,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         }
         Ok(Response::new(pb::PublishSummary {
             accepted,
-            duplicates: 0,
+            duplicates,
         }))
     }
 
@@ -148,15 +169,43 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<pb::ScaleEvent>,
     ) -> Result<Response<pb::ScaleAck>, Status> {
-        self.accept(request.into_inner())?;
-        Ok(Response::new(pb::ScaleAck { duplicate: false }))
+        let submitted = self.accept(request.into_inner(), None)?;
+        Ok(Response::new(pb::ScaleAck {
+            duplicate: submitted == Submitted::Duplicate,
+        }))
     }
 
     async fn scale_and_wait(
         &self,
-        _request: Request<pb::ScaleEvent>,
+        request: Request<pb::ScaleEvent>,
     ) -> Result<Response<pb::ScaleResult>, Status> {
-        Err(Status::unimplemented("ScaleAndWait is not implemented yet"))
+        let deadline = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let (tx, rx) = oneshot::channel();
+        if self.accept(request.into_inner(), Some(tx))? == Submitted::Duplicate {
+            return Ok(Response::new(pb::ScaleResult {
+                duplicate: true,
+                batch: None,
+            }));
+        }
+        let outcome = match deadline {
+            // Answer just before the caller's deadline, so it gets our status, not a cancel.
+            Some(d) => tokio::time::timeout(d.saturating_sub((d / 10).min(Duration::from_millis(100))), rx)
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded("the deadline passed before the batch had its outcome; the event stays queued and will be applied")
+                })?,
+            None => rx.await,
+        };
+        let report = outcome
+            .map_err(|_| Status::unavailable("the batch holding the event was abandoned"))?;
+        Ok(Response::new(pb::ScaleResult {
+            duplicate: false,
+            batch: Some(report.to_pb(0)),
+        }))
     }
 
     type WatchBatchesStream = ResultStream;
@@ -218,5 +267,28 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             .collect();
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(Response::new(pb::ListTargetsResponse { targets }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_grpc_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeout_header_values() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "S", "5", "5s", "123456789S", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod batcher;
 pub mod error;
 pub mod event;
+pub mod expiring;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

@@ -36,6 +36,7 @@ fn batch(name: &str, amounts: &[i64]) -> Batch {
             .map(|&amount| PlanEvent {
                 amount,
                 duration: TimeDelta::minutes(5),
+                job: None,
             })
             .collect(),
         event_count: amounts.len() as u64,

@@ -76,7 +76,7 @@ fn rig(names: &[&str], latency: Duration, max_concurrent: usize, grace: Duration
         false,
         system_clock(),
     ));
-    let batcher = Batcher::new(applier, WINDOW, max_concurrent);
+    let batcher = Arc::new(Batcher::new(applier, WINDOW, max_concurrent));
     let stop = CancellationToken::new();
     let run = tokio::spawn(batcher.clone().run(stop.clone(), grace));
     Rig {

@@ -1,0 +1,194 @@
+//! The planner: how one batch of events changes an HRA's capacity reservations.
+//!
+//! A pure function of the HRA as read, the batch's events in arrival order and one `now`;
+//! see `semantics.md` ("One batch = one plan") for the steps it follows exactly. Events that
+//! carry a job id pair a completion with its own reservation instead of the oldest one.
+
+use crate::model::{CapacityReservation, Hra};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::sync::Arc;
+
+/// One scale event as the planner sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEvent {
+    /// `> 0` adds that many reservations, `< 0` completes, `0` only refreshes.
+    pub amount: i64,
+    /// Life of the reservations this event adds.
+    pub duration: TimeDelta,
+    /// Workflow job id: `+1` adds a reservation named after it (once), `-1` removes that one.
+    pub job: Option<Arc<str>>,
+}
+
+/// The counters every batch reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Length of the list as read.
+    pub before: u64,
+    /// Entries dropped because they had expired (extended backlog entries never count).
+    pub expired: u64,
+    /// Reservations appended by positive events.
+    pub added: u64,
+    /// Completions asked for by negative events, even where fewer entries were left to remove.
+    pub completed: u64,
+    /// Length of the list written.
+    pub after: u64,
+}
+
+/// The outcome of planning one batch: the list to write and its counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The whole new `spec.capacityReservations`.
+    pub reservations: Vec<CapacityReservation>,
+    /// What changed.
+    pub counts: Counts,
+    /// Jobs this batch completed (their later `+1` must not add a reservation).
+    pub finished_jobs: Vec<Arc<str>>,
+}
+
+/// Plans one batch. `now` is the single instant the whole plan uses.
+///
+/// ```
+/// use batch_scaler::{model::{Hra, HraKey}, planner::{plan, PlanEvent}};
+/// use chrono::{TimeDelta, Utc};
+///
+/// let hra = Hra {
+///     key: HraKey::new("default", "runners"),
+///     resource_version: "1".into(),
+///     min_replicas: None,
+///     max_replicas: None,
+///     capacity_reservations: vec![],
+///     applied_batches: vec![],
+/// };
+/// let ten_min = TimeDelta::minutes(10);
+/// let events = [
+///     PlanEvent { amount: -1, duration: ten_min, job: None },
+///     PlanEvent { amount: 1, duration: ten_min, job: None },
+/// ];
+/// let p = plan(&hra, &events, Utc::now());
+/// // A completion before its queued event removes nothing: one reservation is left.
+/// assert_eq!((p.counts.added, p.counts.completed, p.counts.after), (1, 1, 1));
+/// ```
+pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>) -> Plan {
+    let read = &hra.capacity_reservations;
+    let before = read.len();
+    let mut list = extend_backlog(read, hra.max_replicas, now);
+    list.retain(|r| r.expiration_time > now);
+    let mut counts = Counts {
+        before: before as u64,
+        expired: (before - list.len()) as u64,
+        ..Counts::default()
+    };
+    let mut finished_jobs = Vec::new();
+    for event in events {
+        match &event.job {
+            Some(job) => {
+                apply_job_event(&mut list, event, job, now, &mut counts, &mut finished_jobs)
+            }
+            None => apply_event(&mut list, event, now, &mut counts),
+        }
+    }
+    counts.after = list.len() as u64;
+    Plan {
+        reservations: list,
+        counts,
+        finished_jobs,
+    }
+}
+
+/// Step 1 (reference issue #2254): entries at index `maxReplicas` and beyond restart at `now`
+/// keeping their own life, whether or not they had expired.
+fn extend_backlog(
+    read: &[CapacityReservation],
+    max_replicas: Option<i32>,
+    now: DateTime<Utc>,
+) -> Vec<CapacityReservation> {
+    let mut list = read.to_vec();
+    let Some(max) = max_replicas else {
+        return list;
+    };
+    // A negative maximum crashes the reference; it is treated as 0.
+    let max = usize::try_from(max.max(0)).unwrap_or(usize::MAX);
+    if list.len() <= max {
+        return list;
+    }
+    for entry in &mut list[max..] {
+        let life = entry.life();
+        entry.effective_time = now;
+        entry.expiration_time = now
+            .checked_add_signed(life)
+            .unwrap_or(entry.expiration_time);
+    }
+    list
+}
+
+/// Step 4 for an event naming its job: `+1` adds one reservation named after the job unless
+/// it exists or the job already finished; `-1` removes that reservation wherever it is, and
+/// remembers the job as finished. `completed` counts removals that happened.
+fn apply_job_event(
+    list: &mut Vec<CapacityReservation>,
+    event: &PlanEvent,
+    job: &Arc<str>,
+    now: DateTime<Utc>,
+    counts: &mut Counts,
+    finished: &mut Vec<Arc<str>>,
+) {
+    let position = list.iter().position(|r| r.name == **job);
+    if event.amount > 0 {
+        if position.is_some() || finished.contains(job) {
+            return;
+        }
+        list.push(CapacityReservation {
+            name: job.to_string(),
+            effective_time: now,
+            expiration_time: now.checked_add_signed(event.duration).unwrap_or(now),
+            replicas: 1,
+        });
+        counts.added += 1;
+    } else if event.amount < 0 {
+        if let Some(i) = position {
+            list.remove(i);
+            counts.completed += 1;
+        }
+        if !finished.contains(job) {
+            finished.push(job.clone());
+        }
+    }
+}
+
+/// Step 4 for one event without a job id (the reference behaviour).
+fn apply_event(
+    list: &mut Vec<CapacityReservation>,
+    event: &PlanEvent,
+    now: DateTime<Utc>,
+    counts: &mut Counts,
+) {
+    match event.amount {
+        0 => {}
+        amount if amount > 0 => {
+            let expiration_time = now.checked_add_signed(event.duration).unwrap_or(now);
+            let n = amount as u64;
+            list.extend((0..n).map(|_| CapacityReservation {
+                name: String::new(),
+                effective_time: now,
+                expiration_time,
+                replicas: 1,
+            }));
+            counts.added += n;
+        }
+        amount => {
+            let n = amount.unsigned_abs();
+            match usize::try_from(n) {
+                Ok(n) if list.len() > n => {
+                    list.drain(..n);
+                }
+                _ => list.clear(),
+            }
+            counts.completed += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod job_tests;
+#[cfg(test)]
+mod reference_tests;

@@ -1,0 +1,306 @@
+//! Beyond the reference, over real gRPC: job-matched completions, event_id dedupe,
+//! ScaleAndWait, dry-run.
+
+mod common;
+
+use batch_scaler::{app::Settings, pb, store::MemoryStore};
+use common::*;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, Streaming};
+
+const WINDOW: Duration = Duration::from_millis(150);
+const APPLIED: i32 = pb::Outcome::Applied as i32;
+
+fn job(amount: i32, job_id: &str) -> pb::ScaleEvent {
+    pb::ScaleEvent {
+        namespace: "ci".into(),
+        name: "a".into(),
+        amount,
+        job_id: job_id.into(),
+        ..Default::default()
+    }
+}
+
+fn delivery(amount: i32, event_id: &str) -> pb::ScaleEvent {
+    pb::ScaleEvent {
+        event_id: event_id.into(),
+        ..job(amount, "")
+    }
+}
+
+async fn start(
+    settings: Settings,
+) -> (
+    TestServer,
+    std::sync::Arc<MemoryStore>,
+    Streaming<pb::BatchResult>,
+) {
+    let store = MemoryStore::with_objects([hra_object("ci", "a", None)]).unwrap();
+    let (server, store) = TestServer::memory(store, settings).await;
+    let watch = server
+        .client()
+        .await
+        .watch_batches(pb::WatchBatchesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    (server, store, watch)
+}
+
+async fn recv(stream: &mut Streaming<pb::BatchResult>) -> pb::BatchResult {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("in time")
+        .unwrap()
+        .unwrap()
+}
+
+async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) -> pb::PublishSummary {
+    server
+        .client()
+        .await
+        .publish(tokio_stream::iter(events))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn names(store: &MemoryStore) -> Vec<String> {
+    let o = store.object(&key("ci", "a")).unwrap();
+    o["spec"]["capacityReservations"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn stale_completions_do_not_steal_a_queued_jobs_runner() {
+    let (server, store, mut watch) = start(test_settings(WINDOW)).await;
+    publish(&server, vec![job(1, "J1")]).await;
+    recv(&mut watch).await;
+    publish(
+        &server,
+        ["J0a", "J0b", "J0c", "J0d", "J0e"]
+            .map(|j| job(-1, j))
+            .to_vec(),
+    )
+    .await;
+    let r = recv(&mut watch).await;
+    assert_eq!((r.events, r.added, r.completed, r.after), (5, 0, 0, 1));
+    assert_eq!(names(&store), ["J1"]);
+    // The same without job ids is the reference's behaviour (#4315): the runner is gone.
+    publish(&server, vec![job(1, "")]).await;
+    recv(&mut watch).await;
+    publish(&server, (0..5).map(|_| job(-1, "")).collect()).await;
+    let r = recv(&mut watch).await;
+    assert_eq!((r.completed, r.after), (5, 0));
+}
+
+#[tokio::test]
+async fn completions_pair_with_their_jobs_across_windows() {
+    let (server, store, mut watch) = start(test_settings(WINDOW)).await;
+    // Completed before its queued event arrives: the late +1 adds nothing.
+    publish(&server, vec![job(-1, "early")]).await;
+    assert_eq!(recv(&mut watch).await.completed, 0);
+    publish(&server, vec![job(1, "early")]).await;
+    assert_eq!(recv(&mut watch).await.added, 0);
+    assert!(names(&store).is_empty());
+    // A redelivered queued event is not a second runner.
+    publish(&server, vec![job(1, "J")]).await;
+    recv(&mut watch).await;
+    publish(&server, vec![job(1, "J")]).await;
+    assert_eq!(recv(&mut watch).await.added, 0);
+    assert_eq!(names(&store), ["J"]);
+    // A completion takes its own reservation from the middle of the list.
+    publish(&server, vec![job(1, "K"), job(1, "L")]).await;
+    recv(&mut watch).await;
+    publish(&server, vec![job(-1, "K")]).await;
+    let r = recv(&mut watch).await;
+    assert_eq!((r.completed, r.after), (1, 2));
+    assert_eq!(names(&store), ["J", "L"]);
+    // Job ids need amount ±1.
+    let err = server
+        .client()
+        .await
+        .scale(pb::ScaleEvent {
+            amount: 2,
+            ..job(0, "M")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("amount: must be 1 or -1"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn the_same_event_id_is_applied_once_until_its_ttl_passes() {
+    let settings = Settings {
+        dedupe_ttl: Duration::from_millis(1500),
+        ..test_settings(WINDOW)
+    };
+    let (server, store, mut watch) = start(settings).await;
+    let mut client = server.client().await;
+    // Twice in one stream.
+    let summary = publish(
+        &server,
+        vec![delivery(1, "d1"), delivery(1, "d1"), delivery(1, "d2")],
+    )
+    .await;
+    assert_eq!((summary.accepted, summary.duplicates), (2, 1));
+    assert_eq!(recv(&mut watch).await.events, 2);
+    // Again in another stream, and in a later window.
+    let summary = publish(&server, vec![delivery(1, "d2")]).await;
+    assert_eq!((summary.accepted, summary.duplicates), (0, 1));
+    assert!(
+        client
+            .scale(delivery(1, "d1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .duplicate
+    );
+    let wait = client
+        .scale_and_wait(delivery(1, "d1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(wait.duplicate && wait.batch.is_none());
+    assert_eq!(names(&store).len(), 2);
+    // After the TTL the id is new again.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert!(
+        !client
+            .scale(delivery(1, "d1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .duplicate
+    );
+    assert_eq!(recv(&mut watch).await.added, 1);
+    assert_eq!(names(&store).len(), 3);
+    let (code, metrics) = {
+        let mut s = tokio::net::TcpStream::connect(server.http_addr)
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        (out[9..12].to_owned(), out)
+    };
+    assert_eq!(code, "200");
+    assert!(
+        metrics.contains("batch_scaler_dedupe_hits_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("batch_scaler_events_received_total{result=\"duplicate\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_batch_forgets_its_event_ids_so_a_retry_applies() {
+    let store = MemoryStore::new();
+    let (server, store) = TestServer::memory(store, test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    let r = client
+        .scale_and_wait(delivery(1, "d-404"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.batch.unwrap().outcome, pb::Outcome::Failed as i32);
+    store.insert(hra_object("ci", "a", None)).unwrap();
+    let r = client
+        .scale_and_wait(delivery(1, "d-404"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.duplicate);
+    assert_eq!(r.batch.unwrap().outcome, APPLIED);
+}
+
+#[tokio::test]
+async fn scale_and_wait_answers_with_the_final_outcome() {
+    let (server, store, _watch) = start(test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    let started = std::time::Instant::now();
+    let r = client
+        .scale_and_wait(job(1, "J"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(started.elapsed() >= WINDOW);
+    let batch = r.batch.unwrap();
+    assert_eq!((batch.outcome, batch.added, batch.events), (APPLIED, 1, 1));
+    assert_eq!(
+        names(&store),
+        ["J"],
+        "visible in the store when the answer comes"
+    );
+    let missing = pb::ScaleEvent {
+        name: "nope".into(),
+        ..job(1, "X")
+    };
+    let r = client.scale_and_wait(missing).await.unwrap().into_inner();
+    assert_eq!(r.batch.unwrap().outcome, pb::Outcome::Failed as i32);
+}
+
+#[tokio::test]
+async fn scale_and_wait_past_its_deadline_is_deadline_exceeded_and_still_applied() {
+    let (server, store, mut watch) = start(test_settings(Duration::from_millis(800))).await;
+    let mut client = server.client().await;
+    let mut req = Request::new(job(1, "slow"));
+    req.set_timeout(Duration::from_millis(300));
+    let err = client.scale_and_wait(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("will be applied"));
+    assert_eq!(recv(&mut watch).await.outcome, APPLIED);
+    assert_eq!(names(&store), ["slow"]);
+}
+
+#[tokio::test]
+async fn shutdown_answers_waiting_calls_with_their_outcome() {
+    let (mut server, store, _watch) = start(test_settings(Duration::from_secs(3600))).await;
+    let mut client = server.client().await;
+    let waiting = tokio::spawn(async move { client.scale_and_wait(job(1, "J")).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.shutdown().await.unwrap();
+    let r = waiting.await.unwrap().unwrap().into_inner();
+    assert_eq!(r.batch.unwrap().outcome, APPLIED);
+    assert_eq!(names(&store), ["J"]);
+}
+
+#[tokio::test]
+async fn dry_run_reports_what_a_real_run_would_do_and_changes_nothing() {
+    let (server, store, mut watch) = start(Settings {
+        dry_run: true,
+        ..test_settings(WINDOW)
+    })
+    .await;
+    let before = store.object(&key("ci", "a")).unwrap();
+    publish(&server, vec![job(1, "J"), job(1, "K"), job(-1, "J")]).await;
+    let r = recv(&mut watch).await;
+    assert_eq!(r.outcome, pb::Outcome::DryRun as i32);
+    assert_eq!((r.added, r.completed, r.after), (2, 1, 1));
+    assert_eq!(store.object(&key("ci", "a")).unwrap(), before);
+    let r = server
+        .client()
+        .await
+        .scale_and_wait(job(1, "L"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.batch.unwrap().outcome, pb::Outcome::DryRun as i32);
+}
