@@ -13,7 +13,7 @@ use crate::{
     expiring::ExpiringSet,
     metrics::Metrics,
     model::HraKey,
-    planner::PlanEvent,
+    planner::{PlanEvent, push_folded},
     results::{BatchReport, Outcome},
 };
 use std::{
@@ -55,7 +55,10 @@ impl Riders {
 }
 
 struct Pending {
+    /// Folded into runs (`planner::push_folded`).
     events: Vec<PlanEvent>,
+    /// Producer events these stand for.
+    count: u64,
     riders: Riders,
     /// When the first of these events was accepted.
     since: Instant,
@@ -87,7 +90,7 @@ impl State {
         self.in_flight.insert(key.clone());
         let batch = Batch {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            event_count: pending.events.len() as u64,
+            event_count: pending.count,
             since: pending.since,
             key: key.clone(),
             events: pending.events,
@@ -172,12 +175,14 @@ impl Batcher {
             state.windows.push_back((due, event.key.clone()));
             Pending {
                 events: Vec::new(),
+                count: 0,
                 riders: Riders::default(),
                 since,
                 due,
             }
         });
-        pending.events.push(event.plan_event());
+        push_folded(&mut pending.events, event.plan_event());
+        pending.count += 1;
         pending.riders.waiters.extend(waiter);
         pending.riders.event_ids.extend(event.event_id.clone());
         Ok(Submitted::Queued)
@@ -277,8 +282,10 @@ impl Batcher {
         else {
             return;
         };
-        batch.event_count += pending.events.len() as u64;
-        batch.events.extend(pending.events);
+        batch.event_count += pending.count;
+        for event in pending.events {
+            push_folded(&mut batch.events, event);
+        }
         riders.extend(pending.riders);
     }
 
