@@ -138,9 +138,15 @@ pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
             Ok(Arc::new(store))
         }
         Backend::Kubernetes => {
+            let watch = if args.watch_namespaces.is_empty() {
+                &args.allowed_namespaces
+            } else {
+                &args.watch_namespaces
+            };
             let store = KubeStore::from_environment(args.request_timeout)
                 .await
-                .context("connecting to the cluster (kubeconfig or in-cluster config)")?;
+                .context("connecting to the cluster (kubeconfig or in-cluster config)")?
+                .with_watch_cache(watch);
             tracing::info!("kubernetes backend ready");
             Ok(Arc::new(store))
         }

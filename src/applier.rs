@@ -196,7 +196,13 @@ impl Applier {
         planned: &mut Option<Plan>,
     ) -> Result<(), StoreError> {
         for replan in 0..MAX_CONFLICT_REPLANS {
-            let hra = self.store.get(&batch.key).await?;
+            // Only the first read may come from a cache: after a conflict or a failure the
+            // backend itself must answer.
+            let hra = if attempt == 1 && replan == 0 {
+                self.store.get(&batch.key).await?
+            } else {
+                self.store.get_fresh(&batch.key).await?
+            };
             // An earlier attempt may have landed although its answer was lost.
             if planned.is_some() && attempt > 1 && hra.applied_batches.contains(&batch.id) {
                 return Ok(());

@@ -84,6 +84,15 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_writes: u32,
 
+    /// Kubernetes backend: watch HRAs only in this namespace (repeatable; default: the
+    /// --allowed-namespaces, else all), so a namespaced Role is enough.
+    #[arg(
+        long = "watch-namespace",
+        env = "BATCH_SCALER_WATCH_NAMESPACE",
+        value_delimiter = ','
+    )]
+    pub watch_namespaces: Vec<String>,
+
     /// Kubernetes backend: longest any one API call may take.
     #[arg(long, env = "BATCH_SCALER_REQUEST_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub request_timeout: Duration,
@@ -166,6 +175,7 @@ impl Args {
             log_format: _,
             max_concurrent_writes,
             request_timeout: _,
+            watch_namespaces: _,
             metrics_listen: _,
             cors_allow_origins,
             tls_cert,

@@ -432,3 +432,96 @@ async fn dry_run_sends_dry_run_patches_and_changes_nothing() {
     assert_eq!(api.count("patch"), 1);
     assert_eq!(api.object("ci", "a").unwrap(), before);
 }
+
+async fn start_cached(api: &ApiServer, settings: Settings) -> TestServer {
+    let store = KubeStore::new(api.client(), Duration::from_secs(2)).with_watch_cache(&[]);
+    tokio::time::timeout(Duration::from_secs(5), store.cache().unwrap().ready())
+        .await
+        .unwrap();
+    TestServer::start(Arc::new(store), settings).await
+}
+
+/// Waits until the watch cache has seen the HRA at its current resourceVersion.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn with_the_watch_cache_a_window_costs_one_patch_per_dirty_hra() {
+    let api = ApiServer::start().await;
+    for name in ["a", "b", "c"] {
+        api.insert(rich_hra(name));
+    }
+    let server = start_cached(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    api.reset_counts();
+    for round in 1..=3u32 {
+        publish(&server, vec![event("a", 1), event("b", 1)]).await;
+        for _ in 0..2 {
+            assert_eq!(recv(&mut results).await.outcome, APPLIED);
+        }
+        assert_eq!(
+            (api.count("get"), api.count("patch")),
+            (0, 2 * u64::from(round)),
+            "round {round}"
+        );
+        settle().await;
+    }
+    assert_eq!(
+        (api.reservations("ci", "a"), api.reservations("ci", "b")),
+        (3, 3)
+    );
+    assert_eq!(api.count("conflict"), 0);
+}
+
+#[tokio::test]
+async fn a_lagging_cache_costs_a_conflict_and_a_fresh_read_and_loses_nothing() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let server = start_cached(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    api.hold_watches(true);
+    let theirs = json!([{"name": "theirs", "effectiveTime": "2026-01-01T00:00:00Z",
+        "expirationTime": "2099-01-01T00:00:00Z", "replicas": 1}]);
+    api.edit(
+        "ci",
+        "a",
+        Box::new(move |o| o["spec"]["capacityReservations"] = theirs),
+    );
+    api.reset_counts();
+    publish(&server, vec![event("a", 2)]).await;
+    let r = recv(&mut results).await;
+    assert_eq!(
+        (r.outcome, r.before, r.after),
+        (APPLIED, 1, 3),
+        "re-planned from the fresh read"
+    );
+    assert_eq!(
+        (api.count("conflict"), api.count("get"), api.count("patch")),
+        (1, 1, 2)
+    );
+    // The watch catches up, and windows cost one PATCH again.
+    api.hold_watches(false);
+    settle().await;
+    api.reset_counts();
+    publish(&server, vec![event("a", 1)]).await;
+    assert_eq!(recv(&mut results).await.after, 4);
+    assert_eq!((api.count("get"), api.count("patch")), (0, 1));
+}
+
+#[tokio::test]
+async fn a_restarted_watch_loses_no_events() {
+    let api = ApiServer::start().await;
+    api.insert(rich_hra("a"));
+    let server = start_cached(&api, settings(WINDOW)).await;
+    let mut results = watch(&server).await;
+    let watches = api.count("watch");
+    for round in 1..=3 {
+        api.drop_watches();
+        publish(&server, vec![event("a", 1), event("a", 1)]).await;
+        assert_eq!(recv(&mut results).await.after, 2 * round);
+    }
+    settle().await;
+    assert!(api.count("watch") > watches, "the watcher came back");
+    assert_eq!(api.reservations("ci", "a"), 6);
+}

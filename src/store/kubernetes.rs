@@ -1,6 +1,7 @@
 //! HRAs in a Kubernetes cluster through kube-rs: GET to read, JSON merge PATCH carrying the
 //! planned-from resourceVersion to write, every call under a per-request timeout.
 
+use super::watch_cache::WatchCache;
 use super::{HraStore, Write};
 use crate::{
     error::StoreError,
@@ -16,7 +17,7 @@ use kube::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use std::{borrow::Cow, future::Future, time::Duration};
+use std::{borrow::Cow, future::Future, sync::Arc, time::Duration};
 
 /// A HorizontalRunnerAutoscaler with only the fields we use; everything else in the object
 /// is ignored on read and never sent back.
@@ -115,6 +116,7 @@ pub fn merge_patch(write: &Write<'_>) -> serde_json::Value {
 pub struct KubeStore {
     client: Client,
     request_timeout: Duration,
+    cache: Option<Arc<WatchCache>>,
 }
 
 const LIST_PAGE: u32 = 500;
@@ -125,16 +127,28 @@ impl KubeStore {
         Self {
             client,
             request_timeout,
+            cache: None,
         }
+    }
+
+    /// Plans from a watch cache of the HRAs of `namespaces` (all when empty).
+    pub fn with_watch_cache(mut self, namespaces: &[String]) -> Self {
+        self.cache = Some(Arc::new(WatchCache::start(&self.client, namespaces)));
+        self
+    }
+
+    /// The watch cache, if enabled.
+    pub fn cache(&self) -> Option<&WatchCache> {
+        self.cache.as_deref()
     }
 
     /// A store for the cluster of the standard kubeconfig / in-cluster resolution
     /// (`KUBECONFIG` honoured).
     pub async fn from_environment(request_timeout: Duration) -> Result<Self, kube::Error> {
-        let mut config = kube::Config::infer()
+        // No client-wide read timeout: it would cut idle watch streams. Each call has its own.
+        let config = kube::Config::infer()
             .await
             .map_err(kube::Error::InferConfig)?;
-        config.read_timeout = Some(request_timeout);
         Ok(Self::new(Client::try_from(config)?, request_timeout))
     }
 
@@ -186,6 +200,13 @@ pub fn classify(e: kube::Error, key: Option<&HraKey>, writing: bool) -> StoreErr
 #[async_trait]
 impl HraStore for KubeStore {
     async fn get(&self, key: &HraKey) -> Result<Hra, StoreError> {
+        match self.cache.as_ref().and_then(|c| c.get(key)) {
+            Some(hra) => Ok(hra),
+            None => self.get_fresh(key).await,
+        }
+    }
+
+    async fn get_fresh(&self, key: &HraKey) -> Result<Hra, StoreError> {
         let api = self.api(&key.namespace);
         let object = self.call(Some(key), false, api.get(&key.name)).await?;
         Ok(object.into())

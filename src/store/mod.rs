@@ -9,6 +9,7 @@ use async_trait::async_trait;
 pub mod kubernetes;
 pub mod memory;
 pub mod seed;
+pub mod watch_cache;
 
 pub use memory::MemoryStore;
 
@@ -32,8 +33,14 @@ pub struct Write<'a> {
 /// conflicts and missing objects with the same [`StoreError`] variants.
 #[async_trait]
 pub trait HraStore: Send + Sync + 'static {
-    /// Reads one HRA.
+    /// Reads one HRA, possibly from a cache that may lag behind (a write planned from it
+    /// then meets a conflict).
     async fn get(&self, key: &HraKey) -> Result<Hra, StoreError>;
+
+    /// Reads one HRA from the backend itself, bypassing any cache.
+    async fn get_fresh(&self, key: &HraKey) -> Result<Hra, StoreError> {
+        self.get(key).await
+    }
 
     /// Reads every HRA, or those of one namespace, ordered by namespace then name.
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError>;

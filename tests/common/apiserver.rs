@@ -4,7 +4,8 @@
 //! hooks to inject faults and latency and to count requests by verb.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
@@ -17,7 +18,9 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tokio::sync::{broadcast, watch};
 use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 
 const GROUP: &str = "actions.summerwind.dev";
 const VERSION: &str = "v1alpha1";
@@ -46,6 +49,33 @@ struct State {
     after_get: HashMap<Key, VecDeque<ObjectEdit>>,
     counts: HashMap<&'static str, u64>,
     patches: Vec<Value>,
+    /// Every change, for watches resuming from a resourceVersion.
+    history: Vec<WatchEvent>,
+    changes: Option<broadcast::Sender<WatchEvent>>,
+    /// Bumped to end every open watch stream.
+    watch_epoch: Option<watch::Sender<u64>>,
+    /// While true, watch streams deliver nothing (a lagging watch).
+    watch_held: Option<watch::Sender<bool>>,
+}
+
+#[derive(Clone)]
+struct WatchEvent {
+    revision: u64,
+    kind: &'static str,
+    object: Value,
+}
+
+/// Records a change for watchers (the object carries its new resourceVersion).
+fn record(s: &mut State, kind: &'static str, object: &Value) {
+    let event = WatchEvent {
+        revision: s.revision,
+        kind,
+        object: object.clone(),
+    };
+    s.history.push(event.clone());
+    if let Some(tx) = &s.changes {
+        let _ = tx.send(event);
+    }
 }
 
 /// The running test API server.
@@ -62,8 +92,11 @@ impl Drop for ApiServer {
     }
 }
 
+type Body = BoxBody<Bytes, std::io::Error>;
+
 enum Reply {
     Json(StatusCode, Value),
+    Watch(Body),
     Drop,
 }
 
@@ -141,7 +174,12 @@ impl ApiServer {
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            changes: Some(broadcast::channel(65_536).0),
+            watch_epoch: Some(watch::channel(0).0),
+            watch_held: Some(watch::channel(false).0),
+            ..State::default()
+        }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -177,7 +215,22 @@ impl ApiServer {
         s.revision += 1;
         object["metadata"]["resourceVersion"] = json!(s.revision.to_string());
         object["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
+        record(&mut s, "ADDED", &object);
         s.objects.insert(key, object);
+    }
+
+    /// Holds back (true) or releases (false) what watch streams deliver.
+    pub fn hold_watches(&self, held: bool) {
+        let s = self.lock();
+        s.watch_held.as_ref().unwrap().send_replace(held);
+    }
+
+    /// Ends every open watch stream (clients re-watch from their last resourceVersion).
+    pub fn drop_watches(&self) {
+        let s = self.lock();
+        if let Some(epoch) = &s.watch_epoch {
+            epoch.send_modify(|e| *e += 1);
+        }
     }
 
     /// The stored object.
@@ -257,14 +310,16 @@ fn edit_locked(s: &mut State, key: &Key, edit: ObjectEdit) {
     if let Some(object) = s.objects.get_mut(key) {
         edit(object);
         object["metadata"]["resourceVersion"] = json!(revision.to_string());
+        let object = object.clone();
         s.revision = revision;
+        record(s, "MODIFIED", &object);
     }
 }
 
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
+) -> Result<Response<Body>, std::io::Error> {
     let latency = state.lock().unwrap().latency;
     tokio::time::sleep(latency).await;
     let (parts, body) = req.into_parts();
@@ -298,10 +353,19 @@ async fn handle(
     .await;
     match reply {
         Reply::Drop => Err(std::io::Error::other("connection dropped on purpose")),
+        Reply::Watch(body) => Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()),
         Reply::Json(code, value) => Ok(Response::builder()
             .status(code)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(value.to_string())))
+            .body(
+                Full::new(Bytes::from(value.to_string()))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            )
             .unwrap()),
     }
 }
@@ -333,6 +397,13 @@ async fn route(
     };
     let verb: &'static str = match (method, name) {
         (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None)
+            if query
+                .split('&')
+                .any(|p| p == "watch=true" || p == "watch=1") =>
+        {
+            "watch"
+        }
         (&Method::GET, None) => "list",
         (&Method::POST, None) => "create",
         (&Method::PATCH, Some(_)) => "patch",
@@ -362,6 +433,7 @@ async fn route(
     match verb {
         "get" => get(state, namespace.unwrap(), name.unwrap()),
         "list" => list(state, namespace),
+        "watch" => watch_stream(state, namespace, query),
         "create" => create(state, namespace.unwrap(), body),
         _ => {
             let reply = patch(
@@ -413,6 +485,70 @@ fn list(state: &Mutex<State>, namespace: Option<&str>) -> Reply {
     )
 }
 
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A watch from `resourceVersion`: the changes after it, then live ones, one JSON object per
+/// line, until `timeoutSeconds` or [`ApiServer::drop_watches`].
+fn watch_stream(state: &Mutex<State>, namespace: Option<&str>, query: &str) -> Reply {
+    let since: u64 = query_param(query, "resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let timeout = query_param(query, "timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(290u64);
+    let s = state.lock().unwrap();
+    let live = BroadcastStream::new(s.changes.as_ref().unwrap().subscribe());
+    let mut epoch = s.watch_epoch.as_ref().unwrap().subscribe();
+    let mut held = s.watch_held.as_ref().unwrap().subscribe();
+    let backlog: Vec<WatchEvent> = s
+        .history
+        .iter()
+        .filter(|e| e.revision > since)
+        .cloned()
+        .collect();
+    drop(s);
+    let namespace = namespace.map(str::to_owned);
+    let wanted = move |e: &WatchEvent| {
+        e.revision > since
+            && namespace
+                .as_ref()
+                .is_none_or(|ns| e.object["metadata"]["namespace"] == ns.as_str())
+    };
+    let mut events = Box::pin(
+        tokio_stream::iter(backlog)
+            .chain(live.filter_map(Result::ok))
+            .filter(wanted),
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1024);
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = &mut deadline => None,
+                _ = epoch.changed() => None,
+            };
+            let Some(e) = event else { break };
+            while *held.borrow_and_update() {
+                if held.changed().await.is_err() {
+                    return;
+                }
+            }
+            let line = json!({"type": e.kind, "object": e.object}).to_string() + "\n";
+            if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let events = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Reply::Watch(BodyExt::boxed(StreamBody::new(events)))
+}
+
 fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
     let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
         return status(400, "BadRequest", "body is not JSON".into(), "");
@@ -434,6 +570,7 @@ fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
     s.revision += 1;
     object["metadata"]["resourceVersion"] = json!(s.revision.to_string());
     object["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
+    record(&mut s, "ADDED", &object);
     s.objects.insert(key, object.clone());
     Reply::Json(StatusCode::CREATED, object)
 }
@@ -493,6 +630,7 @@ fn patch(
     }
     s.revision += 1;
     merged["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+    record(&mut s, "MODIFIED", &merged);
     s.objects.insert(key, merged.clone());
     Reply::Json(StatusCode::OK, merged)
 }

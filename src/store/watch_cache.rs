@@ -1,0 +1,87 @@
+//! A watch cache of HRAs (kube-runtime reflectors): batches are planned from the cached
+//! object and written with its resourceVersion, so a window costs one PATCH per dirty HRA.
+//! A stale cache only costs a 409 and a fresh GET; the watcher re-lists on its own after
+//! errors, and events never depend on it (they wait in the batcher).
+
+use super::kubernetes::HorizontalRunnerAutoscaler;
+use crate::model::{Hra, HraKey};
+use kube::{
+    Api, Client,
+    runtime::{WatchStreamExt, reflector, reflector::ObjectRef, watcher},
+};
+use std::pin::pin;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+
+/// Reflectors over all namespaces, or over each of a list of namespaces.
+pub struct WatchCache {
+    readers: Vec<reflector::Store<HorizontalRunnerAutoscaler>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl WatchCache {
+    /// Starts watching (every namespace when `namespaces` is empty).
+    pub fn start(client: &Client, namespaces: &[String]) -> Self {
+        let apis: Vec<(String, Api<HorizontalRunnerAutoscaler>)> = if namespaces.is_empty() {
+            vec![("*".into(), Api::all(client.clone()))]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
+                .collect()
+        };
+        let mut readers = Vec::new();
+        let mut tasks = Vec::new();
+        for (scope, api) in apis {
+            let (reader, writer) = reflector::store();
+            let stream = reflector(
+                writer,
+                watcher(api, watcher::Config::default()).default_backoff(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut stream = pin!(stream);
+                while let Some(item) = stream.next().await {
+                    if let Err(e) = item {
+                        tracing::warn!(namespaces = %scope, error = %e, "HRA watch failed; retrying");
+                    }
+                }
+            }));
+            readers.push(reader);
+        }
+        Self { readers, tasks }
+    }
+
+    /// The cached HRA, if the cache holds it.
+    pub fn get(&self, key: &HraKey) -> Option<Hra> {
+        let reference = ObjectRef::new(&key.name).within(&key.namespace);
+        self.readers
+            .iter()
+            .find_map(|r| r.get(&reference))
+            .map(|object| Hra::from(HorizontalRunnerAutoscaler::clone(&object)))
+    }
+
+    /// Waits until every reflector has its first full list.
+    pub async fn ready(&self) {
+        for reader in &self.readers {
+            let _ = reader.wait_until_ready().await;
+        }
+    }
+
+    /// HRAs cached now.
+    pub fn len(&self) -> usize {
+        self.readers.iter().map(|r| r.state().len()).sum()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for WatchCache {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
