@@ -13,11 +13,12 @@ use crate::{
     expiring::ExpiringSet,
     metrics::Metrics,
     model::HraKey,
-    planner::{PlanEvent, push_folded},
+    planner::Fold,
     results::{BatchReport, Outcome},
 };
+use rustc_hash::FxHashMap;
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -55,8 +56,8 @@ impl Riders {
 }
 
 struct Pending {
-    /// Folded into runs (`planner::push_folded`).
-    events: Vec<PlanEvent>,
+    /// Folded as they arrive (O(job events), not O(events)).
+    events: Fold,
     /// Producer events these stand for.
     count: u64,
     riders: Riders,
@@ -68,7 +69,8 @@ struct Pending {
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<HraKey, Pending>,
+    /// Fx-hashed: keys are our own validated names, and this map is on the intake hot path.
+    pending: FxHashMap<HraKey, Pending>,
     /// Window ends in the order they were opened, which is also the order of their times.
     windows: VecDeque<(Instant, HraKey)>,
     in_flight: HashSet<HraKey>,
@@ -93,7 +95,7 @@ impl State {
             event_count: pending.count,
             since: pending.since,
             key: key.clone(),
-            events: pending.events,
+            events: pending.events.into_events(),
         };
         Some((batch, pending.riders))
     }
@@ -155,6 +157,29 @@ impl Batcher {
         waiter: Option<Waiter>,
     ) -> Result<Submitted, ApiError> {
         let mut state = self.state.lock().expect("batcher lock");
+        self.submit_locked(&mut state, event, waiter)
+    }
+
+    /// Queues several events under one lock; returns how many were queued and how many were
+    /// duplicates.
+    pub fn submit_all(&self, events: &[ScaleEvent]) -> Result<(u64, u64), ApiError> {
+        let mut state = self.state.lock().expect("batcher lock");
+        let (mut queued, mut duplicates) = (0, 0);
+        for event in events {
+            match self.submit_locked(&mut state, event, None)? {
+                Submitted::Queued => queued += 1,
+                Submitted::Duplicate => duplicates += 1,
+            }
+        }
+        Ok((queued, duplicates))
+    }
+
+    fn submit_locked(
+        &self,
+        state: &mut State,
+        event: &ScaleEvent,
+        waiter: Option<Waiter>,
+    ) -> Result<Submitted, ApiError> {
         if state.closed {
             return Err(ApiError::ShuttingDown);
         }
@@ -165,23 +190,25 @@ impl Batcher {
                 return Ok(Submitted::Duplicate);
             }
         }
-        let state = &mut *state;
-        let pending = state.pending.entry(event.key.clone()).or_insert_with(|| {
+        // Look up before inserting so the hot path does not clone the key.
+        if !state.pending.contains_key(&event.key) {
             let since = Instant::now();
             let due = since + self.window;
             if state.windows.is_empty() {
                 self.wake.notify_one();
             }
             state.windows.push_back((due, event.key.clone()));
-            Pending {
-                events: Vec::new(),
+            let fresh = Pending {
+                events: Fold::default(),
                 count: 0,
                 riders: Riders::default(),
                 since,
                 due,
-            }
-        });
-        push_folded(&mut pending.events, event.plan_event());
+            };
+            state.pending.insert(event.key.clone(), fresh);
+        }
+        let pending = state.pending.get_mut(&event.key).expect("inserted above");
+        pending.events.push(event.plan_event());
         pending.count += 1;
         pending.riders.waiters.extend(waiter);
         pending.riders.event_ids.extend(event.event_id.clone());
@@ -283,9 +310,7 @@ impl Batcher {
             return;
         };
         batch.event_count += pending.count;
-        for event in pending.events {
-            push_folded(&mut batch.events, event);
-        }
+        batch.events.extend(pending.events.into_events());
         riders.extend(pending.riders);
     }
 

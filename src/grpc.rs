@@ -13,7 +13,7 @@ use crate::{
     store::HraStore,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, time::Duration};
+use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll, time::Duration};
 use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
@@ -46,13 +46,16 @@ impl BatchScalerService {
         pb::batch_scaler_server::BatchScalerServer::new(self)
     }
 
+    /// Validates and queues one event, without counting it.
+    fn submit(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
+        let event = ScaleEvent::from_pb(event, self.default_duration)?;
+        self.allowed.check(&event.key.namespace)?;
+        self.batcher.submit(&event, waiter)
+    }
+
+    /// Validates, queues and counts one event.
     fn accept(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
-        let result = ScaleEvent::from_pb(event, self.default_duration)
-            .map_err(ApiError::from)
-            .and_then(|event| {
-                self.allowed.check(&event.key.namespace)?;
-                self.batcher.submit(&event, waiter)
-            });
+        let result = self.submit(event, waiter);
         match &result {
             Ok(Submitted::Queued) => self.metrics.event("accepted", 1),
             Ok(Submitted::Duplicate) => self.metrics.event("duplicate", 1),
@@ -66,6 +69,18 @@ impl BatchScalerService {
         self.allowed.check(&key.namespace)?;
         Ok(key)
     }
+}
+
+/// Most `Publish` events queued under one lock.
+const PUBLISH_CHUNK: usize = 256;
+
+/// Polls the stream once without a waker: what has already arrived, or `Pending`. (The end
+/// of the stream is seen again by the next real poll.)
+fn ready_message(
+    stream: &mut Streaming<pb::ScaleEvent>,
+) -> Poll<Option<Result<pb::ScaleEvent, Status>>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    Pin::new(stream).poll_next(&mut cx)
 }
 
 /// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -135,25 +150,75 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
     ) -> Result<Response<pb::PublishSummary>, Status> {
         let mut stream = request.into_inner();
         let (mut accepted, mut duplicates) = (0u64, 0u64);
+        // Counted once per stream, not per event: this is the hot path.
+        let count = |accepted, duplicates| {
+            self.metrics.event("accepted", accepted);
+            self.metrics.event("duplicate", duplicates);
+        };
+        let shutdown = self.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let mut chunk = Vec::with_capacity(PUBLISH_CHUNK);
+        let mut wire = Vec::with_capacity(PUBLISH_CHUNK);
+        let mut stream_error = None;
         loop {
             let next = tokio::select! {
-                next = stream.message() => next?,
-                () = self.shutdown.cancelled() => None,
+                biased;
+                next = stream.message() => next,
+                () = &mut shutdown => Ok(None),
             };
-            let Some(event) = next else { break };
-            match self.accept(event, None) {
-                Ok(Submitted::Queued) => accepted += 1,
-                Ok(Submitted::Duplicate) => duplicates += 1,
-                Err(e) => {
-                    let status = Status::from(e.at_index(accepted + duplicates));
-                    let message = format!(
-                        "{}; the {accepted} events before it were accepted ({duplicates} duplicates dropped)",
-                        status.message()
-                    );
-                    return Err(Status::new(status.code(), message));
+            let next = next.inspect_err(|_| count(accepted, duplicates))?;
+            let Some(first) = next else { break };
+            // Take what has already arrived too, and queue it under one lock.
+            wire.push(first);
+            while wire.len() < PUBLISH_CHUNK {
+                match ready_message(&mut stream) {
+                    Poll::Ready(Some(Ok(event))) => wire.push(event),
+                    Poll::Ready(Some(Err(status))) => {
+                        stream_error = Some(status);
+                        break;
+                    }
+                    Poll::Ready(None) | Poll::Pending => break,
                 }
             }
+            let mut invalid = None;
+            for event in wire.drain(..) {
+                match ScaleEvent::from_pb(event, self.default_duration)
+                    .map_err(ApiError::from)
+                    .and_then(|e| self.allowed.check(&e.key.namespace).map(|()| e))
+                {
+                    Ok(e) => chunk.push(e),
+                    Err(e) => {
+                        invalid = Some(e);
+                        break;
+                    }
+                }
+            }
+            let submitted = self.batcher.submit_all(&chunk);
+            chunk.clear();
+            let error = match submitted {
+                Ok((queued, dups)) => {
+                    accepted += queued;
+                    duplicates += dups;
+                    invalid
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(e) = error {
+                count(accepted, duplicates);
+                self.metrics.event(e.metric_result(), 1);
+                let status = Status::from(e.at_index(accepted + duplicates));
+                let message = format!(
+                    "{}; the {accepted} events before it were accepted ({duplicates} duplicates dropped)",
+                    status.message()
+                );
+                return Err(Status::new(status.code(), message));
+            }
+            if let Some(status) = stream_error.take() {
+                count(accepted, duplicates);
+                return Err(status);
+            }
         }
+        count(accepted, duplicates);
         if self.shutdown.is_cancelled() {
             return Err(Status::unavailable(format!(
                 "shutting down; {accepted} events of this stream were accepted"

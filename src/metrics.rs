@@ -147,7 +147,9 @@ impl Metrics {
 
     /// Counts received events by result.
     pub fn event(&self, result: &'static str, n: u64) {
-        self.events.get_or_create(&ResultLabel { result }).inc_by(n);
+        if n > 0 {
+            self.events.get_or_create(&ResultLabel { result }).inc_by(n);
+        }
     }
 
     /// Counts one reported outcome.

@@ -1,4 +1,4 @@
-//! Folding events into runs never changes the plan (property test against the unfolded list).
+//! Folding never changes the plan (property test against the unfolded events).
 
 use super::reference_tests::{hra, t0};
 use super::*;
@@ -6,13 +6,13 @@ use proptest::prelude::*;
 
 fn event() -> impl Strategy<Value = PlanEvent> {
     (
-        -3i64..=3,
+        -4i64..=4,
         prop::sample::select(vec![10i64, 20, 600]),
-        prop::option::weighted(0.2, prop::sample::select(vec!["a", "b", "c"])),
+        prop::option::weighted(0.15, prop::sample::select(vec!["a", "b", "c"])),
     )
         .prop_map(|(amount, secs, job)| PlanEvent {
-            amount: if job.is_some() && amount == 0 {
-                1
+            amount: if job.is_some() {
+                amount.signum().max(-1) | 1
             } else {
                 amount
             },
@@ -35,51 +35,63 @@ fn reservation() -> impl Strategy<Value = CapacityReservation> {
         })
 }
 
+fn fold(events: &[PlanEvent]) -> Vec<PlanEvent> {
+    let mut f = Fold::default();
+    for e in events.iter().cloned() {
+        f.push(e);
+    }
+    f.into_events()
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
     #[test]
-    fn folded_runs_plan_exactly_like_the_events_one_by_one(
+    fn folded_events_plan_exactly_like_the_events_one_by_one(
         list in prop::collection::vec(reservation(), 0..12),
         max in prop::option::of(-1i32..6),
-        events in prop::collection::vec(event(), 0..40),
+        events in prop::collection::vec(event(), 0..60),
     ) {
         let read = hra(max, list);
-        let mut folded = Vec::new();
-        for e in events.iter().cloned() {
-            push_folded(&mut folded, e);
-        }
-        prop_assert!(folded.len() <= events.len());
+        let folded = fold(&events);
         prop_assert_eq!(plan(&read, &folded, t0()), plan(&read, &events, t0()));
+    }
+
+    #[test]
+    fn folding_in_two_parts_is_the_same(
+        list in prop::collection::vec(reservation(), 0..12),
+        events in prop::collection::vec(event(), 0..60),
+        cut in 0usize..60,
+    ) {
+        let cut = cut.min(events.len());
+        let mut first = Fold::default();
+        events[..cut].iter().cloned().for_each(|e| first.push(e));
+        let mut second = Fold::default();
+        events[cut..].iter().cloned().for_each(|e| second.push(e));
+        first.extend(second);
+        let read = hra(None, list);
+        prop_assert_eq!(plan(&read, &first.into_events(), t0()), plan(&read, &events, t0()));
     }
 }
 
 #[test]
-fn runs_merge_by_sign_and_duration_and_keep_order() {
-    let e = |amount, secs, job: Option<&str>| PlanEvent {
+fn any_mix_of_signs_folds_to_at_most_three_events_per_duration() {
+    let e = |amount| PlanEvent {
         amount,
-        duration: TimeDelta::seconds(secs),
-        job: job.map(Arc::from),
+        duration: TimeDelta::seconds(600),
+        job: None,
     };
-    let mut v = Vec::new();
-    for ev in [
-        e(1, 10, None),
-        e(2, 10, None),
-        e(0, 10, None),
-        e(1, 20, None),
-        e(-1, 10, None),
-        e(-2, 99, None),
-        e(1, 20, Some("j")),
-        e(1, 20, None),
-    ] {
-        push_folded(&mut v, ev);
+    let mut f = Fold::default();
+    for i in 0..100_000i64 {
+        f.push(e(if (i * 7919) % 3 == 0 { -1 } else { 1 }));
     }
+    let events = f.into_events();
+    assert!(events.len() <= 3, "{events:?}");
     assert_eq!(
-        v,
-        vec![
-            e(3, 10, None),
-            e(1, 20, None),
-            e(-3, 10, None),
-            e(1, 20, Some("j")),
-            e(1, 20, None)
-        ]
+        events
+            .iter()
+            .filter(|e| e.amount > 0)
+            .map(|e| e.amount)
+            .sum::<i64>(),
+        66_666
     );
 }

@@ -8,6 +8,9 @@ use crate::model::{CapacityReservation, Hra};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 
+mod fold;
+pub use fold::Fold;
+
 /// One scale event as the planner sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanEvent {
@@ -93,26 +96,6 @@ pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>) -> Plan {
         counts,
         finished_jobs,
     }
-}
-
-/// Appends `event` to a batch's events, folding it into the last one where the plan comes out
-/// the same: consecutive job-less events of one sign (and, when adding, one duration) become
-/// one run, and refreshes (amount 0) are dropped, since a batch refreshes anyway. Memory per
-/// HRA is then O(runs), not O(events).
-pub fn push_folded(events: &mut Vec<PlanEvent>, event: PlanEvent) {
-    if event.amount == 0 && event.job.is_none() {
-        return;
-    }
-    if let Some(last) = events.last_mut()
-        && last.job.is_none()
-        && event.job.is_none()
-        && ((last.amount > 0 && event.amount > 0 && last.duration == event.duration)
-            || (last.amount < 0 && event.amount < 0))
-    {
-        last.amount = last.amount.saturating_add(event.amount);
-        return;
-    }
-    events.push(event);
 }
 
 /// Step 1 (reference issue #2254): entries at index `maxReplicas` and beyond restart at `now`
