@@ -27,9 +27,8 @@ check() {
 }
 
 echo "== setting up (virtualenv, release build)"
-if [ ! -x "$VENV/bin/grpcurl" ] || ! "$VENV/bin/pip" -q freeze | grep -q "grpcio-tools==1.85.1"; then
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r tests/interop/requirements.txt || exit 1
-fi
+[ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || exit 1
+"$VENV/bin/pip" install -q -r tests/interop/requirements.txt -r examples/webhook-frontend/requirements.txt || exit 1
 GRPCURL=$VENV/bin/grpcurl
 PY=$VENV/bin/python
 export BS_GEN=$WORK/gen
@@ -45,6 +44,7 @@ start() {
   local log=$WORK/run-$name.log
   "$BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --seed tests/interop/hras.yaml \
     --window 200ms "$@" >"$log" 2>&1 &
+  LAST_PID=$!
   PIDS+=($!)
   for _ in $(seq 100); do
     ADDR=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$log" | head -1)
@@ -57,6 +57,7 @@ start() {
 
 echo "== plaintext instance"
 start plain --cors-allow-origin http://dashboard.example --allowed-namespaces ci,ml
+PLAIN_PID=$LAST_PID
 check "grpcurl list shows the service and health" \
   "batchscaler.v1.BatchScaler" "$GRPCURL" -plaintext "$ADDR" list
 check "grpcurl list shows health" "grpc.health.v1.Health" "$GRPCURL" -plaintext "$ADDR" list
@@ -134,9 +135,44 @@ check "TLS: health stays open without a token" '"status": "SERVING"' "$GRPCURL" 
 check "TLS: no client certificate is refused" "(Failed to dial|certificate|handshake)" "$GRPCURL" \
   -cacert "$TLS/ca.pem" -servername localhost "$ADDR" grpc.health.v1.Health/Check
 
+echo "== reference webhook frontend (examples/webhook-frontend)"
+start hooks
+HOOKS_ADDR=$ADDR
+HOOKS_PID=$LAST_PID
+SECRET=interop-webhook-secret
+check "frontend refuses to start without a secret" "GITHUB_WEBHOOK_SECRET is not set" env -u GITHUB_WEBHOOK_SECRET \
+  "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 --target "$HOOKS_ADDR" --routes tests/interop/routes.yaml
+GITHUB_WEBHOOK_SECRET=$SECRET "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 \
+  --target "$HOOKS_ADDR" --routes tests/interop/routes.yaml --deadline 3 >"$WORK/run-frontend.log" 2>&1 &
+PIDS+=($!)
+FRONTEND=""
+for _ in $(seq 100); do
+  FRONTEND=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/run-frontend.log" | head -1)
+  [ -n "$FRONTEND" ] && break
+  sleep 0.1
+done
+if [ -z "$FRONTEND" ]; then fail "frontend starts" "$(cat "$WORK/run-frontend.log")"; else
+  check "frontend /healthz" '"ok"' curl -sf "http://$FRONTEND/healthz"
+  while read -r verdict rest; do
+    case "$verdict" in
+      PASS) pass "$rest" ;;
+      FAIL) fail "$rest" ;;
+    esac
+  done < <("$PY" tests/interop/frontend_check.py --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET" 2>&1)
+fi
+
 echo "== graceful stop"
-kill -TERM "${PIDS[0]}"
-if wait "${PIDS[0]}"; then pass "SIGTERM: exits 0"; else fail "SIGTERM: exits 0" "$(tail -5 "$WORK/run-plain.log")"; fi
+kill -TERM "$PLAIN_PID"
+if wait "$PLAIN_PID"; then pass "SIGTERM: exits 0"; else fail "SIGTERM: exits 0" "$(tail -5 "$WORK/run-plain.log")"; fi
+if [ -n "$FRONTEND" ]; then
+  kill -TERM "$HOOKS_PID" 2>/dev/null; wait "$HOOKS_PID" 2>/dev/null
+  while read -r verdict rest; do
+    case "$verdict" in
+      PASS) pass "$rest" ;;
+      FAIL) fail "$rest" ;;
+    esac
+  done < <("$PY" tests/interop/frontend_check.py --stopped --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET" 2>&1)
+fi
 
 echo
 echo "$passed passed, $failed failed"
