@@ -6,6 +6,7 @@ pub mod applier;
 pub mod args;
 pub mod auth;
 pub mod batcher;
+pub mod dashboard;
 pub mod error;
 pub mod event;
 pub mod expiring;

@@ -3,6 +3,7 @@
 
 use crate::{
     auth::TokenAuth,
+    dashboard::DashboardLayer,
     grpc::BatchScalerService,
     pb::{self, batch_scaler_server::BatchScalerServer},
 };
@@ -11,7 +12,7 @@ use std::{future::Future, time::Duration};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
-    service::interceptor::InterceptedService,
+    service::{Routes, interceptor::InterceptedService},
     transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 use tonic_health::server::HealthReporter;
@@ -132,13 +133,15 @@ pub async fn serve(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    builder
-        .layer(cors(&cors_origins))
-        .layer(tonic_web::GrpcWebLayer::new())
-        .add_service(health)
+    let routes = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(scaler)
+        .add_service(scaler);
+    builder
+        .layer(cors(&cors_origins))
+        .layer(DashboardLayer)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

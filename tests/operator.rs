@@ -311,6 +311,25 @@ async fn oversized_messages_are_refused() {
     client.scale(ev("ci", "a", 1)).await.unwrap();
 }
 
+#[tokio::test]
+async fn the_dashboard_is_served_on_the_grpc_port() {
+    let (server, _store) = TestServer::memory(store(), test_settings(WINDOW)).await;
+    let (code, page) = http_get(server.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("text/html") && page.contains("<title>batch-scaler</title>"),
+        "{page}"
+    );
+    let (code, js) = http_get(server.addr, "/app.js").await;
+    assert_eq!(code, 200);
+    assert!(js.contains("text/javascript") && js.contains("watchBatches"));
+    // gRPC on the same port is unaffected.
+    BatchScalerClient::new(channel(&server).await)
+        .scale(ev("ci", "a", 1))
+        .await
+        .unwrap();
+}
+
 fn grpc_web_frame(msg: &impl prost::Message) -> Vec<u8> {
     let body = msg.encode_to_vec();
     let mut frame = vec![0u8];

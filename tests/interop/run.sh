@@ -161,6 +161,23 @@ if [ -z "$FRONTEND" ]; then fail "frontend starts" "$(cat "$WORK/run-frontend.lo
   done < <("$PY" tests/interop/frontend_check.py --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET" 2>&1)
 fi
 
+echo "== dashboard in headless Chromium"
+if [ ! -x /usr/bin/chromium ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || fail "installing Debian chromium"
+fi
+(cd web && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 || fail "npm ci in web/"
+start dashboard --window 1s
+DASH_ADDR=$ADDR
+check "dashboard page is served at /" "<title>batch-scaler</title>" curl -sf "http://$DASH_ADDR/"
+while read -r verdict rest; do
+  case "$verdict" in
+    PASS) pass "$rest" ;;
+    FAIL) fail "$rest" ;;
+  esac
+done < <(cd web && node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/target/dashboard.png" 1000 2>&1)
+[ -s "$ROOT/target/dashboard.png" ] && echo "screenshot: target/dashboard.png"
+
 echo "== graceful stop"
 kill -TERM "$PLAIN_PID"
 if wait "$PLAIN_PID"; then pass "SIGTERM: exits 0"; else fail "SIGTERM: exits 0" "$(tail -5 "$WORK/run-plain.log")"; fi

@@ -1,0 +1,77 @@
+//! The live dashboard page, embedded in the binary (built from `web/`; no Node needed to
+//! build the service, nothing fetched at run time). Served on the gRPC port, so the page and
+//! the gRPC-Web API share one origin: a layer answers `GET /` and `GET /app.js` before
+//! gRPC-Web (which refuses other HTTP/1 requests) sees them.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::Full;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+/// The page.
+pub const INDEX_HTML: &str = include_str!("../web/dist/index.html");
+/// The bundled script (protobuf-es + connect-web, generated from our proto).
+pub const APP_JS: &str = include_str!("../web/dist/app.js");
+
+/// The asset at `path`, with its content type.
+pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
+    match path {
+        "/" | "/index.html" => Some((INDEX_HTML, "text/html; charset=utf-8")),
+        "/app.js" => Some((APP_JS, "text/javascript; charset=utf-8")),
+        _ => None,
+    }
+}
+
+/// Serves the dashboard's assets in front of the gRPC services.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DashboardLayer;
+
+impl<S> Layer<S> for DashboardLayer {
+    type Service = Dashboard<S>;
+    fn layer(&self, inner: S) -> Dashboard<S> {
+        Dashboard { inner }
+    }
+}
+
+/// The service [`DashboardLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct Dashboard<S> {
+    inner: S,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> Service<Request<B>> for Dashboard<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.method() == Method::GET
+            && let Some((body, content_type)) = asset(req.uri().path())
+        {
+            let mut response =
+                Response::new(Body::new(Full::new(Bytes::from_static(body.as_bytes()))));
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
