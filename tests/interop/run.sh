@@ -43,7 +43,7 @@ start() {
   local name=$1; shift
   local log=$WORK/run-$name.log
   "$BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --seed tests/interop/hras.yaml \
-    --window 200ms "$@" >"$log" 2>&1 &
+    --window "${WINDOW:-200ms}" "$@" >"$log" 2>&1 &
   LAST_PID=$!
   PIDS+=($!)
   for _ in $(seq 100); do
@@ -52,7 +52,8 @@ start() {
     [ -n "$ADDR" ] && [ -n "$METRICS" ] && return 0
     sleep 0.1
   done
-  echo "service $name did not start:"; cat "$log"; exit 1
+  fail "service $name starts" "$(cat "$log")"
+  echo; echo "$passed passed, $failed failed"; exit 1
 }
 
 echo "== plaintext instance"
@@ -167,7 +168,7 @@ if [ ! -x /usr/bin/chromium ]; then
     || fail "installing Debian chromium"
 fi
 (cd web && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 || fail "npm ci in web/"
-start dashboard --window 1s
+WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
 check "dashboard page is served at /" "<title>batch-scaler</title>" curl -sf "http://$DASH_ADDR/"
 while read -r verdict rest; do
