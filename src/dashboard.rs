@@ -1,5 +1,5 @@
-//! The live dashboard page, embedded in the binary (built from `web/`; no Node needed to
-//! build the service, nothing fetched at run time). Served on the gRPC port, so the page and
+//! The live dashboard page, embedded in the binary (`web/index.html` and the bundle built
+//! from `web/src` into `web/dist`; no Node needed to build the service, nothing fetched at run time). Served on the gRPC port, so the page and
 //! the gRPC-Web API share one origin: a layer answers `GET /` and `GET /app.js` before
 //! gRPC-Web (which refuses other HTTP/1 requests) sees them.
 
@@ -15,7 +15,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 /// The page.
-pub const INDEX_HTML: &str = include_str!("../web/dist/index.html");
+pub const INDEX_HTML: &str = include_str!("../web/index.html");
 /// The bundled script (protobuf-es + connect-web, generated from our proto).
 pub const APP_JS: &str = include_str!("../web/dist/app.js");
 

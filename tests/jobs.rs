@@ -6,7 +6,6 @@ mod common;
 use batch_scaler::{app::Settings, pb, store::MemoryStore};
 use common::*;
 use std::time::Duration;
-use tokio_stream::StreamExt;
 use tonic::{Code, Request, Streaming};
 
 const WINDOW: Duration = Duration::from_millis(150);
@@ -46,14 +45,6 @@ async fn start(
         .unwrap()
         .into_inner();
     (server, store, watch)
-}
-
-async fn recv(stream: &mut Streaming<pb::BatchResult>) -> pb::BatchResult {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("in time")
-        .unwrap()
-        .unwrap()
 }
 
 async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) -> pb::PublishSummary {

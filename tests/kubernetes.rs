@@ -15,7 +15,6 @@ use common::{
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
 use tokio_stream::StreamExt;
-use tonic::Streaming;
 
 const WINDOW: Duration = Duration::from_millis(200);
 
@@ -62,25 +61,6 @@ async fn start(api: &ApiServer, settings: Settings) -> TestServer {
     TestServer::start(store, settings).await
 }
 
-async fn watch(server: &TestServer) -> Streaming<pb::BatchResult> {
-    let req = pb::WatchBatchesRequest::default();
-    server
-        .client()
-        .await
-        .watch_batches(req)
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn recv(stream: &mut Streaming<pb::BatchResult>) -> pb::BatchResult {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("a result in time")
-        .expect("stream open")
-        .expect("no error")
-}
-
 async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) {
     server
         .client()
@@ -101,7 +81,7 @@ async fn a_window_costs_one_get_and_one_patch_per_dirty_hra() {
         api.insert(rich_hra(name));
     }
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(
         &server,
         vec![event("a", 1), event("b", 2), event("a", 1), event("b", -1)],
@@ -187,7 +167,7 @@ async fn fields_we_do_not_own_are_unchanged_byte_for_byte() {
     api.insert(rich_hra("a"));
     let before = api.object("ci", "a").unwrap();
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("a", 3)]).await;
     assert_eq!(recv(&mut results).await.outcome, APPLIED);
     publish(&server, vec![event("a", -3)]).await;
@@ -233,7 +213,7 @@ async fn a_concurrent_writer_between_read_and_write_loses_nothing() {
         Box::new(move |o| o["spec"]["capacityReservations"] = json!([theirs])),
     );
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("a", 2)]).await;
     let r = recv(&mut results).await;
     assert_eq!(
@@ -258,7 +238,7 @@ async fn a_burst_of_500s_is_retried_then_applied() {
         api.fault_next("patch", Fault::Status(500));
     }
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("a", 1), event("a", 1)]).await;
     for attempt in 1..=3 {
         let r = recv(&mut results).await;
@@ -278,7 +258,7 @@ async fn not_found_fails_once_while_another_hra_applies_on_time() {
     let api = ApiServer::start().await;
     api.insert(rich_hra("a"));
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("gone", 1), event("a", 1)]).await;
     let mut got = [recv(&mut results).await, recv(&mut results).await];
     got.sort_by(|x, y| x.name.cmp(&y.name));
@@ -302,7 +282,7 @@ async fn forbidden_and_invalid_are_terminal() {
     let api = ApiServer::start().await;
     api.insert(rich_hra("a"));
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     for code in [403, 422] {
         api.fault_next("patch", Fault::Status(code));
         publish(&server, vec![event("a", 1)]).await;
@@ -318,7 +298,7 @@ async fn a_write_whose_answer_is_lost_is_applied_exactly_once() {
     api.insert(rich_hra("a"));
     api.fault_next("patch", Fault::ApplyThenDrop);
     let server = start(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("a", 1)]).await;
     let first = recv(&mut results).await;
     assert_eq!(first.outcome, RETRYING, "{}", first.error);
@@ -342,7 +322,7 @@ async fn a_write_that_times_out_after_landing_is_not_applied_twice() {
     api.insert(rich_hra("a"));
     api.fault_next("patch", Fault::ApplyThenStall(Duration::from_secs(4)));
     let server = start(&api, settings(WINDOW)).await; // request timeout 2 s
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("a", 2)]).await;
     let first = recv(&mut results).await;
     assert_eq!(first.outcome, RETRYING);
@@ -365,7 +345,7 @@ async fn two_active_instances_lose_no_events() {
     api.set_latency(Duration::from_millis(3));
     let one = start(&api, settings(Duration::from_millis(20))).await;
     let two = start(&api, settings(Duration::from_millis(20))).await;
-    let (mut w1, mut w2) = (watch(&one).await, watch(&two).await);
+    let (mut w1, mut w2) = (watch_all(&one).await, watch_all(&two).await);
     let rounds = 10;
     let mut events_sent = 0;
     for round in 0..rounds {
@@ -422,7 +402,7 @@ async fn dry_run_sends_dry_run_patches_and_changes_nothing() {
         },
     )
     .await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     publish(&server, vec![event("a", 3)]).await;
     let r = recv(&mut results).await;
     assert_eq!(
@@ -453,7 +433,7 @@ async fn with_the_watch_cache_a_window_costs_one_patch_per_dirty_hra() {
         api.insert(rich_hra(name));
     }
     let server = start_cached(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     api.reset_counts();
     for round in 1..=3u32 {
         publish(&server, vec![event("a", 1), event("b", 1)]).await;
@@ -479,7 +459,7 @@ async fn a_lagging_cache_costs_a_conflict_and_a_fresh_read_and_loses_nothing() {
     let api = ApiServer::start().await;
     api.insert(rich_hra("a"));
     let server = start_cached(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     api.hold_watches(true);
     let theirs = json!([{"name": "theirs", "effectiveTime": "2026-01-01T00:00:00Z",
         "expirationTime": "2099-01-01T00:00:00Z", "replicas": 1}]);
@@ -514,7 +494,7 @@ async fn a_restarted_watch_loses_no_events() {
     let api = ApiServer::start().await;
     api.insert(rich_hra("a"));
     let server = start_cached(&api, settings(WINDOW)).await;
-    let mut results = watch(&server).await;
+    let mut results = watch_all(&server).await;
     let watches = api.count("watch");
     for round in 1..=3 {
         api.drop_watches();

@@ -7,7 +7,7 @@ use common::*;
 use prost_types::Duration as PbDuration;
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tonic::{Code, Streaming};
+use tonic::Code;
 
 const WINDOW: Duration = Duration::from_millis(300);
 
@@ -27,25 +27,6 @@ fn ev(namespace: &str, name: &str, amount: i32, secs: i64) -> pb::ScaleEvent {
 fn two_hras() -> MemoryStore {
     MemoryStore::with_objects([hra_object("ci", "a", None), hra_object("ci", "b", Some(4))])
         .unwrap()
-}
-
-async fn watch_all(server: &TestServer) -> Streaming<pb::BatchResult> {
-    let req = pb::WatchBatchesRequest::default();
-    server
-        .client()
-        .await
-        .watch_batches(req)
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn recv(stream: &mut Streaming<pb::BatchResult>) -> pb::BatchResult {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("a result in time")
-        .expect("stream open")
-        .expect("no error")
 }
 
 async fn publish(

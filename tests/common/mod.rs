@@ -148,3 +148,29 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Every batch result `server` reports from now on.
+pub async fn watch_all(server: &TestServer) -> tonic::Streaming<batch_scaler::pb::BatchResult> {
+    let req = batch_scaler::pb::WatchBatchesRequest::default();
+    server
+        .client()
+        .await
+        .watch_batches(req)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next result of a watch stream, or a panic after 10 s.
+pub async fn recv(
+    stream: &mut tonic::Streaming<batch_scaler::pb::BatchResult>,
+) -> batch_scaler::pb::BatchResult {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_stream::StreamExt::next(stream),
+    )
+    .await
+    .expect("a result in time")
+    .expect("stream open")
+    .expect("no error")
+}
