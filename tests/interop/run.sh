@@ -122,7 +122,7 @@ mkdir -p "$TLS"
   printf '# producers\ns3cr3t-token\n' >tokens
 ) >/dev/null 2>&1 || { fail "generating certificates"; }
 start tls --tls-cert "$TLS/server.pem" --tls-key "$TLS/server.key" --tls-client-ca "$TLS/ca.pem" \
-  --auth-token-file "$TLS/tokens"
+  --auth-token-file "$TLS/tokens" --log-format json
 TLSARGS=(-cacert "$TLS/ca.pem" -cert "$TLS/client.pem" -key "$TLS/client.key" -servername localhost)
 EV='{"namespace":"ci","name":"arm","amount":1}'
 check "TLS: no token is UNAUTHENTICATED" "Unauthenticated" "$GRPCURL" "${TLSARGS[@]}" -d "$EV" "$ADDR" \
@@ -133,6 +133,14 @@ check "TLS: right token is OK" "^\{" "$GRPCURL" "${TLSARGS[@]}" -H "authorizatio
   -d "$EV" "$ADDR" batchscaler.v1.BatchScaler/Scale
 check "TLS: health stays open without a token" '"status": "SERVING"' "$GRPCURL" "${TLSARGS[@]}" "$ADDR" \
   grpc.health.v1.Health/Check
+sleep 0.6
+check "--log-format json: one JSON object per line, batch lines carry every counter" "^ok" "$PY" -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+batch = [l for l in lines if l.get("outcome") == "applied"]
+keys = {"namespace", "name", "outcome", "batch_id", "attempt", "events", "before", "expired", "added", "completed", "after"}
+print("ok" if batch and all(keys <= set(b) for b in batch) else f"no complete batch line in {lines}")
+' "$WORK/run-tls.log"
 check "TLS: no client certificate is refused" "(Failed to dial|certificate|handshake)" "$GRPCURL" \
   -cacert "$TLS/ca.pem" -servername localhost "$ADDR" grpc.health.v1.Health/Check
 
