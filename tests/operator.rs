@@ -312,6 +312,39 @@ async fn oversized_messages_are_refused() {
 }
 
 #[tokio::test]
+async fn concurrent_streams_per_connection_are_capped() {
+    let settings = Settings {
+        grpc: batch_scaler::transport::GrpcOptions {
+            max_concurrent_streams: 1,
+            ..test_settings(WINDOW).grpc
+        },
+        ..test_settings(WINDOW)
+    };
+    let (server, _store) = TestServer::memory(store(), settings).await;
+    let ch = channel(&server).await;
+    let mut client = BatchScalerClient::new(ch.clone());
+    let held = client
+        .watch_batches(pb::WatchBatchesRequest::default())
+        .await
+        .unwrap();
+    // The connection's only stream is taken: a second call on it has to wait.
+    let mut second = BatchScalerClient::new(ch.clone());
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(300), second.scale(ev("ci", "a", 1))).await;
+    assert!(waiting.is_err(), "a second stream was opened: {waiting:?}");
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(5), second.scale(ev("ci", "a", 1)))
+        .await
+        .expect("runs once the stream is free")
+        .unwrap();
+    // Another connection has its own allowance.
+    BatchScalerClient::new(channel(&server).await)
+        .scale(ev("ci", "a", 1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn the_dashboard_is_served_on_the_grpc_port() {
     let (server, _store) = TestServer::memory(store(), test_settings(WINDOW)).await;
     let (code, page) = http_get(server.addr, "/").await;
