@@ -176,6 +176,9 @@ if [ ! -x /usr/bin/chromium ]; then
     || fail "installing Debian chromium"
 fi
 (cd web && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 || fail "npm ci in web/"
+printf 'dash-token\n' >"$WORK/run-dash-tokens"
+WINDOW=1s start dashauth --auth-token-file "$WORK/run-dash-tokens"
+DASH_AUTH_ADDR=$ADDR
 WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
 check "dashboard page is served at /" "<title>batch-scaler</title>" curl -sf "http://$DASH_ADDR/"
@@ -184,7 +187,8 @@ while read -r verdict rest; do
     PASS) pass "$rest" ;;
     FAIL) fail "$rest" ;;
   esac
-done < <(cd web && node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/target/dashboard.png" 1000 2>&1)
+done < <(cd web && node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/target/dashboard.png" 1000 \
+  "http://$DASH_AUTH_ADDR/" dash-token 2>&1)
 [ -s "$ROOT/target/dashboard.png" ] && echo "screenshot: target/dashboard.png"
 
 echo "== graceful stop"

@@ -1,10 +1,10 @@
 // Drives the dashboard in headless Debian Chromium (playwright-core, no browser download):
 // the HRA table, the live feed, a FAILED batch, and a screenshot for people to look at.
-// Usage: node test/dashboard.mjs URL GRPCURL ADDR SCREENSHOT WINDOW_MS
+// Usage: node test/dashboard.mjs URL GRPCURL ADDR SCREENSHOT WINDOW_MS [AUTH_URL TOKEN]
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
 
-const [url, grpcurl, addr, screenshot, windowMs] = process.argv.slice(2);
+const [url, grpcurl, addr, screenshot, windowMs, authUrl, token] = process.argv.slice(2);
 const twoWindows = 2 * Number(windowMs);
 let failed = 0;
 const check = async (name, fn) => {
@@ -70,5 +70,19 @@ await check("a screenshot is written", async () => {
   await page.waitForTimeout(Number(windowMs) * 2 + 500);
   await page.screenshot({ path: screenshot, fullPage: true });
 });
+if (authUrl) {
+  await check("with tokens on, it says so, then works once a token is given", async () => {
+    const guarded = await browser.newPage();
+    await guarded.goto(authUrl);
+    await guarded.waitForFunction(() => /UNAUTHENTICATED|unauthenticated|bearer|authorization/i.test(
+      document.getElementById("status").textContent), null, { timeout: 10000 });
+    await guarded.fill("#token", token);
+    await guarded.click("#save");
+    await guarded.waitForSelector(row, { timeout: 10000 });
+    await guarded.waitForFunction(() => document.getElementById("status").textContent === "live", null, { timeout: 10000 });
+    const stored = await guarded.evaluate(() => sessionStorage.getItem("batch-scaler-token"));
+    if (stored !== token) throw new Error(`session storage holds ${stored}`);
+  });
+}
 await browser.close();
 process.exit(failed ? 1 : 0);
