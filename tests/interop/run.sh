@@ -181,6 +181,7 @@ WINDOW=1s start dashauth --auth-token-file "$WORK/run-dash-tokens"
 DASH_AUTH_ADDR=$ADDR
 WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
+export DASH_PID=$LAST_PID DASH_BIN=$BIN DASH_SEED=$ROOT/tests/interop/hras.yaml
 check "dashboard page is served at /" "<title>batch-scaler</title>" curl -sf "http://$DASH_ADDR/"
 while read -r verdict rest; do
   case "$verdict" in

@@ -2,7 +2,7 @@
 // the HRA table, the live feed, a FAILED batch, and a screenshot for people to look at.
 // Usage: node test/dashboard.mjs URL GRPCURL ADDR SCREENSHOT WINDOW_MS [AUTH_URL TOKEN]
 import { chromium } from "playwright-core";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 
 const [url, grpcurl, addr, screenshot, windowMs, authUrl, token] = process.argv.slice(2);
 const twoWindows = 2 * Number(windowMs);
@@ -70,6 +70,23 @@ await check("a screenshot is written", async () => {
   await page.waitForTimeout(Number(windowMs) * 2 + 500);
   await page.screenshot({ path: screenshot, fullPage: true });
 });
+// With DASH_PID/DASH_BIN/DASH_SEED set: the service goes away and comes back on its address.
+if (process.env.DASH_PID && process.env.DASH_BIN) {
+  await check("says when the stream drops and reconnects by itself", async () => {
+    process.kill(Number(process.env.DASH_PID), "SIGTERM");
+    await page.waitForFunction(() => /reconnect/.test(document.getElementById("status").textContent), null,
+      { timeout: 10000 });
+    const again = spawn(process.env.DASH_BIN, ["--listen", addr, "--metrics-listen", "127.0.0.1:0",
+      "--seed", process.env.DASH_SEED, "--window", `${windowMs}ms`], { stdio: "ignore" });
+    try {
+      await page.waitForFunction(() => document.getElementById("status").textContent === "live", null,
+        { timeout: 20000 });
+      await page.waitForSelector(row, { timeout: 5000 });
+    } finally {
+      again.kill("SIGTERM");
+    }
+  });
+}
 if (authUrl) {
   await check("with tokens on, it says so, then works once a token is given", async () => {
     const guarded = await browser.newPage();
