@@ -46,11 +46,16 @@ impl BatchScalerService {
         pb::batch_scaler_server::BatchScalerServer::new(self)
     }
 
-    /// Validates and queues one event, without counting it.
-    fn submit(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
+    /// Validates one wire event, namespace allowlist included.
+    fn validate(&self, event: pb::ScaleEvent) -> Result<ScaleEvent, ApiError> {
         let event = ScaleEvent::from_pb(event, self.default_duration)?;
         self.allowed.check(&event.key.namespace)?;
-        self.batcher.submit(&event, waiter)
+        Ok(event)
+    }
+
+    /// Validates and queues one event, without counting it.
+    fn submit(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
+        self.batcher.submit(&self.validate(event)?, waiter)
     }
 
     /// Validates, queues and counts one event.
@@ -182,10 +187,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             }
             let mut invalid = None;
             for event in wire.drain(..) {
-                match ScaleEvent::from_pb(event, self.default_duration)
-                    .map_err(ApiError::from)
-                    .and_then(|e| self.allowed.check(&e.key.namespace).map(|()| e))
-                {
+                match self.validate(event) {
                     Ok(e) => chunk.push(e),
                     Err(e) => {
                         invalid = Some(e);
