@@ -27,6 +27,16 @@ fn setup(deadline_secs: u64) -> (Arc<MemoryStore>, Arc<ResultHub>, Applier) {
     (store, hub, applier)
 }
 
+/// Applies a batch to its final outcome, with nothing to refill and no abort.
+async fn run(
+    applier: &Applier,
+    mut batch: Batch,
+) -> std::sync::Arc<batch_scaler::results::BatchReport> {
+    applier
+        .apply(&mut batch, &mut |_| {}, &CancellationToken::new())
+        .await
+}
+
 fn batch(name: &str, amounts: &[i64]) -> Batch {
     Batch {
         id: format!("batch-{name}"),
@@ -56,13 +66,7 @@ fn backoff_schedule_is_1_2_4_8_16_then_16() {
 async fn a_clean_apply_reads_once_writes_once_and_reports_applied() {
     let (store, hub, applier) = setup(600);
     let mut sub = watch(&hub);
-    let report = applier
-        .apply(
-            &mut batch("a", &[1, 1, -1]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&applier, batch("a", &[1, 1, -1])).await;
     assert_eq!(report.outcome, Outcome::Applied);
     assert_eq!(
         (
@@ -92,13 +96,7 @@ async fn transient_errors_back_off_then_apply_with_the_same_batch_id() {
     }
     let mut sub = watch(&hub);
     let started = Instant::now();
-    let report = applier
-        .apply(
-            &mut batch("a", &[1]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&applier, batch("a", &[1])).await;
     assert_eq!(started.elapsed(), Duration::from_secs(1 + 2 + 4));
     assert_eq!((report.outcome, report.attempt), (Outcome::Applied, 4));
     for attempt in 1..=3 {
@@ -124,13 +122,7 @@ async fn gives_up_at_the_retry_deadline() {
     }
     let mut sub = watch(&hub);
     let started = Instant::now();
-    let report = applier
-        .apply(
-            &mut batch("a", &[1]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&applier, batch("a", &[1])).await;
     // Attempts at 0, 1, 3, 7 and 15 s; the next would start at 31 s, past the 20 s deadline.
     assert_eq!(started.elapsed(), Duration::from_secs(15));
     assert_eq!((report.outcome, report.attempt), (Outcome::Failed, 5));
@@ -172,13 +164,11 @@ async fn futures_collect(sub: &mut batch_scaler::results::Subscription, n: usize
 async fn terminal_errors_fail_once_without_retry() {
     let (store, hub, applier) = setup(600);
     let mut sub = watch(&hub);
-    let mut missing = Batch {
+    let missing = Batch {
         key: key("ns", "gone"),
         ..batch("a", &[1])
     };
-    let report = applier
-        .apply(&mut missing, &mut |_| {}, &CancellationToken::new())
-        .await;
+    let report = run(&applier, missing).await;
     assert_eq!((report.outcome, report.attempt), (Outcome::Failed, 1));
     assert!(report.error.as_deref().unwrap().contains("not found"));
     assert_eq!(store.writes(), 0);
@@ -188,13 +178,7 @@ async fn terminal_errors_fail_once_without_retry() {
         StoreError::Invalid("schema".into()),
     ] {
         store.fault_next_write(&key("ns", "a"), WriteFault::Fail(e));
-        let report = applier
-            .apply(
-                &mut batch("a", &[1]),
-                &mut |_| {},
-                &CancellationToken::new(),
-            )
-            .await;
+        let report = run(&applier, batch("a", &[1])).await;
         assert_eq!((report.outcome, report.attempt), (Outcome::Failed, 1));
     }
     let outcomes = futures_collect(&mut sub, 3).await;
@@ -208,13 +192,7 @@ async fn a_conflict_re_plans_at_once_and_keeps_the_other_writers_reservation() {
     let k = key("ns", "a");
     store.edit_after_next_read(&k, Box::new(|list| list.push(reservation("theirs", 300))));
     let started = Instant::now();
-    let report = applier
-        .apply(
-            &mut batch("a", &[2]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&applier, batch("a", &[2])).await;
     assert_eq!(
         started.elapsed(),
         Duration::ZERO,
@@ -244,13 +222,7 @@ async fn endless_conflicts_back_off_as_transient() {
         store.edit_after_next_read(&k, Box::new(|list| list.push(reservation("x", 300))));
     }
     let mut sub = watch(&hub);
-    let report = applier
-        .apply(
-            &mut batch("a", &[1]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&applier, batch("a", &[1])).await;
     let first = next(&mut sub, 1).await;
     assert_eq!(first.outcome, Outcome::Retrying);
     assert!(first.error.as_deref().unwrap().contains("conflicting"));
@@ -267,13 +239,7 @@ async fn a_write_whose_answer_was_lost_is_not_applied_twice() {
         WriteFault::ApplyThenFail(StoreError::Unknown("connection reset".into())),
     );
     let mut sub = watch(&hub);
-    let report = applier
-        .apply(
-            &mut batch("a", &[1]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&applier, batch("a", &[1])).await;
     assert_eq!(next(&mut sub, 1).await.outcome, Outcome::Retrying);
     assert_eq!((report.outcome, report.attempt), (Outcome::Applied, 2));
     assert_eq!(report.counts.added, 1);
@@ -324,13 +290,7 @@ async fn dry_run_plans_and_reports_without_changing_the_store() {
         .edit(&k, Box::new(|l| l.push(reservation("", 60))))
         .unwrap();
     let before = store.object(&k).unwrap();
-    let report = dry
-        .apply(
-            &mut batch("b", &[3, -1]),
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .await;
+    let report = run(&dry, batch("b", &[3, -1])).await;
     assert_eq!(report.outcome, Outcome::DryRun);
     assert_eq!(
         (
