@@ -190,24 +190,26 @@ impl Batcher {
                 return Ok(Submitted::Duplicate);
             }
         }
-        // Look up before inserting so the hot path does not clone the key.
-        if !state.pending.contains_key(&event.key) {
-            let since = Instant::now();
-            let due = since + self.window;
-            if state.windows.is_empty() {
-                self.wake.notify_one();
+        // One lookup on the hot path; the key is cloned only when a window opens.
+        let pending = match state.pending.get_mut(&event.key) {
+            Some(pending) => pending,
+            None => {
+                let since = Instant::now();
+                let due = since + self.window;
+                if state.windows.is_empty() {
+                    self.wake.notify_one();
+                }
+                state.windows.push_back((due, event.key.clone()));
+                let fresh = Pending {
+                    events: Fold::default(),
+                    count: 0,
+                    riders: Riders::default(),
+                    since,
+                    due,
+                };
+                state.pending.entry(event.key.clone()).or_insert(fresh)
             }
-            state.windows.push_back((due, event.key.clone()));
-            let fresh = Pending {
-                events: Fold::default(),
-                count: 0,
-                riders: Riders::default(),
-                since,
-                due,
-            };
-            state.pending.insert(event.key.clone(), fresh);
-        }
-        let pending = state.pending.get_mut(&event.key).expect("inserted above");
+        };
         pending.events.push(event.plan_event());
         pending.count += 1;
         pending.riders.waiters.extend(waiter);
