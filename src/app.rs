@@ -2,14 +2,10 @@
 //! resolves, then drained in order.
 
 use crate::{
-    applier::{
-        Applier, Clock, DEFAULT_TOMBSTONE_CAPACITY, DEFAULT_TOMBSTONE_TTL, RetryPolicy,
-        system_clock,
-    },
+    applier::{Applier, Clock, DEFAULT_TOMBSTONE_TTL, RetryPolicy, system_clock},
     args::{Args, Backend},
     auth::Allowlist,
     batcher::{Batcher, DEFAULT_DEDUPE_CAPACITY, DEFAULT_DEDUPE_TTL},
-    expiring::ExpiringSet,
     grpc::BatchScalerService,
     http::{self, HttpState},
     metrics::Metrics,
@@ -194,10 +190,7 @@ pub async fn serve(
         settings.clock.clone(),
     )
     .with_metrics(metrics.clone())
-    .with_tombstones(Arc::new(ExpiringSet::new(
-        settings.tombstone_ttl,
-        DEFAULT_TOMBSTONE_CAPACITY,
-    )));
+    .with_tombstone_ttl(settings.tombstone_ttl);
     let batcher = Arc::new(
         Batcher::new(
             Arc::new(applier),

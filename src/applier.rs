@@ -80,7 +80,7 @@ pub struct Applier {
     dry_run: bool,
     clock: Clock,
     metrics: Arc<Metrics>,
-    finished_jobs: Arc<Tombstones>,
+    finished_jobs: Tombstones,
 }
 
 /// Jobs whose completion was applied, per HRA: a later `+1` for them adds nothing.
@@ -107,16 +107,13 @@ impl Applier {
             dry_run,
             clock,
             metrics: Arc::default(),
-            finished_jobs: Arc::new(ExpiringSet::new(
-                DEFAULT_TOMBSTONE_TTL,
-                DEFAULT_TOMBSTONE_CAPACITY,
-            )),
+            finished_jobs: ExpiringSet::new(DEFAULT_TOMBSTONE_TTL, DEFAULT_TOMBSTONE_CAPACITY),
         }
     }
 
-    /// Remembers finished jobs in `tombstones` (ttl and capacity of `--tombstone-ttl`).
-    pub fn with_tombstones(mut self, tombstones: Arc<Tombstones>) -> Self {
-        self.finished_jobs = tombstones;
+    /// Remembers finished jobs for `ttl` (`--tombstone-ttl`).
+    pub fn with_tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.finished_jobs = ExpiringSet::new(ttl, DEFAULT_TOMBSTONE_CAPACITY);
         self
     }
 

@@ -84,7 +84,8 @@ impl ScaleEvent {
     }
 }
 
-fn non_empty(s: String) -> Option<String> {
+/// `None` for an empty string (proto3's "unset").
+pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
@@ -113,12 +114,7 @@ fn duration_from_pb(d: &prost_types::Duration) -> Result<TimeDelta, FieldError> 
 
 /// Validates a namespace (DNS-1123 label) and name (DNS-1123 subdomain) pair.
 pub fn validate_target(namespace: String, name: String) -> Result<HraKey, FieldError> {
-    if let Err(why) = check_dns1123_label(&namespace) {
-        return Err(FieldError::new(
-            "namespace",
-            format!("must be a DNS-1123 label ({why}), got {namespace:?}"),
-        ));
-    }
+    validate_namespace(&namespace)?;
     if let Err(why) = check_dns1123_subdomain(&name) {
         return Err(FieldError::new(
             "name",
@@ -126,6 +122,16 @@ pub fn validate_target(namespace: String, name: String) -> Result<HraKey, FieldE
         ));
     }
     Ok(HraKey { namespace, name })
+}
+
+/// Validates a namespace (DNS-1123 label), naming the `namespace` field.
+pub fn validate_namespace(namespace: &str) -> Result<(), FieldError> {
+    check_dns1123_label(namespace).map_err(|why| {
+        FieldError::new(
+            "namespace",
+            format!("must be a DNS-1123 label ({why}), got {namespace:?}"),
+        )
+    })
 }
 
 /// Checks a DNS-1123 label: 1–63 of `[a-z0-9-]`, starting and ending alphanumeric.

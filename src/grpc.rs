@@ -4,8 +4,8 @@ use crate::{
     applier::Clock,
     auth::Allowlist,
     batcher::{Batcher, Submitted, Waiter},
-    error::{ApiError, FieldError},
-    event::{ScaleEvent, check_dns1123_label, validate_target},
+    error::ApiError,
+    event::{ScaleEvent, non_empty, validate_namespace, validate_target},
     metrics::Metrics,
     model::{Hra, HraKey},
     pb,
@@ -69,6 +69,16 @@ impl BatchScalerService {
         result
     }
 
+    /// An optional namespace filter: empty means all; otherwise valid and allowed.
+    fn namespace_filter(&self, namespace: String) -> Result<Option<String>, ApiError> {
+        let Some(ns) = non_empty(namespace) else {
+            return Ok(None);
+        };
+        validate_namespace(&ns)?;
+        self.allowed.check(&ns)?;
+        Ok(Some(ns))
+    }
+
     fn target_key(&self, namespace: String, name: String) -> Result<HraKey, ApiError> {
         let key = validate_target(namespace, name)?;
         self.allowed.check(&key.namespace)?;
@@ -104,23 +114,6 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
-}
-
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
-
-fn namespace_filter(namespace: String) -> Result<Option<String>, ApiError> {
-    let Some(ns) = non_empty(namespace) else {
-        return Ok(None);
-    };
-    check_dns1123_label(&ns).map_err(|why| {
-        FieldError::new(
-            "namespace",
-            format!("must be a DNS-1123 label ({why}), got {ns:?}"),
-        )
-    })?;
-    Ok(Some(ns))
 }
 
 fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
@@ -286,10 +279,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             name,
             replay,
         } = request.into_inner();
-        let namespace = namespace_filter(namespace)?;
-        if let Some(ns) = &namespace {
-            self.allowed.check(ns)?;
-        }
+        let namespace = self.namespace_filter(namespace)?;
         let filter = Filter {
             namespace,
             name: non_empty(name),
@@ -317,10 +307,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<pb::ListTargetsRequest>,
     ) -> Result<Response<pb::ListTargetsResponse>, Status> {
-        let namespace = namespace_filter(request.into_inner().namespace)?;
-        if let Some(ns) = &namespace {
-            self.allowed.check(ns)?;
-        }
+        let namespace = self.namespace_filter(request.into_inner().namespace)?;
         let hras = self
             .store
             .list(namespace.as_deref())
