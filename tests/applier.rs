@@ -88,12 +88,7 @@ async fn a_clean_apply_reads_once_writes_once_and_reports_applied() {
 async fn transient_errors_back_off_then_apply_with_the_same_batch_id() {
     let (store, hub, applier) = setup(600);
     let k = key("ns", "a");
-    for _ in 0..3 {
-        store.fault_next_write(
-            &k,
-            WriteFault::Fail(StoreError::Transient("503 busy".into())),
-        );
-    }
+    store.fail_next_writes(&k, 3, StoreError::Transient("503 busy".into()));
     let mut sub = watch(&hub);
     let started = Instant::now();
     let report = run(&applier, batch("a", &[1])).await;
@@ -117,9 +112,7 @@ async fn transient_errors_back_off_then_apply_with_the_same_batch_id() {
 async fn gives_up_at_the_retry_deadline() {
     let (store, hub, applier) = setup(20);
     let k = key("ns", "a");
-    for _ in 0..10 {
-        store.fault_next_write(&k, WriteFault::Fail(StoreError::Transient("down".into())));
-    }
+    store.fail_next_writes(&k, 10, StoreError::Transient("down".into()));
     let mut sub = watch(&hub);
     let started = Instant::now();
     let report = run(&applier, batch("a", &[1])).await;
@@ -255,9 +248,7 @@ async fn a_write_whose_answer_was_lost_is_not_applied_twice() {
 async fn abort_stops_retrying() {
     let (store, _hub, applier) = setup(600);
     let k = key("ns", "a");
-    for _ in 0..10 {
-        store.fault_next_write(&k, WriteFault::Fail(StoreError::Transient("down".into())));
-    }
+    store.fail_next_writes(&k, 10, StoreError::Transient("down".into()));
     let abort = CancellationToken::new();
     let stopper = abort.clone();
     tokio::spawn(async move {

@@ -189,11 +189,9 @@ async fn applies_of_different_hras_run_concurrently_within_the_bound() {
 async fn a_slow_hra_does_not_delay_another() {
     let r = rig(&["slow", "fast"], Duration::ZERO, 8, WINDOW);
     let slow = key("ns", "slow");
-    for _ in 0..3 {
-        r.store
-            .inner
-            .fault_next_write(&slow, WriteFault::Fail(StoreError::Transient("503".into())));
-    }
+    r.store
+        .inner
+        .fail_next_writes(&slow, 3, StoreError::Transient("503".into()));
     let mut sub = watch(&r.hub);
     let started = Instant::now();
     submit(&r, "slow", &[1]);
@@ -293,12 +291,9 @@ async fn shutdown_drains_events_queued_behind_a_running_apply() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_grace_ends_retrying() {
     let r = rig(&["a"], Duration::ZERO, 8, Duration::from_secs(3));
-    for _ in 0..20 {
-        r.store.inner.fault_next_write(
-            &key("ns", "a"),
-            WriteFault::Fail(StoreError::Transient("down".into())),
-        );
-    }
+    r.store
+        .inner
+        .fail_next_writes(&key("ns", "a"), 20, StoreError::Transient("down".into()));
     let mut sub = watch(&r.hub);
     submit(&r, "a", &[1]);
     let started = Instant::now();
@@ -317,11 +312,9 @@ async fn shutdown_grace_ends_retrying() {
 async fn events_for_a_retrying_hra_fold_into_its_next_attempt_in_order() {
     let r = rig(&["a"], Duration::ZERO, 8, WINDOW);
     let k = key("ns", "a");
-    for _ in 0..2 {
-        r.store
-            .inner
-            .fault_next_write(&k, WriteFault::Fail(StoreError::Transient("503".into())));
-    }
+    r.store
+        .inner
+        .fail_next_writes(&k, 2, StoreError::Transient("503".into()));
     let mut sub = watch(&r.hub);
     submit(&r, "a", &[2]);
     let first = next(&mut sub, 5).await; // attempt 1 failed at 1 s; next at 2 s

@@ -8,7 +8,7 @@ use batch_scaler::{
     auth::{Allowlist, TokenAuth},
     error::StoreError,
     pb::{self, batch_scaler_client::BatchScalerClient},
-    store::{MemoryStore, memory::WriteFault},
+    store::MemoryStore,
 };
 use common::*;
 use std::time::Duration;
@@ -158,12 +158,7 @@ async fn health_reflection_and_metrics() {
     assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
 
     // Shutdown with a batch still retrying: NOT_SERVING and not ready while it drains.
-    for _ in 0..100 {
-        store.fault_next_write(
-            &key("ci", "a"),
-            WriteFault::Fail(StoreError::Transient("down".into())),
-        );
-    }
+    store.fail_next_writes(&key("ci", "a"), 100, StoreError::Transient("down".into()));
     scaler.scale(ev("ci", "a", 1)).await.unwrap();
     let mut health_watch = HealthClient::new(ch.clone())
         .watch(HealthCheckRequest {

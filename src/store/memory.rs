@@ -117,6 +117,13 @@ impl MemoryStore {
             .push_back(fault);
     }
 
+    /// Makes the next `times` writes of `key` fail with `error`, changing nothing.
+    pub fn fail_next_writes(&self, key: &HraKey, times: usize, error: StoreError) {
+        let mut faults = self.faults.lock().expect("faults lock");
+        let queue = faults.writes.entry(key.clone()).or_default();
+        queue.extend(std::iter::repeat_n(WriteFault::Fail(error), times));
+    }
+
     /// Runs `edit` as another writer right after the next read of `key` returns, so that
     /// the write planned from that read meets a conflict.
     pub fn edit_after_next_read(&self, key: &HraKey, edit: Edit) {
