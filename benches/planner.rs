@@ -3,8 +3,8 @@
 //! Run: `cargo bench --bench planner`.
 
 use batch_scaler::{
-    model::{CapacityReservation, Hra, HraKey},
-    planner::{PlanEvent, plan},
+    domain::hra::{CapacityReservation, Hra, HraKey},
+    domain::planner::{PlanEvent, plan},
 };
 use chrono::{TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -1,22 +1,23 @@
-//! Wiring: store, applier, batcher, result hub and gRPC server, run until a shutdown future
-//! resolves, then drained in order.
+//! Wiring: store, engine, gRPC server and probes listener, run until a shutdown future
+//! resolves or a listener fails, then stopped in order.
 
 use crate::{
-    applier::{Applier, Clock, DEFAULT_TOMBSTONE_TTL, RetryPolicy, system_clock},
-    args::{Args, Backend},
-    auth::Allowlist,
-    batcher::{Batcher, DEFAULT_DEDUPE_CAPACITY, DEFAULT_DEDUPE_TTL},
-    grpc::BatchScalerService,
-    http::{self, HttpState},
-    metrics::Metrics,
-    results::ResultHub,
+    api::{
+        service::BatchScalerService,
+        transport::{self, TransportError},
+    },
+    config::{Args, Backend, Settings},
+    engine::Engine,
+    ops::{
+        metrics::Metrics,
+        probes::{self, Probes},
+    },
     store::{HraStore, MemoryStore, kubernetes::KubeStore, seed},
-    transport::{self, GrpcOptions},
 };
 use anyhow::Context;
 use chrono::TimeDelta;
 use std::{future::Future, sync::Arc, time::Duration};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// How long, after the last batch is done, open gRPC streams may keep the server up.
@@ -25,42 +26,9 @@ const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
 /// HRAs the memory backend starts with when no `--seed` is given.
 pub const EMBEDDED_SEED: &str = include_str!("../examples/hras.yaml");
 
-/// Everything the running service needs besides its store and listeners.
-#[derive(Clone)]
-pub struct Settings {
-    /// Batch window.
-    pub window: Duration,
-    /// Reservation life for events that give none.
-    pub default_duration: Duration,
-    /// Back-off and deadline for transient errors.
-    pub retry: RetryPolicy,
-    /// Plan and report, never write.
-    pub dry_run: bool,
-    /// Most applies in flight at once.
-    pub max_concurrent_writes: usize,
-    /// How long pending batches may keep retrying once shutdown starts.
-    pub shutdown_grace: Duration,
-    /// Recent results kept for `WatchBatches.replay`.
-    pub replay_capacity: usize,
-    /// Results buffered per watcher before it starts missing them.
-    pub watcher_buffer: usize,
-    /// Source of `now`.
-    pub clock: Clock,
-    /// How long event ids are remembered for dedupe.
-    pub dedupe_ttl: Duration,
-    /// Most event ids remembered.
-    pub dedupe_capacity: usize,
-    /// How long finished jobs are remembered.
-    pub tombstone_ttl: Duration,
-    /// Namespaces that may be used.
-    pub allowed: Allowlist,
-    /// TLS, tokens, CORS and limits of the gRPC port.
-    pub grpc: GrpcOptions,
-}
-
 /// The sockets the service answers on.
 pub struct Listeners {
-    /// gRPC (and gRPC-Web).
+    /// gRPC (and gRPC-Web, and the dashboard).
     pub grpc: TcpListener,
     /// Metrics and probes, if wanted.
     pub http: Option<TcpListener>,
@@ -70,31 +38,6 @@ impl Listeners {
     /// Only a gRPC listener.
     pub fn grpc(grpc: TcpListener) -> Self {
         Self { grpc, http: None }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(3),
-            default_duration: Duration::from_secs(600),
-            retry: RetryPolicy::with_deadline(Duration::from_secs(600)),
-            dry_run: false,
-            max_concurrent_writes: 32,
-            shutdown_grace: Duration::from_secs(25),
-            replay_capacity: 1024,
-            watcher_buffer: 1024,
-            clock: system_clock(),
-            dedupe_ttl: DEFAULT_DEDUPE_TTL,
-            dedupe_capacity: DEFAULT_DEDUPE_CAPACITY,
-            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
-            allowed: Allowlist::default(),
-            grpc: GrpcOptions {
-                max_message_bytes: 64 * 1024,
-                max_concurrent_streams: 128,
-                ..GrpcOptions::default()
-            },
-        }
     }
 }
 
@@ -126,7 +69,7 @@ pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
         Backend::Memory => {
             let objects = match &args.seed {
                 Some(path) => seed::read_file(path)?,
-                None => seed::parse(EMBEDDED_SEED).map_err(anyhow::Error::msg)?,
+                None => seed::parse(EMBEDDED_SEED).context("the embedded seed")?,
             };
             let count = objects.len();
             let store = MemoryStore::with_objects(objects).context("loading seed")?;
@@ -134,15 +77,10 @@ pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
             Ok(Arc::new(store))
         }
         Backend::Kubernetes => {
-            let watch = if args.watch_namespaces.is_empty() {
-                &args.allowed_namespaces
-            } else {
-                &args.watch_namespaces
-            };
-            let store = KubeStore::from_environment(args.request_timeout)
+            let store = KubeStore::from_environment(*args.request_timeout)
                 .await
                 .context("connecting to the cluster (kubeconfig or in-cluster config)")?
-                .with_watch_cache(watch);
+                .with_watch_cache(args.watched_namespaces());
             tracing::info!("kubernetes backend ready");
             Ok(Arc::new(store))
         }
@@ -168,8 +106,44 @@ pub async fn run(
     serve(settings, store, listeners, shutdown).await
 }
 
-/// Serves until `shutdown` resolves; then reports NOT_SERVING, stops taking RPCs, applies
-/// what is pending at once, ends watch streams and returns.
+/// Why the service stopped other than by its shutdown future.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Grpc(#[from] TransportError),
+    /// The probes listener failed.
+    #[error("probes listener: {0}")]
+    Probes(#[source] std::io::Error),
+    /// A listener stopped without an error while it should still serve.
+    #[error("the {0} listener stopped unexpectedly")]
+    Stopped(&'static str),
+    /// A task panicked or was cancelled.
+    #[error("{0} task: {1}")]
+    Task(&'static str, #[source] tokio::task::JoinError),
+}
+
+fn joined<E>(
+    what: &'static str,
+    result: Result<Result<(), E>, tokio::task::JoinError>,
+) -> Result<(), ServeError>
+where
+    ServeError: From<E>,
+{
+    result
+        .map_err(|e| ServeError::Task(what, e))?
+        .map_err(ServeError::from)
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Probes(e)
+    }
+}
+
+/// Serves until `shutdown` resolves or a listener fails; then reports NOT_SERVING, stops
+/// taking RPCs, applies what is pending at once, ends watch streams, stops the other
+/// listener and returns (with the listener's error, if one failed).
 pub async fn serve(
     settings: Settings,
     store: Arc<dyn HraStore>,
@@ -178,44 +152,27 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listeners.grpc.local_addr()?;
     let metrics = Arc::new(Metrics::new());
-    let results = Arc::new(
-        ResultHub::new(settings.replay_capacity, settings.watcher_buffer)
-            .with_metrics(metrics.clone()),
-    );
-    let applier = Applier::new(
-        store.clone(),
-        results.clone(),
-        settings.retry,
-        settings.dry_run,
-        settings.clock.clone(),
-    )
-    .with_metrics(metrics.clone())
-    .with_tombstone_ttl(settings.tombstone_ttl);
-    let batcher = Arc::new(
-        Batcher::new(
-            Arc::new(applier),
-            settings.window,
-            settings.max_concurrent_writes,
-        )
-        .with_dedupe(settings.dedupe_ttl, settings.dedupe_capacity)
-        .with_metrics(metrics.clone()),
-    );
+    let engine = Engine::new(store.clone(), &settings.engine, metrics.clone());
     let stop = CancellationToken::new();
     let service = BatchScalerService {
-        batcher: batcher.clone(),
-        results: results.clone(),
-        store,
+        engine: engine.clone(),
+        store: store.clone(),
         default_duration: TimeDelta::from_std(settings.default_duration)
             .context("default duration")?,
         shutdown: stop.clone(),
-        clock: settings.clock.clone(),
+        clock: settings.engine.clock.clone(),
         allowed: settings.allowed.clone(),
         metrics: metrics.clone(),
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     transport::mark_serving(&health_reporter, true).await;
 
-    let batching = tokio::spawn(batcher.clone().run(stop.clone(), settings.shutdown_grace));
+    let batching = tokio::spawn(
+        engine
+            .batcher
+            .clone()
+            .run(stop.clone(), settings.shutdown_grace),
+    );
     let mut grpc = tokio::spawn(transport::serve(
         listeners.grpc,
         service,
@@ -224,19 +181,14 @@ pub async fn serve(
         stop.clone().cancelled_owned(),
     ));
     let finished = CancellationToken::new();
-    let http = match listeners.http {
+    let mut http: Option<JoinHandle<std::io::Result<()>>> = match listeners.http {
         Some(listener) => {
             let http_addr = listener.local_addr()?;
-            let state = HttpState {
-                metrics,
-                batcher,
-                results: results.clone(),
-                stopping: stop.clone(),
-            };
             tracing::info!("metrics on http://{http_addr}/metrics");
-            Some(tokio::spawn(http::serve(
+            let probes = probes_for(&engine, store, metrics, stop.clone());
+            Some(tokio::spawn(probes::serve(
                 listener,
-                state,
+                probes,
                 finished.clone().cancelled_owned(),
             )))
         }
@@ -244,30 +196,81 @@ pub async fn serve(
     };
     tracing::info!("listening on {addr}");
 
+    let http_stopped = async {
+        match &mut http {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut failure = None;
     tokio::select! {
         () = shutdown => tracing::info!("shutting down: applying pending batches"),
         result = &mut grpc => {
-            stop.cancel();
-            result.context("gRPC server task")??;
-            anyhow::bail!("gRPC server stopped unexpectedly");
+            let e = joined("gRPC server", result).err().unwrap_or(ServeError::Stopped("gRPC"));
+            tracing::error!(error = %e, "gRPC listener failed: shutting down");
+            failure = Some(e);
+        }
+        result = http_stopped => {
+            let e = joined("probes", result).err().unwrap_or(ServeError::Stopped("probes"));
+            tracing::error!(error = %e, "probes listener failed: shutting down");
+            failure = Some(e);
+            http = None;
         }
     }
     transport::mark_serving(&health_reporter, false).await;
     stop.cancel();
     batching.await.context("batcher task")?;
-    results.close();
-    // Clients may hold streams we do not end (health Watch): give them a moment, then close.
-    match tokio::time::timeout(CONNECTION_DRAIN, &mut grpc).await {
-        Ok(result) => result.context("gRPC server task")??,
-        Err(_) => {
-            tracing::warn!(?CONNECTION_DRAIN, "closing gRPC connections still open");
-            grpc.abort();
+    engine.hub.close();
+    if !grpc.is_finished() || failure.is_none() {
+        // Clients may hold streams we do not end (health Watch): give them a moment, then close.
+        match tokio::time::timeout(CONNECTION_DRAIN, &mut grpc).await {
+            Ok(result) if failure.is_none() => joined("gRPC server", result)?,
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(?CONNECTION_DRAIN, "closing gRPC connections still open");
+                grpc.abort();
+            }
         }
     }
     finished.cancel();
     if let Some(http) = http {
-        http.await.context("HTTP server task")??;
+        let result = joined("probes", http.await);
+        if failure.is_none() {
+            result?;
+        }
     }
-    tracing::info!("stopped");
-    Ok(())
+    match failure {
+        Some(e) => Err(e.into()),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+/// The probes of this service: gauges read from the engine, ready once the store is.
+fn probes_for(
+    engine: &Engine,
+    store: Arc<dyn HraStore>,
+    metrics: Arc<Metrics>,
+    stopping: CancellationToken,
+) -> Probes {
+    let Engine { batcher, hub } = engine.clone();
+    Probes {
+        metrics,
+        refresh: Arc::new(move |m: &Metrics| {
+            m.pending_hras.set(batcher.pending_hras() as i64);
+            m.in_flight.set(batcher.in_flight() as i64);
+            m.watchers.set(hub.watchers() as i64);
+        }),
+        readiness: Arc::new(move || {
+            if stopping.is_cancelled() {
+                Some("shutting down")
+            } else if !store.is_ready() {
+                Some("waiting for the HRA watch cache to sync")
+            } else {
+                None
+            }
+        }),
+    }
 }

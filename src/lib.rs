@@ -1,22 +1,14 @@
 //! batch-scaler: takes scale events for HorizontalRunnerAutoscalers over gRPC, batches them
 //! per HRA over a window, and applies each batch as capacity reservations.
+//!
+//! Layers (see `ARCHITECTURE.md`): [`domain`] (pure types and the planner) ← [`store`]
+//! (where HRAs live) ← [`engine`] (batching and applying) ← [`api`] (gRPC) and [`ops`]
+//! (metrics, probes, logs), wired by [`app`] from [`config`].
 
+pub mod api;
 pub mod app;
-pub mod applier;
-pub mod args;
-pub mod auth;
-pub mod batcher;
-pub mod dashboard;
-pub mod error;
-pub mod event;
-pub mod expiring;
-pub mod grpc;
-pub mod http;
-pub mod metrics;
-pub mod model;
-pub mod pb;
-pub mod planner;
-pub mod results;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod ops;
 pub mod store;
-pub mod telemetry;
-pub mod transport;

@@ -1,4 +1,4 @@
-use batch_scaler::{app, args::Args, telemetry};
+use batch_scaler::{app, config::Args, ops::telemetry};
 use clap::Parser;
 use std::process::ExitCode;
 

@@ -4,13 +4,19 @@ mod common;
 
 use async_trait::async_trait;
 use batch_scaler::{
-    applier::{Applier, RetryPolicy, system_clock},
-    batcher::Batcher,
-    error::{ApiError, StoreError},
-    event::ScaleEvent,
-    model::{Hra, HraKey},
-    results::{Outcome, ResultHub},
-    store::{HraStore, MemoryStore, Write, memory::WriteFault},
+    config::Settings,
+    domain::{
+        event::ScaleEvent,
+        hra::{Hra, HraKey},
+        report::Outcome,
+    },
+    engine::{
+        Engine,
+        applier::RetryPolicy,
+        batcher::{Batcher, IntakeError},
+        hub::ResultHub,
+    },
+    store::{HraStore, StoreError, Write},
 };
 use chrono::TimeDelta;
 use common::*;
@@ -26,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A memory store whose writes take `latency`, recording the most writes in flight at once.
 struct SlowStore {
-    inner: MemoryStore,
+    inner: FaultyStore,
     latency: Duration,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
@@ -60,23 +66,20 @@ struct Rig {
 }
 
 fn rig(names: &[&str], latency: Duration, max_concurrent: usize, grace: Duration) -> Rig {
-    let inner = MemoryStore::with_objects(names.iter().map(|n| hra_object("ns", n, None))).unwrap();
+    let inner = FaultyStore::with_objects(names.iter().map(|n| hra_object("ns", n, None))).unwrap();
     let store = Arc::new(SlowStore {
         inner,
         latency,
         in_flight: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
     });
-    let hub = Arc::new(ResultHub::new(256, 256));
-    let retry = RetryPolicy::with_deadline(Duration::from_secs(600));
-    let applier = Arc::new(Applier::new(
-        store.clone(),
-        hub.clone(),
-        retry,
-        false,
-        system_clock(),
-    ));
-    let batcher = Arc::new(Batcher::new(applier, WINDOW, max_concurrent));
+    let mut settings = Settings::default().engine;
+    settings.window = WINDOW;
+    settings.retry = RetryPolicy::with_deadline(Duration::from_secs(600));
+    settings.max_concurrent_writes = max_concurrent;
+    settings.replay_capacity = 256;
+    settings.watcher_buffer = 256;
+    let Engine { batcher, hub } = Engine::new(store.clone(), &settings, Arc::default());
     let stop = CancellationToken::new();
     let run = tokio::spawn(batcher.clone().run(stop.clone(), grace));
     Rig {
@@ -191,7 +194,7 @@ async fn a_slow_hra_does_not_delay_another() {
     let slow = key("ns", "slow");
     r.store
         .inner
-        .fail_next_writes(&slow, 3, StoreError::Transient("503".into()));
+        .fail_next_writes(&slow, 3, StoreError::transient("503"));
     let mut sub = watch(&r.hub);
     let started = Instant::now();
     submit(&r, "slow", &[1]);
@@ -222,7 +225,7 @@ async fn waiters_get_the_final_outcome_of_their_batch() {
     let r = rig(&["a"], Duration::ZERO, 8, WINDOW);
     r.store.inner.fault_next_write(
         &key("ns", "a"),
-        WriteFault::Fail(StoreError::Transient("x".into())),
+        WriteFault::Fail(StoreError::transient("x")),
     );
     let (tx, rx) = oneshot::channel();
     r.batcher.submit(&event("a", 1), Some(tx)).unwrap();
@@ -265,7 +268,7 @@ async fn shutdown_applies_pending_events_at_once_and_refuses_new_ones() {
     );
     assert!(matches!(
         r.batcher.submit(&event("a", 1), None),
-        Err(ApiError::ShuttingDown)
+        Err(IntakeError::ShuttingDown)
     ));
 }
 
@@ -293,7 +296,7 @@ async fn shutdown_grace_ends_retrying() {
     let r = rig(&["a"], Duration::ZERO, 8, Duration::from_secs(3));
     r.store
         .inner
-        .fail_next_writes(&key("ns", "a"), 20, StoreError::Transient("down".into()));
+        .fail_next_writes(&key("ns", "a"), 20, StoreError::transient("down"));
     let mut sub = watch(&r.hub);
     submit(&r, "a", &[1]);
     let started = Instant::now();
@@ -314,7 +317,7 @@ async fn events_for_a_retrying_hra_fold_into_its_next_attempt_in_order() {
     let k = key("ns", "a");
     r.store
         .inner
-        .fail_next_writes(&k, 2, StoreError::Transient("503".into()));
+        .fail_next_writes(&k, 2, StoreError::transient("503"));
     let mut sub = watch(&r.hub);
     submit(&r, "a", &[2]);
     let first = next(&mut sub, 5).await; // attempt 1 failed at 1 s; next at 2 s

@@ -4,7 +4,7 @@
 
 mod common;
 
-use batch_scaler::pb::{self, batch_scaler_client::BatchScalerClient};
+use batch_scaler::api::pb::{self, batch_scaler_client::BatchScalerClient};
 use common::apiserver::ApiServer;
 use serde_json::{Value, json};
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};

@@ -1,7 +1,7 @@
 //! The manifests in `deploy/` are what the README promises: least-privilege RBAC, two
 //! hardened replicas with gRPC probes, flags the binary accepts, a CRD typed like the real one.
 
-use batch_scaler::args::Args;
+use batch_scaler::config::Args;
 use clap::Parser;
 use serde::Deserialize;
 use serde_json::Value;
@@ -75,7 +75,7 @@ fn deployment_is_two_hardened_replicas_with_grpc_probes_and_valid_flags() {
     );
     let args = Args::try_parse_from(&argv).unwrap();
     assert_eq!(args.listen.to_string(), "0.0.0.0:50051");
-    assert_eq!(args.backend, batch_scaler::args::Backend::Kubernetes);
+    assert_eq!(args.backend, batch_scaler::config::Backend::Kubernetes);
     // The drain must fit in the pod's termination grace period.
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(args.shutdown_grace.as_secs() + 5 <= grace);

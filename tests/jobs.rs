@@ -3,7 +3,7 @@
 
 mod common;
 
-use batch_scaler::{app::Settings, pb, store::MemoryStore};
+use batch_scaler::{api::pb, config::Settings};
 use common::*;
 use std::time::Duration;
 use tonic::{Code, Request, Streaming};
@@ -32,11 +32,11 @@ async fn start(
     settings: Settings,
 ) -> (
     TestServer,
-    std::sync::Arc<MemoryStore>,
+    std::sync::Arc<FaultyStore>,
     Streaming<pb::BatchResult>,
 ) {
-    let store = MemoryStore::with_objects([hra_object("ci", "a", None)]).unwrap();
-    let (server, store) = TestServer::memory(store, settings).await;
+    let store = FaultyStore::with_objects([hra_object("ci", "a", None)]).unwrap();
+    let (server, store) = TestServer::with_store(store, settings).await;
     let watch = server
         .client()
         .await
@@ -57,7 +57,7 @@ async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) -> pb::Publis
         .into_inner()
 }
 
-fn names(store: &MemoryStore) -> Vec<String> {
+fn names(store: &FaultyStore) -> Vec<String> {
     let o = store.object(&key("ci", "a")).unwrap();
     o["spec"]["capacityReservations"]
         .as_array()
@@ -134,9 +134,10 @@ async fn completions_pair_with_their_jobs_across_windows() {
 
 #[tokio::test]
 async fn the_same_event_id_is_applied_once_until_its_ttl_passes() {
-    let settings = Settings {
-        dedupe_ttl: Duration::from_millis(1500),
-        ..test_settings(WINDOW)
+    let settings = {
+        let mut s = test_settings(WINDOW);
+        s.engine.idempotency.dedupe_ttl = Duration::from_millis(1500);
+        s
     };
     let (server, store, mut watch) = start(settings).await;
     let mut client = server.client().await;
@@ -203,8 +204,8 @@ async fn the_same_event_id_is_applied_once_until_its_ttl_passes() {
 
 #[tokio::test]
 async fn a_failed_batch_forgets_its_event_ids_so_a_retry_applies() {
-    let store = MemoryStore::new();
-    let (server, store) = TestServer::memory(store, test_settings(WINDOW)).await;
+    let store = FaultyStore::default();
+    let (server, store) = TestServer::with_store(store, test_settings(WINDOW)).await;
     let mut client = server.client().await;
     let r = client
         .scale_and_wait(delivery(1, "d-404"))
@@ -275,9 +276,10 @@ async fn shutdown_answers_waiting_calls_with_their_outcome() {
 
 #[tokio::test]
 async fn dry_run_reports_what_a_real_run_would_do_and_changes_nothing() {
-    let (server, store, mut watch) = start(Settings {
-        dry_run: true,
-        ..test_settings(WINDOW)
+    let (server, store, mut watch) = start({
+        let mut s = test_settings(WINDOW);
+        s.engine.dry_run = true;
+        s
     })
     .await;
     let before = store.object(&key("ci", "a")).unwrap();

@@ -4,11 +4,14 @@
 mod common;
 
 use batch_scaler::{
-    app::Settings,
-    auth::{Allowlist, TokenAuth},
-    error::StoreError,
-    pb::{self, batch_scaler_client::BatchScalerClient},
-    store::MemoryStore,
+    api::{
+        auth::TokenAuth,
+        pb::{self, batch_scaler_client::BatchScalerClient},
+        transport::GrpcOptions,
+    },
+    config::Settings,
+    domain::namespaces::Allowlist,
+    store::StoreError,
 };
 use common::*;
 use std::time::Duration;
@@ -21,8 +24,8 @@ use tonic_health::pb::{
 
 const WINDOW: Duration = Duration::from_millis(100);
 
-fn store() -> MemoryStore {
-    MemoryStore::with_objects([hra_object("ci", "a", None), hra_object("prod", "p", None)]).unwrap()
+fn store() -> FaultyStore {
+    FaultyStore::with_objects([hra_object("ci", "a", None), hra_object("prod", "p", None)]).unwrap()
 }
 
 fn ev(ns: &str, name: &str, amount: i32) -> pb::ScaleEvent {
@@ -73,7 +76,7 @@ async fn health_reflection_and_metrics() {
         shutdown_grace: Duration::from_millis(500),
         ..test_settings(WINDOW)
     };
-    let (mut server, store) = TestServer::memory(store(), settings).await;
+    let (mut server, store) = TestServer::with_store(store(), settings).await;
     let ch = channel(&server).await;
     assert_eq!(health(ch.clone(), "").await, ServingStatus::Serving);
     assert_eq!(
@@ -158,7 +161,7 @@ async fn health_reflection_and_metrics() {
     assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
 
     // Shutdown with a batch still retrying: NOT_SERVING and not ready while it drains.
-    store.fail_next_writes(&key("ci", "a"), 100, StoreError::Transient("down".into()));
+    store.fail_next_writes(&key("ci", "a"), 100, StoreError::transient("down"));
     scaler.scale(ev("ci", "a", 1)).await.unwrap();
     let mut health_watch = HealthClient::new(ch.clone())
         .watch(HealthCheckRequest {
@@ -191,13 +194,13 @@ async fn health_reflection_and_metrics() {
 #[tokio::test]
 async fn tokens_guard_the_api_but_not_health_or_reflection() {
     let settings = Settings {
-        grpc: batch_scaler::transport::GrpcOptions {
+        grpc: GrpcOptions {
             auth: TokenAuth::parse("first\nsecond\n").unwrap(),
             ..test_settings(WINDOW).grpc
         },
         ..test_settings(WINDOW)
     };
-    let (server, _store) = TestServer::memory(store(), settings).await;
+    let (server, _store) = TestServer::with_store(store(), settings).await;
     let ch = channel(&server).await;
     let mut client = BatchScalerClient::new(ch.clone());
     let err = client.scale(ev("ci", "a", 1)).await.unwrap_err();
@@ -227,7 +230,7 @@ async fn namespaces_outside_the_allowlist_are_denied_and_nothing_is_queued() {
         allowed: Allowlist::new(["ci".to_owned()]),
         ..test_settings(WINDOW)
     };
-    let (server, store) = TestServer::memory(store(), settings).await;
+    let (server, store) = TestServer::with_store(store(), settings).await;
     let mut client = BatchScalerClient::new(channel(&server).await);
     let mut watch = client
         .watch_batches(pb::WatchBatchesRequest::default())
@@ -292,7 +295,7 @@ async fn namespaces_outside_the_allowlist_are_denied_and_nothing_is_queued() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused() {
-    let (server, _store) = TestServer::memory(store(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(store(), test_settings(WINDOW)).await;
     let mut client = BatchScalerClient::new(channel(&server).await);
     let big = pb::ScaleEvent {
         event_id: "x".repeat(70 * 1024),
@@ -309,13 +312,13 @@ async fn oversized_messages_are_refused() {
 #[tokio::test]
 async fn concurrent_streams_per_connection_are_capped() {
     let settings = Settings {
-        grpc: batch_scaler::transport::GrpcOptions {
+        grpc: GrpcOptions {
             max_concurrent_streams: 1,
             ..test_settings(WINDOW).grpc
         },
         ..test_settings(WINDOW)
     };
-    let (server, _store) = TestServer::memory(store(), settings).await;
+    let (server, _store) = TestServer::with_store(store(), settings).await;
     let ch = channel(&server).await;
     let mut client = BatchScalerClient::new(ch.clone());
     let held = client
@@ -341,7 +344,7 @@ async fn concurrent_streams_per_connection_are_capped() {
 
 #[tokio::test]
 async fn the_dashboard_is_served_on_the_grpc_port() {
-    let (server, _store) = TestServer::memory(store(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(store(), test_settings(WINDOW)).await;
     let (code, page) = http_get(server.addr, "/").await;
     assert_eq!(code, 200);
     assert!(
@@ -369,13 +372,13 @@ fn grpc_web_frame(msg: &impl prost::Message) -> Vec<u8> {
 #[tokio::test]
 async fn grpc_web_and_cors_work_over_http1() {
     let settings = Settings {
-        grpc: batch_scaler::transport::GrpcOptions {
+        grpc: GrpcOptions {
             cors_origins: vec!["http://dashboard.example".parse().unwrap()],
             ..test_settings(WINDOW).grpc
         },
         ..test_settings(WINDOW)
     };
-    let (server, _store) = TestServer::memory(store(), settings).await;
+    let (server, _store) = TestServer::with_store(store(), settings).await;
     let body = grpc_web_frame(&pb::TargetRef {
         namespace: "ci".into(),
         name: "a".into(),
@@ -442,20 +445,27 @@ async fn tls_with_client_certificates() {
         std::fs::write(&p, pem).unwrap();
         p
     };
-    let tls = batch_scaler::transport::tls_config(
-        &write("server.pem", server_cert.pem()),
-        &write("server.key", server_key.serialize_pem()),
-        Some(&write("ca.pem", ca.pem())),
-    )
+    // Read from files by the flags, as the binary does.
+    let args = <batch_scaler::config::Args as clap::Parser>::try_parse_from([
+        "batch-scaler".into(),
+        "--tls-cert".into(),
+        write("server.pem", server_cert.pem()),
+        "--tls-key".into(),
+        write("server.key", server_key.serialize_pem()),
+        "--tls-client-ca".into(),
+        write("ca.pem", ca.pem()),
+    ]
+        as [std::path::PathBuf; 7])
     .unwrap();
+    let tls = args.settings().unwrap().grpc.tls.expect("TLS configured");
     let settings = Settings {
-        grpc: batch_scaler::transport::GrpcOptions {
+        grpc: GrpcOptions {
             tls: Some(tls),
             ..test_settings(WINDOW).grpc
         },
         ..test_settings(WINDOW)
     };
-    let (server, _store) = TestServer::memory(store(), settings).await;
+    let (server, _store) = TestServer::with_store(store(), settings).await;
     let url = format!("https://localhost:{}", server.addr.port());
     let base = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca.pem()))

@@ -2,7 +2,7 @@
 
 mod common;
 
-use batch_scaler::{pb, store::MemoryStore};
+use batch_scaler::api::pb;
 use common::*;
 use prost_types::Duration as PbDuration;
 use std::time::Duration;
@@ -24,8 +24,8 @@ fn ev(namespace: &str, name: &str, amount: i32, secs: i64) -> pb::ScaleEvent {
     }
 }
 
-fn two_hras() -> MemoryStore {
-    MemoryStore::with_objects([hra_object("ci", "a", None), hra_object("ci", "b", Some(4))])
+fn two_hras() -> FaultyStore {
+    FaultyStore::with_objects([hra_object("ci", "a", None), hra_object("ci", "b", Some(4))])
         .unwrap()
 }
 
@@ -56,7 +56,7 @@ async fn target(server: &TestServer, name: &str) -> pb::Target {
 
 #[tokio::test]
 async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
-    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     let events = vec![
         ev("ci", "a", 1, 60),
@@ -106,7 +106,7 @@ async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
 async fn scale_queues_one_event_and_targets_can_be_listed() {
     let store = two_hras();
     store.insert(hra_object("other", "z", None)).unwrap();
-    let (server, _store) = TestServer::memory(store, test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(store, test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     let mut client = server.client().await;
     let ack = client
@@ -149,7 +149,7 @@ async fn scale_queues_one_event_and_targets_can_be_listed() {
 
 #[tokio::test]
 async fn a_conflict_between_read_and_write_is_re_planned() {
-    let (server, store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
+    let (server, store) = TestServer::with_store(two_hras(), test_settings(WINDOW)).await;
     let k = key("ci", "a");
     store.edit_after_next_read(&k, Box::new(|l| l.push(reservation("other-writer", 300))));
     let mut watch = watch_all(&server).await;
@@ -172,7 +172,7 @@ async fn a_conflict_between_read_and_write_is_re_planned() {
 
 #[tokio::test]
 async fn a_missing_hra_fails_once_while_others_go_on() {
-    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     publish(&server, vec![ev("ci", "ghost", 1, 0), ev("ci", "a", 1, 0)])
         .await
@@ -197,10 +197,10 @@ async fn a_missing_hra_fails_once_while_others_go_on() {
 #[tokio::test]
 async fn a_watcher_that_never_reads_does_not_hold_up_others() {
     let names: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
-    let store = MemoryStore::with_objects(names.iter().map(|n| hra_object("ci", n, None))).unwrap();
+    let store = FaultyStore::with_objects(names.iter().map(|n| hra_object("ci", n, None))).unwrap();
     let mut settings = test_settings(Duration::from_millis(50));
-    settings.watcher_buffer = 64;
-    let (server, _store) = TestServer::memory(store, settings).await;
+    settings.engine.watcher_buffer = 64;
+    let (server, _store) = TestServer::with_store(store, settings).await;
     // A stuck dashboard: a tiny HTTP/2 window and nobody reading.
     let stuck_channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
         .unwrap()
@@ -242,7 +242,7 @@ async fn a_watcher_that_never_reads_does_not_hold_up_others() {
 #[tokio::test]
 async fn shutdown_mid_window_applies_what_was_accepted_and_ends_watch_streams() {
     let (mut server, store) =
-        TestServer::memory(two_hras(), test_settings(Duration::from_secs(3600))).await;
+        TestServer::with_store(two_hras(), test_settings(Duration::from_secs(3600))).await;
     let mut watch = watch_all(&server).await;
     publish(&server, vec![ev("ci", "a", 2, 0), ev("ci", "b", 1, 0)])
         .await
@@ -271,7 +271,7 @@ async fn shutdown_mid_window_applies_what_was_accepted_and_ends_watch_streams() 
 
 #[tokio::test]
 async fn invalid_events_name_the_field_and_earlier_ones_stay_accepted() {
-    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     let events = vec![
         ev("ci", "a", 1, 0),
@@ -346,7 +346,7 @@ async fn invalid_events_name_the_field_and_earlier_ones_stay_accepted() {
 
 #[tokio::test]
 async fn watch_filters_and_replays_recent_results() {
-    let (server, _store) = TestServer::memory(two_hras(), test_settings(WINDOW)).await;
+    let (server, _store) = TestServer::with_store(two_hras(), test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     for amount in [1, 2] {
         publish(&server, vec![ev("ci", "a", amount, 0), ev("ci", "b", 1, 0)])

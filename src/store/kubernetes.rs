@@ -1,115 +1,18 @@
 //! HRAs in a Kubernetes cluster through kube-rs: GET to read, JSON merge PATCH carrying the
 //! planned-from resourceVersion to write, every call under a per-request timeout.
 
-use super::watch_cache::WatchCache;
-use super::{HraStore, Write};
-use crate::{
-    error::StoreError,
-    model::{
-        APPLIED_BATCHES_ANNOTATION, CapacityReservation, GROUP, Hra, HraKey, KIND, PLURAL, VERSION,
-    },
+use super::{
+    HraStore, StoreError, Write,
+    resource::{HorizontalRunnerAutoscaler, merge_patch},
+    watch_cache::WatchCache,
 };
+use crate::domain::hra::{Hra, HraKey};
 use async_trait::async_trait;
-use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::{
-    Api, Client, Resource,
+    Api, Client,
     api::{ListParams, Patch, PatchParams},
 };
-use serde::Deserialize;
-use serde_json::json;
-use std::{borrow::Cow, future::Future, sync::Arc, time::Duration};
-
-/// A HorizontalRunnerAutoscaler with only the fields we use; everything else in the object
-/// is ignored on read and never sent back.
-#[derive(Clone, Debug, Deserialize)]
-pub struct HorizontalRunnerAutoscaler {
-    /// Standard object metadata.
-    pub metadata: ObjectMeta,
-    /// The part of the spec we read.
-    #[serde(default)]
-    pub spec: HraSpec,
-}
-
-/// The spec fields the scaler reads.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HraSpec {
-    /// `spec.minReplicas`.
-    #[serde(default)]
-    pub min_replicas: Option<i32>,
-    /// `spec.maxReplicas`.
-    #[serde(default)]
-    pub max_replicas: Option<i32>,
-    /// `spec.capacityReservations`.
-    #[serde(default)]
-    pub capacity_reservations: Option<Vec<CapacityReservation>>,
-}
-
-impl Resource for HorizontalRunnerAutoscaler {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        KIND.into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        GROUP.into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        VERSION.into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        PLURAL.into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-impl From<HorizontalRunnerAutoscaler> for Hra {
-    fn from(o: HorizontalRunnerAutoscaler) -> Self {
-        let ObjectMeta {
-            name,
-            namespace,
-            resource_version,
-            annotations,
-            ..
-        } = o.metadata;
-        let applied_batches = annotations
-            .as_ref()
-            .and_then(|a| a.get(APPLIED_BATCHES_ANNOTATION))
-            .map(|v| crate::model::parse_batch_ids(v))
-            .unwrap_or_default();
-        Hra {
-            key: HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default()),
-            resource_version: resource_version.unwrap_or_default(),
-            min_replicas: o.spec.min_replicas,
-            max_replicas: o.spec.max_replicas,
-            capacity_reservations: o.spec.capacity_reservations.unwrap_or_default(),
-            applied_batches,
-        }
-    }
-}
-
-/// The merge patch of one write: the resourceVersion precondition, the whole reservation list
-/// (null removes it) and the applied-batches annotation. Nothing else of the object.
-pub fn merge_patch(write: &Write<'_>) -> serde_json::Value {
-    let reservations = if write.reservations.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::to_value(write.reservations).expect("reservations serialize")
-    };
-    json!({
-        "metadata": {
-            "resourceVersion": write.resource_version,
-            "annotations": {APPLIED_BATCHES_ANNOTATION: write.applied_batches},
-        },
-        "spec": {"capacityReservations": reservations},
-    })
-}
+use std::{future::Future, sync::Arc, time::Duration};
 
 /// HRAs in a cluster.
 #[derive(Clone)]
@@ -166,35 +69,38 @@ impl KubeStore {
         match tokio::time::timeout(self.request_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(classify(e, key, writing)),
-            Err(_) => {
+            Err(elapsed) => {
                 let why = format!("no answer within {:?}", self.request_timeout);
-                Err(if writing {
-                    StoreError::Unknown(why)
+                let e = if writing {
+                    StoreError::unknown(why)
                 } else {
-                    StoreError::Transient(why)
-                })
+                    StoreError::transient(why)
+                };
+                Err(e.caused_by(elapsed))
             }
         }
     }
 }
 
-/// Maps a kube error to how the applier should treat it. Failures without an API status
-/// during a write may have happened after the request was sent, so its outcome is unknown.
+/// Maps a kube error to how the applier should treat it, keeping it as the cause. Failures
+/// without an API status during a write may have happened after the request was sent, so
+/// their outcome is unknown.
 pub fn classify(e: kube::Error, key: Option<&HraKey>, writing: bool) -> StoreError {
-    match e {
+    let classified = match &e {
         kube::Error::Api(status) => {
             let message = format!("{} {}: {}", status.code, status.reason, status.message);
             match (status.code, key) {
-                (404, Some(key)) => StoreError::NotFound(key.clone()),
-                (409, _) => StoreError::Conflict(message),
-                (403, _) => StoreError::Forbidden(message),
-                (400 | 422, _) => StoreError::Invalid(message),
-                _ => StoreError::Transient(message),
+                (404, Some(key)) => return StoreError::NotFound(key.clone()),
+                (409, _) => StoreError::conflict(message),
+                (403, _) => StoreError::forbidden(message),
+                (400 | 422, _) => StoreError::invalid(message),
+                _ => StoreError::transient(message),
             }
         }
-        other if writing => StoreError::Unknown(other.to_string()),
-        other => StoreError::Transient(other.to_string()),
-    }
+        other if writing => StoreError::unknown(other.to_string()),
+        other => StoreError::transient(other.to_string()),
+    };
+    classified.caused_by(e)
 }
 
 #[async_trait]
@@ -229,6 +135,10 @@ impl HraStore for KubeStore {
         }
         hras.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(hras)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.cache.as_ref().is_none_or(|c| c.is_ready())
     }
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {
@@ -267,56 +177,23 @@ mod tests {
         );
         assert!(matches!(
             classify(api_error(409, "Conflict"), Some(&key), true),
-            StoreError::Conflict(_)
+            StoreError::Conflict { .. }
         ));
         assert!(matches!(
             classify(api_error(403, "Forbidden"), Some(&key), false),
-            StoreError::Forbidden(_)
+            StoreError::Forbidden { .. }
         ));
         assert!(matches!(
             classify(api_error(422, "Invalid"), Some(&key), true),
-            StoreError::Invalid(_)
+            StoreError::Invalid { .. }
         ));
         for code in [500, 503, 429, 401] {
             let e = classify(api_error(code, "x"), Some(&key), true);
-            assert!(matches!(e, StoreError::Transient(_)), "{code}: {e:?}");
+            assert!(matches!(e, StoreError::Transient { .. }), "{code}: {e:?}");
         }
-    }
-
-    #[test]
-    fn the_patch_carries_only_version_reservations_and_batch_ids() {
-        let key = HraKey::new("ns", "a");
-        let t = chrono::DateTime::parse_from_rfc3339("2026-05-29T17:04:57.9Z")
-            .unwrap()
-            .to_utc();
-        let list = [CapacityReservation {
-            name: "42".into(),
-            effective_time: t,
-            expiration_time: t + chrono::TimeDelta::minutes(30),
-            replicas: 1,
-        }];
-        let w = Write {
-            key: &key,
-            resource_version: "7",
-            reservations: &list,
-            applied_batches: "b1,b2",
-            dry_run: false,
-        };
-        assert_eq!(
-            merge_patch(&w),
-            json!({
-                "metadata": {"resourceVersion": "7", "annotations": {APPLIED_BATCHES_ANNOTATION: "b1,b2"}},
-                "spec": {"capacityReservations": [{"name": "42", "effectiveTime": "2026-05-29T17:04:57Z",
-                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 1}]}
-            })
-        );
-        let empty = Write {
-            reservations: &[],
-            ..w
-        };
-        assert_eq!(
-            merge_patch(&empty)["spec"]["capacityReservations"],
-            serde_json::Value::Null
-        );
+        // The kube error stays reachable as the source.
+        let e = classify(api_error(500, "InternalError"), Some(&key), true);
+        let source = std::error::Error::source(&e).expect("kube error kept");
+        assert!(source.to_string().contains("msg"), "{source}");
     }
 }

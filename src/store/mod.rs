@@ -1,16 +1,18 @@
-//! Where HRAs live: the one trait seam between the applier and a backend.
+//! Where HRAs live: the one trait seam between the engine and a backend, its implementations
+//! (memory, Kubernetes with a watch cache), the one HRA resource type and the seed loader.
 
-use crate::{
-    error::StoreError,
-    model::{CapacityReservation, Hra, HraKey},
-};
+use crate::domain::hra::{CapacityReservation, Hra, HraKey};
 use async_trait::async_trait;
 
+mod error;
 pub mod kubernetes;
 pub mod memory;
+pub mod objects;
+pub mod resource;
 pub mod seed;
 pub mod watch_cache;
 
+pub use error::{Cause, StoreError};
 pub use memory::MemoryStore;
 
 /// A conditional write of one HRA's capacity reservations.
@@ -48,4 +50,9 @@ pub trait HraStore: Send + Sync + 'static {
     /// Writes reservations and the applied-batches annotation if the resourceVersion still
     /// matches; returns the HRA as written.
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError>;
+
+    /// True once the store can serve (a watch cache has its first full list).
+    fn is_ready(&self) -> bool {
+        true
+    }
 }

@@ -16,9 +16,31 @@ pub enum SeedError {
         /// Why.
         source: std::io::Error,
     },
-    /// A document is not valid YAML or not an HRA.
-    #[error("{0}")]
-    Invalid(String),
+    /// A document is not valid YAML.
+    #[error("document {doc}: {source}")]
+    Yaml {
+        /// 0-based index of the document in the stream.
+        doc: usize,
+        /// The parser's error.
+        source: serde_norway::Error,
+    },
+    /// A document is not an HRA object.
+    #[error("document {doc}: {message}")]
+    Object {
+        /// 0-based index of the document in the stream.
+        doc: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An error in a named file.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// The error in it.
+        #[source]
+        source: Box<SeedError>,
+    },
 }
 
 /// Reads every HRA object in the YAML file at `path`.
@@ -27,20 +49,25 @@ pub fn read_file(path: &Path) -> Result<Vec<Value>, SeedError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text).map_err(|e| SeedError::Invalid(format!("{}: {e}", path.display())))
+    parse(&text).map_err(|e| SeedError::File {
+        path: path.display().to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Parses HRA objects out of YAML text.
-pub fn parse(text: &str) -> Result<Vec<Value>, String> {
+pub fn parse(text: &str) -> Result<Vec<Value>, SeedError> {
     let mut objects = Vec::new();
-    for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| format!("document {index}: {e}"))?;
-        collect(value, index, &mut objects)?;
+    for (doc, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value =
+            Value::deserialize(document).map_err(|source| SeedError::Yaml { doc, source })?;
+        collect(value, doc, &mut objects)?;
     }
     Ok(objects)
 }
 
-fn collect(value: Value, doc: usize, out: &mut Vec<Value>) -> Result<(), String> {
+fn collect(value: Value, doc: usize, out: &mut Vec<Value>) -> Result<(), SeedError> {
+    let invalid = |message: String| SeedError::Object { doc, message };
     match value {
         Value::Null => Ok(()),
         Value::Object(mut map) => {
@@ -49,18 +76,18 @@ fn collect(value: Value, doc: usize, out: &mut Vec<Value>) -> Result<(), String>
                 let items = match map.remove("items") {
                     Some(Value::Array(items)) => items,
                     Some(Value::Null) | None => vec![],
-                    Some(_) => return Err(format!("document {doc}: `items` must be a list")),
+                    Some(_) => return Err(invalid("`items` must be a list".into())),
                 };
                 for item in items {
                     collect(item, doc, out)?;
                 }
                 return Ok(());
             }
-            if !kind.is_empty() && kind != crate::model::KIND {
-                return Err(format!(
-                    "document {doc}: kind {kind:?} is not {}",
-                    crate::model::KIND
-                ));
+            if !kind.is_empty() && kind != super::resource::KIND {
+                return Err(invalid(format!(
+                    "kind {kind:?} is not {}",
+                    super::resource::KIND
+                )));
             }
             let has_name = map
                 .get("metadata")
@@ -68,12 +95,12 @@ fn collect(value: Value, doc: usize, out: &mut Vec<Value>) -> Result<(), String>
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
             if !has_name {
-                return Err(format!("document {doc}: metadata.name is required"));
+                return Err(invalid("metadata.name is required".into()));
             }
             out.push(Value::Object(map));
             Ok(())
         }
-        _ => Err(format!("document {doc}: expected an object")),
+        _ => Err(invalid("expected an object".into())),
     }
 }
 
@@ -96,16 +123,9 @@ mod tests {
 
     #[test]
     fn rejects_other_kinds_and_nameless_objects() {
-        assert!(
-            parse("kind: Pod\nmetadata: {name: a}\n")
-                .unwrap_err()
-                .contains("Pod")
-        );
-        assert!(
-            parse("kind: HorizontalRunnerAutoscaler\nmetadata: {}\n")
-                .unwrap_err()
-                .contains("metadata.name")
-        );
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert!(err("kind: Pod\nmetadata: {name: a}\n").contains("Pod"));
+        assert!(err("kind: HorizontalRunnerAutoscaler\nmetadata: {}\n").contains("metadata.name"));
         assert!(parse("- 1\n- 2\n").is_err());
     }
 
@@ -115,7 +135,7 @@ mod tests {
         let objs = read_file(&path).unwrap();
         assert!(objs.len() >= 3);
         for obj in &objs {
-            crate::model::Hra::from_object(obj).unwrap();
+            crate::store::resource::parse_hra(obj).unwrap();
         }
     }
 }

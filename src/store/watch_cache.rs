@@ -3,13 +3,19 @@
 //! A stale cache only costs a 409 and a fresh GET; the watcher re-lists on its own after
 //! errors, and events never depend on it (they wait in the batcher).
 
-use super::kubernetes::HorizontalRunnerAutoscaler;
-use crate::model::{Hra, HraKey};
+use super::resource::HorizontalRunnerAutoscaler;
+use crate::domain::hra::{Hra, HraKey};
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, reflector::ObjectRef, watcher},
 };
-use std::pin::pin;
+use std::{
+    pin::pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
@@ -17,6 +23,8 @@ use tokio_stream::StreamExt;
 pub struct WatchCache {
     readers: Vec<reflector::Store<HorizontalRunnerAutoscaler>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Reflectors that have their first full list.
+    synced: Arc<AtomicUsize>,
 }
 
 impl WatchCache {
@@ -32,6 +40,7 @@ impl WatchCache {
         };
         let mut readers = Vec::new();
         let mut tasks = Vec::new();
+        let synced = Arc::new(AtomicUsize::new(0));
         for (scope, api) in apis {
             let (reader, writer) = reflector::store();
             let stream = reflector(
@@ -46,9 +55,19 @@ impl WatchCache {
                     }
                 }
             }));
+            let (ready, count) = (reader.clone(), synced.clone());
+            tasks.push(tokio::spawn(async move {
+                if ready.wait_until_ready().await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
             readers.push(reader);
         }
-        Self { readers, tasks }
+        Self {
+            readers,
+            tasks,
+            synced,
+        }
     }
 
     /// The cached HRA, if the cache holds it.
@@ -65,6 +84,11 @@ impl WatchCache {
         for reader in &self.readers {
             let _ = reader.wait_until_ready().await;
         }
+    }
+
+    /// True once every reflector has its first full list.
+    pub fn is_ready(&self) -> bool {
+        self.synced.load(Ordering::Relaxed) == self.readers.len()
     }
 
     /// HRAs cached now.

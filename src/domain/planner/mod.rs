@@ -4,7 +4,7 @@
 //! see `semantics.md` ("One batch = one plan") for the steps it follows exactly. Events that
 //! carry a job id pair a completion with its own reservation instead of the oldest one.
 
-use crate::model::{CapacityReservation, Hra};
+use super::hra::{CapacityReservation, Hra};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 
@@ -51,7 +51,7 @@ pub struct Plan {
 /// Plans one batch. `now` is the single instant the whole plan uses.
 ///
 /// ```
-/// use batch_scaler::{model::{Hra, HraKey}, planner::{plan, PlanEvent}};
+/// use batch_scaler::domain::{hra::{Hra, HraKey}, planner::{plan, PlanEvent}};
 /// use chrono::{TimeDelta, Utc};
 ///
 /// let hra = Hra {

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Label of `events_received`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    /// accepted, duplicate, invalid, denied.
+    /// accepted, duplicate, invalid, denied, refused.
     pub result: &'static str,
 }
 
@@ -59,7 +59,7 @@ impl Metrics {
         let events = Family::<ResultLabel, Counter>::default();
         registry.register(
             "events_received",
-            "Scale events received, by result (accepted, duplicate, invalid, denied)",
+            "Scale events received, by result (accepted, duplicate, invalid, denied, refused)",
             events.clone(),
         );
         let batches = Family::<OutcomeLabel, Counter>::default();

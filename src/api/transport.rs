@@ -1,11 +1,11 @@
 //! The gRPC server around the service: health, reflection (v1 and v1alpha), gRPC-Web with
 //! CORS, TLS / mTLS, bearer tokens, message-size and stream limits.
 
-use crate::{
+use super::{
     auth::TokenAuth,
     dashboard::DashboardLayer,
-    grpc::BatchScalerService,
     pb::{self, batch_scaler_server::BatchScalerServer},
+    service::BatchScalerService,
 };
 use http::{HeaderName, HeaderValue, Method};
 use std::{future::Future, time::Duration};
@@ -17,6 +17,17 @@ use tonic::{
 };
 use tonic_health::server::HealthReporter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Why the gRPC server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The reflection service could not be built from our descriptors.
+    #[error("building gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server failed (TLS setup, accept loop).
+    #[error("gRPC server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
 
 /// How the gRPC port is exposed.
 #[derive(Clone, Default)]
@@ -33,23 +44,29 @@ pub struct GrpcOptions {
     pub max_concurrent_streams: u32,
 }
 
-/// Reads PEM files into a TLS config: certificate and key, and a CA for client certificates.
-pub fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    client_ca: Option<&std::path::Path>,
-) -> anyhow::Result<ServerTlsConfig> {
-    let read = |flag: &str, p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {flag} {}: {e}", p.display()))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        read("--tls-cert", cert)?,
-        read("--tls-key", key)?,
-    ));
-    if let Some(ca) = client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?));
+/// PEM material for TLS, as read from the files the flags name.
+#[derive(Clone, Debug)]
+pub struct TlsPem {
+    /// Certificate (chain).
+    pub cert: Vec<u8>,
+    /// Its private key.
+    pub key: Vec<u8>,
+    /// CA for client certificates (mTLS), if required.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+/// A TLS config from PEM material: certificate and key, and a CA for client certificates.
+pub fn tls_config(pem: TlsPem) -> ServerTlsConfig {
+    let TlsPem {
+        cert,
+        key,
+        client_ca,
+    } = pem;
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    match client_ca {
+        Some(ca) => tls.client_ca_root(Certificate::from_pem(ca)),
+        None => tls,
     }
-    Ok(tls)
 }
 
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
@@ -106,7 +123,7 @@ pub async fn serve(
         impl tonic_health::pb::health_server::Health,
     >,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
+) -> Result<(), TransportError> {
     let GrpcOptions {
         tls,
         auth,

@@ -1,8 +1,15 @@
-//! A small Kubernetes API server for the HorizontalRunnerAutoscaler CRD only, on 127.0.0.1:0,
-//! faithful enough that `kube::Client` cannot tell: GET, LIST, POST, merge PATCH (RFC 7386)
-//! with resourceVersion preconditions, `Status` bodies for 404/409/422, `?dryRun=All`, and
-//! hooks to inject faults and latency and to count requests by verb.
+//! A small Kubernetes API server for the HorizontalRunnerAutoscaler CRD, on 127.0.0.1:0,
+//! faithful enough that `kube::Client` cannot tell: GET, LIST, WATCH, POST, merge PATCH
+//! (RFC 7386) with resourceVersion preconditions, `Status` bodies for 404/409/422,
+//! `?dryRun=All`, and hooks to inject faults and latency and to count requests by verb.
+//! Objects are kept by the service's own [`Objects`] (the memory store's code) and checked
+//! against the same schema. It also answers what a test needs of a real cluster: creating
+//! namespaces and looking up / installing the CRD.
 
+use batch_scaler::store::{
+    objects::{ObjectError, ObjectKey, Objects, key_of},
+    resource::{GROUP, PLURAL, VERSION, hra_schema},
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
@@ -11,9 +18,9 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -22,11 +29,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 
-const GROUP: &str = "actions.summerwind.dev";
-const VERSION: &str = "v1alpha1";
-const PLURAL: &str = "horizontalrunnerautoscalers";
+/// Name of the HRA CRD, as `kubectl get crd` shows it.
+pub const CRD_NAME: &str = "horizontalrunnerautoscalers.actions.summerwind.dev";
 
-type Key = (String, String);
+type Key = ObjectKey;
 /// An edit another writer makes to a whole stored object.
 pub type ObjectEdit = Box<dyn FnOnce(&mut Value) + Send>;
 
@@ -40,10 +46,8 @@ pub enum Fault {
     ApplyThenStall(Duration),
 }
 
-#[derive(Default)]
 struct State {
-    objects: BTreeMap<Key, Value>,
-    revision: u64,
+    objects: Objects,
     latency: Duration,
     faults: HashMap<&'static str, VecDeque<Fault>>,
     after_get: HashMap<Key, VecDeque<ObjectEdit>>,
@@ -58,6 +62,23 @@ struct State {
     watch_held: Option<watch::Sender<bool>>,
 }
 
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            objects: Objects::new(hra_schema),
+            latency: Duration::ZERO,
+            faults: HashMap::new(),
+            after_get: HashMap::new(),
+            counts: HashMap::new(),
+            patches: Vec::new(),
+            history: Vec::new(),
+            changes: None,
+            watch_epoch: None,
+            watch_held: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct WatchEvent {
     revision: u64,
@@ -68,7 +89,7 @@ struct WatchEvent {
 /// Records a change for watchers (the object carries its new resourceVersion).
 fn record(s: &mut State, kind: &'static str, object: &Value) {
     let event = WatchEvent {
-        revision: s.revision,
+        revision: s.objects.revision(),
         kind,
         object: object.clone(),
     };
@@ -118,57 +139,6 @@ fn not_found(name: &str) -> Reply {
     )
 }
 
-/// RFC 7386 JSON merge patch: null deletes, objects merge, everything else replaces.
-pub fn merge(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let target = target.as_object_mut().expect("object");
-    for (k, v) in patch {
-        if v.is_null() {
-            target.remove(k);
-        } else {
-            merge(target.entry(k.clone()).or_insert(Value::Null), v);
-        }
-    }
-}
-
-/// The CRD's structural schema for what we write: `capacityReservations[]` items of
-/// `{name: string, effectiveTime: date-time, expirationTime: date-time, replicas: integer}`.
-fn validate(object: &Value) -> Result<(), String> {
-    let Some(list) = object.pointer("/spec/capacityReservations") else {
-        return Ok(());
-    };
-    let items = list
-        .as_array()
-        .ok_or("spec.capacityReservations: must be an array")?;
-    for (i, item) in items.iter().enumerate() {
-        let item = item
-            .as_object()
-            .ok_or(format!("spec.capacityReservations[{i}]: must be an object"))?;
-        for (field, value) in item {
-            let ok = match field.as_str() {
-                "name" => value.is_string(),
-                "effectiveTime" | "expirationTime" => value
-                    .as_str()
-                    .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
-                "replicas" => value.is_i64(),
-                _ => true,
-            };
-            if !ok {
-                return Err(format!(
-                    "spec.capacityReservations[{i}].{field}: invalid value {value}"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 impl ApiServer {
     /// Starts a server with no objects.
     pub async fn start() -> Self {
@@ -206,17 +176,10 @@ impl ApiServer {
     }
 
     /// Stores an object as POST would (namespace `default` if none).
-    pub fn insert(&self, mut object: Value) {
+    pub fn insert(&self, object: Value) {
         let mut s = self.lock();
-        if object.pointer("/metadata/namespace").is_none() {
-            object["metadata"]["namespace"] = json!("default");
-        }
-        let key = key_of(&object);
-        s.revision += 1;
-        object["metadata"]["resourceVersion"] = json!(s.revision.to_string());
-        object["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
-        record(&mut s, "ADDED", &object);
-        s.objects.insert(key, object);
+        let stored = s.objects.put(object).expect("a valid HRA object");
+        record(&mut s, "ADDED", &stored);
     }
 
     /// Holds back (true) or releases (false) what watch streams deliver.
@@ -295,23 +258,8 @@ impl ApiServer {
     }
 }
 
-fn key_of(object: &Value) -> Key {
-    let get = |f: &str| {
-        object["metadata"][f]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (get("namespace"), get("name"))
-}
-
 fn edit_locked(s: &mut State, key: &Key, edit: ObjectEdit) {
-    let revision = s.revision + 1;
-    if let Some(object) = s.objects.get_mut(key) {
-        edit(object);
-        object["metadata"]["resourceVersion"] = json!(revision.to_string());
-        let object = object.clone();
-        s.revision = revision;
+    if let Ok(object) = s.objects.modify(key, edit) {
         record(s, "MODIFIED", &object);
     }
 }
@@ -379,6 +327,9 @@ async fn route(
     body: &[u8],
 ) -> Reply {
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let Some(reply) = cluster_route(method, &seg, body) {
+        return reply;
+    }
     let (namespace, name) = match seg.as_slice() {
         ["apis", GROUP, VERSION, PLURAL] => (None, None),
         ["apis", GROUP, VERSION, "namespaces", ns, PLURAL] => (Some(*ns), None),
@@ -470,17 +421,12 @@ fn get(state: &Mutex<State>, namespace: &str, name: &str) -> Reply {
 
 fn list(state: &Mutex<State>, namespace: Option<&str>) -> Reply {
     let s = state.lock().unwrap();
-    let items: Vec<Value> = s
-        .objects
-        .iter()
-        .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
-        .map(|(_, o)| o.clone())
-        .collect();
+    let items: Vec<Value> = s.objects.list(namespace).cloned().collect();
     Reply::Json(
         StatusCode::OK,
         json!({
             "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "HorizontalRunnerAutoscalerList",
-            "metadata": {"resourceVersion": s.revision.to_string()}, "items": items,
+            "metadata": {"resourceVersion": s.objects.revision().to_string()}, "items": items,
         }),
     )
 }
@@ -556,23 +502,19 @@ fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
     object["metadata"]["namespace"] = json!(namespace);
     let key = key_of(&object);
     let mut s = state.lock().unwrap();
-    if s.objects.contains_key(&key) {
-        return status(
+    match s.objects.create(object) {
+        Ok(stored) => {
+            record(&mut s, "ADDED", &stored);
+            Reply::Json(StatusCode::CREATED, stored)
+        }
+        Err(ObjectError::AlreadyExists) => status(
             409,
             "AlreadyExists",
             format!("{PLURAL}.{GROUP} \"{}\" already exists", key.1),
             &key.1,
-        );
+        ),
+        Err(e) => status(422, "Invalid", e.to_string(), &key.1),
     }
-    if let Err(why) = validate(&object) {
-        return status(422, "Invalid", why, &key.1);
-    }
-    s.revision += 1;
-    object["metadata"]["resourceVersion"] = json!(s.revision.to_string());
-    object["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
-    record(&mut s, "ADDED", &object);
-    s.objects.insert(key, object.clone());
-    Reply::Json(StatusCode::CREATED, object)
 }
 
 fn patch(
@@ -597,40 +539,69 @@ fn patch(
     let mut s = state.lock().unwrap();
     s.patches.push(patch.clone());
     let key = (namespace.to_owned(), name.to_owned());
-    let Some(current) = s.objects.get(&key).cloned() else {
-        return not_found(name);
-    };
-    let current_rv = current["metadata"]["resourceVersion"].clone();
-    let wanted = patch
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str);
-    if wanted.is_some_and(|w| Some(w) != current_rv.as_str()) {
-        *s.counts.entry("conflict").or_default() += 1;
-        let message = format!(
-            "Operation cannot be fulfilled on {PLURAL}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-        );
-        return status(409, "Conflict", message, name);
-    }
-    let mut merged = current.clone();
-    merge(&mut merged, &patch);
-    for immutable in ["name", "namespace", "uid"] {
-        merged["metadata"][immutable] = current["metadata"][immutable].clone();
-    }
-    merged["metadata"]["resourceVersion"] = current_rv;
-    if let Err(why) = validate(&merged) {
-        return status(
+    match s.objects.patch(&key, &patch, dry_run) {
+        Ok(patched) => {
+            if patched.changed {
+                record(&mut s, "MODIFIED", &patched.object);
+            }
+            Reply::Json(StatusCode::OK, patched.object)
+        }
+        Err(ObjectError::NotFound) => not_found(name),
+        Err(ObjectError::Conflict { .. }) => {
+            *s.counts.entry("conflict").or_default() += 1;
+            let message = format!(
+                "Operation cannot be fulfilled on {PLURAL}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            );
+            status(409, "Conflict", message, name)
+        }
+        Err(e) => status(
             422,
             "Invalid",
-            format!("HorizontalRunnerAutoscaler.{GROUP} \"{name}\" is invalid: {why}"),
+            format!("HorizontalRunnerAutoscaler.{GROUP} \"{name}\" is invalid: {e}"),
             name,
-        );
+        ),
     }
-    if dry_run || merged == current {
-        return Reply::Json(StatusCode::OK, merged);
+}
+
+/// What a test helper asks of a cluster besides HRAs: namespaces and the CRD.
+fn cluster_route(method: &Method, seg: &[&str], body: &[u8]) -> Option<Reply> {
+    let created = |body: &[u8]| {
+        let object = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+        Reply::Json(StatusCode::CREATED, object)
+    };
+    match (method, seg) {
+        (&Method::POST, ["api", "v1", "namespaces"]) => Some(created(body)),
+        (
+            &Method::GET,
+            [
+                "apis",
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                CRD_NAME,
+            ],
+        ) => Some(Reply::Json(
+            StatusCode::OK,
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": CRD_NAME}, "spec": {"group": GROUP},
+                "status": {"conditions": [{"type": "Established", "status": "True"}]},
+            }),
+        )),
+        (
+            &Method::POST,
+            [
+                "apis",
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+            ],
+        ) => Some(status(
+            409,
+            "AlreadyExists",
+            format!("{CRD_NAME} already exists"),
+            CRD_NAME,
+        )),
+        _ => None,
     }
-    s.revision += 1;
-    merged["metadata"]["resourceVersion"] = json!(s.revision.to_string());
-    record(&mut s, "MODIFIED", &merged);
-    s.objects.insert(key, merged.clone());
-    Reply::Json(StatusCode::OK, merged)
 }

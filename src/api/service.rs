@@ -1,18 +1,18 @@
 //! The `batchscaler.v1.BatchScaler` service: thin handlers that validate, enqueue and return.
 
+use super::{convert, error::ApiError, pb};
 use crate::{
-    applier::Clock,
-    auth::Allowlist,
-    batcher::{Batcher, Submitted, Waiter},
-    error::ApiError,
-    event::{ScaleEvent, non_empty, validate_namespace, validate_target},
-    metrics::Metrics,
-    model::{Hra, HraKey},
-    pb,
-    results::{Filter, ResultHub, timestamp},
+    domain::{
+        event::{ScaleEvent, non_empty, validate_target},
+        hra::HraKey,
+        namespaces::Allowlist,
+        validate::validate_namespace,
+    },
+    engine::{Engine, applier::Clock, batcher::Submitted, hub::Filter, sink::Waiter},
+    ops::metrics::Metrics,
     store::HraStore,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll, time::Duration};
 use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
@@ -22,10 +22,8 @@ use tonic::{Request, Response, Status, Streaming};
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct BatchScalerService {
-    /// Where events go.
-    pub batcher: Arc<Batcher>,
-    /// Where results come from.
-    pub results: Arc<ResultHub>,
+    /// Where events go and results come from.
+    pub engine: Engine,
     /// Where targets are read.
     pub store: Arc<dyn HraStore>,
     /// Reservation life for events that give none.
@@ -48,14 +46,14 @@ impl BatchScalerService {
 
     /// Validates one wire event, namespace allowlist included.
     fn validate(&self, event: pb::ScaleEvent) -> Result<ScaleEvent, ApiError> {
-        let event = ScaleEvent::from_pb(event, self.default_duration)?;
+        let event = convert::scale_event(event, self.default_duration)?;
         self.allowed.check(&event.key.namespace)?;
         Ok(event)
     }
 
     /// Validates and queues one event, without counting it.
     fn submit(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
-        self.batcher.submit(&self.validate(event)?, waiter)
+        Ok(self.engine.batcher.submit(&self.validate(event)?, waiter)?)
     }
 
     /// Validates, queues and counts one event.
@@ -116,28 +114,6 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
-    let reserved_replicas = hra.reserved_replicas(now);
-    pb::Target {
-        namespace: hra.key.namespace,
-        name: hra.key.name,
-        min_replicas: hra.min_replicas,
-        max_replicas: hra.max_replicas,
-        capacity_reservations: hra
-            .capacity_reservations
-            .into_iter()
-            .map(|r| pb::CapacityReservation {
-                name: r.name,
-                effective_time: Some(timestamp(r.effective_time)),
-                expiration_time: Some(timestamp(r.expiration_time)),
-                replicas: r.replicas,
-            })
-            .collect(),
-        resource_version: hra.resource_version,
-        reserved_replicas,
-    }
-}
-
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -164,7 +140,9 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                 next = stream.message() => next,
                 () = &mut shutdown => Ok(None),
             };
-            let next = next.inspect_err(|_| count(accepted, duplicates))?;
+            let next = next
+                .map_err(ApiError::Transport)
+                .inspect_err(|_| count(accepted, duplicates))?;
             let Some(first) = next else { break };
             // Take what has already arrived too, and queue it under one lock.
             wire.push(first);
@@ -188,7 +166,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                     }
                 }
             }
-            let submitted = self.batcher.submit_all(&chunk);
+            let submitted = self.engine.batcher.submit_all(&chunk);
             chunk.clear();
             let error = match submitted {
                 Ok((queued, dups)) => {
@@ -196,28 +174,26 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                     duplicates += dups;
                     invalid
                 }
-                Err(e) => Some(e),
+                Err(e) => Some(e.into()),
             };
             if let Some(e) = error {
                 count(accepted, duplicates);
                 self.metrics.event(e.metric_result(), 1);
-                let status = Status::from(e.at_index(accepted + duplicates));
-                let message = format!(
-                    "{}; the {accepted} events before it were accepted ({duplicates} duplicates dropped)",
-                    status.message()
-                );
-                return Err(Status::new(status.code(), message));
+                let stopped = ApiError::PublishStopped {
+                    cause: Box::new(e.at_index(accepted + duplicates)),
+                    accepted,
+                    duplicates,
+                };
+                return Err(stopped.into());
             }
             if let Some(status) = stream_error.take() {
                 count(accepted, duplicates);
-                return Err(status);
+                return Err(ApiError::Transport(status).into());
             }
         }
         count(accepted, duplicates);
         if self.shutdown.is_cancelled() {
-            return Err(Status::unavailable(format!(
-                "shutting down; {accepted} events of this stream were accepted"
-            )));
+            return Err(ApiError::PublishShutDown { accepted }.into());
         }
         Ok(Response::new(pb::PublishSummary {
             accepted,
@@ -253,18 +229,18 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         }
         let outcome = match deadline {
             // Answer just before the caller's deadline, so it gets our status, not a cancel.
-            Some(d) => tokio::time::timeout(d.saturating_sub((d / 10).min(Duration::from_millis(100))), rx)
-                .await
-                .map_err(|_| {
-                    Status::deadline_exceeded("the deadline passed before the batch had its outcome; the event stays queued and will be applied")
-                })?,
+            Some(d) => {
+                let margin = (d / 10).min(Duration::from_millis(100));
+                tokio::time::timeout(d.saturating_sub(margin), rx)
+                    .await
+                    .map_err(|_| ApiError::DeadlineExceeded)?
+            }
             None => rx.await,
         };
-        let report = outcome
-            .map_err(|_| Status::unavailable("the batch holding the event was abandoned"))?;
+        let report = outcome.map_err(|_| ApiError::Abandoned)?;
         Ok(Response::new(pb::ScaleResult {
             duplicate: false,
-            batch: Some(report.to_pb(0)),
+            batch: Some(convert::batch_result(&report, 0)),
         }))
     }
 
@@ -285,11 +261,11 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             name: non_empty(name),
             allowed: self.allowed.clone(),
         };
-        let sub = self.results.subscribe(filter, replay as usize);
+        let sub = self.engine.hub.subscribe(filter, replay as usize);
         let missed = sub.missed;
         let stream = tokio_stream::iter(sub.replay)
             .chain(ReceiverStream::new(sub.live))
-            .map(move |r| Ok(r.to_pb(missed.swap(0, Ordering::Relaxed))));
+            .map(move |r| Ok(convert::batch_result(&r, missed.swap(0, Ordering::Relaxed))));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -300,7 +276,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         let pb::TargetRef { namespace, name } = request.into_inner();
         let key = self.target_key(namespace, name)?;
         let hra = self.store.get_fresh(&key).await.map_err(ApiError::from)?;
-        Ok(Response::new(target(hra, (self.clock)())))
+        Ok(Response::new(convert::target(hra, (self.clock)())))
     }
 
     async fn list_targets(
@@ -317,7 +293,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         let mut targets: Vec<pb::Target> = hras
             .into_iter()
             .filter(|h| self.allowed.allows(&h.key.namespace))
-            .map(|h| target(h, now))
+            .map(|h| convert::target(h, now))
             .collect();
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(Response::new(pb::ListTargetsResponse { targets }))

@@ -15,9 +15,9 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 /// The page.
-pub const INDEX_HTML: &str = include_str!("../web/index.html");
+pub const INDEX_HTML: &str = include_str!("../../web/index.html");
 /// The bundled script (protobuf-es + connect-web, generated from our proto).
-pub const APP_JS: &str = include_str!("../web/dist/app.js");
+pub const APP_JS: &str = include_str!("../../web/dist/app.js");
 
 /// The asset at `path`, with its content type.
 pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {

@@ -1,7 +1,15 @@
 //! Logging setup: `RUST_LOG` filtering (default `info`), text or one JSON object per line.
 
-use crate::args::LogFormat;
 use tracing_subscriber::{EnvFilter, fmt};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the global subscriber.
 pub fn init(format: LogFormat) {

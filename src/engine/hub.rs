@@ -1,108 +1,19 @@
-//! Batch outcomes: our report type, and the hub that fans them out to watchers with a replay
-//! ring. Publishing never waits: a watcher whose buffer is full loses the result and is told
+//! The result hub: fans batch reports out to watchers, with a replay ring. Publishing never waits: a watcher whose buffer is full loses the result and is told
 //! how many it lost (`missed`) with its next message.
 
-use crate::{auth::Allowlist, metrics::Metrics, model::HraKey, pb, planner::Counts};
-use chrono::{DateTime, Utc};
+use crate::{
+    domain::{hra::HraKey, namespaces::Allowlist, report::BatchReport},
+    ops::metrics::Metrics,
+};
+use parking_lot::Mutex;
 use std::{
     collections::VecDeque,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
 };
 use tokio::sync::mpsc;
-
-/// The outcome of one apply attempt of a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The write was accepted.
-    Applied,
-    /// This attempt failed and will be retried.
-    Retrying,
-    /// Given up; the batch's events are dropped.
-    Failed,
-    /// Planned, not written.
-    DryRun,
-}
-
-impl Outcome {
-    /// Lowercase name for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Retrying => "retrying",
-            Self::Failed => "failed",
-            Self::DryRun => "dry_run",
-        }
-    }
-
-    /// True for outcomes that end the batch.
-    pub fn is_final(self) -> bool {
-        self != Self::Retrying
-    }
-}
-
-/// One outcome of one batch, as reported to watchers and logs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatchReport {
-    /// The HRA.
-    pub key: HraKey,
-    /// What happened.
-    pub outcome: Outcome,
-    /// The planner's counters (of the attempt's plan, zero when none was made).
-    pub counts: Counts,
-    /// Events folded into the batch.
-    pub events: u64,
-    /// 1 on the first try.
-    pub attempt: u32,
-    /// Why it failed, on RETRYING and FAILED.
-    pub error: Option<String>,
-    /// When this outcome happened.
-    pub at: DateTime<Utc>,
-    /// Unique per batch, the same on every attempt.
-    pub batch_id: String,
-}
-
-fn clamp(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-impl BatchReport {
-    /// The wire form; `missed` is the watcher's own count.
-    pub fn to_pb(&self, missed: u64) -> pb::BatchResult {
-        let outcome = match self.outcome {
-            Outcome::Applied => pb::Outcome::Applied,
-            Outcome::Retrying => pb::Outcome::Retrying,
-            Outcome::Failed => pb::Outcome::Failed,
-            Outcome::DryRun => pb::Outcome::DryRun,
-        };
-        pb::BatchResult {
-            namespace: self.key.namespace.clone(),
-            name: self.key.name.clone(),
-            outcome: outcome.into(),
-            before: clamp(self.counts.before),
-            expired: clamp(self.counts.expired),
-            added: clamp(self.counts.added),
-            completed: clamp(self.counts.completed),
-            after: clamp(self.counts.after),
-            events: clamp(self.events),
-            attempt: self.attempt,
-            error: self.error.clone().unwrap_or_default(),
-            at: Some(timestamp(self.at)),
-            batch_id: self.batch_id.clone(),
-            missed,
-        }
-    }
-}
-
-/// A chrono time as a protobuf timestamp.
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
 
 /// Which results a watcher wants: empty parts match everything.
 #[derive(Clone, Debug, Default)]
@@ -158,8 +69,8 @@ pub struct ResultHub {
 
 impl ResultHub {
     /// A hub keeping `ring_capacity` recent results for replay and buffering up to
-    /// `watcher_buffer` results per watcher.
-    pub fn new(ring_capacity: usize, watcher_buffer: usize) -> Self {
+    /// `watcher_buffer` results per watcher, counting dropped results in `metrics`.
+    pub fn new(ring_capacity: usize, watcher_buffer: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             state: Mutex::new(HubState {
                 recent: VecDeque::with_capacity(ring_capacity),
@@ -168,19 +79,13 @@ impl ResultHub {
             }),
             ring_capacity,
             watcher_buffer: watcher_buffer.max(1),
-            metrics: Arc::default(),
+            metrics,
         }
-    }
-
-    /// Records into `metrics` instead of a private set.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// Records a result and hands it to every matching watcher that has room.
     pub fn publish(&self, report: Arc<BatchReport>) {
-        let mut state = self.state.lock().expect("hub lock");
+        let mut state = self.state.lock();
         if self.ring_capacity > 0 {
             if state.recent.len() == self.ring_capacity {
                 state.recent.pop_front();
@@ -207,7 +112,7 @@ impl ResultHub {
     pub fn subscribe(&self, filter: Filter, replay: usize) -> Subscription {
         let (tx, live) = mpsc::channel(self.watcher_buffer);
         let missed = Arc::new(AtomicU64::new(0));
-        let mut state = self.state.lock().expect("hub lock");
+        let mut state = self.state.lock();
         let mut replayed: Vec<_> = state
             .recent
             .iter()
@@ -233,14 +138,14 @@ impl ResultHub {
 
     /// Ends every watch stream (after their buffered results) and refuses new live watchers.
     pub fn close(&self) {
-        let mut state = self.state.lock().expect("hub lock");
+        let mut state = self.state.lock();
         state.closed = true;
         state.watchers.clear();
     }
 
     /// Watchers currently connected.
     pub fn watchers(&self) -> usize {
-        let mut state = self.state.lock().expect("hub lock");
+        let mut state = self.state.lock();
         state.watchers.retain(|w| !w.tx.is_closed());
         state.watchers.len()
     }
@@ -249,6 +154,12 @@ impl ResultHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{planner::Counts, report::Outcome};
+    use chrono::Utc;
+
+    fn hub(ring: usize, buffer: usize) -> ResultHub {
+        ResultHub::new(ring, buffer, Arc::default())
+    }
 
     fn report(ns: &str, name: &str, n: u64) -> BatchReport {
         BatchReport {
@@ -268,7 +179,7 @@ mod tests {
 
     #[test]
     fn replay_returns_the_most_recent_matching_results_in_order() {
-        let hub = ResultHub::new(4, 8);
+        let hub = hub(4, 8);
         for n in 0..6 {
             hub.publish(Arc::new(report("a", if n % 2 == 0 { "x" } else { "y" }, n)));
         }
@@ -287,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_watcher_misses_results_without_blocking_others() {
-        let hub = ResultHub::new(0, 2);
+        let hub = hub(0, 2);
         let mut slow = hub.subscribe(Filter::default(), 0);
         let mut fast = hub.subscribe(Filter::default(), 0);
         let mut other_ns = hub.subscribe(
@@ -317,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_allowlist_hides_other_namespaces() {
-        let hub = ResultHub::new(8, 8);
+        let hub = hub(8, 8);
         hub.publish(Arc::new(report("ci", "x", 1)));
         hub.publish(Arc::new(report("prod", "x", 2)));
         let filter = Filter {
@@ -331,25 +242,11 @@ mod tests {
 
     #[test]
     fn dropped_watchers_are_forgotten() {
-        let hub = ResultHub::new(0, 2);
+        let hub = hub(0, 2);
         let sub = hub.subscribe(Filter::default(), 0);
         assert_eq!(hub.watchers(), 1);
         drop(sub);
         hub.publish(Arc::new(report("a", "x", 1)));
         assert_eq!(hub.watchers(), 0);
-    }
-
-    #[test]
-    fn wire_form_carries_every_field() {
-        let mut r = report("ns", "n", 3);
-        r.outcome = Outcome::Retrying;
-        r.error = Some("boom".into());
-        r.attempt = 2;
-        let pb = r.to_pb(7);
-        assert_eq!(pb.outcome, pb::Outcome::Retrying as i32);
-        assert_eq!((pb.added, pb.attempt, pb.missed), (3, 2, 7));
-        assert_eq!(pb.error, "boom");
-        assert_eq!(pb.at.unwrap().seconds, r.at.timestamp());
-        assert_eq!(pb.batch_id, "b3");
     }
 }

@@ -1,9 +1,14 @@
-//! Access control: bearer tokens (constant-time compare) and the namespace allowlist.
+//! Access control: bearer tokens, compared in constant time.
 
-use crate::error::ApiError;
-use std::{collections::BTreeSet, path::Path, sync::Arc};
+use super::error::ApiError;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
+
+/// A token file with no token in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("holds no token")]
+pub struct NoTokens;
 
 /// Bearer tokens accepted on the `BatchScaler` service, one per line of a file. The default
 /// has none and lets every call through.
@@ -13,15 +18,9 @@ pub struct TokenAuth {
 }
 
 impl TokenAuth {
-    /// Reads tokens from a file: one per line; blank lines and `#` comments are skipped.
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading --auth-token-file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("--auth-token-file {}: {e}", path.display()))
-    }
-
-    /// Parses the token file's text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses a token file's text: one token per line; blank lines and `#` comments are
+    /// skipped.
+    pub fn parse(text: &str) -> Result<Self, NoTokens> {
         let tokens: Vec<Vec<u8>> = text
             .lines()
             .map(str::trim)
@@ -29,7 +28,7 @@ impl TokenAuth {
             .map(|l| l.as_bytes().to_vec())
             .collect();
         if tokens.is_empty() {
-            return Err("holds no token".into());
+            return Err(NoTokens);
         }
         Ok(Self {
             tokens: Some(Arc::new(tokens)),
@@ -69,39 +68,9 @@ impl Interceptor for TokenAuth {
         if self.allows(header) {
             Ok(request)
         } else if header.is_none() {
-            Err(Status::unauthenticated(
-                "missing `authorization: Bearer <token>`",
-            ))
+            Err(ApiError::Unauthenticated("missing `authorization: Bearer <token>`").into())
         } else {
-            Err(Status::unauthenticated("invalid bearer token"))
-        }
-    }
-}
-
-/// Namespaces the service may act on; `None` means all.
-#[derive(Clone, Debug, Default)]
-pub struct Allowlist(pub Option<Arc<BTreeSet<String>>>);
-
-impl Allowlist {
-    /// From the `--allowed-namespaces` values (empty: all namespaces).
-    pub fn new(namespaces: impl IntoIterator<Item = String>) -> Self {
-        let set: BTreeSet<String> = namespaces.into_iter().filter(|n| !n.is_empty()).collect();
-        Self((!set.is_empty()).then(|| Arc::new(set)))
-    }
-
-    /// True if `namespace` may be used.
-    pub fn allows(&self, namespace: &str) -> bool {
-        self.0.as_ref().is_none_or(|set| set.contains(namespace))
-    }
-
-    /// `PERMISSION_DENIED` for a namespace outside the list.
-    pub fn check(&self, namespace: &str) -> Result<(), ApiError> {
-        if self.allows(namespace) {
-            Ok(())
-        } else {
-            Err(ApiError::PermissionDenied(format!(
-                "namespace {namespace:?} is not among the allowed namespaces"
-            )))
+            Err(ApiError::Unauthenticated("invalid bearer token").into())
         }
     }
 }
@@ -141,16 +110,5 @@ mod tests {
         req.metadata_mut()
             .insert("authorization", "Bearer t0k3n".parse().unwrap());
         assert!(auth.call(req).is_ok());
-    }
-
-    #[test]
-    fn allowlist_empty_means_everything() {
-        assert!(Allowlist::new(Vec::<String>::new()).allows("any"));
-        let list = Allowlist::new(["ci".to_owned(), "runners".to_owned()]);
-        assert!(list.allows("ci") && !list.allows("prod"));
-        assert!(matches!(
-            list.check("prod"),
-            Err(ApiError::PermissionDenied(_))
-        ));
     }
 }

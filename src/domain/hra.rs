@@ -1,20 +1,11 @@
-//! Our own types for HRAs, capacity reservations and scale events (chrono for all times).
+//! HRAs as the planner sees them: key, bounds, capacity reservations (chrono for all times)
+//! and the ids of the batches already applied to them.
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use std::{collections::BTreeMap, fmt};
+use std::fmt;
 
-/// API group of the HorizontalRunnerAutoscaler CRD.
-pub const GROUP: &str = "actions.summerwind.dev";
-/// API version of the HorizontalRunnerAutoscaler CRD we read and write.
-pub const VERSION: &str = "v1alpha1";
-/// Kind of the CRD.
-pub const KIND: &str = "HorizontalRunnerAutoscaler";
-/// Plural resource name of the CRD.
-pub const PLURAL: &str = "horizontalrunnerautoscalers";
-/// Annotation holding the ids of the most recent batches written to an HRA.
-pub const APPLIED_BATCHES_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/applied-batches";
-/// How many batch ids the applied-batches annotation keeps.
+/// How many batch ids an HRA remembers as applied (newest last).
 pub const APPLIED_BATCHES_KEPT: usize = 16;
 
 /// Identifies one HRA by namespace and name.
@@ -85,66 +76,7 @@ pub struct Hra {
     pub applied_batches: Vec<String>,
 }
 
-/// Errors turning a stored object into an [`Hra`].
-#[derive(Debug, thiserror::Error)]
-#[error("malformed HorizontalRunnerAutoscaler object: {0}")]
-pub struct ParseError(String);
-
-#[derive(Deserialize)]
-struct RawObject {
-    metadata: RawMeta,
-    #[serde(default)]
-    spec: Option<RawSpec>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMeta {
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    resource_version: Option<String>,
-    #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct RawSpec {
-    #[serde(default)]
-    min_replicas: Option<i32>,
-    #[serde(default)]
-    max_replicas: Option<i32>,
-    #[serde(default)]
-    capacity_reservations: Option<Vec<CapacityReservation>>,
-}
-
 impl Hra {
-    /// Parses the fields we use out of a whole HRA object (JSON), ignoring all others.
-    pub fn from_object(object: &serde_json::Value) -> Result<Self, ParseError> {
-        let raw = RawObject::deserialize(object).map_err(|e| ParseError(e.to_string()))?;
-        let spec = raw.spec.unwrap_or_default();
-        let applied_batches = raw
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(APPLIED_BATCHES_ANNOTATION))
-            .map(|v| parse_batch_ids(v))
-            .unwrap_or_default();
-        Ok(Self {
-            key: HraKey::new(
-                raw.metadata.namespace.unwrap_or_default(),
-                raw.metadata.name,
-            ),
-            resource_version: raw.metadata.resource_version.unwrap_or_default(),
-            min_replicas: spec.min_replicas,
-            max_replicas: spec.max_replicas,
-            capacity_reservations: spec.capacity_reservations.unwrap_or_default(),
-            applied_batches,
-        })
-    }
-
     /// Sum of `replicas` over reservations that have not expired at `now`.
     pub fn reserved_replicas(&self, now: DateTime<Utc>) -> u32 {
         let sum: i64 = self
@@ -171,7 +103,7 @@ pub fn parse_batch_ids(value: &str) -> Vec<String> {
 /// [`APPLIED_BATCHES_KEPT`] ids, oldest first, comma separated.
 ///
 /// ```
-/// # use batch_scaler::model::record_batch;
+/// # use batch_scaler::domain::hra::record_batch;
 /// assert_eq!(record_batch(&["a".into(), "b".into()], "c"), "a,b,c");
 /// ```
 pub fn record_batch(existing: &[String], batch_id: &str) -> String {
@@ -235,49 +167,6 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             json!({"effectiveTime": "2026-05-29T17:04:57Z", "expirationTime": "2026-05-29T17:34:57Z", "replicas": 1})
         );
-    }
-
-    #[test]
-    fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
-        let obj = json!({
-            "apiVersion": "actions.summerwind.dev/v1alpha1",
-            "kind": "HorizontalRunnerAutoscaler",
-            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "42",
-                "annotations": {APPLIED_BATCHES_ANNOTATION: "b1, b2"}},
-            "spec": {"maxReplicas": 3, "scaleTargetRef": {"name": "x"},
-                "capacityReservations": [{"effectiveTime": "2026-05-29T17:04:57.5Z",
-                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 2, "name": "j"}]},
-            "status": {"desiredReplicas": 4}
-        });
-        let hra = Hra::from_object(&obj).unwrap();
-        assert_eq!(hra.key, HraKey::new("ns", "a"));
-        assert_eq!(hra.resource_version, "42");
-        assert_eq!(hra.max_replicas, Some(3));
-        assert_eq!(hra.min_replicas, None);
-        assert_eq!(hra.applied_batches, vec!["b1", "b2"]);
-        let r = &hra.capacity_reservations[0];
-        assert_eq!(r.name, "j");
-        assert_eq!(r.life(), TimeDelta::milliseconds(29 * 60 * 1000 + 59_500));
-    }
-
-    #[test]
-    fn null_times_read_as_go_zero_time() {
-        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
-            {"effectiveTime": null, "replicas": 1}]}});
-        let hra = Hra::from_object(&obj).unwrap();
-        assert_eq!(
-            hra.capacity_reservations[0].expiration_time,
-            k8s_time::zero()
-        );
-        assert_eq!(hra.reserved_replicas(Utc::now()), 0);
-    }
-
-    #[test]
-    fn bad_time_is_an_error() {
-        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
-            {"effectiveTime": "yesterday", "expirationTime": "2026-05-29T17:34:57Z"}]}});
-        let err = Hra::from_object(&obj).unwrap_err().to_string();
-        assert!(err.contains("yesterday"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Table tests of the reference semantics (`semantics.md`).
 
 use super::*;
-use crate::model::HraKey;
+use crate::domain::hra::HraKey;
 
 pub(super) fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-05-29T17:04:57Z")

@@ -1,17 +1,15 @@
 //! Benchmarks that print `name: value` lines: intake against a null sink, fan-out against a
 //! Kubernetes API with 20 ms latency, memory while folding 10 M events, apply latency.
-//! Run all: `cargo run --release --bin bench`; one: `... -- --only ingest|fanout|fold|latency`.
+//! Run all: `cargo bench --bench load`; one: `cargo bench --bench load -- --only
+//! ingest|fanout|fold|latency`.
 
-#[path = "../../tests/common/apiserver.rs"]
-#[allow(dead_code)]
-mod apiserver;
-
-use apiserver::ApiServer;
 use batch_scaler::{
-    app::{self, Listeners, Settings},
-    pb::{self, batch_scaler_client::BatchScalerClient, batch_scaler_server},
+    api::pb::{self, batch_scaler_client::BatchScalerClient, batch_scaler_server},
+    app::{self, Listeners},
+    config::Settings,
     store::{HraStore, MemoryStore, kubernetes::KubeStore},
 };
+use batch_scaler_testkit::apiserver::ApiServer;
 use serde_json::json;
 use std::{
     net::SocketAddr,
@@ -31,6 +29,12 @@ fn hra(namespace: &str, name: &str) -> serde_json::Value {
     json!({"apiVersion": "actions.summerwind.dev/v1alpha1", "kind": "HorizontalRunnerAutoscaler",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"scaleTargetRef": {"name": name}, "minReplicas": 0, "maxReplicas": 100000}})
+}
+
+fn with_window(window: Duration) -> Settings {
+    let mut settings = Settings::default();
+    settings.engine.window = window;
+    settings
 }
 
 fn names(n: usize) -> Vec<String> {
@@ -180,10 +184,7 @@ async fn ingest() {
         null.push(EVENTS as f64 / load(addr, &hras, EVENTS, STREAMS, 1).await);
         let _ = stop.send(());
         let store = MemoryStore::with_objects(hras.iter().map(|n| hra("bench", n))).unwrap();
-        let settings = Settings {
-            window: Duration::from_secs(3600),
-            ..Settings::default()
-        };
+        let settings = with_window(Duration::from_secs(3600));
         let (addr, stop, task) = serve(Arc::new(store), settings).await;
         ours.push(EVENTS as f64 / load(addr, &hras, EVENTS, STREAMS, 1).await);
         let _ = stop.send(());
@@ -246,14 +247,7 @@ async fn fanout() {
     api.set_latency(Duration::from_millis(20));
     let store = KubeStore::new(api.client(), Duration::from_secs(10)).with_watch_cache(&[]);
     let window = Duration::from_millis(200);
-    let (addr, stop, task) = serve(
-        Arc::new(store),
-        Settings {
-            window,
-            ..Settings::default()
-        },
-    )
-    .await;
+    let (addr, stop, task) = serve(Arc::new(store), with_window(window)).await;
     // Cold: the service has just started; its cache is filling while the first window runs.
     let cold_ms = one_window(addr, &hras, window).await;
     let cold_calls = calls(&api);
@@ -292,10 +286,7 @@ async fn fold_child() {
         .unwrap_or(10_000_000);
     let hras = names(1000);
     let store = MemoryStore::with_objects(hras.iter().map(|n| hra("bench", n))).unwrap();
-    let settings = Settings {
-        window: Duration::from_secs(3600),
-        ..Settings::default()
-    };
+    let settings = with_window(Duration::from_secs(3600));
     let (addr, stop, task) = serve(Arc::new(store), settings).await;
     // Queued and completed events in bursts of 50 per HRA, as webhooks arrive.
     let secs = load(addr, &hras, events, 4, 50).await;
@@ -325,10 +316,7 @@ async fn latency() {
     api.set_latency(Duration::from_millis(1));
     let store = KubeStore::new(api.client(), Duration::from_secs(10)).with_watch_cache(&[]);
     store.cache().unwrap().ready().await;
-    let settings = Settings {
-        window: Duration::from_millis(100),
-        ..Settings::default()
-    };
+    let settings = with_window(Duration::from_millis(100));
     let (addr, stop, task) = serve(Arc::new(store), settings).await;
     let mut tasks = Vec::new();
     for name in hras {

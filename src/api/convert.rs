@@ -1,0 +1,209 @@
+//! Protobuf ↔ domain, in one place: wire events into validated [`ScaleEvent`]s, reports and
+//! HRAs into wire results and targets.
+
+use super::pb;
+use crate::domain::{
+    event::{MAX_DURATION, RawScaleEvent, ScaleEvent},
+    hra::Hra,
+    report::{BatchReport, Outcome},
+    validate::FieldError,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Validates a wire event; a missing or zero duration becomes `default_duration`.
+pub fn scale_event(
+    e: pb::ScaleEvent,
+    default_duration: TimeDelta,
+) -> Result<ScaleEvent, FieldError> {
+    let pb::ScaleEvent {
+        namespace,
+        name,
+        amount,
+        duration,
+        event_id,
+        job_id,
+    } = e;
+    let duration = duration.as_ref().map(duration_from_pb).transpose()?;
+    ScaleEvent::validate(
+        RawScaleEvent {
+            namespace,
+            name,
+            amount,
+            duration,
+            event_id,
+            job_id,
+        },
+        default_duration,
+    )
+}
+
+/// A protobuf duration as a chrono one: not negative, nanos below 1e9, at most 7 days.
+pub fn duration_from_pb(d: &prost_types::Duration) -> Result<TimeDelta, FieldError> {
+    let invalid = |msg: String| FieldError::new("duration", msg);
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(invalid(format!(
+            "must not be negative, got {}s {}ns",
+            d.seconds, d.nanos
+        )));
+    }
+    if d.nanos >= 1_000_000_000 {
+        return Err(invalid(format!("nanos must be below 1e9, got {}", d.nanos)));
+    }
+    TimeDelta::try_seconds(d.seconds)
+        .and_then(|s| s.checked_add(&TimeDelta::nanoseconds(i64::from(d.nanos))))
+        .filter(|t| *t <= MAX_DURATION)
+        .ok_or_else(|| {
+            invalid(format!(
+                "must be at most 7 days (604800s), got {}s",
+                d.seconds
+            ))
+        })
+}
+
+/// A chrono time as a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn clamp(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The wire form of a report; `missed` is the watcher's own count.
+pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
+    let outcome = match r.outcome {
+        Outcome::Applied => pb::Outcome::Applied,
+        Outcome::Retrying => pb::Outcome::Retrying,
+        Outcome::Failed => pb::Outcome::Failed,
+        Outcome::DryRun => pb::Outcome::DryRun,
+    };
+    pb::BatchResult {
+        namespace: r.key.namespace.clone(),
+        name: r.key.name.clone(),
+        outcome: outcome.into(),
+        before: clamp(r.counts.before),
+        expired: clamp(r.counts.expired),
+        added: clamp(r.counts.added),
+        completed: clamp(r.counts.completed),
+        after: clamp(r.counts.after),
+        events: clamp(r.events),
+        attempt: r.attempt,
+        error: r.error.clone().unwrap_or_default(),
+        at: Some(timestamp(r.at)),
+        batch_id: r.batch_id.clone(),
+        missed,
+    }
+}
+
+/// The wire form of an HRA, `reserved_replicas` counted at `now`.
+pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
+    let reserved_replicas = hra.reserved_replicas(now);
+    pb::Target {
+        namespace: hra.key.namespace,
+        name: hra.key.name,
+        min_replicas: hra.min_replicas,
+        max_replicas: hra.max_replicas,
+        capacity_reservations: hra
+            .capacity_reservations
+            .into_iter()
+            .map(|r| pb::CapacityReservation {
+                name: r.name,
+                effective_time: Some(timestamp(r.effective_time)),
+                expiration_time: Some(timestamp(r.expiration_time)),
+                replicas: r.replicas,
+            })
+            .collect(),
+        resource_version: hra.resource_version,
+        reserved_replicas,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{hra::HraKey, planner::Counts};
+
+    fn event(namespace: &str, name: &str, amount: i32) -> pb::ScaleEvent {
+        pb::ScaleEvent {
+            namespace: namespace.into(),
+            name: name.into(),
+            amount,
+            ..Default::default()
+        }
+    }
+
+    fn dur(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
+        Some(prost_types::Duration { seconds, nanos })
+    }
+
+    const DEFAULT: TimeDelta = TimeDelta::minutes(10);
+
+    #[test]
+    fn wire_durations_are_checked_and_defaulted() {
+        let given = pb::ScaleEvent {
+            duration: dur(90, 500_000_000),
+            event_id: "d1".into(),
+            ..event("a", "b", 0)
+        };
+        let e = scale_event(given, DEFAULT).unwrap();
+        assert_eq!(e.duration, TimeDelta::milliseconds(90_500));
+        assert_eq!(e.event_id.as_deref(), Some("d1"));
+        let zero = pb::ScaleEvent {
+            duration: dur(0, 0),
+            ..event("a", "b", -1)
+        };
+        assert_eq!(scale_event(zero, DEFAULT).unwrap().duration, DEFAULT);
+        for d in [
+            dur(-1, 0),
+            dur(0, -1),
+            dur(604_800, 1),
+            dur(i64::MAX, 0),
+            dur(1, 1_000_000_000),
+        ] {
+            let e = pb::ScaleEvent {
+                duration: d,
+                ..event("a", "b", 1)
+            };
+            assert_eq!(
+                scale_event(e, DEFAULT).unwrap_err().field,
+                "duration",
+                "{d:?}"
+            );
+        }
+        let week = pb::ScaleEvent {
+            duration: dur(604_800, 0),
+            ..event("a", "b", 1)
+        };
+        assert!(scale_event(week, DEFAULT).is_ok());
+        assert_eq!(
+            scale_event(event("a", "B", 1), DEFAULT).unwrap_err().field,
+            "name"
+        );
+    }
+
+    #[test]
+    fn wire_form_carries_every_field() {
+        let r = BatchReport {
+            key: HraKey::new("ns", "n"),
+            outcome: Outcome::Retrying,
+            counts: Counts {
+                added: 3,
+                ..Counts::default()
+            },
+            events: 1,
+            attempt: 2,
+            error: Some("boom".into()),
+            at: Utc::now(),
+            batch_id: "b3".into(),
+        };
+        let pb = batch_result(&r, 7);
+        assert_eq!(pb.outcome, pb::Outcome::Retrying as i32);
+        assert_eq!((pb.added, pb.attempt, pb.missed), (3, 2, 7));
+        assert_eq!(pb.error, "boom");
+        assert_eq!(pb.at.unwrap().seconds, r.at.timestamp());
+        assert_eq!(pb.batch_id, "b3");
+    }
+}

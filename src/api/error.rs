@@ -1,0 +1,151 @@
+//! Why an RPC failed, and its one mapping to `tonic::Status`: no other module builds one.
+
+use crate::{
+    domain::{hra::HraKey, namespaces::NamespaceDenied, validate::FieldError},
+    engine::batcher::IntakeError,
+    store::StoreError,
+};
+use tonic::Status;
+
+/// Why an RPC failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A malformed request.
+    #[error(transparent)]
+    InvalidArgument(#[from] FieldError),
+    /// The HRA asked for does not exist.
+    #[error("HorizontalRunnerAutoscaler {0} not found")]
+    NotFound(HraKey),
+    /// A namespace outside the allowlist.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// No or a wrong bearer token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The service is shutting down and takes no new events.
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    /// A backend failure while serving a read.
+    #[error("backend: {0}")]
+    Backend(#[source] StoreError),
+    /// The caller's deadline passed before the batch had its outcome.
+    #[error(
+        "the deadline passed before the batch had its outcome; the event stays queued and will be applied"
+    )]
+    DeadlineExceeded,
+    /// The batch holding the event ended without an outcome for it.
+    #[error("the batch holding the event was abandoned")]
+    Abandoned,
+    /// A `Publish` stream stopped at one event; those before it stay accepted.
+    #[error(
+        "{cause}; the {accepted} events before it were accepted ({duplicates} duplicates dropped)"
+    )]
+    PublishStopped {
+        /// Why, naming the event's index.
+        #[source]
+        cause: Box<ApiError>,
+        /// Events of the stream queued before it.
+        accepted: u64,
+        /// Events of the stream dropped as duplicates before it.
+        duplicates: u64,
+    },
+    /// Shutdown began while a `Publish` stream was open.
+    #[error("shutting down; {accepted} events of this stream were accepted")]
+    PublishShutDown {
+        /// Events of the stream queued.
+        accepted: u64,
+    },
+    /// The transport's own error (a broken stream), passed through as it came.
+    #[error("{}", .0.message())]
+    Transport(Status),
+}
+
+impl ApiError {
+    /// Names the event's index in a `Publish` stream.
+    pub fn at_index(self, index: u64) -> Self {
+        match self {
+            Self::InvalidArgument(f) => Self::InvalidArgument(f.at_index(index)),
+            Self::PermissionDenied(m) => Self::PermissionDenied(format!("events[{index}]: {m}")),
+            other => other,
+        }
+    }
+
+    /// Label for the events-received metric.
+    pub fn metric_result(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument(_) => "invalid",
+            Self::PermissionDenied(_) => "denied",
+            Self::PublishStopped { cause, .. } => cause.metric_result(),
+            _ => "refused",
+        }
+    }
+}
+
+impl From<NamespaceDenied> for ApiError {
+    fn from(e: NamespaceDenied) -> Self {
+        Self::PermissionDenied(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(key) => Self::NotFound(key),
+            other => Self::Backend(other),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let message = e.to_string();
+        let code = match e {
+            ApiError::Transport(status) => return status,
+            ApiError::PublishStopped { cause, .. } => Status::from(*cause).code(),
+            ApiError::InvalidArgument(_) => tonic::Code::InvalidArgument,
+            ApiError::NotFound(_) => tonic::Code::NotFound,
+            ApiError::PermissionDenied(_) | ApiError::Backend(StoreError::Forbidden { .. }) => {
+                tonic::Code::PermissionDenied
+            }
+            ApiError::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            ApiError::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            ApiError::Intake(_)
+            | ApiError::Backend(_)
+            | ApiError::Abandoned
+            | ApiError::PublishShutDown { .. } => tonic::Code::Unavailable,
+        };
+        Status::new(code, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_code_and_publish_keeps_the_cause_code() {
+        let invalid = ApiError::from(FieldError::new("amount", "too big")).at_index(3);
+        let stopped = ApiError::PublishStopped {
+            cause: Box::new(invalid),
+            accepted: 3,
+            duplicates: 0,
+        };
+        let status = Status::from(stopped);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "events[3].amount: too big; the 3 events before it were accepted (0 duplicates dropped)"
+        );
+        let denied = ApiError::from(NamespaceDenied("prod".into())).at_index(1);
+        assert_eq!(Status::from(denied).code(), tonic::Code::PermissionDenied);
+        let forbidden = ApiError::from(StoreError::forbidden("rbac"));
+        assert_eq!(
+            Status::from(forbidden).code(),
+            tonic::Code::PermissionDenied
+        );
+        let missing = ApiError::from(StoreError::NotFound(HraKey::new("a", "b")));
+        assert_eq!(Status::from(missing).code(), tonic::Code::NotFound);
+        let down = ApiError::from(IntakeError::ShuttingDown);
+        assert_eq!(Status::from(down).code(), tonic::Code::Unavailable);
+    }
+}

@@ -1,0 +1,10 @@
+//! Everything wire and transport: the gRPC handlers, protobuf ↔ domain conversion, the
+//! error → `Status` mapping, bearer tokens, TLS, gRPC-Web/CORS and the dashboard's assets.
+
+pub mod auth;
+pub mod convert;
+pub mod dashboard;
+pub mod error;
+pub mod pb;
+pub mod service;
+pub mod transport;

@@ -1,0 +1,10 @@
+//! Pure types and rules: HRAs and their reservations, validated scale events, batch reports
+//! and the planner. No IO, no wire format, no Kubernetes client: everything here is a value
+//! or a function of values, tested by tables beside it.
+
+pub mod event;
+pub mod hra;
+pub mod namespaces;
+pub mod planner;
+pub mod report;
+pub mod validate;

@@ -1,0 +1,84 @@
+//! Field validation shared by every request: Kubernetes names, and the error that names the
+//! field at fault.
+
+/// A field of a request that failed validation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Name of the field as in the proto (`namespace`, `duration`, …).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new error for `field`.
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the field with the event's index in a `Publish` stream: `events[3].amount`.
+    pub fn at_index(self, index: u64) -> Self {
+        Self {
+            field: format!("events[{index}].{}", self.field),
+            message: self.message,
+        }
+    }
+}
+
+/// Validates a namespace (DNS-1123 label), naming the `namespace` field.
+pub fn validate_namespace(namespace: &str) -> Result<(), FieldError> {
+    check_dns1123_label(namespace).map_err(|why| {
+        FieldError::new(
+            "namespace",
+            format!("must be a DNS-1123 label ({why}), got {namespace:?}"),
+        )
+    })
+}
+
+/// Validates an HRA name (DNS-1123 subdomain), naming the `name` field.
+pub fn validate_name(name: &str) -> Result<(), FieldError> {
+    check_dns1123_subdomain(name).map_err(|why| {
+        FieldError::new(
+            "name",
+            format!("must be a DNS-1123 subdomain ({why}), got {name:?}"),
+        )
+    })
+}
+
+/// Checks a DNS-1123 label: 1–63 of `[a-z0-9-]`, starting and ending alphanumeric.
+pub fn check_dns1123_label(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() {
+        return Err("must not be empty");
+    }
+    if s.len() > 63 {
+        return Err("at most 63 characters");
+    }
+    let bytes = s.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !bytes.iter().all(|&b| alnum(b) || b == b'-') {
+        return Err("only lowercase letters, digits and '-'");
+    }
+    if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return Err("must start and end with a lowercase letter or digit");
+    }
+    Ok(())
+}
+
+/// Checks a DNS-1123 subdomain: at most 253 characters of dot-separated labels.
+pub fn check_dns1123_subdomain(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() {
+        return Err("must not be empty");
+    }
+    if s.len() > 253 {
+        return Err("at most 253 characters");
+    }
+    s.split('.').try_for_each(|part| {
+        check_dns1123_label(part).map_err(|_| {
+            "lowercase letters, digits, '-' and '.', each part starting and ending alphanumeric"
+        })
+    })
+}

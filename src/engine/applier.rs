@@ -1,0 +1,280 @@
+//! One apply attempt of a batch: read → plan (one `now`) → conditional write, re-planning at
+//! once on conflicts, then a verdict: written, already landed, retry after a delay (transient
+//! errors, within the retry deadline) or failed. The applier keeps no state between attempts
+//! and never reaches back into the batcher: the batcher owns each HRA's queue, hands the
+//! events that arrived meanwhile to the next attempt, and sleeps the delay.
+
+use super::idempotency::Idempotency;
+use crate::{
+    domain::{
+        hra::{HraKey, record_batch},
+        planner::{self, Counts, PlanEvent},
+    },
+    ops::metrics::Metrics,
+    store::{HraStore, StoreError, Write},
+};
+use chrono::{DateTime, Utc};
+use std::{borrow::Cow, sync::Arc, time::Duration};
+use tokio::time::Instant;
+
+/// How many times one attempt re-reads and re-plans after a conflict before it backs off.
+pub const MAX_CONFLICT_REPLANS: u32 = 5;
+
+/// Where the planner's `now` comes from (tests may pin it).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Back-off for transient errors: `first`, doubling up to `max`, until `deadline` has passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure.
+    pub first: Duration,
+    /// Longest delay.
+    pub max: Duration,
+    /// Give up once the next attempt would start later than this after the first.
+    pub deadline: Duration,
+}
+
+impl RetryPolicy {
+    /// The documented schedule (1, 2, 4, 8, 16, 16, … s) with the given deadline.
+    pub fn with_deadline(deadline: Duration) -> Self {
+        Self {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(16),
+            deadline,
+        }
+    }
+
+    /// Delay before attempt `failures + 1`, after `failures` failed attempts (≥ 1).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.first.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// One batch: the events of one HRA taken from one window, in arrival order.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Unique id, stable across attempts, recorded on the HRA when written.
+    pub id: String,
+    /// The HRA.
+    pub key: HraKey,
+    /// The events in arrival order (folded).
+    pub events: Vec<PlanEvent>,
+    /// How many producer events these stand for.
+    pub event_count: u64,
+    /// When the oldest of them was accepted.
+    pub since: Instant,
+}
+
+/// What a plan that was made came to: its counters and the jobs it completed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Planned {
+    /// The planner's counters.
+    pub counts: Counts,
+    /// Jobs this plan completed (their late `+1` must add nothing).
+    pub finished_jobs: Vec<Arc<str>>,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Written (validated only, on a dry run) from this plan, `late` events included.
+    Written(Planned),
+    /// An earlier attempt's write had landed although its answer was lost: nothing was
+    /// written now, and the `late` events were not used.
+    AlreadyLanded,
+    /// Failed for now: try again after `after`, with events that arrive meanwhile.
+    Retry {
+        /// The delay.
+        after: Duration,
+        /// Why the attempt failed.
+        error: StoreError,
+        /// The plan made, if one was.
+        planned: Option<Planned>,
+    },
+    /// Given up (terminal error, retry deadline passed, or shutting down).
+    Failed {
+        /// Why.
+        error: String,
+        /// The plan made, if one was.
+        planned: Option<Planned>,
+    },
+}
+
+/// Where an attempt stands in its batch's life.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptNo {
+    /// 1 on the first try.
+    pub number: u32,
+    /// When the first attempt started.
+    pub started: Instant,
+    /// True if an earlier attempt made a plan (and so may have written it).
+    pub planned_before: bool,
+    /// True once no further retry may be started (shutdown grace over).
+    pub aborted: bool,
+}
+
+/// Applies batches to a store.
+pub struct Applier {
+    store: Arc<dyn HraStore>,
+    retry: RetryPolicy,
+    dry_run: bool,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    idempotency: Arc<Idempotency>,
+}
+
+impl Applier {
+    /// An applier writing to `store` (validating only, with `dry_run`).
+    pub fn new(
+        store: Arc<dyn HraStore>,
+        retry: RetryPolicy,
+        dry_run: bool,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        idempotency: Arc<Idempotency>,
+    ) -> Self {
+        Self {
+            store,
+            retry,
+            dry_run,
+            clock,
+            metrics,
+            idempotency,
+        }
+    }
+
+    /// True if writes are only validated.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// One attempt of `batch`, with `late` (events that arrived since the last attempt)
+    /// appended unless an earlier attempt turns out to have landed.
+    pub async fn attempt(&self, batch: &Batch, late: &[PlanEvent], at: AttemptNo) -> Verdict {
+        let mut planned = None;
+        let error = match self.try_write(batch, late, at, &mut planned).await {
+            Ok(true) => return Verdict::Written(planned.unwrap_or_default()),
+            Ok(false) => return Verdict::AlreadyLanded,
+            Err(e) => e,
+        };
+        if error.is_terminal() {
+            return Verdict::Failed {
+                error: error.to_string(),
+                planned,
+            };
+        }
+        let after = self.retry.delay(at.number);
+        let error = if at.started.elapsed() + after > self.retry.deadline {
+            format!(
+                "retry deadline of {:?} passed; last error: {error}",
+                self.retry.deadline
+            )
+        } else if at.aborted {
+            format!("shutting down; last error: {error}")
+        } else {
+            return Verdict::Retry {
+                after,
+                error,
+                planned,
+            };
+        };
+        Verdict::Failed { error, planned }
+    }
+
+    /// Reads, plans and writes, re-planning at once on conflicts. `Ok(false)`: an earlier
+    /// attempt had landed.
+    async fn try_write(
+        &self,
+        batch: &Batch,
+        late: &[PlanEvent],
+        at: AttemptNo,
+        planned: &mut Option<Planned>,
+    ) -> Result<bool, StoreError> {
+        let events: Vec<PlanEvent>;
+        let all: &[PlanEvent] = if late.is_empty() {
+            &batch.events
+        } else {
+            events = batch.events.iter().chain(late).cloned().collect();
+            &events
+        };
+        for replan in 0..MAX_CONFLICT_REPLANS {
+            // Only the first read may come from a cache: after a conflict or a failure the
+            // backend itself must answer.
+            let hra = if at.number == 1 && replan == 0 {
+                self.store.get(&batch.key).await?
+            } else {
+                self.store.get_fresh(&batch.key).await?
+            };
+            if at.planned_before && at.number > 1 && hra.applied_batches.contains(&batch.id) {
+                return Ok(false);
+            }
+            let events = self.without_finished_jobs(&batch.key, all);
+            let plan = planner::plan(&hra, &events, (self.clock)());
+            let write = Write {
+                key: &batch.key,
+                resource_version: &hra.resource_version,
+                reservations: &plan.reservations,
+                applied_batches: &record_batch(&hra.applied_batches, &batch.id),
+                dry_run: self.dry_run,
+            };
+            let started = Instant::now();
+            let written = self.store.write(write).await;
+            let conflict = matches!(written, Err(StoreError::Conflict { .. }));
+            self.metrics.write(started.elapsed(), conflict);
+            *planned = Some(Planned {
+                counts: plan.counts,
+                finished_jobs: plan.finished_jobs,
+            });
+            match written {
+                Ok(_) => return Ok(true),
+                Err(StoreError::Conflict { message, .. }) => {
+                    tracing::debug!(hra = %batch.key, batch_id = %batch.id, %message, "conflict, re-planning");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::transient(format!(
+            "still conflicting after {MAX_CONFLICT_REPLANS} re-plans"
+        )))
+    }
+
+    /// The events minus `+1`s of jobs that finished in an earlier batch.
+    fn without_finished_jobs<'a>(
+        &self,
+        key: &HraKey,
+        events: &'a [PlanEvent],
+    ) -> Cow<'a, [PlanEvent]> {
+        let finished = |e: &PlanEvent| {
+            e.amount > 0
+                && e.job
+                    .as_ref()
+                    .is_some_and(|j| self.idempotency.is_finished(key, j))
+        };
+        if events.iter().any(finished) {
+            Cow::Owned(events.iter().filter(|e| !finished(e)).cloned().collect())
+        } else {
+            Cow::Borrowed(events)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_schedule_is_1_2_4_8_16_then_16() {
+        let p = RetryPolicy::with_deadline(Duration::from_secs(600));
+        let delays: Vec<u64> = (1..=8).map(|n| p.delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 16, 16, 16]);
+        assert_eq!(p.delay(200).as_secs(), 16);
+    }
+}

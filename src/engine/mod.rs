@@ -1,0 +1,95 @@
+//! Batching and applying. Data flows one way:
+//!
+//! intake ([`batcher::Batcher::submit`]) → per-HRA queue ([`queue`]) → batch →
+//! one attempt at a time ([`applier::Applier::attempt`]) → outcome → [`sink::OutcomeSink`],
+//! which fans out to the result hub ([`hub`]), waiters, idempotency memory
+//! ([`idempotency`]) and metrics.
+
+pub mod applier;
+pub mod batcher;
+mod expiring;
+pub mod hub;
+pub mod idempotency;
+pub mod queue;
+pub mod sink;
+
+use crate::{ops::metrics::Metrics, store::HraStore};
+use applier::{Applier, Clock, RetryPolicy};
+use batcher::Batcher;
+use hub::ResultHub;
+use idempotency::{Idempotency, IdempotencyLimits};
+use sink::OutcomeSink;
+use std::{sync::Arc, time::Duration};
+
+/// How the engine batches, applies and remembers.
+#[derive(Clone)]
+pub struct EngineSettings {
+    /// Batch window.
+    pub window: Duration,
+    /// Back-off and deadline for transient errors.
+    pub retry: RetryPolicy,
+    /// Plan and report, never write.
+    pub dry_run: bool,
+    /// Most applies in flight at once.
+    pub max_concurrent_writes: usize,
+    /// Recent results kept for `WatchBatches.replay`.
+    pub replay_capacity: usize,
+    /// Results buffered per watcher before it starts missing them.
+    pub watcher_buffer: usize,
+    /// Event-id and finished-job memory.
+    pub idempotency: IdempotencyLimits,
+    /// Source of the planner's `now`.
+    pub clock: Clock,
+}
+
+/// The engine's parts, wired: intake goes to `batcher`, results come from `hub`.
+#[derive(Clone)]
+pub struct Engine {
+    /// Takes events and runs batches.
+    pub batcher: Arc<Batcher>,
+    /// Fans results out to watchers.
+    pub hub: Arc<ResultHub>,
+}
+
+impl Engine {
+    /// Wires an engine over `store`, recording into `metrics`.
+    pub fn new(store: Arc<dyn HraStore>, settings: &EngineSettings, metrics: Arc<Metrics>) -> Self {
+        let EngineSettings {
+            window,
+            retry,
+            dry_run,
+            max_concurrent_writes,
+            replay_capacity,
+            watcher_buffer,
+            idempotency,
+            clock,
+        } = settings.clone();
+        let hub = Arc::new(ResultHub::new(
+            replay_capacity,
+            watcher_buffer,
+            metrics.clone(),
+        ));
+        let idempotency = Arc::new(Idempotency::new(idempotency, metrics.clone()));
+        let sink = Arc::new(OutcomeSink::new(
+            hub.clone(),
+            idempotency.clone(),
+            metrics.clone(),
+        ));
+        let applier = Arc::new(Applier::new(
+            store,
+            retry,
+            dry_run,
+            clock,
+            metrics,
+            idempotency.clone(),
+        ));
+        let batcher = Arc::new(Batcher::new(
+            applier,
+            sink,
+            idempotency,
+            window,
+            max_concurrent_writes,
+        ));
+        Self { batcher, hub }
+    }
+}

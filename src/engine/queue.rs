@@ -1,0 +1,219 @@
+//! Each HRA's queue: the events waiting for its next batch (folded as they arrive, with their
+//! riders), its window, and whether an apply of it is in flight. Plain data under the
+//! batcher's lock; nothing here waits or does IO.
+
+use super::{applier::Batch, sink::Riders};
+use crate::domain::{
+    hra::HraKey,
+    planner::{Fold, PlanEvent},
+};
+use rustc_hash::FxHashMap;
+use std::{
+    collections::{HashSet, VecDeque},
+    time::Duration,
+};
+use tokio::time::Instant;
+
+/// Events of one HRA waiting for a batch.
+#[derive(Debug)]
+pub struct Pending {
+    /// Folded as they arrive (O(job events), not O(events)).
+    pub events: Fold,
+    /// Producer events these stand for.
+    pub count: u64,
+    /// Waiters and event ids of these events.
+    pub riders: Riders,
+    /// When the first of these events was accepted.
+    pub since: Instant,
+    /// When this HRA's window closes.
+    pub due: Instant,
+}
+
+/// Events taken from a queue for a running batch's next attempt.
+#[derive(Debug)]
+pub struct Late {
+    /// The events, in order.
+    pub events: Vec<PlanEvent>,
+    /// Producer events these stand for.
+    pub count: u64,
+    /// Their riders.
+    pub riders: Riders,
+    since: Instant,
+    due: Instant,
+}
+
+/// Every HRA's queue.
+#[derive(Default)]
+pub struct Queues {
+    /// Fx-hashed: keys are our own validated names, and this map is on the intake hot path.
+    pending: FxHashMap<HraKey, Pending>,
+    /// Window ends in the order they were opened, which is also the order of their times.
+    windows: VecDeque<(Instant, HraKey)>,
+    in_flight: HashSet<HraKey>,
+    /// Set on shutdown: windows no longer wait, intake is refused.
+    pub closed: bool,
+}
+
+impl Queues {
+    /// Appends an event (and its riders) to `key`'s queue, opening its window (closing
+    /// `window` after `now`) if it has none. True when this opened the first window of all.
+    pub fn push(
+        &mut self,
+        key: &HraKey,
+        event: PlanEvent,
+        riders: Riders,
+        now: Instant,
+        window: Duration,
+    ) -> bool {
+        let mut first = false;
+        // One lookup on the hot path; the key is cloned only when a window opens.
+        let pending = match self.pending.get_mut(key) {
+            Some(pending) => pending,
+            None => {
+                let due = now + window;
+                first = self.windows.is_empty();
+                self.windows.push_back((due, key.clone()));
+                let fresh = Pending {
+                    events: Fold::default(),
+                    count: 0,
+                    riders: Riders::default(),
+                    since: now,
+                    due,
+                };
+                self.pending.entry(key.clone()).or_insert(fresh)
+            }
+        };
+        pending.events.push(event);
+        pending.count += 1;
+        pending.riders.extend(riders);
+        first
+    }
+
+    /// Takes `key`'s batch if it may start now: events pending, no apply in flight, and its
+    /// window closed (or the queues closed). The key counts as in flight from then on.
+    pub fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Riders)> {
+        if self.in_flight.contains(key) {
+            return None;
+        }
+        let due = self.pending.get(key)?.due;
+        if due > now && !self.closed {
+            return None;
+        }
+        let pending = self.pending.remove(key)?;
+        self.in_flight.insert(key.clone());
+        let batch = Batch {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            event_count: pending.count,
+            since: pending.since,
+            key: key.clone(),
+            events: pending.events.into_events(),
+        };
+        Some((batch, pending.riders))
+    }
+
+    /// Takes the events that arrived for `key` while its batch runs.
+    pub fn take_late(&mut self, key: &HraKey) -> Option<Late> {
+        let pending = self.pending.remove(key)?;
+        Some(Late {
+            events: pending.events.into_events(),
+            count: pending.count,
+            riders: pending.riders,
+            since: pending.since,
+            due: pending.due,
+        })
+    }
+
+    /// Puts events taken with [`Queues::take_late`] back, before any that came since.
+    pub fn restore(&mut self, key: &HraKey, late: Late) {
+        let mut events = Fold::default();
+        for event in late.events {
+            events.push(event);
+        }
+        let mut restored = Pending {
+            events,
+            count: late.count,
+            riders: late.riders,
+            since: late.since,
+            due: late.due,
+        };
+        if let Some(newer) = self.pending.remove(key) {
+            restored.events.extend(newer.events);
+            restored.count += newer.count;
+            restored.riders.extend(newer.riders);
+            restored.due = restored.due.min(newer.due);
+        }
+        self.pending.insert(key.clone(), restored);
+    }
+
+    /// Marks `key`'s apply finished.
+    pub fn finish(&mut self, key: &HraKey) {
+        self.in_flight.remove(key);
+    }
+
+    /// When the earliest open window closes.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.windows.front().map(|w| w.0)
+    }
+
+    /// The HRAs whose windows have closed by `now` (each window reported once).
+    pub fn due(&mut self, now: Instant) -> Vec<HraKey> {
+        let mut due = Vec::new();
+        while self.windows.front().is_some_and(|w| w.0 <= now) {
+            due.extend(self.windows.pop_front().map(|w| w.1));
+        }
+        due
+    }
+
+    /// HRAs with events waiting for a batch.
+    pub fn pending_hras(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Applies in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Every HRA with events waiting, if nothing is pending or in flight: `None`.
+    pub fn busy_keys(&self) -> Option<Vec<HraKey>> {
+        if self.pending.is_empty() && self.in_flight.is_empty() {
+            return None;
+        }
+        Some(self.pending.keys().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn ev(amount: i64) -> PlanEvent {
+        PlanEvent {
+            amount,
+            duration: TimeDelta::minutes(1),
+            job: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restored_events_go_back_before_newer_ones() {
+        let key = HraKey::new("ns", "a");
+        let mut q = Queues::default();
+        let now = Instant::now();
+        let window = Duration::from_secs(1);
+        assert!(q.push(&key, ev(2), Riders::default(), now, window));
+        let (batch, _) = q.take_ready(&key, now + window).unwrap();
+        assert!(q.take_ready(&key, now + window).is_none(), "in flight");
+        q.push(&key, ev(-1), Riders::default(), now, window);
+        let late = q.take_late(&key).unwrap();
+        q.push(&key, ev(5), Riders::default(), now + window, window);
+        q.restore(&key, late);
+        q.finish(&key);
+        let (next, _) = q.take_ready(&key, now + window).unwrap();
+        let amounts: Vec<i64> = next.events.iter().map(|e| e.amount).collect();
+        assert_eq!(amounts, [-1, 5]);
+        assert_eq!(next.event_count, 2);
+        assert_ne!(next.id, batch.id);
+    }
+}

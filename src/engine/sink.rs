@@ -1,0 +1,137 @@
+//! The one place an outcome goes: every attempt's report is logged, counted and published to
+//! the hub; a batch's final report also answers its waiters, makes the event ids of a failed
+//! batch forgettable (so a producer's retry is applied) and remembers the jobs it finished.
+
+use super::{
+    applier::{Batch, Planned},
+    hub::ResultHub,
+    idempotency::Idempotency,
+};
+use crate::{
+    domain::{
+        planner::Counts,
+        report::{BatchReport, Outcome},
+    },
+    ops::metrics::Metrics,
+};
+use chrono::Utc;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Receives the final outcome of the batch that held an event.
+pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
+
+/// What follows a batch's events to its outcome: callers waiting for it, and the event ids
+/// to forget if it fails.
+#[derive(Debug, Default)]
+pub struct Riders {
+    /// `ScaleAndWait` callers.
+    pub waiters: Vec<Waiter>,
+    /// Event ids of the batch's events.
+    pub event_ids: Vec<String>,
+}
+
+impl Riders {
+    /// Takes on another set's riders.
+    pub fn extend(&mut self, other: Riders) {
+        self.waiters.extend(other.waiters);
+        self.event_ids.extend(other.event_ids);
+    }
+}
+
+/// Fans outcomes out to the hub, waiters, idempotency memory, metrics and logs.
+pub struct OutcomeSink {
+    hub: Arc<ResultHub>,
+    idempotency: Arc<Idempotency>,
+    metrics: Arc<Metrics>,
+}
+
+impl OutcomeSink {
+    /// A sink publishing to `hub`.
+    pub fn new(hub: Arc<ResultHub>, idempotency: Arc<Idempotency>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            hub,
+            idempotency,
+            metrics,
+        }
+    }
+
+    /// Reports one attempt's outcome (log line, metrics, hub).
+    pub fn report(
+        &self,
+        batch: &Batch,
+        outcome: Outcome,
+        counts: Counts,
+        attempt: u32,
+        error: Option<String>,
+    ) -> Arc<BatchReport> {
+        let report = Arc::new(BatchReport {
+            key: batch.key.clone(),
+            outcome,
+            counts,
+            events: batch.event_count,
+            attempt,
+            error,
+            at: Utc::now(),
+            batch_id: batch.id.clone(),
+        });
+        log(&report);
+        self.metrics.batch(outcome.as_str());
+        if matches!(outcome, Outcome::Applied | Outcome::DryRun) {
+            self.metrics.event_age(batch.since.elapsed());
+        }
+        self.hub.publish(report.clone());
+        report
+    }
+
+    /// Reports a batch's final outcome and settles its riders.
+    pub fn finish(
+        &self,
+        batch: &Batch,
+        riders: Riders,
+        outcome: Outcome,
+        planned: Option<&Planned>,
+        attempt: u32,
+        error: Option<String>,
+    ) {
+        let counts = planned.map(|p| p.counts).unwrap_or_default();
+        let report = self.report(batch, outcome, counts, attempt, error);
+        match outcome {
+            Outcome::Applied => {
+                let finished = planned.map(|p| p.finished_jobs.as_slice());
+                self.idempotency
+                    .record_finished(&batch.key, finished.unwrap_or_default());
+            }
+            Outcome::Failed => self.idempotency.forget_events(&riders.event_ids),
+            Outcome::Retrying | Outcome::DryRun => {}
+        }
+        for waiter in riders.waiters {
+            let _ = waiter.send(report.clone());
+        }
+    }
+}
+
+/// One structured line per outcome, with the same fields as the wire result.
+fn log(r: &BatchReport) {
+    let Counts {
+        before,
+        expired,
+        added,
+        completed,
+        after,
+    } = r.counts;
+    let error = r.error.as_deref().unwrap_or("");
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                namespace = %r.key.namespace, name = %r.key.name, outcome = r.outcome.as_str(),
+                batch_id = %r.batch_id, attempt = r.attempt, events = r.events,
+                before, expired, added, completed, after, error, "batch {}", r.outcome.as_str()
+            )
+        };
+    }
+    match r.outcome {
+        Outcome::Applied | Outcome::DryRun => line!(info),
+        Outcome::Retrying | Outcome::Failed => line!(warn),
+    }
+}

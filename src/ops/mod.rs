@@ -1,0 +1,5 @@
+//! Running it: Prometheus metrics, the probes listener and logging setup.
+
+pub mod metrics;
+pub mod probes;
+pub mod telemetry;

@@ -1,0 +1,273 @@
+//! Whole objects kept as JSON under one resourceVersion counter, changed the way the
+//! Kubernetes API server changes them: JSON merge patches with a resourceVersion
+//! precondition, immutable identity, a schema check before anything is stored. The memory
+//! store keeps its HRAs here, and the test API server serves from the same code.
+
+use super::resource::apply_merge_patch;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Namespace and name of a stored object.
+pub type ObjectKey = (String, String);
+
+/// Why a change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// No object under that key.
+    #[error("not found")]
+    NotFound,
+    /// An object under that key exists already (create).
+    #[error("already exists")]
+    AlreadyExists,
+    /// The patch's resourceVersion precondition does not hold.
+    #[error(
+        "the object has been modified: resourceVersion is {current}, the write was planned from {planned}"
+    )]
+    Conflict {
+        /// The stored resourceVersion.
+        current: String,
+        /// The one the patch asked for.
+        planned: String,
+    },
+    /// The result would not pass the schema check.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The result of a patch.
+#[derive(Clone, Debug)]
+pub struct Patched {
+    /// The object as stored (or, on a dry run, as it would be).
+    pub object: Value,
+    /// False for a dry run or a patch that changed nothing (no new resourceVersion).
+    pub changed: bool,
+}
+
+/// A schema check run on every object before it is stored.
+pub type Schema = fn(&Value) -> Result<(), String>;
+
+/// Objects by namespace and name, with the resourceVersion counter they share.
+#[derive(Debug)]
+pub struct Objects {
+    objects: BTreeMap<ObjectKey, Value>,
+    revision: u64,
+    schema: Schema,
+}
+
+/// The key of an object: its `metadata.namespace` and `metadata.name`.
+pub fn key_of(object: &Value) -> ObjectKey {
+    let get = |f: &str| {
+        object["metadata"][f]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (get("namespace"), get("name"))
+}
+
+impl Objects {
+    /// An empty map whose objects must pass `schema`.
+    pub fn new(schema: Schema) -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            revision: 0,
+            schema,
+        }
+    }
+
+    /// The last resourceVersion handed out.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    fn stamp(&mut self, object: &mut Value) {
+        self.revision += 1;
+        object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
+    }
+
+    /// Adds an object that must not exist yet (POST); `metadata.namespace` defaults to
+    /// `default`. Returns it as stored.
+    pub fn create(&mut self, object: Value) -> Result<Value, ObjectError> {
+        if self
+            .objects
+            .contains_key(&key_of(&with_namespace(object.clone())?))
+        {
+            return Err(ObjectError::AlreadyExists);
+        }
+        self.put(object)
+    }
+
+    /// Adds or replaces a whole object, giving it a new resourceVersion (and a uid if it
+    /// has none). Returns it as stored.
+    pub fn put(&mut self, object: Value) -> Result<Value, ObjectError> {
+        let mut object = with_namespace(object)?;
+        (self.schema)(&object).map_err(ObjectError::Invalid)?;
+        self.stamp(&mut object);
+        if object["metadata"].get("uid").is_none() {
+            object["metadata"]["uid"] = json!(format!("uid-{}", self.revision));
+        }
+        self.objects.insert(key_of(&object), object.clone());
+        Ok(object)
+    }
+
+    /// The stored object.
+    pub fn get(&self, key: &ObjectKey) -> Option<&Value> {
+        self.objects.get(key)
+    }
+
+    /// Every object, or those of one namespace, ordered by namespace then name.
+    pub fn list<'a>(&'a self, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> {
+        self.objects
+            .iter()
+            .filter(move |((ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .map(|(_, o)| o)
+    }
+
+    /// Removes an object, returning it.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<Value> {
+        self.objects.remove(key)
+    }
+
+    /// Changes an object in place as another writer would, with a new resourceVersion.
+    pub fn modify(
+        &mut self,
+        key: &ObjectKey,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Value, ObjectError> {
+        let mut object = self.objects.get(key).ok_or(ObjectError::NotFound)?.clone();
+        edit(&mut object);
+        self.replace(key, object)
+    }
+
+    /// Applies a JSON merge patch. A `metadata.resourceVersion` in the patch is a
+    /// precondition; name, namespace and uid cannot change; the result must pass the schema.
+    /// A dry run or a patch that changes nothing keeps the resourceVersion.
+    pub fn patch(
+        &mut self,
+        key: &ObjectKey,
+        patch: &Value,
+        dry_run: bool,
+    ) -> Result<Patched, ObjectError> {
+        let current = self.objects.get(key).ok_or(ObjectError::NotFound)?;
+        let current_rv = current["metadata"]["resourceVersion"].clone();
+        if let Some(planned) = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && Some(planned) != current_rv.as_str()
+        {
+            return Err(ObjectError::Conflict {
+                current: current_rv.as_str().unwrap_or_default().to_owned(),
+                planned: planned.to_owned(),
+            });
+        }
+        let mut merged = current.clone();
+        apply_merge_patch(&mut merged, patch);
+        for immutable in ["name", "namespace", "uid"] {
+            merged["metadata"][immutable] = current["metadata"][immutable].clone();
+        }
+        merged["metadata"]["resourceVersion"] = current_rv;
+        (self.schema)(&merged).map_err(ObjectError::Invalid)?;
+        if dry_run || merged == *current {
+            return Ok(Patched {
+                object: merged,
+                changed: false,
+            });
+        }
+        let object = self.replace(key, merged)?;
+        Ok(Patched {
+            object,
+            changed: true,
+        })
+    }
+
+    fn replace(&mut self, key: &ObjectKey, mut object: Value) -> Result<Value, ObjectError> {
+        (self.schema)(&object).map_err(ObjectError::Invalid)?;
+        self.stamp(&mut object);
+        self.objects.insert(key.clone(), object.clone());
+        Ok(object)
+    }
+}
+
+/// Checks that `metadata` is an object with a name, defaulting the namespace to `default`.
+fn with_namespace(mut object: Value) -> Result<Value, ObjectError> {
+    let meta = object
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ObjectError::Invalid("metadata must be an object".into()))?;
+    if !meta.get("name").is_some_and(Value::is_string) {
+        return Err(ObjectError::Invalid("metadata.name is required".into()));
+    }
+    if !meta.get("namespace").is_some_and(Value::is_string) {
+        meta.insert("namespace".into(), "default".into());
+    }
+    Ok(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any(_: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ("default".into(), name.into())
+    }
+
+    #[test]
+    fn patches_check_the_version_keep_identity_and_bump_only_on_change() {
+        let mut objects = Objects::new(any);
+        let stored = objects
+            .put(json!({"metadata": {"name": "a"}, "spec": {"x": 1}}))
+            .unwrap();
+        assert_eq!(stored["metadata"]["resourceVersion"], "1");
+        assert_eq!(stored["metadata"]["namespace"], "default");
+        let stale = json!({"metadata": {"resourceVersion": "0"}, "spec": {"x": 2}});
+        assert!(matches!(
+            objects.patch(&key("a"), &stale, false),
+            Err(ObjectError::Conflict { .. })
+        ));
+        let rename = json!({"metadata": {"resourceVersion": "1", "name": "b"}, "spec": {"x": 2}});
+        let patched = objects.patch(&key("a"), &rename, false).unwrap();
+        assert!(patched.changed);
+        assert_eq!(patched.object["metadata"]["name"], "a");
+        assert_eq!(patched.object["metadata"]["resourceVersion"], "2");
+        let same = json!({"spec": {"x": 2}});
+        assert!(!objects.patch(&key("a"), &same, false).unwrap().changed);
+        let dry = objects
+            .patch(&key("a"), &json!({"spec": {"x": 3}}), true)
+            .unwrap();
+        assert_eq!((dry.changed, &dry.object["spec"]["x"]), (false, &json!(3)));
+        assert_eq!(objects.get(&key("a")).unwrap()["spec"]["x"], 2);
+        assert_eq!(
+            objects.patch(&key("b"), &same, false).unwrap_err(),
+            ObjectError::NotFound
+        );
+        assert_eq!(
+            objects
+                .create(json!({"metadata": {"name": "a"}}))
+                .unwrap_err(),
+            ObjectError::AlreadyExists
+        );
+    }
+
+    #[test]
+    fn the_schema_guards_every_change() {
+        fn no_bad(o: &Value) -> Result<(), String> {
+            if o["spec"]["bad"].is_null() {
+                Ok(())
+            } else {
+                Err("spec.bad: not allowed".into())
+            }
+        }
+        let mut objects = Objects::new(no_bad);
+        objects.put(json!({"metadata": {"name": "a"}})).unwrap();
+        let err = objects
+            .patch(&key("a"), &json!({"spec": {"bad": 1}}), false)
+            .unwrap_err();
+        assert_eq!(err, ObjectError::Invalid("spec.bad: not allowed".into()));
+        assert!(objects.put(json!({"metadata": {}})).is_err());
+        assert_eq!(objects.revision(), 1);
+    }
+}

@@ -1,0 +1,283 @@
+//! The one HorizontalRunnerAutoscaler resource type, used by every store (and the test API
+//! server): only the fields we use are parsed, everything else in the object is ignored on
+//! read and never sent back. Also the one merge patch a write sends.
+
+use super::Write;
+use crate::domain::hra::{CapacityReservation, Hra, HraKey, parse_batch_ids};
+use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+use kube::Resource;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+
+/// API group of the HorizontalRunnerAutoscaler CRD.
+pub const GROUP: &str = "actions.summerwind.dev";
+/// API version of the HorizontalRunnerAutoscaler CRD we read and write.
+pub const VERSION: &str = "v1alpha1";
+/// Kind of the CRD.
+pub const KIND: &str = "HorizontalRunnerAutoscaler";
+/// Plural resource name of the CRD.
+pub const PLURAL: &str = "horizontalrunnerautoscalers";
+/// Annotation holding the ids of the most recent batches written to an HRA.
+pub const APPLIED_BATCHES_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/applied-batches";
+
+/// A HorizontalRunnerAutoscaler with only the fields we use.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HorizontalRunnerAutoscaler {
+    /// Standard object metadata.
+    pub metadata: ObjectMeta,
+    /// The part of the spec we read.
+    #[serde(default)]
+    pub spec: HraSpec,
+}
+
+/// The spec fields the scaler reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HraSpec {
+    /// `spec.minReplicas`.
+    #[serde(default)]
+    pub min_replicas: Option<i32>,
+    /// `spec.maxReplicas`.
+    #[serde(default)]
+    pub max_replicas: Option<i32>,
+    /// `spec.capacityReservations`.
+    #[serde(default)]
+    pub capacity_reservations: Option<Vec<CapacityReservation>>,
+}
+
+impl Resource for HorizontalRunnerAutoscaler {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        PLURAL.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// A stored object that is not a readable HorizontalRunnerAutoscaler.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed HorizontalRunnerAutoscaler object: {0}")]
+pub struct ParseError(#[from] serde_json::Error);
+
+impl HorizontalRunnerAutoscaler {
+    /// Parses the fields we use out of a whole object (JSON), ignoring all others.
+    pub fn from_value(object: &Value) -> Result<Self, ParseError> {
+        Ok(Self::deserialize(object)?)
+    }
+}
+
+impl From<HorizontalRunnerAutoscaler> for Hra {
+    fn from(o: HorizontalRunnerAutoscaler) -> Self {
+        let ObjectMeta {
+            name,
+            namespace,
+            resource_version,
+            annotations,
+            ..
+        } = o.metadata;
+        let applied_batches = annotations
+            .as_ref()
+            .and_then(|a| a.get(APPLIED_BATCHES_ANNOTATION))
+            .map(|v| parse_batch_ids(v))
+            .unwrap_or_default();
+        Hra {
+            key: HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default()),
+            resource_version: resource_version.unwrap_or_default(),
+            min_replicas: o.spec.min_replicas,
+            max_replicas: o.spec.max_replicas,
+            capacity_reservations: o.spec.capacity_reservations.unwrap_or_default(),
+            applied_batches,
+        }
+    }
+}
+
+/// Reads an [`Hra`] out of a whole object.
+pub fn parse_hra(object: &Value) -> Result<Hra, ParseError> {
+    HorizontalRunnerAutoscaler::from_value(object).map(Hra::from)
+}
+
+/// The CRD's structural schema, as far as we read or write it: `capacityReservations[]`
+/// items of `{name: string, effectiveTime: date-time, expirationTime: date-time, replicas:
+/// integer}`, and the fields we parse of the right types.
+pub fn hra_schema(object: &Value) -> Result<(), String> {
+    if let Some(list) = object.pointer("/spec/capacityReservations") {
+        let items = list
+            .as_array()
+            .ok_or("spec.capacityReservations: must be an array")?;
+        for (i, item) in items.iter().enumerate() {
+            let item = item
+                .as_object()
+                .ok_or(format!("spec.capacityReservations[{i}]: must be an object"))?;
+            for (field, value) in item {
+                let ok = match field.as_str() {
+                    "name" => value.is_string(),
+                    "effectiveTime" | "expirationTime" => value
+                        .as_str()
+                        .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+                    "replicas" => value.is_i64(),
+                    _ => true,
+                };
+                if !ok {
+                    return Err(format!(
+                        "spec.capacityReservations[{i}].{field}: invalid value {value}"
+                    ));
+                }
+            }
+        }
+    }
+    HorizontalRunnerAutoscaler::from_value(object)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The merge patch of one write: the resourceVersion precondition, the whole reservation list
+/// (null removes it) and the applied-batches annotation. Nothing else of the object.
+pub fn merge_patch(write: &Write<'_>) -> Value {
+    let reservations = if write.reservations.is_empty() {
+        Value::Null
+    } else {
+        serde_json::to_value(write.reservations).expect("reservations always serialize")
+    };
+    json!({
+        "metadata": {
+            "resourceVersion": write.resource_version,
+            "annotations": {APPLIED_BATCHES_ANNOTATION: write.applied_batches},
+        },
+        "spec": {"capacityReservations": reservations},
+    })
+}
+
+/// Applies a JSON merge patch (RFC 7386) to `target`: objects merge key by key, `null`
+/// removes a key, anything else replaces.
+pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(map) = target else {
+        return;
+    };
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            apply_merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::hra::k8s_time;
+    use chrono::{TimeDelta, Utc};
+
+    #[test]
+    fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
+        let obj = json!({
+            "apiVersion": "actions.summerwind.dev/v1alpha1",
+            "kind": "HorizontalRunnerAutoscaler",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "42",
+                "annotations": {APPLIED_BATCHES_ANNOTATION: "b1, b2"}},
+            "spec": {"maxReplicas": 3, "scaleTargetRef": {"name": "x"},
+                "capacityReservations": [{"effectiveTime": "2026-05-29T17:04:57.5Z",
+                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 2, "name": "j"}]},
+            "status": {"desiredReplicas": 4}
+        });
+        let hra = parse_hra(&obj).unwrap();
+        assert_eq!(hra.key, HraKey::new("ns", "a"));
+        assert_eq!(hra.resource_version, "42");
+        assert_eq!(hra.max_replicas, Some(3));
+        assert_eq!(hra.min_replicas, None);
+        assert_eq!(hra.applied_batches, vec!["b1", "b2"]);
+        let r = &hra.capacity_reservations[0];
+        assert_eq!(r.name, "j");
+        assert_eq!(r.life(), TimeDelta::milliseconds(29 * 60 * 1000 + 59_500));
+    }
+
+    #[test]
+    fn null_times_read_as_go_zero_time() {
+        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
+            {"effectiveTime": null, "replicas": 1}]}});
+        let hra = parse_hra(&obj).unwrap();
+        assert_eq!(
+            hra.capacity_reservations[0].expiration_time,
+            k8s_time::zero()
+        );
+        assert_eq!(hra.reserved_replicas(Utc::now()), 0);
+    }
+
+    #[test]
+    fn bad_time_is_an_error() {
+        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
+            {"effectiveTime": "yesterday", "expirationTime": "2026-05-29T17:34:57Z"}]}});
+        let err = parse_hra(&obj).unwrap_err().to_string();
+        assert!(err.contains("yesterday"), "{err}");
+    }
+
+    #[test]
+    fn the_patch_carries_only_version_reservations_and_batch_ids() {
+        let key = HraKey::new("ns", "a");
+        let t = chrono::DateTime::parse_from_rfc3339("2026-05-29T17:04:57.9Z")
+            .unwrap()
+            .to_utc();
+        let list = [CapacityReservation {
+            name: "42".into(),
+            effective_time: t,
+            expiration_time: t + TimeDelta::minutes(30),
+            replicas: 1,
+        }];
+        let w = Write {
+            key: &key,
+            resource_version: "7",
+            reservations: &list,
+            applied_batches: "b1,b2",
+            dry_run: false,
+        };
+        assert_eq!(
+            merge_patch(&w),
+            json!({
+                "metadata": {"resourceVersion": "7", "annotations": {APPLIED_BATCHES_ANNOTATION: "b1,b2"}},
+                "spec": {"capacityReservations": [{"name": "42", "effectiveTime": "2026-05-29T17:04:57Z",
+                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 1}]}
+            })
+        );
+        let empty = Write {
+            reservations: &[],
+            ..w
+        };
+        assert_eq!(
+            merge_patch(&empty)["spec"]["capacityReservations"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn merge_patch_merges_objects_removes_nulls_and_replaces_the_rest() {
+        let mut target = json!({"a": {"b": 1, "c": 2}, "l": [1, 2], "x": "keep"});
+        apply_merge_patch(&mut target, &json!({"a": {"b": null, "d": 3}, "l": [3]}));
+        assert_eq!(
+            target,
+            json!({"a": {"c": 2, "d": 3}, "l": [3], "x": "keep"})
+        );
+    }
+}
