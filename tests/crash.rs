@@ -1,13 +1,15 @@
-//! The real binary on the kubernetes backend (KUBECONFIG pointing at the test API server):
+//! The real binary on the kubernetes backend (KUBECONFIG pointing at the test API server, or
+//! at an existing cluster with `USE_EXISTING_CLUSTER=true`):
 //! ScaleAndWait answers only once the HRA is written, and a SIGKILL at any point loses
 //! nothing and doubles nothing once producers retry with the same job ids.
 
 mod common;
 
 use batch_scaler::api::pb::{self, batch_scaler_client::BatchScalerClient};
-use common::apiserver::ApiServer;
+use batch_scaler_testkit::cluster::TestCluster;
+use common::wait_accepted;
 use serde_json::{Value, json};
-use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -16,24 +18,15 @@ use tonic::transport::Channel;
 
 const APPLIED: i32 = pb::Outcome::Applied as i32;
 
-fn kubeconfig(api: &ApiServer) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "bs-kubeconfig-{}-{}",
-        std::process::id(),
-        api.addr.port()
-    ));
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"http://{}\"}}\n\
-         users:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test, namespace: ci}}\n\
-         current-context: test\n",
-        api.addr
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+/// A running binary.
+struct Service {
+    child: Child,
+    client: BatchScalerClient<Channel>,
+    metrics: SocketAddr,
 }
 
-/// Starts the binary and returns it with a client once it logs its address.
-async fn start(kubeconfig: &PathBuf, window: &str) -> (Child, BatchScalerClient<Channel>) {
+/// Starts the binary and returns it with a client once it logs its addresses.
+async fn start(kubeconfig: &PathBuf, namespace: &str, window: &str) -> Service {
     let mut child = Command::new(env!("CARGO_BIN_EXE_batch-scaler"))
         .args([
             "--backend",
@@ -43,7 +36,7 @@ async fn start(kubeconfig: &PathBuf, window: &str) -> (Child, BatchScalerClient<
             "--metrics-listen",
             "127.0.0.1:0",
         ])
-        .args(["--window", window])
+        .args(["--window", window, "--watch-namespace", namespace])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -51,10 +44,17 @@ async fn start(kubeconfig: &PathBuf, window: &str) -> (Child, BatchScalerClient<
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+    let (addr, metrics) = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut metrics = None;
         while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("metrics on http://").nth(1) {
+                metrics = rest.trim().strip_suffix("/metrics").map(str::to_owned);
+            }
             if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.trim().to_owned();
+                return (
+                    rest.trim().to_owned(),
+                    metrics.expect("metrics address logged first"),
+                );
             }
         }
         panic!("exited before listening");
@@ -66,12 +66,16 @@ async fn start(kubeconfig: &PathBuf, window: &str) -> (Child, BatchScalerClient<
     let client = BatchScalerClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    (child, client)
+    Service {
+        child,
+        client,
+        metrics: metrics.parse().unwrap(),
+    }
 }
 
-fn job(id: &str) -> pb::ScaleEvent {
+fn job(c: &TestCluster, id: &str) -> pb::ScaleEvent {
     pb::ScaleEvent {
-        namespace: "ci".into(),
+        namespace: c.namespace.clone(),
         name: "a".into(),
         amount: 1,
         job_id: id.into(),
@@ -79,9 +83,9 @@ fn job(id: &str) -> pb::ScaleEvent {
     }
 }
 
-fn reservations(api: &ApiServer) -> BTreeMap<String, usize> {
+async fn reservations(c: &TestCluster) -> BTreeMap<String, usize> {
     let mut count = BTreeMap::new();
-    let object = api.object("ci", "a").unwrap();
+    let object = c.object("a").await.unwrap();
     for r in object
         .pointer("/spec/capacityReservations")
         .and_then(Value::as_array)
@@ -97,27 +101,35 @@ fn reservations(api: &ApiServer) -> BTreeMap<String, usize> {
 
 fn hra() -> Value {
     json!({"apiVersion": "actions.summerwind.dev/v1alpha1", "kind": "HorizontalRunnerAutoscaler",
-        "metadata": {"name": "a", "namespace": "ci"}, "spec": {"scaleTargetRef": {"name": "a"}}})
+        "metadata": {"name": "a"}, "spec": {"scaleTargetRef": {"name": "a"}}})
 }
 
 #[tokio::test]
-async fn scale_and_wait_returns_applied_only_once_the_hra_is_written() {
-    let api = ApiServer::start().await;
-    api.insert(hra());
-    let config = kubeconfig(&api);
-    let (_child, mut client) = start(&config, "300ms").await;
-    let r = client.scale_and_wait(job("J1")).await.unwrap().into_inner();
+async fn kube_binary_scale_and_wait_returns_applied_only_once_the_hra_is_written() {
+    let c = TestCluster::start().await;
+    c.create(hra()).await;
+    let config = c.kubeconfig();
+    let Service {
+        child: _child,
+        mut client,
+        ..
+    } = start(&config, &c.namespace, "300ms").await;
+    let r = client
+        .scale_and_wait(job(&c, "J1"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.batch.unwrap().outcome, APPLIED);
-    assert_eq!(reservations(&api).get("J1"), Some(&1));
+    assert_eq!(reservations(&c).await.get("J1"), Some(&1));
     let gone = pb::ScaleEvent {
         name: "gone".into(),
-        ..job("J2")
+        ..job(&c, "J2")
     };
     let r = client.scale_and_wait(gone).await.unwrap().into_inner();
     assert_eq!(r.batch.unwrap().outcome, pb::Outcome::Failed as i32);
     let seen = pb::ScaleEvent {
         event_id: "delivery-1".into(),
-        ..job("J3")
+        ..job(&c, "J3")
     };
     assert!(
         !client
@@ -135,22 +147,29 @@ async fn scale_and_wait_returns_applied_only_once_the_hra_is_written() {
             .into_inner()
             .duplicate
     );
-    let _ = std::fs::remove_file(config);
+    if c.fake().is_some() {
+        let _ = std::fs::remove_file(config);
+    }
 }
 
 #[tokio::test]
-async fn a_sigkill_loses_nothing_and_retries_double_nothing() {
-    let api = ApiServer::start().await;
-    api.insert(hra());
-    let config = kubeconfig(&api);
-    let (mut child, client) = start(&config, "1s").await;
+async fn kube_binary_sigkill_loses_nothing_and_retries_double_nothing() {
+    let c = TestCluster::start().await;
+    c.create(hra()).await;
+    let config = c.kubeconfig();
+    let Service {
+        mut child,
+        client,
+        metrics,
+    } = start(&config, &c.namespace, "1s").await;
 
     // Wave 1 is applied before the crash; wave 2 waits in an open window when it comes.
     let wave1: Vec<String> = (0..5).map(|i| format!("w1-{i}")).collect();
     let wave2: Vec<String> = (0..5).map(|i| format!("w2-{i}")).collect();
     let call = |id: String| {
-        let mut c = client.clone();
-        tokio::spawn(async move { (id.clone(), c.scale_and_wait(job(&id)).await) })
+        let mut client = client.clone();
+        let event = job(&c, &id);
+        tokio::spawn(async move { (id, client.scale_and_wait(event).await) })
     };
     let first: Vec<_> = wave1.iter().cloned().map(call).collect();
     let mut answers = Vec::new();
@@ -158,14 +177,14 @@ async fn a_sigkill_loses_nothing_and_retries_double_nothing() {
         answers.push(h.await.unwrap());
     }
     let second: Vec<_> = wave2.iter().cloned().map(call).collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_accepted(metrics, 10).await;
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     for h in second {
         answers.push(h.await.unwrap());
     }
 
-    let stored = reservations(&api);
+    let stored = reservations(&c).await;
     let mut unanswered = Vec::new();
     for (id, answer) in &answers {
         match answer {
@@ -186,14 +205,18 @@ async fn a_sigkill_loses_nothing_and_retries_double_nothing() {
     assert_eq!(unanswered, wave2, "the open window died with the process");
 
     // After a restart every producer retries (acknowledged or not): one reservation per job.
-    let (_child, client) = start(&config, "200ms").await;
+    let Service {
+        child: _child,
+        client,
+        ..
+    } = start(&config, &c.namespace, "200ms").await;
     let retries: Vec<_> = wave1
         .iter()
         .chain(&wave2)
         .map(|id| {
-            let mut c = client.clone();
-            let id = id.clone();
-            tokio::spawn(async move { c.scale_and_wait(job(&id)).await })
+            let mut client = client.clone();
+            let event = job(&c, id);
+            tokio::spawn(async move { client.scale_and_wait(event).await })
         })
         .collect();
     for h in retries {
@@ -208,8 +231,10 @@ async fn a_sigkill_loses_nothing_and_retries_double_nothing() {
             APPLIED
         );
     }
-    let stored = reservations(&api);
+    let stored = reservations(&c).await;
     assert_eq!(stored.len(), 10);
     assert!(stored.values().all(|&n| n == 1), "{stored:?}");
-    let _ = std::fs::remove_file(config);
+    if c.fake().is_some() {
+        let _ = std::fs::remove_file(config);
+    }
 }

@@ -47,16 +47,6 @@ async fn start(
     (server, store, watch)
 }
 
-async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) -> pb::PublishSummary {
-    server
-        .client()
-        .await
-        .publish(tokio_stream::iter(events))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 fn names(store: &FaultyStore) -> Vec<String> {
     let o = store.object(&key("ci", "a")).unwrap();
     o["spec"]["capacityReservations"]
@@ -72,22 +62,25 @@ fn names(store: &FaultyStore) -> Vec<String> {
 #[tokio::test]
 async fn stale_completions_do_not_steal_a_queued_jobs_runner() {
     let (server, store, mut watch) = start(test_settings(WINDOW)).await;
-    publish(&server, vec![job(1, "J1")]).await;
+    server.try_publish(vec![job(1, "J1")]).await.unwrap();
     recv(&mut watch).await;
-    publish(
-        &server,
-        ["J0a", "J0b", "J0c", "J0d", "J0e"]
-            .map(|j| job(-1, j))
-            .to_vec(),
-    )
-    .await;
+    server
+        .try_publish(
+            ["J0a", "J0b", "J0c", "J0d", "J0e"]
+                .map(|j| job(-1, j))
+                .to_vec(),
+        )
+        .await;
     let r = recv(&mut watch).await;
     assert_eq!((r.events, r.added, r.completed, r.after), (5, 0, 0, 1));
     assert_eq!(names(&store), ["J1"]);
     // The same without job ids is the reference's behaviour (#4315): the runner is gone.
-    publish(&server, vec![job(1, "")]).await;
+    server.try_publish(vec![job(1, "")]).await.unwrap();
     recv(&mut watch).await;
-    publish(&server, (0..5).map(|_| job(-1, "")).collect()).await;
+    server
+        .try_publish((0..5).map(|_| job(-1, "")).collect())
+        .await
+        .unwrap();
     let r = recv(&mut watch).await;
     assert_eq!((r.completed, r.after), (5, 0));
 }
@@ -96,21 +89,24 @@ async fn stale_completions_do_not_steal_a_queued_jobs_runner() {
 async fn completions_pair_with_their_jobs_across_windows() {
     let (server, store, mut watch) = start(test_settings(WINDOW)).await;
     // Completed before its queued event arrives: the late +1 adds nothing.
-    publish(&server, vec![job(-1, "early")]).await;
+    server.try_publish(vec![job(-1, "early")]).await.unwrap();
     assert_eq!(recv(&mut watch).await.completed, 0);
-    publish(&server, vec![job(1, "early")]).await;
+    server.try_publish(vec![job(1, "early")]).await.unwrap();
     assert_eq!(recv(&mut watch).await.added, 0);
     assert!(names(&store).is_empty());
     // A redelivered queued event is not a second runner.
-    publish(&server, vec![job(1, "J")]).await;
+    server.try_publish(vec![job(1, "J")]).await.unwrap();
     recv(&mut watch).await;
-    publish(&server, vec![job(1, "J")]).await;
+    server.try_publish(vec![job(1, "J")]).await.unwrap();
     assert_eq!(recv(&mut watch).await.added, 0);
     assert_eq!(names(&store), ["J"]);
     // A completion takes its own reservation from the middle of the list.
-    publish(&server, vec![job(1, "K"), job(1, "L")]).await;
+    server
+        .try_publish(vec![job(1, "K"), job(1, "L")])
+        .await
+        .unwrap();
     recv(&mut watch).await;
-    publish(&server, vec![job(-1, "K")]).await;
+    server.try_publish(vec![job(-1, "K")]).await.unwrap();
     let r = recv(&mut watch).await;
     assert_eq!((r.completed, r.after), (1, 2));
     assert_eq!(names(&store), ["J", "L"]);
@@ -134,23 +130,29 @@ async fn completions_pair_with_their_jobs_across_windows() {
 
 #[tokio::test]
 async fn the_same_event_id_is_applied_once_until_its_ttl_passes() {
+    let ttl = Duration::from_millis(1500);
     let settings = {
         let mut s = test_settings(WINDOW);
-        s.engine.idempotency.dedupe_ttl = Duration::from_millis(1500);
+        s.engine.idempotency.dedupe_ttl = ttl;
         s
     };
     let (server, store, mut watch) = start(settings).await;
     let mut client = server.client().await;
     // Twice in one stream.
-    let summary = publish(
-        &server,
-        vec![delivery(1, "d1"), delivery(1, "d1"), delivery(1, "d2")],
-    )
-    .await;
+    let summary = server
+        .try_publish(vec![
+            delivery(1, "d1"),
+            delivery(1, "d1"),
+            delivery(1, "d2"),
+        ])
+        .await
+        .unwrap();
+    // d1 and d2 were remembered before the answer came.
+    let remembered_by = tokio::time::Instant::now();
     assert_eq!((summary.accepted, summary.duplicates), (2, 1));
     assert_eq!(recv(&mut watch).await.events, 2);
     // Again in another stream, and in a later window.
-    let summary = publish(&server, vec![delivery(1, "d2")]).await;
+    let summary = server.try_publish(vec![delivery(1, "d2")]).await.unwrap();
     assert_eq!((summary.accepted, summary.duplicates), (0, 1));
     assert!(
         client
@@ -167,8 +169,9 @@ async fn the_same_event_id_is_applied_once_until_its_ttl_passes() {
         .into_inner();
     assert!(wait.duplicate && wait.batch.is_none());
     assert_eq!(names(&store).len(), 2);
-    // After the TTL the id is new again.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // After the TTL the id is new again. (Polling would count dedupe hits: wait for the
+    // instant the TTL has surely passed instead.)
+    tokio::time::sleep_until(remembered_by + ttl).await;
     assert!(
         !client
             .scale(delivery(1, "d1"))
@@ -267,7 +270,7 @@ async fn shutdown_answers_waiting_calls_with_their_outcome() {
     let (mut server, store, _watch) = start(test_settings(Duration::from_secs(3600))).await;
     let mut client = server.client().await;
     let waiting = tokio::spawn(async move { client.scale_and_wait(job(1, "J")).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_accepted(server.http_addr, 1).await;
     server.shutdown().await.unwrap();
     let r = waiting.await.unwrap().unwrap().into_inner();
     assert_eq!(r.batch.unwrap().outcome, APPLIED);
@@ -283,7 +286,10 @@ async fn dry_run_reports_what_a_real_run_would_do_and_changes_nothing() {
     })
     .await;
     let before = store.object(&key("ci", "a")).unwrap();
-    publish(&server, vec![job(1, "J"), job(1, "K"), job(-1, "J")]).await;
+    server
+        .try_publish(vec![job(1, "J"), job(1, "K"), job(-1, "J")])
+        .await
+        .unwrap();
     let r = recv(&mut watch).await;
     assert_eq!(r.outcome, pb::Outcome::DryRun as i32);
     assert_eq!((r.added, r.completed, r.after), (2, 1, 1));

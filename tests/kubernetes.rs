@@ -56,10 +56,6 @@ async fn start(c: &TestCluster, settings: Settings) -> TestServer {
     TestServer::start(store, settings).await
 }
 
-async fn publish(server: &TestServer, events: Vec<pb::ScaleEvent>) {
-    server.publish(events).await;
-}
-
 const APPLIED: i32 = pb::Outcome::Applied as i32;
 const RETRYING: i32 = pb::Outcome::Retrying as i32;
 const FAILED: i32 = pb::Outcome::Failed as i32;
@@ -72,16 +68,14 @@ async fn kube_a_window_costs_one_get_and_one_patch_per_dirty_hra() {
     }
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
-    publish(
-        &server,
-        vec![
+    server
+        .publish(vec![
             event(&c, "a", 1),
             event(&c, "b", 2),
             event(&c, "a", 1),
             event(&c, "b", -1),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let mut got = [recv(&mut results).await, recv(&mut results).await];
     got.sort_by(|x, y| x.name.cmp(&y.name));
     assert_eq!(
@@ -166,9 +160,9 @@ async fn kube_fields_we_do_not_own_are_unchanged_byte_for_byte() {
     let before = c.object("a").await.unwrap();
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "a", 3)]).await;
+    server.publish(vec![event(&c, "a", 3)]).await;
     assert_eq!(recv(&mut results).await.outcome, APPLIED);
-    publish(&server, vec![event(&c, "a", -3)]).await;
+    server.publish(vec![event(&c, "a", -3)]).await;
     assert_eq!(recv(&mut results).await.after, 0);
     let after = c.object("a").await.unwrap();
     let text = |v: &Value| serde_json::to_string(v).unwrap();
@@ -213,7 +207,7 @@ async fn kube_a_concurrent_writer_between_read_and_write_loses_nothing() {
     );
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "a", 2)]).await;
+    server.publish(vec![event(&c, "a", 2)]).await;
     let r = recv(&mut results).await;
     assert_eq!(
         (r.outcome, r.attempt, r.before, r.after),
@@ -239,7 +233,9 @@ async fn kube_a_burst_of_500s_is_retried_then_applied() {
     }
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "a", 1), event(&c, "a", 1)]).await;
+    server
+        .publish(vec![event(&c, "a", 1), event(&c, "a", 1)])
+        .await;
     for attempt in 1..=3 {
         let r = recv(&mut results).await;
         assert_eq!((r.outcome, r.attempt), (RETRYING, attempt));
@@ -259,14 +255,16 @@ async fn kube_not_found_fails_once_while_another_hra_applies_on_time() {
     c.create(rich_hra("a")).await;
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "gone", 1), event(&c, "a", 1)]).await;
+    server
+        .publish(vec![event(&c, "gone", 1), event(&c, "a", 1)])
+        .await;
     let mut got = [recv(&mut results).await, recv(&mut results).await];
     got.sort_by(|x, y| x.name.cmp(&y.name));
     assert_eq!(got[0].outcome, APPLIED);
     assert_eq!((got[1].name.as_str(), got[1].outcome), ("gone", FAILED));
     assert!(got[1].error.contains("not found"), "{}", got[1].error);
     // Intake goes on, and the missing HRA is never tried again.
-    publish(&server, vec![event(&c, "a", 1)]).await;
+    server.publish(vec![event(&c, "a", 1)]).await;
     assert_eq!(recv(&mut results).await.name, "a");
     if let Some(api) = c.fake() {
         assert_eq!(api.count("patch"), 2);
@@ -288,7 +286,7 @@ async fn kube_forbidden_and_invalid_are_terminal() {
     let mut results = watch_all(&server).await;
     for code in [403, 422] {
         api.fault_next("patch", Fault::Status(code));
-        publish(&server, vec![event(&c, "a", 1)]).await;
+        server.publish(vec![event(&c, "a", 1)]).await;
         let r = recv(&mut results).await;
         assert_eq!((r.outcome, r.attempt), (FAILED, 1), "{code}");
     }
@@ -303,7 +301,7 @@ async fn kube_a_write_whose_answer_is_lost_is_applied_exactly_once() {
     api.fault_next("patch", Fault::ApplyThenDrop);
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "a", 1)]).await;
+    server.publish(vec![event(&c, "a", 1)]).await;
     let first = recv(&mut results).await;
     assert_eq!(first.outcome, RETRYING, "{}", first.error);
     let second = recv(&mut results).await;
@@ -328,7 +326,7 @@ async fn kube_a_write_that_times_out_after_landing_is_not_applied_twice() {
     api.fault_next("patch", Fault::ApplyThenStall(Duration::from_secs(4)));
     let server = start(&c, settings(WINDOW)).await; // request timeout 2 s
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "a", 2)]).await;
+    server.publish(vec![event(&c, "a", 2)]).await;
     let first = recv(&mut results).await;
     assert_eq!(first.outcome, RETRYING);
     assert!(first.error.contains("no answer within"), "{}", first.error);
@@ -364,7 +362,7 @@ async fn kube_two_active_instances_lose_no_events() {
                 .collect::<Vec<_>>()
         };
         let second = if round % 3 == 0 { -1 } else { 1 };
-        tokio::join!(publish(&one, evs(2)), publish(&two, evs(second)));
+        tokio::join!(one.publish(evs(2)), two.publish(evs(second)));
         events_sent += 2 * names.len();
     }
     let mut events_applied = 0;
@@ -393,7 +391,7 @@ async fn kube_shutdown_writes_a_pending_batch_before_exit() {
     let c = TestCluster::start().await;
     c.create(rich_hra("a")).await;
     let mut server = start(&c, settings(Duration::from_secs(3600))).await;
-    publish(&server, vec![event(&c, "a", 2)]).await;
+    server.publish(vec![event(&c, "a", 2)]).await;
     assert_eq!(c.reservations("a").await, 0);
     server.shutdown().await.unwrap();
     assert_eq!(c.reservations("a").await, 2);
@@ -411,7 +409,7 @@ async fn kube_dry_run_sends_dry_run_patches_and_changes_nothing() {
     })
     .await;
     let mut results = watch_all(&server).await;
-    publish(&server, vec![event(&c, "a", 3)]).await;
+    server.publish(vec![event(&c, "a", 3)]).await;
     let r = recv(&mut results).await;
     assert_eq!(
         (r.outcome, r.added, r.after),
@@ -460,7 +458,9 @@ async fn kube_with_the_watch_cache_a_window_costs_one_patch_per_dirty_hra() {
     let api = c.fake();
     api.inspect(|a| a.reset_counts());
     for round in 1..=3u32 {
-        publish(&server, vec![event(&c, "a", 1), event(&c, "b", 1)]).await;
+        server
+            .publish(vec![event(&c, "a", 1), event(&c, "b", 1)])
+            .await;
         for _ in 0..2 {
             assert_eq!(recv(&mut results).await.outcome, APPLIED);
         }
@@ -499,7 +499,7 @@ async fn kube_a_lagging_cache_costs_a_conflict_and_a_fresh_read_and_loses_nothin
         Box::new(move |o| o["spec"]["capacityReservations"] = theirs),
     );
     api.reset_counts();
-    publish(&server, vec![event(&c, "a", 2)]).await;
+    server.publish(vec![event(&c, "a", 2)]).await;
     let r = recv(&mut results).await;
     assert_eq!(
         (r.outcome, r.before, r.after),
@@ -514,7 +514,7 @@ async fn kube_a_lagging_cache_costs_a_conflict_and_a_fresh_read_and_loses_nothin
     api.hold_watches(false);
     settle(&c, &store, "a").await;
     api.reset_counts();
-    publish(&server, vec![event(&c, "a", 1)]).await;
+    server.publish(vec![event(&c, "a", 1)]).await;
     assert_eq!(recv(&mut results).await.after, 4);
     assert_eq!((api.count("get"), api.count("patch")), (0, 1));
 }
@@ -529,7 +529,9 @@ async fn kube_a_restarted_watch_loses_no_events() {
     let watches = api.count("watch");
     for round in 1..=3 {
         api.drop_watches();
-        publish(&server, vec![event(&c, "a", 1), event(&c, "a", 1)]).await;
+        server
+            .publish(vec![event(&c, "a", 1), event(&c, "a", 1)])
+            .await;
         assert_eq!(recv(&mut results).await.after, 2 * round);
     }
     eventually(

@@ -28,15 +28,6 @@ fn store() -> FaultyStore {
     FaultyStore::with_objects([hra_object("ci", "a", None), hra_object("prod", "p", None)]).unwrap()
 }
 
-fn ev(ns: &str, name: &str, amount: i32) -> pb::ScaleEvent {
-    pb::ScaleEvent {
-        namespace: ns.into(),
-        name: name.into(),
-        amount,
-        ..Default::default()
-    }
-}
-
 async fn channel(server: &TestServer) -> Channel {
     Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()
@@ -257,7 +248,13 @@ async fn namespaces_outside_the_allowlist_are_denied_and_nothing_is_queued() {
     );
     let r = watch.next().await.unwrap().unwrap();
     assert_eq!((r.namespace.as_str(), r.events), ("ci", 1));
-    tokio::time::sleep(WINDOW * 3).await;
+    // Nothing queued or running any more: the refused event never reached a batch.
+    eventually(Duration::from_secs(5), "the batcher to be idle", || async {
+        let text = scrape(server.http_addr).await;
+        sample(&text, "batch_scaler_pending_hras") == 0.0
+            && sample(&text, "batch_scaler_applies_in_flight") == 0.0
+    })
+    .await;
     assert!(
         store.object(&key("prod", "p")).unwrap()["spec"]
             .get("capacityReservations")

@@ -7,7 +7,7 @@
 use crate::apiserver::{ApiServer, CRD_NAME};
 use batch_scaler::store::resource::{GROUP, PLURAL, VERSION};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 /// The CRD installed on an existing cluster that lacks it.
 const CRD_YAML: &str = include_str!("../../deploy/crd.yaml");
@@ -116,6 +116,21 @@ impl TestCluster {
         }
     }
 
+    /// A kubeconfig file for a process of the service: `KUBECONFIG` itself on an existing
+    /// cluster, else a file written for the fake.
+    pub fn kubeconfig(&self) -> PathBuf {
+        match &self.fake {
+            None => std::env::var_os("KUBECONFIG")
+                .map(PathBuf::from)
+                .expect("KUBECONFIG is set"),
+            Some(fake) => {
+                let path = std::env::temp_dir().join(format!("bs-kubeconfig-{}", self.namespace));
+                std::fs::write(&path, kubeconfig_for(fake.addr)).expect("writing a kubeconfig");
+                path
+            }
+        }
+    }
+
     /// A client of this API.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
@@ -181,4 +196,13 @@ impl TestCluster {
             .await
             .expect("a foreign write");
     }
+}
+
+/// A kubeconfig whose current context talks plain HTTP to `addr`.
+pub fn kubeconfig_for(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"http://{addr}\"}}\n\
+         users:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test}}\n\
+         current-context: test\n"
+    )
 }

@@ -116,6 +116,47 @@ where
     }
 }
 
+/// The Prometheus text of the probes listener at `addr`.
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("probes listener up");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .await
+        .expect("response read");
+    text
+}
+
+/// The value of one sample (`name{labels}` exactly as exported), 0 when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Waits until the service at `metrics_addr` has accepted `n` events in all.
+pub async fn wait_accepted(metrics_addr: SocketAddr, n: u64) {
+    let series = "batch_scaler_events_received_total{result=\"accepted\"}";
+    eventually(Duration::from_secs(10), "events to be accepted", || async {
+        sample(&scrape(metrics_addr).await, series) >= n as f64
+    })
+    .await;
+}
+
 /// Settings for tests: a short window and quick back-off.
 pub fn test_settings(window: Duration) -> Settings {
     let mut settings = Settings::default();
@@ -175,16 +216,22 @@ impl TestServer {
             .unwrap()
     }
 
-    /// Publishes `events` on one stream and checks they were all accepted.
-    pub async fn publish(&self, events: Vec<pb::ScaleEvent>) {
-        let n = events.len() as u64;
-        let summary = self
-            .client()
+    /// Publishes `events` on one stream.
+    pub async fn try_publish(
+        &self,
+        events: Vec<pb::ScaleEvent>,
+    ) -> Result<pb::PublishSummary, tonic::Status> {
+        self.client()
             .await
             .publish(tokio_stream::iter(events))
             .await
-            .unwrap()
-            .into_inner();
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Publishes `events` on one stream and checks they were all accepted.
+    pub async fn publish(&self, events: Vec<pb::ScaleEvent>) {
+        let n = events.len() as u64;
+        let summary = self.try_publish(events).await.unwrap();
         assert_eq!(summary.accepted, n);
     }
 
