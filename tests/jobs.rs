@@ -70,7 +70,8 @@ async fn stale_completions_do_not_steal_a_queued_jobs_runner() {
                 .map(|j| job(-1, j))
                 .to_vec(),
         )
-        .await;
+        .await
+        .unwrap();
     let r = recv(&mut watch).await;
     assert_eq!((r.events, r.added, r.completed, r.after), (5, 0, 0, 1));
     assert_eq!(names(&store), ["J1"]);
