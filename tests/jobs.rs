@@ -183,19 +183,8 @@ async fn the_same_event_id_is_applied_once_until_its_ttl_passes() {
     );
     assert_eq!(recv(&mut watch).await.added, 1);
     assert_eq!(names(&store).len(), 3);
-    let (code, metrics) = {
-        let mut s = tokio::net::TcpStream::connect(server.http_addr)
-            .await
-            .unwrap();
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        (out[9..12].to_owned(), out)
-    };
-    assert_eq!(code, "200");
+    let (code, metrics) = http_get(server.http_addr, "/metrics").await;
+    assert_eq!(code, 200);
     assert!(
         metrics.contains("batch_scaler_dedupe_hits_total 4"),
         "{metrics}"

@@ -132,7 +132,9 @@ async fn kube_a_window_costs_one_get_and_one_patch_per_dirty_hra() {
         a["metadata"]["resourceVersion"].as_str().unwrap()
     );
     let all = client
-        .list_targets(pb::ListTargetsRequest::default())
+        .list_targets(pb::ListTargetsRequest {
+            namespace: c.namespace.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -422,7 +424,8 @@ async fn kube_dry_run_sends_dry_run_patches_and_changes_nothing() {
 }
 
 async fn start_cached(c: &TestCluster, settings: Settings) -> (TestServer, Arc<KubeStore>) {
-    let store = KubeStore::new(c.client(), Duration::from_secs(2)).with_watch_cache(&[]);
+    let store = KubeStore::new(c.client(), Duration::from_secs(2))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
     tokio::time::timeout(Duration::from_secs(5), store.cache().unwrap().ready())
         .await
         .unwrap();

@@ -36,18 +36,6 @@ async fn channel(server: &TestServer) -> Channel {
         .unwrap()
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let code = text[9..12].parse().unwrap();
-    (code, text)
-}
-
 async fn health(ch: Channel, service: &str) -> ServingStatus {
     let req = HealthCheckRequest {
         service: service.into(),
@@ -120,10 +108,26 @@ async fn health_reflection_and_metrics() {
         .unwrap()
         .message_response
         .unwrap();
-    assert!(matches!(
-        answer,
-        v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_)
-    ));
+    let v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files) =
+        answer
+    else {
+        panic!("not a file descriptor response: {answer:?}");
+    };
+    // The descriptor keeps the proto's comments, so `grpcurl describe` shows them.
+    let comments: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| {
+            <prost_types::FileDescriptorProto as prost::Message>::decode(&bytes[..]).unwrap()
+        })
+        .filter_map(|file| file.source_code_info)
+        .flat_map(|info| info.location)
+        .filter_map(|l| l.leading_comments.or(l.trailing_comments))
+        .collect();
+    assert!(
+        comments.iter().any(|c| c.contains("batches them per HRA")),
+        "{comments:?}"
+    );
 
     // Metrics after one event and one batch.
     let mut watch = BatchScalerClient::new(ch.clone())

@@ -116,23 +116,27 @@ where
     }
 }
 
-/// The Prometheus text of the probes listener at `addr`.
-pub async fn scrape(addr: SocketAddr) -> String {
+/// A plain HTTP/1.1 GET of `path` at `addr`: the status code and the whole response.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
-        .expect("probes listener up");
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        .expect("listener up");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
         .expect("request sent");
-    let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .await
-        .expect("response read");
-    text
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.expect("response read");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
+/// The Prometheus text of the probes listener at `addr`.
+pub async fn scrape(addr: SocketAddr) -> String {
+    http_get(addr, "/metrics").await.1
 }
 
 /// The value of one sample (`name{labels}` exactly as exported), 0 when absent.
