@@ -1,0 +1,39 @@
+//! Every default, stated once: the flags and [`super::Settings::default`] both read these.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    time::Duration,
+};
+
+/// `--listen`.
+pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50051));
+/// `--metrics-listen`.
+pub const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+/// `--window`.
+pub const WINDOW: Duration = Duration::from_secs(3);
+/// `--default-duration`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(600);
+/// `--retry-deadline`.
+pub const RETRY_DEADLINE: Duration = Duration::from_secs(600);
+/// `--max-concurrent-writes`.
+pub const MAX_CONCURRENT_WRITES: u32 = 32;
+/// `--request-timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--max-message-bytes`.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// `--max-concurrent-streams`.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// `--dedupe-ttl`.
+pub const DEDUPE_TTL: Duration = Duration::from_secs(3600);
+/// `--dedupe-capacity`.
+pub const DEDUPE_CAPACITY: u32 = 100_000;
+/// `--tombstone-ttl`.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
+/// Most finished jobs remembered (oldest evicted first).
+pub const TOMBSTONE_CAPACITY: usize = 100_000;
+/// `--shutdown-grace`.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// Recent results kept for `WatchBatches.replay`.
+pub const REPLAY_CAPACITY: usize = 1024;
+/// Results buffered per watcher before it starts missing them.
+pub const WATCHER_BUFFER: usize = 1024;

@@ -1,0 +1,206 @@
+//! [`Settings`]: what the flags ask for, with the files they name read, before anything
+//! starts.
+
+use super::{Args, defaults};
+use crate::{
+    api::{
+        auth::{NoTokens, TokenAuth},
+        transport::{GrpcOptions, TlsPem, tls_config},
+    },
+    domain::{namespaces::Allowlist, validate::check_dns1123_label},
+    engine::{
+        EngineSettings,
+        applier::{RetryPolicy, system_clock},
+        idempotency::IdempotencyLimits,
+    },
+};
+use http::HeaderValue;
+use std::time::Duration;
+
+/// A flag whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A namespace that is not a DNS-1123 label.
+    #[error("--allowed-namespaces: {namespace:?} is not a DNS-1123 label ({why})")]
+    Namespace {
+        /// The value.
+        namespace: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An origin that is not a valid header value.
+    #[error("--cors-allow-origin: invalid origin {0:?}")]
+    Origin(String),
+    /// A file a flag names could not be read.
+    #[error("reading {flag} {path}: {source}")]
+    Read {
+        /// The flag.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The token file holds no token.
+    #[error("--auth-token-file {path}: {source}")]
+    Tokens {
+        /// The file.
+        path: String,
+        /// Why.
+        source: NoTokens,
+    },
+}
+
+/// Everything the running service needs besides its store and listeners.
+#[derive(Clone)]
+pub struct Settings {
+    /// Batching, applying, results and idempotency.
+    pub engine: EngineSettings,
+    /// Reservation life for events that give none.
+    pub default_duration: Duration,
+    /// How long pending batches may keep retrying once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Namespaces that may be used.
+    pub allowed: Allowlist,
+    /// TLS, tokens, CORS and limits of the gRPC port.
+    pub grpc: GrpcOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            engine: EngineSettings {
+                window: defaults::WINDOW,
+                retry: RetryPolicy::with_deadline(defaults::RETRY_DEADLINE),
+                dry_run: false,
+                max_concurrent_writes: defaults::MAX_CONCURRENT_WRITES as usize,
+                replay_capacity: defaults::REPLAY_CAPACITY,
+                watcher_buffer: defaults::WATCHER_BUFFER,
+                idempotency: IdempotencyLimits {
+                    dedupe_ttl: defaults::DEDUPE_TTL,
+                    dedupe_capacity: defaults::DEDUPE_CAPACITY as usize,
+                    tombstone_ttl: defaults::TOMBSTONE_TTL,
+                    tombstone_capacity: defaults::TOMBSTONE_CAPACITY,
+                },
+                clock: system_clock(),
+            },
+            default_duration: defaults::DEFAULT_DURATION,
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            allowed: Allowlist::default(),
+            grpc: GrpcOptions {
+                max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+                max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+                ..GrpcOptions::default()
+            },
+        }
+    }
+}
+
+fn read(flag: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::Read {
+        flag,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl Args {
+    /// The namespaces the Kubernetes watch caches cover: `--watch-namespace`, else
+    /// `--allowed-namespaces`, else all (empty).
+    pub fn watched_namespaces(&self) -> &[String] {
+        if self.watch_namespaces.is_empty() {
+            &self.allowed_namespaces
+        } else {
+            &self.watch_namespaces
+        }
+    }
+
+    /// The service settings these flags ask for, reading the files they name.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let Self {
+            listen: _,
+            backend: _,
+            seed: _,
+            window,
+            default_duration,
+            retry_deadline,
+            dry_run,
+            log_format: _,
+            max_concurrent_writes,
+            request_timeout: _,
+            watch_namespaces: _,
+            metrics_listen: _,
+            cors_allow_origins,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            auth_token_file,
+            allowed_namespaces,
+            max_message_bytes,
+            max_concurrent_streams,
+            dedupe_ttl,
+            dedupe_capacity,
+            tombstone_ttl,
+            shutdown_grace,
+        } = self;
+        for ns in allowed_namespaces {
+            check_dns1123_label(ns).map_err(|why| ConfigError::Namespace {
+                namespace: ns.clone(),
+                why,
+            })?;
+        }
+        let cors_origins = cors_allow_origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).map_err(|_| ConfigError::Origin(o.clone())))
+            .collect::<Result<_, _>>()?;
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(TlsPem {
+                cert: read("--tls-cert", cert)?,
+                key: read("--tls-key", key)?,
+                client_ca: tls_client_ca
+                    .as_deref()
+                    .map(|ca| read("--tls-client-ca", ca))
+                    .transpose()?,
+            })),
+            _ => None,
+        };
+        let auth = match auth_token_file {
+            Some(path) => {
+                let text = read("--auth-token-file", path)?;
+                TokenAuth::parse(&String::from_utf8_lossy(&text)).map_err(|source| {
+                    ConfigError::Tokens {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?
+            }
+            None => TokenAuth::default(),
+        };
+        let defaults = Settings::default();
+        Ok(Settings {
+            engine: EngineSettings {
+                window: **window,
+                retry: RetryPolicy::with_deadline(**retry_deadline),
+                dry_run: *dry_run,
+                max_concurrent_writes: *max_concurrent_writes as usize,
+                idempotency: IdempotencyLimits {
+                    dedupe_ttl: **dedupe_ttl,
+                    dedupe_capacity: *dedupe_capacity as usize,
+                    tombstone_ttl: **tombstone_ttl,
+                    ..defaults.engine.idempotency
+                },
+                ..defaults.engine
+            },
+            default_duration: **default_duration,
+            shutdown_grace: **shutdown_grace,
+            allowed: Allowlist::new(allowed_namespaces.iter().cloned()),
+            grpc: GrpcOptions {
+                tls,
+                auth,
+                cors_origins,
+                max_message_bytes: *max_message_bytes,
+                max_concurrent_streams: *max_concurrent_streams,
+            },
+        })
+    }
+}

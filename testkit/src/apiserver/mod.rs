@@ -1,0 +1,270 @@
+//! A small Kubernetes API server for the HorizontalRunnerAutoscaler CRD, on 127.0.0.1:0,
+//! faithful enough that `kube::Client` cannot tell: GET, LIST, WATCH, POST, merge PATCH
+//! (RFC 7386) with resourceVersion preconditions, `Status` bodies for 404/409/422,
+//! `?dryRun=All`, and hooks to inject faults and latency and to count requests by verb.
+//! Objects are kept by the service's own [`Objects`] (the memory store's code) and checked
+//! against the same schema. It also answers what a test needs of a real cluster: creating
+//! namespaces and looking up / installing the CRD.
+
+mod routes;
+mod watch_stream;
+
+use routes::handle;
+
+use batch_scaler::store::{
+    objects::{ObjectError, ObjectKey, Objects, key_of},
+    resource::{GROUP, PLURAL, VERSION, hra_schema},
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::sync::{broadcast, watch};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::{StreamExt, wrappers::BroadcastStream};
+
+/// Name of the HRA CRD, as `kubectl get crd` shows it.
+pub const CRD_NAME: &str = "horizontalrunnerautoscalers.actions.summerwind.dev";
+
+type Key = ObjectKey;
+/// An edit another writer makes to a whole stored object.
+pub type ObjectEdit = Box<dyn FnOnce(&mut Value) + Send>;
+
+/// What the next request of a verb meets instead of normal service.
+pub enum Fault {
+    /// Answer with this HTTP status (and a matching `Status` body), changing nothing.
+    Status(u16),
+    /// (PATCH) apply the write, then close the connection without answering.
+    ApplyThenDrop,
+    /// (PATCH) apply the write, then wait this long before answering.
+    ApplyThenStall(Duration),
+}
+
+struct State {
+    objects: Objects,
+    latency: Duration,
+    faults: HashMap<&'static str, VecDeque<Fault>>,
+    after_get: HashMap<Key, VecDeque<ObjectEdit>>,
+    counts: HashMap<&'static str, u64>,
+    patches: Vec<Value>,
+    /// Every change, for watches resuming from a resourceVersion.
+    history: Vec<WatchEvent>,
+    changes: Option<broadcast::Sender<WatchEvent>>,
+    /// Bumped to end every open watch stream.
+    watch_epoch: Option<watch::Sender<u64>>,
+    /// While true, watch streams deliver nothing (a lagging watch).
+    watch_held: Option<watch::Sender<bool>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            objects: Objects::new(hra_schema),
+            latency: Duration::ZERO,
+            faults: HashMap::new(),
+            after_get: HashMap::new(),
+            counts: HashMap::new(),
+            patches: Vec::new(),
+            history: Vec::new(),
+            changes: None,
+            watch_epoch: None,
+            watch_held: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct WatchEvent {
+    revision: u64,
+    kind: &'static str,
+    object: Value,
+}
+
+/// Records a change for watchers (the object carries its new resourceVersion).
+fn record(s: &mut State, kind: &'static str, object: &Value) {
+    let event = WatchEvent {
+        revision: s.objects.revision(),
+        kind,
+        object: object.clone(),
+    };
+    s.history.push(event.clone());
+    if let Some(tx) = &s.changes {
+        let _ = tx.send(event);
+    }
+}
+
+/// The running test API server.
+pub struct ApiServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+enum Reply {
+    Json(StatusCode, Value),
+    Watch(Body),
+    Drop,
+}
+
+fn status(code: u16, reason: &str, message: String, name: &str) -> Reply {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+        "details": {"name": name, "group": GROUP, "kind": PLURAL},
+    });
+    Reply::Json(StatusCode::from_u16(code).expect("valid code"), body)
+}
+
+fn not_found(name: &str) -> Reply {
+    status(
+        404,
+        "NotFound",
+        format!("{PLURAL}.{GROUP} \"{name}\" not found"),
+        name,
+    )
+}
+
+impl ApiServer {
+    /// Starts a server with no objects.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            changes: Some(broadcast::channel(65_536).0),
+            watch_epoch: Some(watch::channel(0).0),
+            watch_held: Some(watch::channel(false).0),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// A real kube client for this server.
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(format!("http://{}", self.addr).parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// Stores an object as POST would (namespace `default` if none).
+    pub fn insert(&self, object: Value) {
+        let mut s = self.lock();
+        let stored = s.objects.put(object).expect("a valid HRA object");
+        record(&mut s, "ADDED", &stored);
+    }
+
+    /// Holds back (true) or releases (false) what watch streams deliver.
+    pub fn hold_watches(&self, held: bool) {
+        let s = self.lock();
+        s.watch_held.as_ref().unwrap().send_replace(held);
+    }
+
+    /// Ends every open watch stream (clients re-watch from their last resourceVersion).
+    pub fn drop_watches(&self) {
+        let s = self.lock();
+        if let Some(epoch) = &s.watch_epoch {
+            epoch.send_modify(|e| *e += 1);
+        }
+    }
+
+    /// The stored object.
+    pub fn object(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&(namespace.into(), name.into()))
+            .cloned()
+    }
+
+    /// The stored reservation list's length.
+    pub fn reservations(&self, namespace: &str, name: &str) -> usize {
+        self.object(namespace, name)
+            .and_then(|o| {
+                o.pointer("/spec/capacityReservations")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Changes an object as another writer would, bumping its resourceVersion.
+    pub fn edit(&self, namespace: &str, name: &str, edit: ObjectEdit) {
+        let mut s = self.lock();
+        edit_locked(&mut s, &(namespace.into(), name.into()), edit);
+    }
+
+    /// Runs `edit` right after the next GET of this object is answered.
+    pub fn edit_after_next_get(&self, namespace: &str, name: &str, edit: ObjectEdit) {
+        self.lock()
+            .after_get
+            .entry((namespace.into(), name.into()))
+            .or_default()
+            .push_back(edit);
+    }
+
+    /// The next request of `verb` (get, list, create, patch) meets `fault`.
+    pub fn fault_next(&self, verb: &'static str, fault: Fault) {
+        self.lock().faults.entry(verb).or_default().push_back(fault);
+    }
+
+    /// Adds latency to every request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Requests served of a verb so far (`conflict`: PATCHes answered 409).
+    pub fn count(&self, verb: &str) -> u64 {
+        self.lock().counts.get(verb).copied().unwrap_or(0)
+    }
+
+    /// Patch bodies received so far.
+    pub fn patches(&self) -> Vec<Value> {
+        self.lock().patches.clone()
+    }
+
+    /// Forgets the request counts and patch bodies.
+    pub fn reset_counts(&self) {
+        let mut s = self.lock();
+        s.counts.clear();
+        s.patches.clear();
+    }
+}
+
+fn edit_locked(s: &mut State, key: &Key, edit: ObjectEdit) {
+    if let Ok(object) = s.objects.modify(key, edit) {
+        record(s, "MODIFIED", &object);
+    }
+}

@@ -1,0 +1,287 @@
+//! The HTTP side: routing requests to verbs, and each verb's answer.
+
+use super::{watch_stream::watch_stream, *};
+
+pub(super) async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
+    let latency = state.lock().unwrap().latency;
+    tokio::time::sleep(latency).await;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let segments: Vec<String> = parts
+        .uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    let content_type = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let reply = route(
+        &state,
+        &parts.method,
+        &segments,
+        &query,
+        &content_type,
+        &body,
+    )
+    .await;
+    match reply {
+        Reply::Drop => Err(std::io::Error::other("connection dropped on purpose")),
+        Reply::Watch(body) => Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()),
+        Reply::Json(code, value) => Ok(Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(
+                Full::new(Bytes::from(value.to_string()))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            )
+            .unwrap()),
+    }
+}
+
+async fn route(
+    state: &Mutex<State>,
+    method: &Method,
+    segments: &[String],
+    query: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Reply {
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let Some(reply) = cluster_route(method, &seg, body) {
+        return reply;
+    }
+    let (namespace, name) = match seg.as_slice() {
+        ["apis", GROUP, VERSION, PLURAL] => (None, None),
+        ["apis", GROUP, VERSION, "namespaces", ns, PLURAL] => (Some(*ns), None),
+        ["apis", GROUP, VERSION, "namespaces", ns, PLURAL, name] => (Some(*ns), Some(*name)),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource ({})",
+                    seg.join("/")
+                ),
+                "",
+            );
+        }
+    };
+    let verb: &'static str = match (method, name) {
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None)
+            if query
+                .split('&')
+                .any(|p| p == "watch=true" || p == "watch=1") =>
+        {
+            "watch"
+        }
+        (&Method::GET, None) => "list",
+        (&Method::POST, None) => "create",
+        (&Method::PATCH, Some(_)) => "patch",
+        _ => {
+            return status(
+                405,
+                "MethodNotAllowed",
+                format!("{method} is not supported here"),
+                "",
+            );
+        }
+    };
+    let fault = {
+        let mut s = state.lock().unwrap();
+        *s.counts.entry(verb).or_default() += 1;
+        s.faults.get_mut(verb).and_then(VecDeque::pop_front)
+    };
+    if let Some(Fault::Status(code)) = fault {
+        let reason = if code == 503 {
+            "ServiceUnavailable"
+        } else {
+            "InternalError"
+        };
+        return status(code, reason, format!("injected {code}"), name.unwrap_or(""));
+    }
+    let dry_run = query.split('&').any(|p| p == "dryRun=All");
+    match verb {
+        "get" => get(state, namespace.unwrap(), name.unwrap()),
+        "list" => list(state, namespace),
+        "watch" => watch_stream(state, namespace, query),
+        "create" => create(state, namespace.unwrap(), body),
+        _ => {
+            let reply = patch(
+                state,
+                namespace.unwrap(),
+                name.unwrap(),
+                content_type,
+                body,
+                dry_run,
+            );
+            match (fault, &reply) {
+                (Some(Fault::ApplyThenDrop), Reply::Json(StatusCode::OK, _)) => Reply::Drop,
+                (Some(Fault::ApplyThenStall(d)), _) => {
+                    tokio::time::sleep(d).await;
+                    reply
+                }
+                _ => reply,
+            }
+        }
+    }
+}
+
+fn get(state: &Mutex<State>, namespace: &str, name: &str) -> Reply {
+    let mut s = state.lock().unwrap();
+    let key = (namespace.to_owned(), name.to_owned());
+    let Some(object) = s.objects.get(&key).cloned() else {
+        return not_found(name);
+    };
+    if let Some(edit) = s.after_get.get_mut(&key).and_then(VecDeque::pop_front) {
+        edit_locked(&mut s, &key, edit);
+    }
+    Reply::Json(StatusCode::OK, object)
+}
+
+fn list(state: &Mutex<State>, namespace: Option<&str>) -> Reply {
+    let s = state.lock().unwrap();
+    let items: Vec<Value> = s.objects.list(namespace).cloned().collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "HorizontalRunnerAutoscalerList",
+            "metadata": {"resourceVersion": s.objects.revision().to_string()}, "items": items,
+        }),
+    )
+}
+
+pub(super) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
+    let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+        return status(400, "BadRequest", "body is not JSON".into(), "");
+    };
+    object["metadata"]["namespace"] = json!(namespace);
+    let key = key_of(&object);
+    let mut s = state.lock().unwrap();
+    match s.objects.create(object) {
+        Ok(stored) => {
+            record(&mut s, "ADDED", &stored);
+            Reply::Json(StatusCode::CREATED, stored)
+        }
+        Err(ObjectError::AlreadyExists) => status(
+            409,
+            "AlreadyExists",
+            format!("{PLURAL}.{GROUP} \"{}\" already exists", key.1),
+            &key.1,
+        ),
+        Err(e) => status(422, "Invalid", e.to_string(), &key.1),
+    }
+}
+
+fn patch(
+    state: &Mutex<State>,
+    namespace: &str,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+    dry_run: bool,
+) -> Reply {
+    if !content_type.starts_with("application/merge-patch+json") {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            format!("unsupported patch type {content_type:?}"),
+            name,
+        );
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+        return status(400, "BadRequest", "patch is not JSON".into(), name);
+    };
+    let mut s = state.lock().unwrap();
+    s.patches.push(patch.clone());
+    let key = (namespace.to_owned(), name.to_owned());
+    match s.objects.patch(&key, &patch, dry_run) {
+        Ok(patched) => {
+            if patched.changed {
+                record(&mut s, "MODIFIED", &patched.object);
+            }
+            Reply::Json(StatusCode::OK, patched.object)
+        }
+        Err(ObjectError::NotFound) => not_found(name),
+        Err(ObjectError::Conflict { .. }) => {
+            *s.counts.entry("conflict").or_default() += 1;
+            let message = format!(
+                "Operation cannot be fulfilled on {PLURAL}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            );
+            status(409, "Conflict", message, name)
+        }
+        Err(e) => status(
+            422,
+            "Invalid",
+            format!("HorizontalRunnerAutoscaler.{GROUP} \"{name}\" is invalid: {e}"),
+            name,
+        ),
+    }
+}
+
+/// What a test helper asks of a cluster besides HRAs: namespaces and the CRD.
+fn cluster_route(method: &Method, seg: &[&str], body: &[u8]) -> Option<Reply> {
+    let created = |body: &[u8]| {
+        let object = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+        Reply::Json(StatusCode::CREATED, object)
+    };
+    match (method, seg) {
+        (&Method::POST, ["api", "v1", "namespaces"]) => Some(created(body)),
+        (
+            &Method::GET,
+            [
+                "apis",
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                CRD_NAME,
+            ],
+        ) => Some(Reply::Json(
+            StatusCode::OK,
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": CRD_NAME}, "spec": {"group": GROUP},
+                "status": {"conditions": [{"type": "Established", "status": "True"}]},
+            }),
+        )),
+        (
+            &Method::POST,
+            [
+                "apis",
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+            ],
+        ) => Some(status(
+            409,
+            "AlreadyExists",
+            format!("{CRD_NAME} already exists"),
+            CRD_NAME,
+        )),
+        _ => None,
+    }
+}
