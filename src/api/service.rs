@@ -8,7 +8,7 @@ use crate::{
         namespaces::Allowlist,
         validate::validate_namespace,
     },
-    engine::{Engine, applier::Clock, batcher::Submitted, hub::Filter, sink::Waiter},
+    engine::{Engine, applier::Clock, batcher::Submitted, hub::Filter, queue::Waiter},
     ops::metrics::Metrics,
     store::HraStore,
 };

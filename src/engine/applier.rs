@@ -4,7 +4,7 @@
 //! and never reaches back into the batcher: the batcher owns each HRA's queue, hands the
 //! events that arrived meanwhile to the next attempt, and sleeps the delay.
 
-use super::idempotency::Idempotency;
+use super::{idempotency::Idempotency, queue::Batch};
 use crate::{
     domain::{
         hra::{HraKey, record_batch},
@@ -56,21 +56,6 @@ impl RetryPolicy {
             .unwrap_or(u32::MAX);
         self.first.saturating_mul(factor).min(self.max)
     }
-}
-
-/// One batch: the events of one HRA taken from one window, in arrival order.
-#[derive(Clone, Debug)]
-pub struct Batch {
-    /// Unique id, stable across attempts, recorded on the HRA when written.
-    pub id: String,
-    /// The HRA.
-    pub key: HraKey,
-    /// The events in arrival order (folded).
-    pub events: Vec<PlanEvent>,
-    /// How many producer events these stand for.
-    pub event_count: u64,
-    /// When the oldest of them was accepted.
-    pub since: Instant,
 }
 
 /// What a plan that was made came to: its counters and the jobs it completed.

@@ -9,10 +9,10 @@
 //! Batches of different HRAs run concurrently, bounded by a fair semaphore.
 
 use super::{
-    applier::{Applier, AttemptNo, Batch, Planned, Verdict},
+    applier::{Applier, AttemptNo, Planned, Verdict},
     idempotency::Idempotency,
-    queue::Queues,
-    sink::{OutcomeSink, Riders, Waiter},
+    queue::{Batch, Queues, Riders, Waiter},
+    sink::OutcomeSink,
 };
 use crate::domain::{event::ScaleEvent, hra::HraKey, report::Outcome};
 use parking_lot::Mutex;
@@ -241,11 +241,7 @@ impl Batcher {
                 (Verdict::AlreadyLanded, Some(late)) => {
                     self.queues.lock().restore(&batch.key, late);
                 }
-                (_, Some(late)) => {
-                    batch.events.extend(late.events);
-                    batch.event_count += late.count;
-                    riders.extend(late.riders);
-                }
+                (_, Some(late)) => riders.extend(batch.absorb(late)),
                 (_, None) => {}
             }
             let (outcome, error) = match verdict {

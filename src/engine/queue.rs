@@ -2,17 +2,63 @@
 //! riders), its window, and whether an apply of it is in flight. Plain data under the
 //! batcher's lock; nothing here waits or does IO.
 
-use super::{applier::Batch, sink::Riders};
 use crate::domain::{
     hra::HraKey,
     planner::{Fold, PlanEvent},
+    report::BatchReport,
 };
 use rustc_hash::FxHashMap;
 use std::{
     collections::{HashSet, VecDeque},
+    sync::Arc,
     time::Duration,
 };
-use tokio::time::Instant;
+use tokio::{sync::oneshot, time::Instant};
+
+/// Receives the final outcome of the batch that held an event.
+pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
+
+/// What follows a batch's events to its outcome: callers waiting for it, and the event ids
+/// to forget if it fails.
+#[derive(Debug, Default)]
+pub struct Riders {
+    /// `ScaleAndWait` callers.
+    pub waiters: Vec<Waiter>,
+    /// Event ids of the batch's events.
+    pub event_ids: Vec<String>,
+}
+
+impl Riders {
+    /// Takes on another set's riders.
+    pub fn extend(&mut self, other: Riders) {
+        self.waiters.extend(other.waiters);
+        self.event_ids.extend(other.event_ids);
+    }
+}
+
+/// One batch: the events of one HRA taken from one window, in arrival order.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Unique id, stable across attempts, recorded on the HRA when written.
+    pub id: String,
+    /// The HRA.
+    pub key: HraKey,
+    /// The events in arrival order (folded).
+    pub events: Vec<PlanEvent>,
+    /// How many producer events these stand for.
+    pub event_count: u64,
+    /// When the oldest of them was accepted.
+    pub since: Instant,
+}
+
+impl Batch {
+    /// Takes on events that were handed to an attempt of this batch, returning their riders.
+    pub fn absorb(&mut self, late: Late) -> Riders {
+        self.events.extend(late.events);
+        self.event_count += late.count;
+        late.riders
+    }
+}
 
 /// Events of one HRA waiting for a batch.
 #[derive(Debug)]

@@ -3,9 +3,10 @@
 //! batch forgettable (so a producer's retry is applied) and remembers the jobs it finished.
 
 use super::{
-    applier::{Batch, Planned},
+    applier::Planned,
     hub::ResultHub,
     idempotency::Idempotency,
+    queue::{Batch, Riders},
 };
 use crate::{
     domain::{
@@ -16,28 +17,6 @@ use crate::{
 };
 use chrono::Utc;
 use std::sync::Arc;
-use tokio::sync::oneshot;
-
-/// Receives the final outcome of the batch that held an event.
-pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
-
-/// What follows a batch's events to its outcome: callers waiting for it, and the event ids
-/// to forget if it fails.
-#[derive(Debug, Default)]
-pub struct Riders {
-    /// `ScaleAndWait` callers.
-    pub waiters: Vec<Waiter>,
-    /// Event ids of the batch's events.
-    pub event_ids: Vec<String>,
-}
-
-impl Riders {
-    /// Takes on another set's riders.
-    pub fn extend(&mut self, other: Riders) {
-        self.waiters.extend(other.waiters);
-        self.event_ids.extend(other.event_ids);
-    }
-}
 
 /// Fans outcomes out to the hub, waiters, idempotency memory, metrics and logs.
 pub struct OutcomeSink {

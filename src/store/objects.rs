@@ -3,9 +3,30 @@
 //! precondition, immutable identity, a schema check before anything is stored. The memory
 //! store keeps its HRAs here, and the test API server serves from the same code.
 
-use super::resource::apply_merge_patch;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+
+/// Applies a JSON merge patch (RFC 7386) to `target`: objects merge key by key, `null`
+/// removes a key, anything else replaces.
+pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(map) = target else {
+        return;
+    };
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            apply_merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
 
 /// Namespace and name of a stored object.
 pub type ObjectKey = (String, String);
@@ -30,8 +51,11 @@ pub enum ObjectError {
         planned: String,
     },
     /// The result would not pass the schema check.
+    #[error(transparent)]
+    Invalid(#[from] SchemaViolation),
+    /// The object has no `metadata.name` (or no `metadata` object).
     #[error("{0}")]
-    Invalid(String),
+    Malformed(&'static str),
 }
 
 /// The result of a patch.
@@ -43,8 +67,13 @@ pub struct Patched {
     pub changed: bool,
 }
 
+/// Why an object does not pass the schema check: the field and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaViolation(pub String);
+
 /// A schema check run on every object before it is stored.
-pub type Schema = fn(&Value) -> Result<(), String>;
+pub type Schema = fn(&Value) -> Result<(), SchemaViolation>;
 
 /// Objects by namespace and name, with the resourceVersion counter they share.
 #[derive(Debug)]
@@ -101,7 +130,7 @@ impl Objects {
     /// has none). Returns it as stored.
     pub fn put(&mut self, object: Value) -> Result<Value, ObjectError> {
         let mut object = with_namespace(object)?;
-        (self.schema)(&object).map_err(ObjectError::Invalid)?;
+        (self.schema)(&object)?;
         self.stamp(&mut object);
         if object["metadata"].get("uid").is_none() {
             object["metadata"]["uid"] = json!(format!("uid-{}", self.revision));
@@ -166,7 +195,7 @@ impl Objects {
             merged["metadata"][immutable] = current["metadata"][immutable].clone();
         }
         merged["metadata"]["resourceVersion"] = current_rv;
-        (self.schema)(&merged).map_err(ObjectError::Invalid)?;
+        (self.schema)(&merged)?;
         if dry_run || merged == *current {
             return Ok(Patched {
                 object: merged,
@@ -181,7 +210,7 @@ impl Objects {
     }
 
     fn replace(&mut self, key: &ObjectKey, mut object: Value) -> Result<Value, ObjectError> {
-        (self.schema)(&object).map_err(ObjectError::Invalid)?;
+        (self.schema)(&object)?;
         self.stamp(&mut object);
         self.objects.insert(key.clone(), object.clone());
         Ok(object)
@@ -193,9 +222,9 @@ fn with_namespace(mut object: Value) -> Result<Value, ObjectError> {
     let meta = object
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| ObjectError::Invalid("metadata must be an object".into()))?;
+        .ok_or(ObjectError::Malformed("metadata must be an object"))?;
     if !meta.get("name").is_some_and(Value::is_string) {
-        return Err(ObjectError::Invalid("metadata.name is required".into()));
+        return Err(ObjectError::Malformed("metadata.name is required"));
     }
     if !meta.get("namespace").is_some_and(Value::is_string) {
         meta.insert("namespace".into(), "default".into());
@@ -207,7 +236,7 @@ fn with_namespace(mut object: Value) -> Result<Value, ObjectError> {
 mod tests {
     use super::*;
 
-    fn any(_: &Value) -> Result<(), String> {
+    fn any(_: &Value) -> Result<(), SchemaViolation> {
         Ok(())
     }
 
@@ -254,11 +283,11 @@ mod tests {
 
     #[test]
     fn the_schema_guards_every_change() {
-        fn no_bad(o: &Value) -> Result<(), String> {
+        fn no_bad(o: &Value) -> Result<(), SchemaViolation> {
             if o["spec"]["bad"].is_null() {
                 Ok(())
             } else {
-                Err("spec.bad: not allowed".into())
+                Err(SchemaViolation("spec.bad: not allowed".into()))
             }
         }
         let mut objects = Objects::new(no_bad);
@@ -266,8 +295,21 @@ mod tests {
         let err = objects
             .patch(&key("a"), &json!({"spec": {"bad": 1}}), false)
             .unwrap_err();
-        assert_eq!(err, ObjectError::Invalid("spec.bad: not allowed".into()));
+        assert_eq!(
+            err,
+            ObjectError::Invalid(SchemaViolation("spec.bad: not allowed".into()))
+        );
         assert!(objects.put(json!({"metadata": {}})).is_err());
         assert_eq!(objects.revision(), 1);
+    }
+
+    #[test]
+    fn merge_patch_merges_objects_removes_nulls_and_replaces_the_rest() {
+        let mut target = json!({"a": {"b": 1, "c": 2}, "l": [1, 2], "x": "keep"});
+        apply_merge_patch(&mut target, &json!({"a": {"b": null, "d": 3}, "l": [3]}));
+        assert_eq!(
+            target,
+            json!({"a": {"c": 2, "d": 3}, "l": [3], "x": "keep"})
+        );
     }
 }

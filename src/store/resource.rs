@@ -2,7 +2,7 @@
 //! server): only the fields we use are parsed, everything else in the object is ignored on
 //! read and never sent back. Also the one merge patch a write sends.
 
-use super::Write;
+use super::{Write, objects::SchemaViolation};
 use crate::domain::hra::{CapacityReservation, Hra, HraKey, parse_batch_ids};
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::Resource;
@@ -115,15 +115,16 @@ pub fn parse_hra(object: &Value) -> Result<Hra, ParseError> {
 /// The CRD's structural schema, as far as we read or write it: `capacityReservations[]`
 /// items of `{name: string, effectiveTime: date-time, expirationTime: date-time, replicas:
 /// integer}`, and the fields we parse of the right types.
-pub fn hra_schema(object: &Value) -> Result<(), String> {
+pub fn hra_schema(object: &Value) -> Result<(), SchemaViolation> {
     if let Some(list) = object.pointer("/spec/capacityReservations") {
+        let violation = |m: String| SchemaViolation(m);
         let items = list
             .as_array()
-            .ok_or("spec.capacityReservations: must be an array")?;
+            .ok_or_else(|| violation("spec.capacityReservations: must be an array".into()))?;
         for (i, item) in items.iter().enumerate() {
-            let item = item
-                .as_object()
-                .ok_or(format!("spec.capacityReservations[{i}]: must be an object"))?;
+            let item = item.as_object().ok_or_else(|| {
+                violation(format!("spec.capacityReservations[{i}]: must be an object"))
+            })?;
             for (field, value) in item {
                 let ok = match field.as_str() {
                     "name" => value.is_string(),
@@ -134,16 +135,16 @@ pub fn hra_schema(object: &Value) -> Result<(), String> {
                     _ => true,
                 };
                 if !ok {
-                    return Err(format!(
+                    return Err(violation(format!(
                         "spec.capacityReservations[{i}].{field}: invalid value {value}"
-                    ));
+                    )));
                 }
             }
         }
     }
     HorizontalRunnerAutoscaler::from_value(object)
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| SchemaViolation(e.to_string()))
 }
 
 /// The merge patch of one write: the resourceVersion precondition, the whole reservation list
@@ -161,28 +162,6 @@ pub fn merge_patch(write: &Write<'_>) -> Value {
         },
         "spec": {"capacityReservations": reservations},
     })
-}
-
-/// Applies a JSON merge patch (RFC 7386) to `target`: objects merge key by key, `null`
-/// removes a key, anything else replaces.
-pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(serde_json::Map::new());
-    }
-    let Value::Object(map) = target else {
-        return;
-    };
-    for (k, v) in patch {
-        if v.is_null() {
-            map.remove(k);
-        } else {
-            apply_merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -268,16 +247,6 @@ mod tests {
         assert_eq!(
             merge_patch(&empty)["spec"]["capacityReservations"],
             Value::Null
-        );
-    }
-
-    #[test]
-    fn merge_patch_merges_objects_removes_nulls_and_replaces_the_rest() {
-        let mut target = json!({"a": {"b": 1, "c": 2}, "l": [1, 2], "x": "keep"});
-        apply_merge_patch(&mut target, &json!({"a": {"b": null, "d": 3}, "l": [3]}));
-        assert_eq!(
-            target,
-            json!({"a": {"c": 2, "d": 3}, "l": [3], "x": "keep"})
         );
     }
 }

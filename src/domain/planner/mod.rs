@@ -1,8 +1,11 @@
 //! The planner: how one batch of events changes an HRA's capacity reservations.
 //!
-//! A pure function of the HRA as read, the batch's events in arrival order and one `now`;
-//! see `semantics.md` ("One batch = one plan") for the steps it follows exactly. Events that
-//! carry a job id pair a completion with its own reservation instead of the oldest one.
+//! A pure function of the HRA as read, the batch's events in arrival order and one `now`,
+//! following the reference batch scaler step by step: (1) backlog entries at index
+//! `maxReplicas` and beyond restart at `now` keeping their life, (2) entries not expiring
+//! strictly after `now` are dropped, (3) `before`/`expired` are counted, (4) events apply in
+//! order (`+n` appends, `-n` removes the oldest). README.md's "Semantics" lists where we differ.
+//! Events that carry a job id pair a completion with its own reservation instead of the oldest.
 
 use super::hra::{CapacityReservation, Hra};
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,4 +1,4 @@
-//! Table tests of the reference semantics (`semantics.md`).
+//! Table tests of the reference semantics (README.md, "Semantics").
 
 use super::*;
 use crate::domain::hra::HraKey;
