@@ -116,15 +116,11 @@ impl Batcher {
         {
             return Ok(Submitted::Duplicate);
         }
-        let riders = Riders {
-            waiters: waiter.into_iter().collect(),
-            event_ids: event.event_id.iter().cloned().collect(),
-        };
         let first = queues.push(
             &event.key,
             event.plan_event(),
-            riders,
-            Instant::now(),
+            waiter,
+            event.event_id.as_ref(),
             self.window,
         );
         if first {

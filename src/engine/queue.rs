@@ -101,14 +101,15 @@ pub struct Queues {
 }
 
 impl Queues {
-    /// Appends an event (and its riders) to `key`'s queue, opening its window (closing
-    /// `window` after `now`) if it has none. True when this opened the first window of all.
+    /// Appends an event (with its waiter and event id) to `key`'s queue, opening its window
+    /// (closing `window` from now) if it has none. True when this opened the first window of
+    /// all. This is the intake hot path: the clock is read only when a window opens.
     pub fn push(
         &mut self,
         key: &HraKey,
         event: PlanEvent,
-        riders: Riders,
-        now: Instant,
+        waiter: Option<Waiter>,
+        event_id: Option<&String>,
         window: Duration,
     ) -> bool {
         let mut first = false;
@@ -116,6 +117,7 @@ impl Queues {
         let pending = match self.pending.get_mut(key) {
             Some(pending) => pending,
             None => {
+                let now = Instant::now();
                 let due = now + window;
                 first = self.windows.is_empty();
                 self.windows.push_back((due, key.clone()));
@@ -131,7 +133,8 @@ impl Queues {
         };
         pending.events.push(event);
         pending.count += 1;
-        pending.riders.extend(riders);
+        pending.riders.waiters.extend(waiter);
+        pending.riders.event_ids.extend(event_id.cloned());
         first
     }
 
@@ -248,12 +251,13 @@ mod tests {
         let mut q = Queues::default();
         let now = Instant::now();
         let window = Duration::from_secs(1);
-        assert!(q.push(&key, ev(2), Riders::default(), now, window));
+        assert!(q.push(&key, ev(2), None, None, window));
         let (batch, _) = q.take_ready(&key, now + window).unwrap();
         assert!(q.take_ready(&key, now + window).is_none(), "in flight");
-        q.push(&key, ev(-1), Riders::default(), now, window);
+        q.push(&key, ev(-1), None, None, window);
         let late = q.take_late(&key).unwrap();
-        q.push(&key, ev(5), Riders::default(), now + window, window);
+        tokio::time::advance(window).await;
+        q.push(&key, ev(5), None, None, window);
         q.restore(&key, late);
         q.finish(&key);
         let (next, _) = q.take_ready(&key, now + window).unwrap();

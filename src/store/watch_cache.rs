@@ -9,13 +9,8 @@ use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, reflector::ObjectRef, watcher},
 };
-use std::{
-    pin::pin,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-};
+use std::pin::pin;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
@@ -23,8 +18,9 @@ use tokio_stream::StreamExt;
 pub struct WatchCache {
     readers: Vec<reflector::Store<HorizontalRunnerAutoscaler>>,
     tasks: Vec<JoinHandle<()>>,
-    /// Reflectors that have their first full list.
-    synced: Arc<AtomicUsize>,
+    /// How many reflectors have their first full list. (Only one task awaits each
+    /// reflector's readiness: its one-shot wakes a single waiter.)
+    synced: watch::Receiver<usize>,
 }
 
 impl WatchCache {
@@ -40,7 +36,7 @@ impl WatchCache {
         };
         let mut readers = Vec::new();
         let mut tasks = Vec::new();
-        let synced = Arc::new(AtomicUsize::new(0));
+        let (synced_tx, synced) = watch::channel(0usize);
         for (scope, api) in apis {
             let (reader, writer) = reflector::store();
             let stream = reflector(
@@ -55,10 +51,10 @@ impl WatchCache {
                     }
                 }
             }));
-            let (ready, count) = (reader.clone(), synced.clone());
+            let (ready, count) = (reader.clone(), synced_tx.clone());
             tasks.push(tokio::spawn(async move {
                 if ready.wait_until_ready().await.is_ok() {
-                    count.fetch_add(1, Ordering::Relaxed);
+                    count.send_modify(|n| *n += 1);
                 }
             }));
             readers.push(reader);
@@ -81,14 +77,13 @@ impl WatchCache {
 
     /// Waits until every reflector has its first full list.
     pub async fn ready(&self) {
-        for reader in &self.readers {
-            let _ = reader.wait_until_ready().await;
-        }
+        let all = self.readers.len();
+        let _ = self.synced.clone().wait_for(|n| *n >= all).await;
     }
 
     /// True once every reflector has its first full list.
     pub fn is_ready(&self) -> bool {
-        self.synced.load(Ordering::Relaxed) == self.readers.len()
+        *self.synced.borrow() >= self.readers.len()
     }
 
     /// HRAs cached now.
