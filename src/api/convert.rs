@@ -15,26 +15,15 @@ pub fn scale_event(
     e: pb::ScaleEvent,
     default_duration: TimeDelta,
 ) -> Result<ScaleEvent, FieldError> {
-    let pb::ScaleEvent {
-        namespace,
-        name,
-        amount,
-        duration,
-        event_id,
-        job_id,
-    } = e;
-    let duration = duration.as_ref().map(duration_from_pb).transpose()?;
-    ScaleEvent::validate(
-        RawScaleEvent {
-            namespace,
-            name,
-            amount,
-            duration,
-            event_id,
-            job_id,
-        },
-        default_duration,
-    )
+    let raw = RawScaleEvent {
+        duration: e.duration.as_ref().map(duration_from_pb).transpose()?,
+        namespace: e.namespace,
+        name: e.name,
+        amount: e.amount,
+        event_id: e.event_id,
+        job_id: e.job_id,
+    };
+    ScaleEvent::validate(raw, default_duration)
 }
 
 /// A protobuf duration as a chrono one: not negative, nanos below 1e9, at most 7 days.
