@@ -31,11 +31,12 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
         max_replicas: Some(500),
         capacity_reservations: list,
         applied_batches: vec![],
+        trigger_duration: None,
     };
     let events = (0..1000)
         .map(|i| PlanEvent {
             amount: if i % 2 == 0 { 1 } else { -1 },
-            duration: TimeDelta::minutes(30),
+            duration: Some(TimeDelta::minutes(30)),
             job: (i % 5 == 0).then(|| Arc::from(format!("job-{}", i * 3))),
         })
         .collect();
@@ -46,7 +47,14 @@ fn planner(c: &mut Criterion) {
     let (hra, events) = inputs();
     let now = Utc::now();
     c.bench_function("plan 1000 reservations x 1000 events", |b| {
-        b.iter(|| plan(black_box(&hra), black_box(&events), now))
+        b.iter(|| {
+            plan(
+                black_box(&hra),
+                black_box(&events),
+                now,
+                TimeDelta::minutes(10),
+            )
+        })
     });
 }
 

@@ -15,7 +15,6 @@ use crate::{
     store::{HraStore, MemoryStore, kubernetes::KubeStore, seed},
 };
 use anyhow::Context;
-use chrono::TimeDelta;
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -157,8 +156,6 @@ pub async fn serve(
     let service = BatchScalerService {
         engine: engine.clone(),
         store: store.clone(),
-        default_duration: TimeDelta::from_std(settings.default_duration)
-            .context("default duration")?,
         shutdown: stop.clone(),
         clock: settings.engine.clock.clone(),
         allowed: settings.allowed.clone(),

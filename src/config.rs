@@ -183,8 +183,8 @@ mod tests {
         );
         assert_eq!(a.idempotency, b.idempotency);
         assert_eq!(
-            (from_flags.default_duration, from_flags.shutdown_grace),
-            (defaults.default_duration, defaults.shutdown_grace)
+            (a.default_duration, from_flags.shutdown_grace),
+            (b.default_duration, defaults.shutdown_grace)
         );
         assert_eq!(
             (
@@ -217,7 +217,7 @@ mod tests {
         .unwrap();
         assert_eq!(*args.window, Duration::from_millis(250));
         assert_eq!(
-            args.settings().unwrap().default_duration,
+            args.settings().unwrap().engine.default_duration,
             Duration::from_secs(1800)
         );
         assert!(args.settings().unwrap().engine.dry_run);

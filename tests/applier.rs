@@ -56,7 +56,7 @@ async fn run(r: &Rig, name: &str, amounts: &[i32]) -> Arc<BatchReport> {
         let event = ScaleEvent {
             key: key("ns", name),
             amount,
-            duration: TimeDelta::minutes(5),
+            duration: Some(TimeDelta::minutes(5)),
             event_id: None,
             job_id: None,
         };

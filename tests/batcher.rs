@@ -95,7 +95,7 @@ fn event(name: &str, amount: i32) -> ScaleEvent {
     ScaleEvent {
         key: key("ns", name),
         amount,
-        duration: TimeDelta::minutes(10),
+        duration: Some(TimeDelta::minutes(10)),
         event_id: None,
         job_id: None,
     }

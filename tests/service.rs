@@ -80,12 +80,56 @@ async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
     server.try_publish(vec![ev("ci", "a", 2)]).await.unwrap();
     let next = recv(&mut watch).await;
     assert_eq!((next.name.as_str(), next.before, next.after), ("a", 1, 3));
-    // Default duration (10 min) for an event without one.
+    // An event without a duration gets the HRA trigger's (30m here).
     let t = target(&server, "a").await;
     let r = t.capacity_reservations.last().unwrap();
     assert_eq!(
         r.expiration_time.unwrap().seconds - r.effective_time.unwrap().seconds,
-        600
+        1800
+    );
+}
+
+#[tokio::test]
+async fn reservation_life_is_the_event_s_then_the_trigger_s_then_the_default() {
+    let mut no_trigger = hra_object("ci", "plain", None);
+    no_trigger["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("scaleUpTriggers");
+    let store = two_hras();
+    store.insert(no_trigger).unwrap();
+    let (server, store) = TestServer::with_store(store, test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    let life = |t: &pb::Target| {
+        let r = t.capacity_reservations.last().unwrap();
+        r.expiration_time.unwrap().seconds - r.effective_time.unwrap().seconds
+    };
+    server
+        .try_publish(vec![ev("ci", "plain", 1), ev_for("ci", "b", 1, 90)])
+        .await
+        .unwrap();
+    recv(&mut watch).await;
+    recv(&mut watch).await;
+    assert_eq!(life(&target(&server, "plain").await), 600, "the default");
+    assert_eq!(life(&target(&server, "b").await), 90, "the event's own");
+    assert_eq!(
+        target(&server, "b").await.trigger_duration.unwrap().seconds,
+        1800
+    );
+    assert_eq!(target(&server, "plain").await.trigger_duration, None);
+    // An edit of the trigger applies from the next batch on.
+    store
+        .inner()
+        .modify(&key("ci", "b"), |o| {
+            o["spec"]["scaleUpTriggers"][0]["duration"] = "45m".into()
+        })
+        .unwrap();
+    server.try_publish(vec![ev("ci", "b", 1)]).await.unwrap();
+    recv(&mut watch).await;
+    assert_eq!(
+        life(&target(&server, "b").await),
+        45 * 60,
+        "the trigger's, as edited"
     );
 }
 

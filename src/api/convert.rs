@@ -10,11 +10,8 @@ use crate::domain::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
-/// Validates a wire event; a missing or zero duration becomes `default_duration`.
-pub fn scale_event(
-    e: pb::ScaleEvent,
-    default_duration: TimeDelta,
-) -> Result<ScaleEvent, FieldError> {
+/// Validates a wire event; a missing or zero duration is left to the plan.
+pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
     let raw = RawScaleEvent {
         duration: e.duration.as_ref().map(duration_from_pb).transpose()?,
         namespace: e.namespace,
@@ -23,7 +20,7 @@ pub fn scale_event(
         event_id: e.event_id,
         job_id: e.job_id,
     };
-    ScaleEvent::validate(raw, default_duration)
+    ScaleEvent::validate(raw)
 }
 
 /// A protobuf duration as a chrono one: not negative, nanos below 1e9, at most 7 days.
@@ -47,6 +44,14 @@ pub fn duration_from_pb(d: &prost_types::Duration) -> Result<TimeDelta, FieldErr
                 d.seconds
             ))
         })
+}
+
+/// A chrono duration as a protobuf one.
+pub fn duration_to_pb(d: TimeDelta) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.num_seconds(),
+        nanos: d.subsec_nanos(),
+    }
 }
 
 /// A chrono time as a protobuf timestamp.
@@ -107,6 +112,7 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
             .collect(),
         resource_version: hra.resource_version,
         reserved_replicas,
+        trigger_duration: hra.trigger_duration.map(duration_to_pb),
     }
 }
 
@@ -128,8 +134,6 @@ mod tests {
         Some(prost_types::Duration { seconds, nanos })
     }
 
-    const DEFAULT: TimeDelta = TimeDelta::minutes(10);
-
     #[test]
     fn wire_durations_are_checked_and_defaulted() {
         let given = pb::ScaleEvent {
@@ -137,14 +141,14 @@ mod tests {
             event_id: "d1".into(),
             ..event("a", "b", 0)
         };
-        let e = scale_event(given, DEFAULT).unwrap();
-        assert_eq!(e.duration, TimeDelta::milliseconds(90_500));
+        let e = scale_event(given).unwrap();
+        assert_eq!(e.duration, Some(TimeDelta::milliseconds(90_500)));
         assert_eq!(e.event_id.as_deref(), Some("d1"));
         let zero = pb::ScaleEvent {
             duration: dur(0, 0),
             ..event("a", "b", -1)
         };
-        assert_eq!(scale_event(zero, DEFAULT).unwrap().duration, DEFAULT);
+        assert_eq!(scale_event(zero).unwrap().duration, None);
         for d in [
             dur(-1, 0),
             dur(0, -1),
@@ -156,21 +160,14 @@ mod tests {
                 duration: d,
                 ..event("a", "b", 1)
             };
-            assert_eq!(
-                scale_event(e, DEFAULT).unwrap_err().field,
-                "duration",
-                "{d:?}"
-            );
+            assert_eq!(scale_event(e).unwrap_err().field, "duration", "{d:?}");
         }
         let week = pb::ScaleEvent {
             duration: dur(604_800, 0),
             ..event("a", "b", 1)
         };
-        assert!(scale_event(week, DEFAULT).is_ok());
-        assert_eq!(
-            scale_event(event("a", "B", 1), DEFAULT).unwrap_err().field,
-            "name"
-        );
+        assert!(scale_event(week).is_ok());
+        assert_eq!(scale_event(event("a", "B", 1)).unwrap_err().field, "name");
     }
 
     #[test]

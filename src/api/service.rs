@@ -12,7 +12,6 @@ use crate::{
     ops::metrics::Metrics,
     store::HraStore,
 };
-use chrono::TimeDelta;
 use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll, time::Duration};
 use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
@@ -26,8 +25,6 @@ pub struct BatchScalerService {
     pub engine: Engine,
     /// Where targets are read.
     pub store: Arc<dyn HraStore>,
-    /// Reservation life for events that give none.
-    pub default_duration: TimeDelta,
     /// Fires when shutdown starts: open `Publish` streams end.
     pub shutdown: CancellationToken,
     /// Time for `reserved_replicas`.
@@ -46,7 +43,7 @@ impl BatchScalerService {
 
     /// Validates one wire event, namespace allowlist included.
     fn validate(&self, event: pb::ScaleEvent) -> Result<ScaleEvent, ApiError> {
-        let event = convert::scale_event(event, self.default_duration)?;
+        let event = convert::scale_event(event)?;
         self.allowed.check(&event.key.namespace)?;
         Ok(event)
     }

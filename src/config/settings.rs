@@ -56,8 +56,6 @@ pub enum ConfigError {
 pub struct Settings {
     /// Batching, applying, results and idempotency.
     pub engine: EngineSettings,
-    /// Reservation life for events that give none.
-    pub default_duration: Duration,
     /// How long pending batches may keep retrying once shutdown starts.
     pub shutdown_grace: Duration,
     /// Namespaces that may be used.
@@ -73,6 +71,7 @@ impl Default for Settings {
                 window: defaults::WINDOW,
                 retry: RetryPolicy::with_deadline(defaults::RETRY_DEADLINE),
                 dry_run: false,
+                default_duration: defaults::DEFAULT_DURATION,
                 max_concurrent_writes: defaults::MAX_CONCURRENT_WRITES as usize,
                 replay_capacity: defaults::REPLAY_CAPACITY,
                 watcher_buffer: defaults::WATCHER_BUFFER,
@@ -84,7 +83,6 @@ impl Default for Settings {
                 },
                 clock: system_clock(),
             },
-            default_duration: defaults::DEFAULT_DURATION,
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             allowed: Allowlist::default(),
             grpc: GrpcOptions {
@@ -182,6 +180,7 @@ impl Args {
                 window: **window,
                 retry: RetryPolicy::with_deadline(**retry_deadline),
                 dry_run: *dry_run,
+                default_duration: **default_duration,
                 max_concurrent_writes: *max_concurrent_writes as usize,
                 idempotency: IdempotencyLimits {
                     dedupe_ttl: **dedupe_ttl,
@@ -191,7 +190,6 @@ impl Args {
                 },
                 ..defaults.engine
             },
-            default_duration: **default_duration,
             shutdown_grace: **shutdown_grace,
             allowed: Allowlist::new(allowed_namespaces.iter().cloned()),
             grpc: GrpcOptions {

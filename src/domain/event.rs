@@ -22,8 +22,9 @@ pub struct ScaleEvent {
     pub key: HraKey,
     /// `> 0` adds reservations, `< 0` completes, `0` refreshes.
     pub amount: i32,
-    /// Life of added reservations (the server default already filled in).
-    pub duration: TimeDelta,
+    /// Life of added reservations; `None`: decided when the batch is planned, from the HRA
+    /// as read (its trigger's duration, else the server default).
+    pub duration: Option<TimeDelta>,
     /// Idempotency key, if the producer gave one.
     pub event_id: Option<String>,
     /// Workflow job id, if the producer gave one.
@@ -48,8 +49,8 @@ pub struct RawScaleEvent {
 }
 
 impl ScaleEvent {
-    /// Validates an event; a missing or zero duration becomes `default_duration`.
-    pub fn validate(raw: RawScaleEvent, default_duration: TimeDelta) -> Result<Self, FieldError> {
+    /// Validates an event; a missing or zero duration is left to the plan (`None`).
+    pub fn validate(raw: RawScaleEvent) -> Result<Self, FieldError> {
         let RawScaleEvent {
             namespace,
             name,
@@ -75,8 +76,8 @@ impl ScaleEvent {
             Some(d) if d < TimeDelta::zero() => {
                 return Err(FieldError::new("duration", "must not be negative"));
             }
-            Some(d) if !d.is_zero() => d,
-            _ => default_duration,
+            Some(d) if !d.is_zero() => Some(d),
+            _ => None,
         };
         for (field, id) in [("event_id", &event_id), ("job_id", &job_id)] {
             if id.len() > MAX_ID_LEN {
@@ -136,33 +137,28 @@ mod tests {
         }
     }
 
-    const DEFAULT: TimeDelta = TimeDelta::minutes(10);
-
     fn field_of(e: RawScaleEvent) -> String {
-        ScaleEvent::validate(e, DEFAULT).unwrap_err().field
+        ScaleEvent::validate(e).unwrap_err().field
     }
 
     #[test]
-    fn accepts_a_good_event_and_fills_the_default_duration() {
-        let e = ScaleEvent::validate(event("runners", "linux.x64-1", 1), DEFAULT).unwrap();
+    fn accepts_a_good_event_and_leaves_a_missing_duration_to_the_plan() {
+        let e = ScaleEvent::validate(event("runners", "linux.x64-1", 1)).unwrap();
         assert_eq!(e.key, HraKey::new("runners", "linux.x64-1"));
-        assert_eq!(e.duration, DEFAULT);
+        assert_eq!(e.duration, None);
         assert_eq!(e.event_id, None);
         let zero = RawScaleEvent {
             duration: Some(TimeDelta::zero()),
             ..event("a", "b", -1)
         };
-        assert_eq!(
-            ScaleEvent::validate(zero, DEFAULT).unwrap().duration,
-            DEFAULT
-        );
+        assert_eq!(ScaleEvent::validate(zero).unwrap().duration, None);
         let given = RawScaleEvent {
             duration: Some(TimeDelta::milliseconds(90_500)),
             event_id: "d1".into(),
             ..event("a", "b", 0)
         };
-        let e = ScaleEvent::validate(given, DEFAULT).unwrap();
-        assert_eq!(e.duration, TimeDelta::milliseconds(90_500));
+        let e = ScaleEvent::validate(given).unwrap();
+        assert_eq!(e.duration, Some(TimeDelta::milliseconds(90_500)));
         assert_eq!(e.event_id.as_deref(), Some("d1"));
     }
 
@@ -175,7 +171,7 @@ mod tests {
             assert_eq!(field_of(event("ok", name, 1)), "name", "{name:?}");
         }
         let longest = format!("{}.b", "x".repeat(63));
-        assert!(ScaleEvent::validate(event("ok", &longest, 1), DEFAULT).is_ok());
+        assert!(ScaleEvent::validate(event("ok", &longest, 1)).is_ok());
     }
 
     #[test]
@@ -183,7 +179,7 @@ mod tests {
         assert_eq!(field_of(event("a", "b", 1001)), "amount");
         assert_eq!(field_of(event("a", "b", -1001)), "amount");
         assert_eq!(field_of(event("a", "b", i32::MIN)), "amount");
-        assert!(ScaleEvent::validate(event("a", "b", -1000), DEFAULT).is_ok());
+        assert!(ScaleEvent::validate(event("a", "b", -1000)).is_ok());
         for d in [
             MAX_DURATION + TimeDelta::nanoseconds(1),
             TimeDelta::seconds(-1),
@@ -198,7 +194,7 @@ mod tests {
             duration: Some(MAX_DURATION),
             ..event("a", "b", 1)
         };
-        assert!(ScaleEvent::validate(week, DEFAULT).is_ok());
+        assert!(ScaleEvent::validate(week).is_ok());
     }
 
     #[test]
@@ -214,7 +210,7 @@ mod tests {
             job_id: "42".into(),
             ..event("a", "b", -1)
         };
-        let e = ScaleEvent::validate(e, DEFAULT).unwrap();
+        let e = ScaleEvent::validate(e).unwrap();
         assert_eq!(e.plan_event().job.as_deref(), Some("42"));
         let long = RawScaleEvent {
             event_id: "x".repeat(257),
@@ -225,7 +221,7 @@ mod tests {
 
     #[test]
     fn publish_index_prefixes_the_field() {
-        let err = ScaleEvent::validate(event("a", "B", 1), DEFAULT)
+        let err = ScaleEvent::validate(event("a", "B", 1))
             .unwrap_err()
             .at_index(3);
         assert_eq!(err.field, "events[3].name");

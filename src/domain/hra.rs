@@ -74,9 +74,18 @@ pub struct Hra {
     pub capacity_reservations: Vec<CapacityReservation>,
     /// Batch ids recorded in the applied-batches annotation, oldest first.
     pub applied_batches: Vec<String>,
+    /// The life of a reservation added by an event that gives none: the duration of the HRA's
+    /// single scale-up trigger, when it has exactly one and that duration is positive.
+    pub trigger_duration: Option<TimeDelta>,
 }
 
 impl Hra {
+    /// The life of reservations added by an event that gives none: the trigger's duration,
+    /// else `default`.
+    pub fn reservation_life(&self, default: TimeDelta) -> TimeDelta {
+        self.trigger_duration.unwrap_or(default)
+    }
+
     /// Sum of `replicas` over reservations that have not expired at `now`.
     pub fn reserved_replicas(&self, now: DateTime<Utc>) -> u32 {
         let sum: i64 = self
@@ -200,6 +209,7 @@ mod tests {
                 mk(now + TimeDelta::seconds(1), 1),
             ],
             applied_batches: vec![],
+            trigger_duration: None,
         };
         assert_eq!(hra.reserved_replicas(now), 3);
     }

@@ -13,7 +13,7 @@ use crate::{
     ops::metrics::Metrics,
     store::{HraStore, StoreError, Write},
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::{borrow::Cow, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
@@ -106,30 +106,38 @@ pub struct AttemptNo {
     pub aborted: bool,
 }
 
+/// How the applier plans and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Back-off and deadline for transient errors.
+    pub retry: RetryPolicy,
+    /// Plan and validate only, never write.
+    pub dry_run: bool,
+    /// Life of reservations whose event gives none, on HRAs without a trigger duration.
+    pub default_life: TimeDelta,
+}
+
 /// Applies batches to a store.
 pub struct Applier {
     store: Arc<dyn HraStore>,
-    retry: RetryPolicy,
-    dry_run: bool,
+    policy: Policy,
     clock: Clock,
     metrics: Arc<Metrics>,
     idempotency: Arc<Idempotency>,
 }
 
 impl Applier {
-    /// An applier writing to `store` (validating only, with `dry_run`).
+    /// An applier writing to `store` as `policy` says.
     pub fn new(
         store: Arc<dyn HraStore>,
-        retry: RetryPolicy,
-        dry_run: bool,
+        policy: Policy,
         clock: Clock,
         metrics: Arc<Metrics>,
         idempotency: Arc<Idempotency>,
     ) -> Self {
         Self {
             store,
-            retry,
-            dry_run,
+            policy,
             clock,
             metrics,
             idempotency,
@@ -138,7 +146,7 @@ impl Applier {
 
     /// True if writes are only validated.
     pub fn dry_run(&self) -> bool {
-        self.dry_run
+        self.policy.dry_run
     }
 
     /// One attempt of `batch`, with `late` (events that arrived since the last attempt)
@@ -156,11 +164,12 @@ impl Applier {
                 planned,
             };
         }
-        let after = self.retry.delay(at.number);
-        let error = if at.started.elapsed() + after > self.retry.deadline {
+        let retry = self.policy.retry;
+        let after = retry.delay(at.number);
+        let error = if at.started.elapsed() + after > retry.deadline {
             format!(
                 "retry deadline of {:?} passed; last error: {error}",
-                self.retry.deadline
+                retry.deadline
             )
         } else if at.aborted {
             format!("shutting down; last error: {error}")
@@ -202,13 +211,13 @@ impl Applier {
                 return Ok(false);
             }
             let events = self.without_finished_jobs(&batch.key, all);
-            let plan = planner::plan(&hra, &events, (self.clock)());
+            let plan = planner::plan(&hra, &events, (self.clock)(), self.policy.default_life);
             let write = Write {
                 key: &batch.key,
                 resource_version: &hra.resource_version,
                 reservations: &plan.reservations,
                 applied_batches: &record_batch(&hra.applied_batches, &batch.id),
-                dry_run: self.dry_run,
+                dry_run: self.policy.dry_run,
             };
             let started = Instant::now();
             let written = self.store.write(write).await;

@@ -14,8 +14,9 @@ pub mod queue;
 pub mod sink;
 
 use crate::{ops::metrics::Metrics, store::HraStore};
-use applier::{Applier, Clock, RetryPolicy};
+use applier::{Applier, Clock, Policy, RetryPolicy};
 use batcher::Batcher;
+use chrono::TimeDelta;
 use hub::ResultHub;
 use idempotency::{Idempotency, IdempotencyLimits};
 use sink::OutcomeSink;
@@ -30,6 +31,8 @@ pub struct EngineSettings {
     pub retry: RetryPolicy,
     /// Plan and report, never write.
     pub dry_run: bool,
+    /// Reservation life for events that give none, on HRAs without a trigger duration.
+    pub default_duration: Duration,
     /// Most applies in flight at once.
     pub max_concurrent_writes: usize,
     /// Recent results kept for `WatchBatches.replay`.
@@ -58,6 +61,7 @@ impl Engine {
             window,
             retry,
             dry_run,
+            default_duration,
             max_concurrent_writes,
             replay_capacity,
             watcher_buffer,
@@ -77,8 +81,11 @@ impl Engine {
         ));
         let applier = Arc::new(Applier::new(
             store,
-            retry,
-            dry_run,
+            Policy {
+                retry,
+                dry_run,
+                default_life: TimeDelta::from_std(default_duration).unwrap_or(TimeDelta::MAX),
+            },
             clock,
             metrics,
             idempotency.clone(),

@@ -240,7 +240,7 @@ mod tests {
     fn ev(amount: i64) -> PlanEvent {
         PlanEvent {
             amount,
-            duration: TimeDelta::minutes(1),
+            duration: Some(TimeDelta::minutes(1)),
             job: None,
         }
     }

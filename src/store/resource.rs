@@ -3,7 +3,11 @@
 //! read and never sent back. Also the one merge patch a write sends.
 
 use super::{Write, objects::SchemaViolation};
-use crate::domain::hra::{CapacityReservation, Hra, HraKey, parse_batch_ids};
+use crate::domain::{
+    duration::parse_go_duration,
+    hra::{CapacityReservation, Hra, HraKey, parse_batch_ids},
+};
+use chrono::TimeDelta;
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::Resource;
 use serde::Deserialize;
@@ -44,6 +48,36 @@ pub struct HraSpec {
     /// `spec.capacityReservations`.
     #[serde(default)]
     pub capacity_reservations: Option<Vec<CapacityReservation>>,
+    /// `spec.scaleUpTriggers`.
+    #[serde(default)]
+    pub scale_up_triggers: Option<Vec<ScaleUpTrigger>>,
+}
+
+/// One entry of `spec.scaleUpTriggers`, as far as we read it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleUpTrigger {
+    /// `githubEvent` (routing needs `githubEvent.workflowJob` to be set).
+    #[serde(default)]
+    pub github_event: Option<Value>,
+    /// `duration`, a Go duration (`30m`).
+    #[serde(default)]
+    pub duration: Option<String>,
+}
+
+impl HraSpec {
+    /// The duration of the single scale-up trigger, when there is exactly one and its
+    /// duration parses and is positive.
+    pub fn trigger_duration(&self) -> Option<TimeDelta> {
+        match self.scale_up_triggers.as_deref() {
+            Some([trigger]) => trigger
+                .duration
+                .as_deref()
+                .and_then(|d| parse_go_duration(d).ok())
+                .filter(|d| *d > TimeDelta::zero()),
+            _ => None,
+        }
+    }
 }
 
 impl Resource for HorizontalRunnerAutoscaler {
@@ -99,6 +133,7 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
         Hra {
             key: HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default()),
             resource_version: resource_version.unwrap_or_default(),
+            trigger_duration: o.spec.trigger_duration(),
             min_replicas: o.spec.min_replicas,
             max_replicas: o.spec.max_replicas,
             capacity_reservations: o.spec.capacity_reservations.unwrap_or_default(),
@@ -168,7 +203,7 @@ pub fn merge_patch(write: &Write<'_>) -> Value {
 mod tests {
     use super::*;
     use crate::domain::hra::k8s_time;
-    use chrono::{TimeDelta, Utc};
+    use chrono::Utc;
 
     #[test]
     fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
@@ -191,6 +226,30 @@ mod tests {
         let r = &hra.capacity_reservations[0];
         assert_eq!(r.name, "j");
         assert_eq!(r.life(), TimeDelta::milliseconds(29 * 60 * 1000 + 59_500));
+    }
+
+    #[test]
+    fn the_single_positive_trigger_duration_is_read() {
+        let with = |triggers: Value| {
+            parse_hra(&json!({"metadata": {"name": "a"}, "spec": {"scaleUpTriggers": triggers}}))
+                .unwrap()
+                .trigger_duration
+        };
+        let trigger = |d: &str| json!({"githubEvent": {"workflowJob": {}}, "duration": d});
+        assert_eq!(with(json!([trigger("30m")])), Some(TimeDelta::minutes(30)));
+        assert_eq!(
+            with(json!([trigger("1h30m")])),
+            Some(TimeDelta::minutes(90))
+        );
+        assert_eq!(with(json!([trigger("0s")])), None, "not positive");
+        assert_eq!(with(json!([trigger("soon")])), None, "not a duration");
+        assert_eq!(with(json!([{"githubEvent": {}}])), None, "no duration");
+        assert_eq!(
+            with(json!([trigger("5m"), trigger("7m")])),
+            None,
+            "two triggers"
+        );
+        assert_eq!(with(json!([])), None);
     }
 
     #[test]

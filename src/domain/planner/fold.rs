@@ -20,7 +20,7 @@ pub struct Fold {
     /// The open job-less stretch: leading removal `M`…
     lead: i64,
     /// …the adds in order…
-    adds: Vec<(i64, TimeDelta)>,
+    adds: Vec<(i64, Option<TimeDelta>)>,
     /// …their total…
     added: i64,
     /// …and the trailing removal `B - M`.
@@ -77,7 +77,7 @@ impl Fold {
     fn close(&mut self) {
         let removal = |amount: i64| PlanEvent {
             amount: -amount,
-            duration: TimeDelta::zero(),
+            duration: None,
             job: None,
         };
         if self.lead > 0 {

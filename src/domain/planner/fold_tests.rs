@@ -1,6 +1,6 @@
 //! Folding never changes the plan (property test against the unfolded events).
 
-use super::reference_tests::{hra, t0};
+use super::reference_tests::{DEFAULT_LIFE, hra, t0};
 use super::*;
 use proptest::prelude::*;
 
@@ -16,7 +16,7 @@ fn event() -> impl Strategy<Value = PlanEvent> {
             } else {
                 amount
             },
-            duration: TimeDelta::seconds(secs),
+            duration: Some(TimeDelta::seconds(secs)),
             job: job.map(Arc::from),
         })
 }
@@ -53,7 +53,7 @@ proptest! {
     ) {
         let read = hra(max, list);
         let folded = fold(&events);
-        prop_assert_eq!(plan(&read, &folded, t0()), plan(&read, &events, t0()));
+        prop_assert_eq!(plan(&read, &folded, t0(), DEFAULT_LIFE), plan(&read, &events, t0(), DEFAULT_LIFE));
     }
 
     #[test]
@@ -69,7 +69,7 @@ proptest! {
         events[cut..].iter().cloned().for_each(|e| second.push(e));
         first.extend(second);
         let read = hra(None, list);
-        prop_assert_eq!(plan(&read, &first.into_events(), t0()), plan(&read, &events, t0()));
+        prop_assert_eq!(plan(&read, &first.into_events(), t0(), DEFAULT_LIFE), plan(&read, &events, t0(), DEFAULT_LIFE));
     }
 }
 
@@ -77,7 +77,7 @@ proptest! {
 fn any_mix_of_signs_folds_to_at_most_three_events_per_duration() {
     let e = |amount| PlanEvent {
         amount,
-        duration: TimeDelta::seconds(600),
+        duration: Some(TimeDelta::seconds(600)),
         job: None,
     };
     let mut f = Fold::default();

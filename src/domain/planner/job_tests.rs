@@ -1,12 +1,12 @@
 //! Table tests of job-matched events (`job_id`), beside the reference ones.
 
-use super::reference_tests::{counts, ev, hra, res, secs, t0};
+use super::reference_tests::{DEFAULT_LIFE, counts, ev, hra, res, secs, t0};
 use super::*;
 
 fn job(amount: i64, id: &str) -> PlanEvent {
     PlanEvent {
         amount,
-        duration: secs(600),
+        duration: Some(secs(600)),
         job: Some(id.into()),
     }
 }
@@ -28,7 +28,7 @@ fn stale_completions_of_unknown_jobs_leave_a_queued_job_its_reservation() {
     let now = t0();
     let mut events = vec![job(1, "J1")];
     events.extend(["J0a", "J0b", "J0c", "J0d", "J0e"].map(|j| job(-1, j)));
-    let p = plan(&hra(None, vec![]), &events, now);
+    let p = plan(&hra(None, vec![]), &events, now, DEFAULT_LIFE);
     assert_eq!(names(&p), ["J1"]);
     assert_eq!(
         p.counts,
@@ -39,7 +39,7 @@ fn stale_completions_of_unknown_jobs_leave_a_queued_job_its_reservation() {
     // The same sequence without job ids is the reference: the new job loses its runner.
     let mut anonymous = vec![ev(1, 600)];
     anonymous.extend((0..5).map(|_| ev(-1, 600)));
-    let p = plan(&hra(None, vec![]), &anonymous, now);
+    let p = plan(&hra(None, vec![]), &anonymous, now, DEFAULT_LIFE);
     assert_eq!(p.counts, counts(0, 0, 1, 5, 0));
 }
 
@@ -52,7 +52,7 @@ fn a_completion_removes_its_own_reservation_from_the_middle() {
         named("b", base.clone()),
         named("c", base),
     ];
-    let p = plan(&hra(None, list), &[job(-1, "b")], now);
+    let p = plan(&hra(None, list), &[job(-1, "b")], now, DEFAULT_LIFE);
     assert_eq!(names(&p), ["a", "c"]);
     assert_eq!(p.counts, counts(3, 0, 0, 1, 2));
     assert_eq!(p.finished_jobs, vec![Arc::<str>::from("b")]);
@@ -61,11 +61,21 @@ fn a_completion_removes_its_own_reservation_from_the_middle() {
 #[test]
 fn a_redelivered_queued_event_adds_nothing() {
     let now = t0();
-    let p = plan(&hra(None, vec![]), &[job(1, "J"), job(1, "J")], now);
+    let p = plan(
+        &hra(None, vec![]),
+        &[job(1, "J"), job(1, "J")],
+        now,
+        DEFAULT_LIFE,
+    );
     assert_eq!(names(&p), ["J"]);
     assert_eq!(p.counts.added, 1);
     let existing = vec![named("J", res(now - secs(60), now + secs(60)))];
-    let p = plan(&hra(None, existing.clone()), &[job(1, "J")], now);
+    let p = plan(
+        &hra(None, existing.clone()),
+        &[job(1, "J")],
+        now,
+        DEFAULT_LIFE,
+    );
     assert_eq!(
         p.reservations, existing,
         "the existing reservation is kept as it was"
@@ -76,7 +86,12 @@ fn a_redelivered_queued_event_adds_nothing() {
 #[test]
 fn a_completion_before_its_queued_event_wins_within_a_batch() {
     let now = t0();
-    let p = plan(&hra(None, vec![]), &[job(-1, "J"), job(1, "J")], now);
+    let p = plan(
+        &hra(None, vec![]),
+        &[job(-1, "J"), job(1, "J")],
+        now,
+        DEFAULT_LIFE,
+    );
     assert!(p.reservations.is_empty());
     assert_eq!(p.counts, counts(0, 0, 0, 0, 0));
 }
@@ -92,6 +107,7 @@ fn job_events_and_anonymous_events_mix_in_order() {
         &hra(None, list),
         &[ev(-1, 0), job(1, "K"), job(-1, "J")],
         now,
+        DEFAULT_LIFE,
     );
     assert_eq!(names(&p), ["K"]);
     assert_eq!(p.counts, counts(2, 0, 1, 2, 1));
@@ -105,7 +121,7 @@ fn named_entries_extend_and_expire_like_any_other() {
         named("expired", res(now - secs(100), now - secs(1))),
         named("backlog", res(now - secs(100), now - secs(50))),
     ];
-    let p = plan(&hra(Some(1), list), &[], now);
+    let p = plan(&hra(Some(1), list), &[], now, DEFAULT_LIFE);
     assert_eq!(
         p.reservations,
         vec![named("backlog", res(now, now + secs(50)))]

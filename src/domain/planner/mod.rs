@@ -19,8 +19,9 @@ pub use fold::Fold;
 pub struct PlanEvent {
     /// `> 0` adds that many reservations, `< 0` completes, `0` only refreshes.
     pub amount: i64,
-    /// Life of the reservations this event adds.
-    pub duration: TimeDelta,
+    /// Life of the reservations this event adds; `None`: the HRA's trigger duration, else
+    /// the default life the plan is given.
+    pub duration: Option<TimeDelta>,
     /// Workflow job id: `+1` adds a reservation named after it (once), `-1` removes that one.
     pub job: Option<Arc<str>>,
 }
@@ -51,7 +52,8 @@ pub struct Plan {
     pub finished_jobs: Vec<Arc<str>>,
 }
 
-/// Plans one batch. `now` is the single instant the whole plan uses.
+/// Plans one batch. `now` is the single instant the whole plan uses; `default_life` is the
+/// life of reservations whose event gives none and whose HRA has no trigger duration.
 ///
 /// ```
 /// use batch_scaler::domain::{hra::{Hra, HraKey}, planner::{plan, PlanEvent}};
@@ -64,17 +66,24 @@ pub struct Plan {
 ///     max_replicas: None,
 ///     capacity_reservations: vec![],
 ///     applied_batches: vec![],
+///     trigger_duration: None,
 /// };
 /// let ten_min = TimeDelta::minutes(10);
 /// let events = [
-///     PlanEvent { amount: -1, duration: ten_min, job: None },
-///     PlanEvent { amount: 1, duration: ten_min, job: None },
+///     PlanEvent { amount: -1, duration: None, job: None },
+///     PlanEvent { amount: 1, duration: None, job: None },
 /// ];
-/// let p = plan(&hra, &events, Utc::now());
+/// let p = plan(&hra, &events, Utc::now(), ten_min);
 /// // A completion before its queued event removes nothing: one reservation is left.
 /// assert_eq!((p.counts.added, p.counts.completed, p.counts.after), (1, 1, 1));
 /// ```
-pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>) -> Plan {
+pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>, default_life: TimeDelta) -> Plan {
+    let expires = |e: &PlanEvent| {
+        let life = e
+            .duration
+            .unwrap_or_else(|| hra.reservation_life(default_life));
+        now.checked_add_signed(life).unwrap_or(now)
+    };
     let read = &hra.capacity_reservations;
     let before = read.len();
     let mut list = extend_backlog(read, hra.max_replicas, now);
@@ -87,10 +96,14 @@ pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>) -> Plan {
     let mut finished_jobs = Vec::new();
     for event in events {
         match &event.job {
-            Some(job) => {
-                apply_job_event(&mut list, event, job, now, &mut counts, &mut finished_jobs)
-            }
-            None => apply_event(&mut list, event, now, &mut counts),
+            Some(job) => apply_job_event(
+                &mut list,
+                event,
+                job,
+                expires(event),
+                (now, &mut counts, &mut finished_jobs),
+            ),
+            None => apply_event(&mut list, event, now, expires(event), &mut counts),
         }
     }
     counts.after = list.len() as u64;
@@ -134,9 +147,8 @@ fn apply_job_event(
     list: &mut Vec<CapacityReservation>,
     event: &PlanEvent,
     job: &Arc<str>,
-    now: DateTime<Utc>,
-    counts: &mut Counts,
-    finished: &mut Vec<Arc<str>>,
+    expiration_time: DateTime<Utc>,
+    (now, counts, finished): (DateTime<Utc>, &mut Counts, &mut Vec<Arc<str>>),
 ) {
     let position = list.iter().position(|r| r.name == **job);
     if event.amount > 0 {
@@ -146,7 +158,7 @@ fn apply_job_event(
         list.push(CapacityReservation {
             name: job.to_string(),
             effective_time: now,
-            expiration_time: now.checked_add_signed(event.duration).unwrap_or(now),
+            expiration_time,
             replicas: 1,
         });
         counts.added += 1;
@@ -166,12 +178,12 @@ fn apply_event(
     list: &mut Vec<CapacityReservation>,
     event: &PlanEvent,
     now: DateTime<Utc>,
+    expiration_time: DateTime<Utc>,
     counts: &mut Counts,
 ) {
     match event.amount {
         0 => {}
         amount if amount > 0 => {
-            let expiration_time = now.checked_add_signed(event.duration).unwrap_or(now);
             let n = amount as u64;
             list.extend((0..n).map(|_| CapacityReservation {
                 name: String::new(),

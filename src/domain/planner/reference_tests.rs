@@ -3,6 +3,9 @@
 use super::*;
 use crate::domain::hra::HraKey;
 
+/// The life of reservations whose event gives none (as `--default-duration` does).
+pub(super) const DEFAULT_LIFE: TimeDelta = TimeDelta::minutes(10);
+
 pub(super) fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-05-29T17:04:57Z")
         .unwrap()
@@ -30,13 +33,14 @@ pub(super) fn hra(max: Option<i32>, list: Vec<CapacityReservation>) -> Hra {
         max_replicas: max,
         capacity_reservations: list,
         applied_batches: vec![],
+        trigger_duration: None,
     }
 }
 
 pub(super) fn ev(amount: i64, duration: i64) -> PlanEvent {
     PlanEvent {
         amount,
-        duration: secs(duration),
+        duration: Some(secs(duration)),
         job: None,
     }
 }
@@ -107,7 +111,7 @@ fn reference_worked_example_and_variants() {
         ),
     ];
     for (what, events, want, want_counts) in cases {
-        let p = plan(&read, &events, t2);
+        let p = plan(&read, &events, t2, DEFAULT_LIFE);
         assert_eq!(p.reservations, want, "{what}");
         assert_eq!(p.counts, want_counts, "{what}");
     }
@@ -124,7 +128,7 @@ fn expiry_is_strict_an_entry_expiring_at_now_is_dropped() {
             res(now - secs(20), now - secs(1)),
         ],
     );
-    let p = plan(&read, &[], now);
+    let p = plan(&read, &[], now, DEFAULT_LIFE);
     assert_eq!(p.reservations, vec![res(now - secs(10), now + secs(1))]);
     assert_eq!(p.counts, counts(3, 2, 0, 0, 1));
 }
@@ -134,7 +138,7 @@ fn nil_max_never_extends() {
     let now = t0();
     let old = res(now - secs(100), now - secs(50));
     let keep = res(now - secs(5), now + secs(5));
-    let p = plan(&hra(None, vec![old, keep.clone()]), &[], now);
+    let p = plan(&hra(None, vec![old, keep.clone()]), &[], now, DEFAULT_LIFE);
     assert_eq!(p.reservations, vec![keep]);
     assert_eq!(p.counts, counts(2, 1, 0, 0, 1));
 }
@@ -149,7 +153,7 @@ fn max_zero_extends_every_entry_and_revives_expired_ones() {
             res(now - secs(5), now + secs(5)),
         ],
     );
-    let p = plan(&read, &[], now);
+    let p = plan(&read, &[], now, DEFAULT_LIFE);
     assert_eq!(
         p.reservations,
         vec![res(now, now + secs(30)), res(now, now + secs(10))]
@@ -161,7 +165,7 @@ fn max_zero_extends_every_entry_and_revives_expired_ones() {
 fn negative_max_is_treated_as_zero() {
     let now = t0();
     let read = hra(Some(-3), vec![res(now - secs(100), now - secs(70))]);
-    let p = plan(&read, &[], now);
+    let p = plan(&read, &[], now, DEFAULT_LIFE);
     assert_eq!(p.reservations, vec![res(now, now + secs(30))]);
     assert_eq!(p.counts, counts(1, 0, 0, 0, 1));
 }
@@ -176,7 +180,7 @@ fn expired_backlog_entries_come_back_but_expired_entries_below_max_do_not() {
             res(now - secs(100), now - secs(80)), // index 1: backlog, expired: revived
         ],
     );
-    let p = plan(&read, &[], now);
+    let p = plan(&read, &[], now, DEFAULT_LIFE);
     assert_eq!(p.reservations, vec![res(now, now + secs(20))]);
     assert_eq!(p.counts, counts(2, 1, 0, 0, 1));
 }
@@ -191,7 +195,7 @@ fn list_not_longer_than_max_is_not_extended() {
             res(now - secs(10), now + secs(1)),
         ],
     );
-    let p = plan(&read, &[], now);
+    let p = plan(&read, &[], now, DEFAULT_LIFE);
     assert_eq!(p.reservations, vec![res(now - secs(10), now + secs(1))]);
     assert_eq!(p.counts, counts(2, 1, 0, 0, 1));
 }
@@ -200,10 +204,10 @@ fn list_not_longer_than_max_is_not_extended() {
 fn order_matters_on_an_empty_list() {
     let now = t0();
     let empty = hra(None, vec![]);
-    let down_up = plan(&empty, &[ev(-1, 10), ev(1, 10)], now);
+    let down_up = plan(&empty, &[ev(-1, 10), ev(1, 10)], now, DEFAULT_LIFE);
     assert_eq!(down_up.reservations, vec![res(now, now + secs(10))]);
     assert_eq!(down_up.counts, counts(0, 0, 1, 1, 1));
-    let up_down = plan(&empty, &[ev(1, 10), ev(-1, 10)], now);
+    let up_down = plan(&empty, &[ev(1, 10), ev(-1, 10)], now, DEFAULT_LIFE);
     assert!(up_down.reservations.is_empty());
     assert_eq!(up_down.counts, counts(0, 0, 1, 1, 0));
 }
@@ -215,11 +219,11 @@ fn more_completions_than_entries_counts_them_all() {
         None,
         vec![res(now, now + secs(60)), res(now, now + secs(60))],
     );
-    let p = plan(&read, &[ev(-5, 0)], now);
+    let p = plan(&read, &[ev(-5, 0)], now, DEFAULT_LIFE);
     assert!(p.reservations.is_empty());
     assert_eq!(p.counts, counts(2, 0, 0, 5, 0));
     // Exactly as many completions as entries empties the list too.
-    let p = plan(&read, &[ev(-2, 0)], now);
+    let p = plan(&read, &[ev(-2, 0)], now, DEFAULT_LIFE);
     assert!(p.reservations.is_empty());
     assert_eq!(p.counts.completed, 2);
 }
@@ -230,14 +234,24 @@ fn completions_remove_the_oldest_first() {
     let a = res(now - secs(3), now + secs(60));
     let b = res(now - secs(2), now + secs(61));
     let c = res(now - secs(1), now + secs(62));
-    let p = plan(&hra(None, vec![a, b, c.clone()]), &[ev(-2, 0)], now);
+    let p = plan(
+        &hra(None, vec![a, b, c.clone()]),
+        &[ev(-2, 0)],
+        now,
+        DEFAULT_LIFE,
+    );
     assert_eq!(p.reservations, vec![c]);
 }
 
 #[test]
 fn multi_amount_adds_each_as_one_replica() {
     let now = t0();
-    let p = plan(&hra(None, vec![]), &[ev(3, 30), ev(-1, 0), ev(2, 5)], now);
+    let p = plan(
+        &hra(None, vec![]),
+        &[ev(3, 30), ev(-1, 0), ev(2, 5)],
+        now,
+        DEFAULT_LIFE,
+    );
     assert_eq!(
         p.reservations,
         vec![
@@ -253,7 +267,7 @@ fn multi_amount_adds_each_as_one_replica() {
 #[test]
 fn planned_list_serializes_to_whole_seconds() {
     let now = t0() + TimeDelta::milliseconds(750);
-    let p = plan(&hra(None, vec![]), &[ev(1, 30)], now);
+    let p = plan(&hra(None, vec![]), &[ev(1, 30)], now, DEFAULT_LIFE);
     let json = serde_json::to_value(&p.reservations).unwrap();
     assert_eq!(
         json,

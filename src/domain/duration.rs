@@ -1,0 +1,110 @@
+//! Durations as Kubernetes writes them (Go's `time.ParseDuration`, e.g. `30m`, `1h30m`,
+//! `1.5h`, `300ms`): the form of an HRA trigger's `duration`.
+
+use chrono::TimeDelta;
+
+/// A string that is not a Go duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: expected e.g. 30m, 1h30m, 1.5h or 300ms")]
+pub struct DurationError(pub String);
+
+/// Parses a Go duration: an optional sign, then one or more decimal numbers (with an optional
+/// fraction) each followed by a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`); `0` alone is zero.
+pub fn parse_go_duration(text: &str) -> Result<TimeDelta, DurationError> {
+    let invalid = || DurationError(text.to_owned());
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Ok(TimeDelta::zero());
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total_nanos: i128 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let per_unit: i128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(invalid()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(invalid());
+        }
+        let whole: i128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| invalid())?
+        };
+        let mut nanos = whole.checked_mul(per_unit).ok_or_else(invalid)?;
+        let mut scale = per_unit;
+        for digit in fraction.chars() {
+            scale /= 10;
+            nanos += i128::from(digit.to_digit(10).ok_or_else(invalid)?) * scale;
+        }
+        total_nanos = total_nanos.checked_add(nanos).ok_or_else(invalid)?;
+        rest = tail;
+    }
+    let nanos = i64::try_from(total_nanos).map_err(|_| invalid())?;
+    let delta = TimeDelta::nanoseconds(nanos);
+    Ok(if negative { -delta } else { delta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_kubernetes_writes() {
+        let cases = [
+            ("30m", TimeDelta::minutes(30)),
+            ("1h30m", TimeDelta::minutes(90)),
+            ("1.5h", TimeDelta::minutes(90)),
+            ("300ms", TimeDelta::milliseconds(300)),
+            (
+                "2h45m10.5s",
+                TimeDelta::milliseconds(((2 * 60 + 45) * 60 + 10) * 1000 + 500),
+            ),
+            ("0", TimeDelta::zero()),
+            ("0s", TimeDelta::zero()),
+            ("-5m", TimeDelta::minutes(-5)),
+            ("10µs", TimeDelta::microseconds(10)),
+            (".5s", TimeDelta::milliseconds(500)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_go_duration(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_anything_else() {
+        for text in [
+            "",
+            "30",
+            "m",
+            "1d",
+            "30 m",
+            "1h-5m",
+            "h1",
+            ".s",
+            "9999999999999h",
+        ] {
+            assert!(parse_go_duration(text).is_err(), "{text:?}");
+        }
+    }
+}
