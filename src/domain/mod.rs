@@ -8,4 +8,5 @@ pub mod hra;
 pub mod namespaces;
 pub mod planner;
 pub mod report;
+pub mod routing;
 pub mod validate;
