@@ -4,6 +4,8 @@
 //! from the HRAs and their targets whenever they change, so routing one job only looks up
 //! keys; it never scans every object.
 
+#[cfg(test)]
+mod action_tests;
 mod index;
 mod job;
 #[cfg(test)]
