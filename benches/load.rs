@@ -150,6 +150,15 @@ impl batch_scaler_server::BatchScaler for NullSink {
     ) -> Result<Response<pb::ListTargetsResponse>, Status> {
         Err(Status::unimplemented("null sink"))
     }
+    async fn route_job(&self, _: Request<pb::WorkflowJob>) -> Result<Response<pb::Route>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
+    async fn scale_job(
+        &self,
+        _: Request<pb::WorkflowJob>,
+    ) -> Result<Response<pb::ScaleJobResult>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
 }
 
 async fn null_sink() -> (SocketAddr, Stop) {

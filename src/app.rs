@@ -160,6 +160,8 @@ pub async fn serve(
         clock: settings.engine.clock.clone(),
         allowed: settings.allowed.clone(),
         metrics: metrics.clone(),
+        default_life: chrono::TimeDelta::from_std(settings.engine.default_duration)
+            .context("--default-duration")?,
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     transport::mark_serving(&health_reporter, true).await;

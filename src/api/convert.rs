@@ -4,8 +4,9 @@
 use super::pb;
 use crate::domain::{
     event::{MAX_DURATION, RawScaleEvent, ScaleEvent},
-    hra::Hra,
+    hra::{Hra, HraKey},
     report::{BatchReport, Outcome},
+    routing::{Route, WorkflowJob},
     validate::FieldError,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,6 +22,42 @@ pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
         job_id: e.job_id,
     };
     ScaleEvent::validate(raw)
+}
+
+/// Validates a wire workflow job.
+pub fn workflow_job(j: pb::WorkflowJob) -> Result<WorkflowJob, FieldError> {
+    WorkflowJob {
+        duration: j.duration.as_ref().map(duration_from_pb).transpose()?,
+        action: j.action,
+        repository: j.repository,
+        owner_type: j.owner_type,
+        enterprise: j.enterprise,
+        labels: j.labels,
+        conclusion: j.conclusion,
+        has_runner: j.has_runner,
+        job_id: j.job_id,
+        event_id: j.event_id,
+    }
+    .validate()
+}
+
+fn target_ref(key: &HraKey) -> pb::TargetRef {
+    pb::TargetRef {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    }
+}
+
+/// The wire form of a route; `default_life` is the life used when neither the job nor the
+/// target's trigger gives one.
+pub fn route(r: &Route, default_life: TimeDelta) -> pb::Route {
+    pb::Route {
+        target: r.target.as_ref().map(target_ref),
+        amount: r.amount,
+        duration: Some(duration_to_pb(r.duration.unwrap_or(default_life))),
+        reason: r.reason.clone(),
+        also_matched: r.also_matched.iter().map(target_ref).collect(),
+    }
 }
 
 /// A protobuf duration as a chrono one: not negative, nanos below 1e9, at most 7 days.

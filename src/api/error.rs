@@ -33,6 +33,11 @@ pub enum ApiError {
         "the deadline passed before the batch had its outcome; the event stays queued and will be applied"
     )]
     DeadlineExceeded,
+    /// The backend cannot route workflow jobs.
+    #[error(
+        "this backend does not route workflow jobs yet (the memory backend does); send ScaleEvents naming the HRA"
+    )]
+    RoutingUnavailable,
     /// The batch holding the event ended without an outcome for it.
     #[error("the batch holding the event was abandoned")]
     Abandoned,
@@ -109,6 +114,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Unauthenticated(_) => tonic::Code::Unauthenticated,
             ApiError::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            ApiError::RoutingUnavailable => tonic::Code::Unimplemented,
             ApiError::Intake(_)
             | ApiError::Backend(_)
             | ApiError::Abandoned

@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod convert;
 pub mod dashboard;
+pub mod deadline;
 pub mod error;
+mod jobs;
 pub mod pb;
 pub mod service;
 pub mod transport;

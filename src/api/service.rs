@@ -1,6 +1,11 @@
 //! The `batchscaler.v1.BatchScaler` service: thin handlers that validate, enqueue and return.
 
-use super::{convert, error::ApiError, pb};
+use super::{
+    convert,
+    deadline::{caller_deadline, final_outcome},
+    error::ApiError,
+    pb,
+};
 use crate::{
     domain::{
         event::{ScaleEvent, non_empty, validate_target},
@@ -12,7 +17,7 @@ use crate::{
     ops::metrics::Metrics,
     store::HraStore,
 };
-use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll, time::Duration};
+use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll};
 use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +38,8 @@ pub struct BatchScalerService {
     pub allowed: Allowlist,
     /// Where events are counted.
     pub metrics: Arc<Metrics>,
+    /// Reservation life shown by a route when neither the job nor the HRA gives one.
+    pub default_life: chrono::TimeDelta,
 }
 
 impl BatchScalerService {
@@ -48,20 +55,31 @@ impl BatchScalerService {
         Ok(event)
     }
 
-    /// Validates and queues one event, without counting it.
-    fn submit(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
-        Ok(self.engine.batcher.submit(&self.validate(event)?, waiter)?)
-    }
-
     /// Validates, queues and counts one event.
     fn accept(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
-        let result = self.submit(event, waiter);
-        match &result {
+        let result = self
+            .validate(event)
+            .and_then(|event| self.submit(&event, waiter));
+        self.count(&result);
+        result
+    }
+
+    /// Queues one validated event.
+    pub(super) fn submit(
+        &self,
+        event: &ScaleEvent,
+        waiter: Option<Waiter>,
+    ) -> Result<Submitted, ApiError> {
+        Ok(self.engine.batcher.submit(event, waiter)?)
+    }
+
+    /// Counts one event by how intake answered.
+    pub(super) fn count(&self, result: &Result<Submitted, ApiError>) {
+        match result {
             Ok(Submitted::Queued) => self.metrics.event("accepted", 1),
             Ok(Submitted::Duplicate) => self.metrics.event("duplicate", 1),
             Err(e) => self.metrics.event(e.metric_result(), 1),
         }
-        result
     }
 
     /// An optional namespace filter: empty means all; otherwise valid and allowed.
@@ -91,24 +109,6 @@ fn ready_message(
 ) -> Poll<Option<Result<pb::ScaleEvent, Status>>> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     Pin::new(stream).poll_next(&mut cx)
-}
-
-/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
@@ -212,11 +212,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<pb::ScaleEvent>,
     ) -> Result<Response<pb::ScaleResult>, Status> {
-        let deadline = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
+        let deadline = caller_deadline(&request);
         let (tx, rx) = oneshot::channel();
         if self.accept(request.into_inner(), Some(tx))? == Submitted::Duplicate {
             return Ok(Response::new(pb::ScaleResult {
@@ -224,21 +220,31 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                 batch: None,
             }));
         }
-        let outcome = match deadline {
-            // Answer just before the caller's deadline, so it gets our status, not a cancel.
-            Some(d) => {
-                let margin = (d / 10).min(Duration::from_millis(100));
-                tokio::time::timeout(d.saturating_sub(margin), rx)
-                    .await
-                    .map_err(|_| ApiError::DeadlineExceeded)?
-            }
-            None => rx.await,
-        };
-        let report = outcome.map_err(|_| ApiError::Abandoned)?;
+        let report = final_outcome(deadline, rx).await?;
         Ok(Response::new(pb::ScaleResult {
             duplicate: false,
             batch: Some(convert::batch_result(&report, 0)),
         }))
+    }
+
+    async fn route_job(
+        &self,
+        request: Request<pb::WorkflowJob>,
+    ) -> Result<Response<pb::Route>, Status> {
+        Ok(Response::new(
+            self.route_workflow_job(request.into_inner())?,
+        ))
+    }
+
+    async fn scale_job(
+        &self,
+        request: Request<pb::WorkflowJob>,
+    ) -> Result<Response<pb::ScaleJobResult>, Status> {
+        let deadline = caller_deadline(&request);
+        Ok(Response::new(
+            self.scale_workflow_job(request.into_inner(), deadline)
+                .await?,
+        ))
     }
 
     type WatchBatchesStream = ResultStream;
@@ -294,28 +300,5 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             .collect();
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(Response::new(pb::ListTargetsResponse { targets }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_grpc_timeout;
-    use std::time::Duration;
-
-    #[test]
-    fn grpc_timeout_header_values() {
-        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
-        assert_eq!(
-            parse_grpc_timeout("1500m"),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(
-            parse_grpc_timeout("99999999n"),
-            Some(Duration::from_nanos(99_999_999))
-        );
-        for bad in ["", "S", "5", "5s", "123456789S", "-1S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-        }
     }
 }

@@ -38,6 +38,7 @@ pub struct Metrics {
     watch_dropped: Counter,
     dedupe_hits: Counter,
     dedupe_evictions: Counter,
+    jobs_routed: Family<ResultLabel, Counter>,
     /// Applies running now (set on scrape).
     pub in_flight: Gauge,
     /// HRAs with events waiting for a batch (set on scrape).
@@ -110,6 +111,12 @@ impl Metrics {
             "Remembered event_ids evicted before their TTL to stay within capacity",
             dedupe_evictions.clone(),
         );
+        let jobs_routed = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "jobs_routed",
+            "Workflow jobs routed by RouteJob and ScaleJob, by result (routed, ignored, unmatched, ambiguous)",
+            jobs_routed.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "applies_in_flight",
@@ -139,6 +146,7 @@ impl Metrics {
             watch_dropped,
             dedupe_hits,
             dedupe_evictions,
+            jobs_routed,
             in_flight,
             pending_hras,
             watchers,
@@ -150,6 +158,13 @@ impl Metrics {
         if n > 0 {
             self.events.get_or_create(&ResultLabel { result }).inc_by(n);
         }
+    }
+
+    /// Counts one routed job by result.
+    pub fn job_routed(&self, result: &'static str) {
+        self.jobs_routed
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// Counts one reported outcome.

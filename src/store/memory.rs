@@ -1,25 +1,52 @@
 //! In-process HRA store: whole objects kept as JSON ([`Objects`]) and written with the same
-//! merge patch and resourceVersion precondition as the Kubernetes store sends.
+//! merge patch and resourceVersion precondition as the Kubernetes store sends. It also holds
+//! RunnerDeployments and RunnerSets, and routes jobs over all of them: the routing index is
+//! rebuilt only after a change that can alter routing (our own reservation writes cannot).
 
 use super::{
     HraStore, StoreError, Write,
-    objects::{ObjectError, ObjectKey, Objects},
-    resource::{hra_schema, merge_patch, parse_hra},
+    objects::{ObjectError, ObjectKey, Objects, SchemaViolation},
+    resource::{HorizontalRunnerAutoscaler, hra_schema, merge_patch, parse_hra},
+    runners::{RUNNER_DEPLOYMENT, RUNNER_SET, routable_hra, runner_target},
 };
-use crate::domain::hra::{Hra, HraKey};
+use crate::domain::{
+    hra::{Hra, HraKey},
+    routing::{RoutingIndex, TargetKind},
+};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::Value;
+use std::sync::Arc;
 
-/// HRAs held in memory.
+/// HRAs (and their RunnerDeployments and RunnerSets) held in memory.
 pub struct MemoryStore {
     objects: Mutex<Objects>,
+    deployments: Mutex<Objects>,
+    sets: Mutex<Objects>,
+    /// The routing index and the routing generation it was built at.
+    routing: Mutex<(u64, Option<Arc<RoutingIndex>>)>,
+    /// Bumped by every change that can alter routing.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+fn runner_schema(object: &Value) -> Result<(), SchemaViolation> {
+    let kind = match object["kind"].as_str() {
+        Some(RUNNER_SET) => TargetKind::RunnerSet,
+        _ => TargetKind::RunnerDeployment,
+    };
+    runner_target(kind, object)
+        .map(drop)
+        .map_err(|e| SchemaViolation(e.to_string()))
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             objects: Mutex::new(Objects::new(hra_schema)),
+            deployments: Mutex::new(Objects::new(runner_schema)),
+            sets: Mutex::new(Objects::new(runner_schema)),
+            routing: Mutex::new((u64::MAX, None)),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -48,13 +75,22 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// A store holding these HRA objects (a missing namespace means `default`).
+    /// A store holding these objects: HRAs, RunnerDeployments and RunnerSets by their
+    /// `kind` (none means HRA; a missing namespace means `default`).
     pub fn with_objects(objects: impl IntoIterator<Item = Value>) -> Result<Self, StoreError> {
         let store = Self::new();
         for object in objects {
-            store.insert(object)?;
+            match object["kind"].as_str() {
+                Some(RUNNER_DEPLOYMENT | RUNNER_SET) => store.put_runner(object)?,
+                _ => drop(store.insert(object)?),
+            }
         }
         Ok(store)
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Adds or replaces a whole HRA object, giving it a new resourceVersion.
@@ -64,12 +100,67 @@ impl MemoryStore {
             .lock()
             .put(object)
             .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))?;
+        self.changed();
         Ok(parse(&stored)?.key)
+    }
+
+    /// Adds or replaces a RunnerDeployment or RunnerSet (by its `kind`).
+    pub fn put_runner(&self, object: Value) -> Result<(), StoreError> {
+        let objects = match object["kind"].as_str() {
+            Some(RUNNER_SET) => &self.sets,
+            _ => &self.deployments,
+        };
+        objects
+            .lock()
+            .put(object)
+            .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))?;
+        self.changed();
+        Ok(())
+    }
+
+    /// Removes a RunnerDeployment or RunnerSet.
+    pub fn remove_runner(&self, kind: TargetKind, namespace: &str, name: &str) -> bool {
+        let objects = match kind {
+            TargetKind::RunnerSet => &self.sets,
+            TargetKind::RunnerDeployment => &self.deployments,
+        };
+        let removed = objects
+            .lock()
+            .remove(&(namespace.to_owned(), name.to_owned()))
+            .is_some();
+        self.changed();
+        removed
     }
 
     /// Removes an HRA (as if someone deleted it).
     pub fn remove(&self, key: &HraKey) -> bool {
-        self.objects.lock().remove(&object_key(key)).is_some()
+        let removed = self.objects.lock().remove(&object_key(key)).is_some();
+        self.changed();
+        removed
+    }
+
+    fn build_routing_index(&self) -> RoutingIndex {
+        let hras: Vec<_> = self
+            .objects
+            .lock()
+            .list(None)
+            .filter_map(|o| HorizontalRunnerAutoscaler::from_value(o).ok())
+            .map(|h| routable_hra(&h))
+            .collect();
+        let mut targets = Vec::new();
+        for (kind, objects) in [
+            (TargetKind::RunnerDeployment, &self.deployments),
+            (TargetKind::RunnerSet, &self.sets),
+        ] {
+            let objects = objects.lock();
+            targets.extend(
+                objects
+                    .list(None)
+                    .filter_map(|o| runner_target(kind, o).ok())
+                    .map(|t| (kind, t)),
+            );
+        }
+        RoutingIndex::build(hras, targets)
     }
 
     /// The whole stored object, for checks that fields we don't own are untouched.
@@ -79,11 +170,14 @@ impl MemoryStore {
 
     /// Changes a stored object as another writer would (bumping its resourceVersion).
     pub fn modify(&self, key: &HraKey, edit: impl FnOnce(&mut Value)) -> Result<(), StoreError> {
-        self.objects
+        let modified = self
+            .objects
             .lock()
             .modify(&object_key(key), edit)
             .map(drop)
-            .map_err(|e| store_error(e, key))
+            .map_err(|e| store_error(e, key));
+        self.changed();
+        modified
     }
 }
 
@@ -99,6 +193,15 @@ impl HraStore for MemoryStore {
 
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError> {
         self.objects.lock().list(namespace).map(parse).collect()
+    }
+
+    fn routing_index(&self) -> Option<Arc<RoutingIndex>> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        let mut routing = self.routing.lock();
+        if routing.0 != generation || routing.1.is_none() {
+            *routing = (generation, Some(Arc::new(self.build_routing_index())));
+        }
+        routing.1.clone()
     }
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {

@@ -1,14 +1,19 @@
 //! Where HRAs live: the one trait seam between the engine and a backend, its implementations
 //! (memory, Kubernetes with a watch cache), the one HRA resource type and the seed loader.
 
-use crate::domain::hra::{CapacityReservation, Hra, HraKey};
+use crate::domain::{
+    hra::{CapacityReservation, Hra, HraKey},
+    routing::RoutingIndex,
+};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 mod error;
 pub mod kubernetes;
 pub mod memory;
 pub mod objects;
 pub mod resource;
+pub mod runners;
 pub mod seed;
 pub mod watch_cache;
 
@@ -54,5 +59,11 @@ pub trait HraStore: Send + Sync + 'static {
     /// True once the store can serve (a watch cache has its first full list).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// The routing index over the HRAs and their targets as the store holds them now, or
+    /// `None` where this backend cannot route jobs.
+    fn routing_index(&self) -> Option<Arc<RoutingIndex>> {
+        None
     }
 }

@@ -51,6 +51,20 @@ pub struct HraSpec {
     /// `spec.scaleUpTriggers`.
     #[serde(default)]
     pub scale_up_triggers: Option<Vec<ScaleUpTrigger>>,
+    /// `spec.scaleTargetRef`.
+    #[serde(default)]
+    pub scale_target_ref: Option<ScaleTargetRef>,
+}
+
+/// `spec.scaleTargetRef`: the RunnerDeployment or RunnerSet the HRA scales.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ScaleTargetRef {
+    /// `RunnerDeployment` (also when empty) or `RunnerSet`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The target's name, in the HRA's namespace.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// One entry of `spec.scaleUpTriggers`, as far as we read it.

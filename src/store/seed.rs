@@ -1,6 +1,7 @@
-//! Reads HRA objects from YAML: one document, a `List`, or a `---` stream, as
-//! `kubectl get hra -o yaml` prints them.
+//! Reads HRA objects (and the RunnerDeployments and RunnerSets they scale) from YAML: one
+//! document, a `List`, or a `---` stream, as `kubectl get -o yaml` prints them.
 
+use super::runners::{RUNNER_DEPLOYMENT, RUNNER_SET};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
@@ -83,10 +84,11 @@ fn collect(value: Value, doc: usize, out: &mut Vec<Value>) -> Result<(), SeedErr
                 }
                 return Ok(());
             }
-            if !kind.is_empty() && kind != super::resource::KIND {
+            let known = [super::resource::KIND, RUNNER_DEPLOYMENT, RUNNER_SET];
+            if !kind.is_empty() && !known.contains(&kind) {
                 return Err(invalid(format!(
-                    "kind {kind:?} is not {}",
-                    super::resource::KIND
+                    "kind {kind:?} is not one of {}",
+                    known.join(", ")
                 )));
             }
             let has_name = map
@@ -125,6 +127,12 @@ mod tests {
     fn rejects_other_kinds_and_nameless_objects() {
         let err = |text: &str| parse(text).unwrap_err().to_string();
         assert!(err("kind: Pod\nmetadata: {name: a}\n").contains("Pod"));
+        assert_eq!(
+            parse("kind: RunnerSet\nmetadata: {name: a}\n")
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(err("kind: HorizontalRunnerAutoscaler\nmetadata: {}\n").contains("metadata.name"));
         assert!(parse("- 1\n- 2\n").is_err());
     }
@@ -134,8 +142,18 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hras.yaml");
         let objs = read_file(&path).unwrap();
         assert!(objs.len() >= 3);
+        let mut kinds = Vec::new();
         for obj in &objs {
-            crate::store::resource::parse_hra(obj).unwrap();
+            let kind = obj["kind"].as_str().unwrap_or_default();
+            match kind {
+                RUNNER_DEPLOYMENT | RUNNER_SET => {}
+                _ => drop(crate::store::resource::parse_hra(obj).unwrap()),
+            }
+            kinds.push(kind.to_owned());
         }
+        for kind in [super::super::resource::KIND, RUNNER_DEPLOYMENT, RUNNER_SET] {
+            assert!(kinds.iter().any(|k| k == kind), "the example has a {kind}");
+        }
+        crate::store::MemoryStore::with_objects(objs).unwrap();
     }
 }

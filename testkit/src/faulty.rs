@@ -4,7 +4,10 @@
 
 use async_trait::async_trait;
 use batch_scaler::{
-    domain::hra::{CapacityReservation, Hra, HraKey},
+    domain::{
+        hra::{CapacityReservation, Hra, HraKey},
+        routing::RoutingIndex,
+    },
     store::{HraStore, MemoryStore, StoreError, Write},
 };
 use parking_lot::Mutex;
@@ -146,6 +149,10 @@ impl HraStore for FaultyStore {
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.list(namespace).await
+    }
+
+    fn routing_index(&self) -> Option<std::sync::Arc<RoutingIndex>> {
+        self.inner.routing_index()
     }
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {

@@ -1,0 +1,72 @@
+//! `RouteJob` and `ScaleJob`: a workflow job routed to its HRA as actions-runner-controller's
+//! webhook server would, and (ScaleJob) queued as that HRA's event with the job's ids.
+
+use super::{convert, deadline::final_outcome, error::ApiError, pb, service::BatchScalerService};
+use crate::{
+    domain::{
+        event::{ScaleEvent, non_empty},
+        routing::{Route, RouteResult, WorkflowJob},
+    },
+    engine::batcher::Submitted,
+};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+impl BatchScalerService {
+    /// Routes a validated job over the store's routing index, counting the result.
+    fn route(&self, job: &WorkflowJob) -> Result<Route, ApiError> {
+        let index = self
+            .store
+            .routing_index()
+            .ok_or(ApiError::RoutingUnavailable)?;
+        let route = index.route(job, &self.allowed);
+        self.metrics.job_routed(route.result.as_str());
+        if route.result == RouteResult::Ambiguous {
+            tracing::warn!(repository = %job.repository, reason = %route.reason, "ambiguous route");
+        }
+        Ok(route)
+    }
+
+    /// `RouteJob`: where the job would go, and why. Queues nothing.
+    pub(super) fn route_workflow_job(&self, job: pb::WorkflowJob) -> Result<pb::Route, ApiError> {
+        let job = convert::workflow_job(job)?;
+        Ok(convert::route(&self.route(&job)?, self.default_life))
+    }
+
+    /// `ScaleJob`: routes the job and queues its event; with `wait`, answers with the batch's
+    /// final outcome.
+    pub(super) async fn scale_workflow_job(
+        &self,
+        job: pb::WorkflowJob,
+        deadline: Option<Duration>,
+    ) -> Result<pb::ScaleJobResult, ApiError> {
+        let wait = job.wait;
+        let job = convert::workflow_job(job)?;
+        let route = self.route(&job)?;
+        let mut result = pb::ScaleJobResult {
+            route: Some(convert::route(&route, self.default_life)),
+            duplicate: false,
+            batch: None,
+        };
+        let Some(key) = route.target.filter(|_| route.amount != 0) else {
+            return Ok(result);
+        };
+        let event = ScaleEvent {
+            key,
+            amount: route.amount,
+            duration: route.duration,
+            event_id: non_empty(job.event_id),
+            job_id: non_empty(job.job_id),
+        };
+        let (tx, rx) = oneshot::channel();
+        let submitted = self.submit(&event, wait.then_some(tx));
+        self.count(&submitted);
+        if submitted? == Submitted::Duplicate {
+            result.duplicate = true;
+        } else if wait {
+            let report = final_outcome(deadline, rx).await?;
+            result.batch = Some(convert::batch_result(&report, 0));
+        }
+        Ok(result)
+    }
+}
