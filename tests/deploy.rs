@@ -25,10 +25,15 @@ fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 }
 
 #[test]
-fn rbac_grants_only_get_list_watch_patch_on_hras() {
+fn rbac_grants_only_get_list_watch_patch_on_hras_and_reads_runners() {
     let rbac = docs("rbac.yaml");
     let rules = kind(&rbac, "ClusterRole")["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 2);
+    assert_eq!(
+        rules[1],
+        serde_json::json!({"apiGroups": ["actions.summerwind.dev"],
+            "resources": ["runnerdeployments", "runnersets"], "verbs": ["get", "list", "watch"]})
+    );
     assert_eq!(
         rules[0]["apiGroups"],
         serde_json::json!(["actions.summerwind.dev"])

@@ -6,7 +6,10 @@ use super::{
     resource::{HorizontalRunnerAutoscaler, merge_patch},
     watch_cache::WatchCache,
 };
-use crate::domain::hra::{Hra, HraKey};
+use crate::domain::{
+    hra::{Hra, HraKey},
+    routing::RoutingIndex,
+};
 use async_trait::async_trait;
 use kube::{
     Api, Client,
@@ -135,6 +138,10 @@ impl HraStore for KubeStore {
         }
         hras.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(hras)
+    }
+
+    fn routing_index(&self) -> Option<Arc<RoutingIndex>> {
+        self.cache.as_ref().map(|c| c.routing_index())
     }
 
     fn is_ready(&self) -> bool {

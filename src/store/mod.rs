@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod memory;
 pub mod objects;
 pub mod resource;
+pub mod routing_cache;
 pub mod runners;
 pub mod seed;
 pub mod watch_cache;

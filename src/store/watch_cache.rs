@@ -3,13 +3,19 @@
 //! A stale cache only costs a 409 and a fresh GET; the watcher re-lists on its own after
 //! errors, and events never depend on it (they wait in the batcher).
 
-use super::resource::HorizontalRunnerAutoscaler;
-use crate::domain::hra::{Hra, HraKey};
+use super::{
+    resource::HorizontalRunnerAutoscaler,
+    routing_cache::{RoutingCache, RoutingChanges},
+};
+use crate::domain::{
+    hra::{Hra, HraKey},
+    routing::RoutingIndex,
+};
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, reflector::ObjectRef, watcher},
 };
-use std::pin::pin;
+use std::{pin::pin, sync::Arc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -21,6 +27,8 @@ pub struct WatchCache {
     /// How many reflectors have their first full list. (Only one task awaits each
     /// reflector's readiness: its one-shot wakes a single waiter.)
     synced: watch::Receiver<usize>,
+    /// RunnerDeployments and RunnerSets, and the routing index over everything.
+    routing: RoutingCache,
 }
 
 impl WatchCache {
@@ -37,17 +45,27 @@ impl WatchCache {
         let mut readers = Vec::new();
         let mut tasks = Vec::new();
         let (synced_tx, synced) = watch::channel(0usize);
+        let changes = Arc::new(RoutingChanges::default());
+        let routing = RoutingCache::start(client, namespaces, changes.clone());
         for (scope, api) in apis {
             let (reader, writer) = reflector::store();
             let stream = reflector(
                 writer,
                 watcher(api, watcher::Config::default()).default_backoff(),
             );
+            let changes = changes.clone();
             tasks.push(tokio::spawn(async move {
                 let mut stream = pin!(stream);
                 while let Some(item) = stream.next().await {
-                    if let Err(e) = item {
-                        tracing::warn!(namespaces = %scope, error = %e, "HRA watch failed; retrying");
+                    match item {
+                        Ok(watcher::Event::Apply(hra) | watcher::Event::InitApply(hra)) => {
+                            changes.hra_applied(&hra)
+                        }
+                        Ok(watcher::Event::Delete(hra)) => changes.hra_deleted(&hra),
+                        Ok(watcher::Event::Init | watcher::Event::InitDone) => changes.bump(),
+                        Err(e) => {
+                            tracing::warn!(namespaces = %scope, error = %e, "HRA watch failed; retrying")
+                        }
                     }
                 }
             }));
@@ -63,6 +81,7 @@ impl WatchCache {
             readers,
             tasks,
             synced,
+            routing,
         }
     }
 
@@ -79,6 +98,17 @@ impl WatchCache {
     pub async fn ready(&self) {
         let all = self.readers.len();
         let _ = self.synced.clone().wait_for(|n| *n >= all).await;
+    }
+
+    /// The routing index over the cached HRAs and runner objects.
+    pub fn routing_index(&self) -> Arc<RoutingIndex> {
+        self.routing.index(|| {
+            self.readers
+                .iter()
+                .flat_map(|r| r.state())
+                .map(|h| HorizontalRunnerAutoscaler::clone(&h))
+                .collect()
+        })
     }
 
     /// True once every reflector has its first full list.

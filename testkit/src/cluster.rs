@@ -5,7 +5,10 @@
 //! namespace deletion or garbage collection (the cluster may have no controller-manager).
 
 use crate::apiserver::{ApiServer, CRD_NAME};
-use batch_scaler::store::resource::{GROUP, PLURAL, VERSION};
+use batch_scaler::store::{
+    resource::{GROUP, PLURAL, VERSION},
+    runners::{RUNNER_DEPLOYMENT, RUNNER_DEPLOYMENTS, RUNNER_SET, RUNNER_SETS},
+};
 use serde_json::{Value, json};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -80,7 +83,7 @@ impl TestCluster {
             client,
             fake,
         };
-        cluster.install_crd().await;
+        cluster.install_crds().await;
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.namespace}});
         match request(&cluster.client, "POST", "/api/v1/namespaces", Some(&ns)).await {
             Ok(_) => {}
@@ -90,27 +93,40 @@ impl TestCluster {
         cluster
     }
 
-    async fn install_crd(&self) {
-        let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}");
+    async fn install_crds(&self) {
+        let hra: Value = serde_norway::from_str(CRD_YAML).expect("deploy/crd.yaml parses");
+        self.install_crd(CRD_NAME, hra, PLURAL).await;
+        for (kind, plural) in [
+            (RUNNER_DEPLOYMENT, RUNNER_DEPLOYMENTS),
+            (RUNNER_SET, RUNNER_SETS),
+        ] {
+            let name = format!("{plural}.{GROUP}");
+            self.install_crd(&name, minimal_crd(kind, plural), plural)
+                .await;
+        }
+    }
+
+    /// Installs `crd` unless the cluster has a CRD of that name, and waits until it serves.
+    async fn install_crd(&self, name: &str, crd: Value, plural: &str) {
+        let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
         match request(&self.client, "GET", &path, None).await {
             Ok(_) => return,
             Err(e) if is_status(&e, 404) => {}
-            Err(e) => panic!("looking up the HRA CRD: {e}"),
+            Err(e) => panic!("looking up the CRD {name}: {e}"),
         }
-        let crd: Value = serde_norway::from_str(CRD_YAML).expect("deploy/crd.yaml parses");
         let create = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
         match request(&self.client, "POST", create, Some(&crd)).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {}
-            Err(e) => panic!("installing the HRA CRD: {e}"),
+            Err(e) => panic!("installing the CRD {name}: {e}"),
         }
         // Established: the resource answers a list.
-        let list = format!("/apis/{GROUP}/{VERSION}/{PLURAL}");
+        let list = format!("/apis/{GROUP}/{VERSION}/{plural}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while request(&self.client, "GET", &list, None).await.is_err() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the HRA CRD never became established"
+                "the CRD {name} never became established"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -142,8 +158,12 @@ impl TestCluster {
     }
 
     fn path(&self, name: Option<&str>) -> String {
+        self.path_of(PLURAL, name)
+    }
+
+    fn path_of(&self, plural: &str, name: Option<&str>) -> String {
         let base = format!(
-            "/apis/{GROUP}/{VERSION}/namespaces/{}/{PLURAL}",
+            "/apis/{GROUP}/{VERSION}/namespaces/{}/{plural}",
             self.namespace
         );
         match name {
@@ -152,12 +172,44 @@ impl TestCluster {
         }
     }
 
-    /// Creates an HRA object in this test's namespace.
+    /// Creates an object (an HRA, RunnerDeployment or RunnerSet, by `kind`) in this test's
+    /// namespace.
     pub async fn create(&self, mut object: Value) {
         object["metadata"]["namespace"] = json!(self.namespace);
-        request(&self.client, "POST", &self.path(None), Some(&object))
-            .await
-            .expect("creating an HRA");
+        let plural = plural_of(&object);
+        request(
+            &self.client,
+            "POST",
+            &self.path_of(plural, None),
+            Some(&object),
+        )
+        .await
+        .expect("creating an object");
+    }
+
+    /// Replaces the `spec` fields given of an object (a merge patch, as `kubectl patch`).
+    pub async fn patch_spec(&self, plural: &str, name: &str, spec: Value) {
+        let patch = json!({"spec": spec});
+        request(
+            &self.client,
+            "PATCH",
+            &self.path_of(plural, Some(name)),
+            Some(&patch),
+        )
+        .await
+        .expect("patching an object");
+    }
+
+    /// Deletes an object.
+    pub async fn delete(&self, plural: &str, name: &str) {
+        request(
+            &self.client,
+            "DELETE",
+            &self.path_of(plural, Some(name)),
+            None,
+        )
+        .await
+        .expect("deleting an object");
     }
 
     /// The stored object, if it exists (read from the fake directly, so that the service's
@@ -205,4 +257,27 @@ pub fn kubeconfig_for(addr: SocketAddr) -> String {
          users:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test}}\n\
          current-context: test\n"
     )
+}
+
+fn plural_of(object: &Value) -> &'static str {
+    match object["kind"].as_str() {
+        Some(RUNNER_DEPLOYMENT) => RUNNER_DEPLOYMENTS,
+        Some(RUNNER_SET) => RUNNER_SETS,
+        _ => PLURAL,
+    }
+}
+
+/// A CRD that accepts any spec: for clusters without actions-runner-controller's own.
+fn minimal_crd(kind: &str, plural: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{GROUP}")},
+        "spec": {
+            "group": GROUP, "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(),
+                "listKind": format!("{kind}List")},
+            "versions": [{"name": VERSION, "served": true, "storage": true, "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    })
 }

@@ -14,6 +14,7 @@ use routes::handle;
 use batch_scaler::store::{
     objects::{ObjectError, ObjectKey, Objects, key_of},
     resource::{GROUP, PLURAL, VERSION, hra_schema},
+    runners::{RUNNER_DEPLOYMENT, RUNNER_DEPLOYMENTS, RUNNER_SET, RUNNER_SETS},
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -25,7 +26,7 @@ use hyper_util::{
 };
 use serde_json::{Value, json};
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -53,6 +54,8 @@ pub enum Fault {
 
 struct State {
     objects: Objects,
+    /// RunnerDeployments and RunnerSets, by plural.
+    runners: BTreeMap<&'static str, Objects>,
     latency: Duration,
     faults: HashMap<&'static str, VecDeque<Fault>>,
     after_get: HashMap<Key, VecDeque<ObjectEdit>>,
@@ -71,6 +74,10 @@ impl Default for State {
     fn default() -> Self {
         Self {
             objects: Objects::new(hra_schema),
+            runners: [RUNNER_DEPLOYMENTS, RUNNER_SETS]
+                .into_iter()
+                .map(|plural| (plural, Objects::new(|_| Ok(()))))
+                .collect(),
             latency: Duration::ZERO,
             faults: HashMap::new(),
             after_get: HashMap::new(),
@@ -84,17 +91,41 @@ impl Default for State {
     }
 }
 
+impl State {
+    /// The objects of a resource (`PLURAL` or a runner plural).
+    fn of(&mut self, plural: &'static str) -> &mut Objects {
+        match self.runners.get_mut(plural) {
+            Some(objects) => objects,
+            None => &mut self.objects,
+        }
+    }
+}
+
+/// The resources served: HRAs, RunnerDeployments, RunnerSets.
+const PLURALS: [&str; 3] = [PLURAL, RUNNER_DEPLOYMENTS, RUNNER_SETS];
+
+/// The plural of an object's kind.
+fn plural_of(object: &Value) -> &'static str {
+    match object["kind"].as_str() {
+        Some(RUNNER_DEPLOYMENT) => RUNNER_DEPLOYMENTS,
+        Some(RUNNER_SET) => RUNNER_SETS,
+        _ => PLURAL,
+    }
+}
+
 #[derive(Clone)]
 struct WatchEvent {
+    plural: &'static str,
     revision: u64,
     kind: &'static str,
     object: Value,
 }
 
 /// Records a change for watchers (the object carries its new resourceVersion).
-fn record(s: &mut State, kind: &'static str, object: &Value) {
+fn record(s: &mut State, plural: &'static str, kind: &'static str, object: &Value) {
     let event = WatchEvent {
-        revision: s.objects.revision(),
+        plural,
+        revision: s.of(plural).revision(),
         kind,
         object: object.clone(),
     };
@@ -180,11 +211,13 @@ impl ApiServer {
         self.state.lock().unwrap()
     }
 
-    /// Stores an object as POST would (namespace `default` if none).
+    /// Stores an object (an HRA, RunnerDeployment or RunnerSet, by `kind`) as POST would
+    /// (namespace `default` if none).
     pub fn insert(&self, object: Value) {
         let mut s = self.lock();
-        let stored = s.objects.put(object).expect("a valid HRA object");
-        record(&mut s, "ADDED", &stored);
+        let plural = plural_of(&object);
+        let stored = s.of(plural).put(object).expect("a valid object");
+        record(&mut s, plural, "ADDED", &stored);
     }
 
     /// Holds back (true) or releases (false) what watch streams deliver.
@@ -265,6 +298,6 @@ impl ApiServer {
 
 fn edit_locked(s: &mut State, key: &Key, edit: ObjectEdit) {
     if let Ok(object) = s.objects.modify(key, edit) {
-        record(s, "MODIFIED", &object);
+        record(s, PLURAL, "MODIFIED", &object);
     }
 }

@@ -68,11 +68,21 @@ async fn route(
     if let Some(reply) = cluster_route(method, &seg, body) {
         return reply;
     }
-    let (namespace, name) = match seg.as_slice() {
-        ["apis", GROUP, VERSION, PLURAL] => (None, None),
-        ["apis", GROUP, VERSION, "namespaces", ns, PLURAL] => (Some(*ns), None),
-        ["apis", GROUP, VERSION, "namespaces", ns, PLURAL, name] => (Some(*ns), Some(*name)),
-        _ => {
+    let resource = match seg.as_slice() {
+        ["apis", GROUP, VERSION, plural] => Some((*plural, None, None)),
+        ["apis", GROUP, VERSION, "namespaces", ns, plural] => Some((*plural, Some(*ns), None)),
+        ["apis", GROUP, VERSION, "namespaces", ns, plural, name] => {
+            Some((*plural, Some(*ns), Some(*name)))
+        }
+        _ => None,
+    };
+    let resource = resource.and_then(|(p, ns, name)| {
+        let plural = PLURALS.into_iter().find(|known| *known == p)?;
+        Some((plural, ns, name))
+    });
+    let (plural, namespace, name) = match resource {
+        Some(resource) => resource,
+        None => {
             return status(
                 404,
                 "NotFound",
@@ -96,6 +106,7 @@ async fn route(
         (&Method::GET, None) => "list",
         (&Method::POST, None) => "create",
         (&Method::PATCH, Some(_)) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
         _ => {
             return status(
                 405,
@@ -105,10 +116,14 @@ async fn route(
             );
         }
     };
-    let fault = {
+    // Counts and faults are the HRAs' (the service's own traffic); runner objects are served
+    // plainly.
+    let fault = if plural == PLURAL {
         let mut s = state.lock().unwrap();
         *s.counts.entry(verb).or_default() += 1;
         s.faults.get_mut(verb).and_then(VecDeque::pop_front)
+    } else {
+        None
     };
     if let Some(Fault::Status(code)) = fault {
         let reason = if code == 503 {
@@ -120,13 +135,15 @@ async fn route(
     }
     let dry_run = query.split('&').any(|p| p == "dryRun=All");
     match verb {
-        "get" => get(state, namespace.unwrap(), name.unwrap()),
-        "list" => list(state, namespace),
-        "watch" => watch_stream(state, namespace, query),
-        "create" => create(state, namespace.unwrap(), body),
+        "get" => get(state, plural, namespace.unwrap(), name.unwrap()),
+        "list" => list(state, plural, namespace),
+        "watch" => watch_stream(state, plural, namespace, query),
+        "create" => create(state, plural, namespace.unwrap(), body),
+        "delete" => delete(state, plural, namespace.unwrap(), name.unwrap()),
         _ => {
             let reply = patch(
                 state,
+                plural,
                 namespace.unwrap(),
                 name.unwrap(),
                 content_type,
@@ -145,10 +162,10 @@ async fn route(
     }
 }
 
-fn get(state: &Mutex<State>, namespace: &str, name: &str) -> Reply {
+fn get(state: &Mutex<State>, plural: &'static str, namespace: &str, name: &str) -> Reply {
     let mut s = state.lock().unwrap();
     let key = (namespace.to_owned(), name.to_owned());
-    let Some(object) = s.objects.get(&key).cloned() else {
+    let Some(object) = s.of(plural).get(&key).cloned() else {
         return not_found(name);
     };
     if let Some(edit) = s.after_get.get_mut(&key).and_then(VecDeque::pop_front) {
@@ -157,14 +174,15 @@ fn get(state: &Mutex<State>, namespace: &str, name: &str) -> Reply {
     Reply::Json(StatusCode::OK, object)
 }
 
-fn list(state: &Mutex<State>, namespace: Option<&str>) -> Reply {
-    let s = state.lock().unwrap();
-    let items: Vec<Value> = s.objects.list(namespace).cloned().collect();
+fn list(state: &Mutex<State>, plural: &'static str, namespace: Option<&str>) -> Reply {
+    let mut s = state.lock().unwrap();
+    let s = s.of(plural);
+    let items: Vec<Value> = s.list(namespace).cloned().collect();
     Reply::Json(
         StatusCode::OK,
         json!({
             "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "HorizontalRunnerAutoscalerList",
-            "metadata": {"resourceVersion": s.objects.revision().to_string()}, "items": items,
+            "metadata": {"resourceVersion": s.revision().to_string()}, "items": items,
         }),
     )
 }
@@ -175,16 +193,30 @@ pub(super) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
 }
 
-fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
+fn delete(state: &Mutex<State>, plural: &'static str, namespace: &str, name: &str) -> Reply {
+    let mut s = state.lock().unwrap();
+    match s
+        .of(plural)
+        .remove(&(namespace.to_owned(), name.to_owned()))
+    {
+        Some(object) => {
+            record(&mut s, plural, "DELETED", &object);
+            Reply::Json(StatusCode::OK, object)
+        }
+        None => not_found(name),
+    }
+}
+
+fn create(state: &Mutex<State>, plural: &'static str, namespace: &str, body: &[u8]) -> Reply {
     let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
         return status(400, "BadRequest", "body is not JSON".into(), "");
     };
     object["metadata"]["namespace"] = json!(namespace);
     let key = key_of(&object);
     let mut s = state.lock().unwrap();
-    match s.objects.create(object) {
+    match s.of(plural).create(object) {
         Ok(stored) => {
-            record(&mut s, "ADDED", &stored);
+            record(&mut s, plural, "ADDED", &stored);
             Reply::Json(StatusCode::CREATED, stored)
         }
         Err(ObjectError::AlreadyExists) => status(
@@ -199,6 +231,7 @@ fn create(state: &Mutex<State>, namespace: &str, body: &[u8]) -> Reply {
 
 fn patch(
     state: &Mutex<State>,
+    plural: &'static str,
     namespace: &str,
     name: &str,
     content_type: &str,
@@ -219,10 +252,10 @@ fn patch(
     let mut s = state.lock().unwrap();
     s.patches.push(patch.clone());
     let key = (namespace.to_owned(), name.to_owned());
-    match s.objects.patch(&key, &patch, dry_run) {
+    match s.of(plural).patch(&key, &patch, dry_run) {
         Ok(patched) => {
             if patched.changed {
-                record(&mut s, "MODIFIED", &patched.object);
+                record(&mut s, plural, "MODIFIED", &patched.object);
             }
             Reply::Json(StatusCode::OK, patched.object)
         }
@@ -258,13 +291,13 @@ fn cluster_route(method: &Method, seg: &[&str], body: &[u8]) -> Option<Reply> {
                 "apiextensions.k8s.io",
                 "v1",
                 "customresourcedefinitions",
-                CRD_NAME,
+                crd,
             ],
-        ) => Some(Reply::Json(
+        ) if PLURALS.iter().any(|p| *crd == format!("{p}.{GROUP}")) => Some(Reply::Json(
             StatusCode::OK,
             json!({
                 "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                "metadata": {"name": CRD_NAME}, "spec": {"group": GROUP},
+                "metadata": {"name": crd}, "spec": {"group": GROUP},
                 "status": {"conditions": [{"type": "Established", "status": "True"}]},
             }),
         )),
@@ -276,12 +309,7 @@ fn cluster_route(method: &Method, seg: &[&str], body: &[u8]) -> Option<Reply> {
                 "v1",
                 "customresourcedefinitions",
             ],
-        ) => Some(status(
-            409,
-            "AlreadyExists",
-            format!("{CRD_NAME} already exists"),
-            CRD_NAME,
-        )),
+        ) => Some(status(409, "AlreadyExists", "already exists".into(), "")),
         _ => None,
     }
 }

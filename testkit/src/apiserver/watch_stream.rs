@@ -4,7 +4,12 @@ use super::{routes::query_param, *};
 
 /// A watch from `resourceVersion`: the changes after it, then live ones, one JSON object per
 /// line, until `timeoutSeconds` or [`ApiServer::drop_watches`].
-pub(super) fn watch_stream(state: &Mutex<State>, namespace: Option<&str>, query: &str) -> Reply {
+pub(super) fn watch_stream(
+    state: &Mutex<State>,
+    plural: &'static str,
+    namespace: Option<&str>,
+    query: &str,
+) -> Reply {
     let since: u64 = query_param(query, "resourceVersion")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -18,13 +23,14 @@ pub(super) fn watch_stream(state: &Mutex<State>, namespace: Option<&str>, query:
     let backlog: Vec<WatchEvent> = s
         .history
         .iter()
-        .filter(|e| e.revision > since)
+        .filter(|e| e.plural == plural && e.revision > since)
         .cloned()
         .collect();
     drop(s);
     let namespace = namespace.map(str::to_owned);
     let wanted = move |e: &WatchEvent| {
-        e.revision > since
+        e.plural == plural
+            && e.revision > since
             && namespace
                 .as_ref()
                 .is_none_or(|ns| e.object["metadata"]["namespace"] == ns.as_str())
