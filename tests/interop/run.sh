@@ -64,8 +64,8 @@ check "grpcurl list shows the service and health" \
 check "grpcurl list shows health" "grpc.health.v1.Health" "$GRPCURL" -plaintext "$ADDR" list
 check "grpcurl describe ScaleEvent" "string job_id = 6" \
   "$GRPCURL" -plaintext "$ADDR" describe batchscaler.v1.ScaleEvent
-check "grpcurl describe shows the proto's comments" "pairs a completion with its reservation" \
-  "$GRPCURL" -plaintext "$ADDR" describe batchscaler.v1.ScaleEvent
+check "grpcurl describe shows the proto's comments" "// A producer streams any number of events" \
+  "$GRPCURL" -plaintext "$ADDR" describe batchscaler.v1.BatchScaler.Publish
 
 "$GRPCURL" -plaintext -d '{"replay": 5}' -max-time 4 "$ADDR" batchscaler.v1.BatchScaler/WatchBatches \
   >"$WORK/run-watch.out" 2>&1 &
