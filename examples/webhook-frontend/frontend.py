@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""GitHub workflow_job webhooks -> batch-scaler ScaleEvents.
+"""GitHub workflow_job webhooks -> batch-scaler.
 
-Verifies the webhook signature, routes each job to exactly one HorizontalRunnerAutoscaler by
-repository/organization/enterprise and runner labels, and publishes it with ScaleAndWait, so
+Verifies the webhook signature and forwards each workflow job with ScaleJob (wait=true): the
+service routes it to its HorizontalRunnerAutoscaler exactly as actions-runner-controller's
+webhook server does (from the HRAs, RunnerDeployments and RunnerSets in the cluster), so
 GitHub's delivery succeeds (200) only once the HRA is written. The job id and the delivery id
 travel with the event, which makes GitHub's redeliveries harmless.
 
-    GITHUB_WEBHOOK_SECRET=... python frontend.py --listen 0.0.0.0:8080 \\
-        --target batch-scaler:50051 --routes routes.yaml
+    GITHUB_WEBHOOK_SECRET=... python frontend.py --listen 0.0.0.0:8080 --target batch-scaler:50051
+
+With --routes FILE it routes by its own table instead and publishes with ScaleAndWait (an
+override for clusters whose runner objects routing cannot read).
 """
 import argparse
 import hashlib
@@ -107,7 +110,7 @@ class Frontend:
     def __init__(self, args, pb, rpc):
         self.pb = pb
         self.secret = os.environ.get("GITHUB_WEBHOOK_SECRET", "").encode()
-        self.routes = load_routes(Path(args.routes))
+        self.routes = load_routes(Path(args.routes)) if args.routes else None
         self.deadline = args.deadline
         self.default_duration = parse_duration(args.default_duration) if args.default_duration else 0
         # One long-lived channel; gRPC reconnects it by itself.
@@ -131,6 +134,8 @@ class Frontend:
             return 200, "pong", None
         if event != "workflow_job":
             return 204, f"ignored event {event!r}", None
+        if self.routes is None:
+            return self.scale_job(delivery, payload)
         action = payload.get("action")
         job = payload.get("workflow_job") or {}
         if action == "queued":
@@ -163,31 +168,65 @@ class Frontend:
         status, message = self.publish(request)
         return status, message, route
 
+    def scale_job(self, delivery: str, payload: dict):
+        """Server-side routing: the service finds the HRA and answers with the batch."""
+        job = payload.get("workflow_job") or {}
+        repo = payload.get("repository") or {}
+        request = self.pb.WorkflowJob(
+            action=payload.get("action") or "", repository=repo.get("full_name", ""),
+            owner_type=(repo.get("owner") or {}).get("type", ""),
+            enterprise=(payload.get("enterprise") or {}).get("slug", ""),
+            labels=job.get("labels") or [], conclusion=job.get("conclusion") or "",
+            has_runner=job.get("runner_id") is not None, job_id=str(job.get("id") or ""),
+            event_id=delivery, wait=True)
+        if self.default_duration:
+            request.duration.seconds = self.default_duration
+        status, message, result = self.call(self.stub.ScaleJob, request)
+        if result is None:
+            return status, message, None
+        route = result.route
+        hra = f"{route.target.namespace}/{route.target.name}" if route.HasField("target") else ""
+        target = Route(hra_namespace=route.target.namespace, hra_name=route.target.name) if hra else None
+        if not hra:
+            return (204 if route.amount == 0 else 202), route.reason, None
+        if route.also_matched:
+            others = ", ".join(f"{t.namespace}/{t.name}" for t in route.also_matched)
+            message = f"{message} (ambiguous: also matched {others})"
+        return status, message, target
+
     def publish(self, request):
+        status, message, _ = self.call(self.stub.ScaleAndWait, request)
+        return status, message
+
+    def call(self, method, request):
+        """Calls ScaleAndWait or ScaleJob within the deadline, retrying while the service is
+        unavailable; returns (HTTP status, message, result or None)."""
         deadline = time.monotonic() + self.deadline
         delay = 0.2
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return 503, "batch-scaler unavailable; let GitHub redeliver"
+                return 503, "batch-scaler unavailable; let GitHub redeliver", None
             try:
-                result = self.stub.ScaleAndWait(request, timeout=left)
+                result = method(request, timeout=left)
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE:
                     time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
                     delay = min(delay * 2, 2.0)
                     continue
                 if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    return 503, "not applied in time; queued, and a redelivery is harmless"
+                    return 503, "not applied in time; queued, and a redelivery is harmless", None
                 if e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED):
-                    return 422, f"{e.code().name}: {e.details()}"
-                return 503, f"{e.code().name}: {e.details()}"
+                    return 422, f"{e.code().name}: {e.details()}", None
+                return 503, f"{e.code().name}: {e.details()}", None
             if result.duplicate:
-                return 200, "duplicate delivery: already applied"
+                return 200, "duplicate delivery: already applied", result
+            if not result.HasField("batch"):
+                return 200, "nothing to apply", result
             outcome = self.pb.Outcome.Name(result.batch.outcome)
             if outcome in ("OUTCOME_APPLIED", "OUTCOME_DRY_RUN"):
-                return 200, outcome
-            return 422, f"{outcome}: {result.batch.error}"
+                return 200, outcome, result
+            return 422, f"{outcome}: {result.batch.error}", result
 
 
 def make_handler(frontend: Frontend):
@@ -241,9 +280,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks one)")
     ap.add_argument("--target", default="127.0.0.1:50051", help="batch-scaler HOST:PORT")
-    ap.add_argument("--routes", required=True, help="routes YAML file")
-    ap.add_argument("--default-duration", default="", help="reservation life when the route gives none "
-                    "(default: the service's)")
+    ap.add_argument("--routes", help="optional routes YAML file: route here instead of server-side")
+    ap.add_argument("--default-duration", default="", help="reservation life to ask for (default: the "
+                    "route's, else the HRA trigger's, else the service's)")
     ap.add_argument("--deadline", type=float, default=8.0,
                     help="seconds to wait for the HRA write; keep it under GitHub's 10 s")
     ap.add_argument("--proto-dir", default=str(HERE.parent.parent / "proto"))

@@ -38,11 +38,16 @@ def main():
     ap.add_argument("--target", required=True)
     ap.add_argument("--secret", required=True)
     ap.add_argument("--stopped", action="store_true", help="only the service-stopped check")
+    ap.add_argument("--server-side", action="store_true",
+                    help="the frontend runs without a routes file: the service routes")
     a = ap.parse_args()
     results = []
 
+    mode = " (server-side routing)" if a.server_side else ""
+
     def check(name, ok, why=""):
         results.append(ok)
+        name += mode
         print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
 
     if a.stopped:
@@ -77,8 +82,13 @@ def main():
     check("frontend: unmatched labels -> 202, nothing changed",
           status == 202 and "5151" not in names() + names("ci", "arm"), f"{status} {body}")
     status, body = post(a.frontend, a.secret, "queued_gpu_ambiguous", "d-gpu")
-    check("frontend: ambiguous route -> 409 naming the HRAs",
-          status == 409 and "ml/gpu" in body and "6161" not in names("ml", "gpu"), f"{status} {body}")
+    if a.server_side:
+        check("frontend: ambiguous route -> the first HRA, the others named",
+              status == 200 and "also matched ml/gpu-b" in body and "6161" in names("ml", "gpu")
+              and "6161" not in names("ml", "gpu-b"), f"{status} {body}")
+    else:
+        check("frontend: ambiguous route -> 409 naming the HRAs",
+              status == 409 and "ml/gpu" in body and "6161" not in names("ml", "gpu"), f"{status} {body}")
     status, body = post(a.frontend, a.secret, "in_progress", "d-prog")
     check("frontend: other actions -> 204", status == 204, f"{status}")
     status, body = post(a.frontend, a.secret, "completed_skipped", "d-skip")

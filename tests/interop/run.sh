@@ -38,11 +38,12 @@ rm -rf "$BS_GEN" && mkdir -p "$BS_GEN"
 cargo build --release --bin batch-scaler || exit 1
 BIN=$ROOT/target/release/batch-scaler
 
-# start NAME ARGS... : starts the service on port 0, sets ADDR and METRICS from its log.
+# start NAME ARGS... : starts the service on port 0 (seeded from $SEED, default
+# tests/interop/hras.yaml), sets ADDR and METRICS from its log.
 start() {
   local name=$1; shift
   local log=$WORK/run-$name.log
-  "$BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --seed tests/interop/hras.yaml \
+  "$BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --seed "${SEED:-tests/interop/hras.yaml}" \
     --window "${WINDOW:-200ms}" "$@" >"$log" 2>&1 &
   LAST_PID=$!
   PIDS+=($!)
@@ -170,6 +171,28 @@ if [ -z "$FRONTEND" ]; then fail "frontend starts" "$(cat "$WORK/run-frontend.lo
       FAIL) fail "$rest" ;;
     esac
   done < <("$PY" tests/interop/frontend_check.py --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET" 2>&1)
+fi
+
+echo "== reference webhook frontend without a routes file (server-side routing)"
+SEED=tests/interop/routing.yaml start routed
+ROUTED_ADDR=$ADDR
+GITHUB_WEBHOOK_SECRET=$SECRET "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 \
+  --target "$ROUTED_ADDR" --deadline 3 >"$WORK/run-frontend-routed.log" 2>&1 &
+PIDS+=($!)
+ROUTED_FRONTEND=""
+for _ in $(seq 100); do
+  ROUTED_FRONTEND=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/run-frontend-routed.log" | head -1)
+  [ -n "$ROUTED_FRONTEND" ] && break
+  sleep 0.1
+done
+if [ -z "$ROUTED_FRONTEND" ]; then fail "frontend starts without a routes file" "$(cat "$WORK/run-frontend-routed.log")"; else
+  while read -r verdict rest; do
+    case "$verdict" in
+      PASS) pass "$rest" ;;
+      FAIL) fail "$rest" ;;
+    esac
+  done < <("$PY" tests/interop/frontend_check.py --server-side --frontend "http://$ROUTED_FRONTEND" \
+    --target "$ROUTED_ADDR" --secret "$SECRET" 2>&1)
 fi
 
 echo "== dashboard in headless Chromium"
