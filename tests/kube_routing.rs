@@ -12,7 +12,7 @@ use batch_scaler::{
         runners::{RUNNER_DEPLOYMENTS, RUNNER_SETS},
     },
 };
-use batch_scaler_testkit::cluster::TestCluster;
+use batch_scaler_testkit::{cluster::TestCluster, fake_or_skip};
 use common::*;
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
@@ -154,4 +154,34 @@ async fn kube_routing_follows_runner_objects_created_edited_and_deleted() {
         Some("app"),
     )
     .await;
+}
+
+#[tokio::test]
+async fn kube_a_cluster_without_runner_sets_still_routes_to_runner_deployments() {
+    let c = TestCluster::start().await;
+    let api = fake_or_skip!(c, "a cluster without the RunnerSet CRD");
+    api.without_runner_sets();
+    let org = c.namespace.clone();
+    c.create(hra_object(&c.namespace, "linux", None)).await;
+    c.create(runner(
+        "RunnerDeployment",
+        "linux",
+        json!({"organization": org, "labels": ["linux"]}),
+    ))
+    .await;
+    let store = KubeStore::new(c.client(), Duration::from_secs(2))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
+    let server =
+        TestServer::start(Arc::new(store), test_settings(Duration::from_millis(100))).await;
+    routes_to(
+        &server,
+        queued(&format!("{org}/web"), &["linux"], "1"),
+        Some("linux"),
+    )
+    .await;
+    let (code, _) = http_get(server.http_addr, "/readyz").await;
+    assert_eq!(
+        code, 200,
+        "the missing RunnerSet CRD does not hold readiness"
+    );
 }

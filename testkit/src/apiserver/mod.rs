@@ -56,6 +56,8 @@ struct State {
     objects: Objects,
     /// RunnerDeployments and RunnerSets, by plural.
     runners: BTreeMap<&'static str, Objects>,
+    /// Resources answered with 404, as on a cluster without their CRD.
+    absent: Vec<&'static str>,
     latency: Duration,
     faults: HashMap<&'static str, VecDeque<Fault>>,
     after_get: HashMap<Key, VecDeque<ObjectEdit>>,
@@ -78,6 +80,7 @@ impl Default for State {
                 .into_iter()
                 .map(|plural| (plural, Objects::new(|_| Ok(()))))
                 .collect(),
+            absent: Vec::new(),
             latency: Duration::ZERO,
             faults: HashMap::new(),
             after_get: HashMap::new(),
@@ -218,6 +221,11 @@ impl ApiServer {
         let plural = plural_of(&object);
         let stored = s.of(plural).put(object).expect("a valid object");
         record(&mut s, plural, "ADDED", &stored);
+    }
+
+    /// Answers every request for RunnerSets with 404, as a cluster without that CRD does.
+    pub fn without_runner_sets(&self) {
+        self.lock().absent.push(RUNNER_SETS);
     }
 
     /// Holds back (true) or releases (false) what watch streams deliver.

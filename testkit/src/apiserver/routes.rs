@@ -76,8 +76,11 @@ async fn route(
         }
         _ => None,
     };
+    let absent = state.lock().unwrap().absent.clone();
     let resource = resource.and_then(|(p, ns, name)| {
-        let plural = PLURALS.into_iter().find(|known| *known == p)?;
+        let plural = PLURALS
+            .into_iter()
+            .find(|known| *known == p && !absent.contains(known))?;
         Some((plural, ns, name))
     });
     let (plural, namespace, name) = match resource {
