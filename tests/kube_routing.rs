@@ -27,15 +27,11 @@ fn runner(kind: &str, name: &str, spec: Value) -> Value {
         "metadata": {"name": name}, "spec": spec})
 }
 
-fn queued(repository: &str, labels: &[&str], job_id: &str) -> pb::WorkflowJob {
-    pb::WorkflowJob {
-        action: "queued".into(),
-        repository: repository.into(),
-        owner_type: "Organization".into(),
-        labels: labels.iter().map(|l| l.to_string()).collect(),
-        job_id: job_id.into(),
-        ..Default::default()
-    }
+/// The service on the kubernetes backend, watching the test's namespace.
+async fn serve(c: &TestCluster) -> TestServer {
+    let store = KubeStore::new(c.client(), Duration::from_secs(2))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
+    TestServer::start(Arc::new(store), test_settings(Duration::from_millis(100))).await
 }
 
 /// Waits until `job` routes to `want` (an HRA name, or none).
@@ -82,20 +78,17 @@ async fn kube_routing_follows_runner_objects_created_edited_and_deleted() {
         json!({"organization": org, "labels": ["linux"]}),
     ))
     .await;
-    let store = KubeStore::new(c.client(), Duration::from_secs(2))
-        .with_watch_cache(std::slice::from_ref(&c.namespace));
-    let server =
-        TestServer::start(Arc::new(store), test_settings(Duration::from_millis(100))).await;
+    let server = serve(&c).await;
 
     routes_to(
         &server,
-        queued(&format!("{org}/app"), &[], "1"),
+        queued_job(&format!("{org}/app"), &[], "1"),
         Some("app"),
     )
     .await;
     routes_to(
         &server,
-        queued(&format!("{org}/web"), &["linux"], "2"),
+        queued_job(&format!("{org}/web"), &["linux"], "2"),
         Some("linux"),
     )
     .await;
@@ -108,7 +101,7 @@ async fn kube_routing_follows_runner_objects_created_edited_and_deleted() {
     .await;
     routes_to(
         &server,
-        queued(&format!("{org}/web"), &["gpu"], "3"),
+        queued_job(&format!("{org}/web"), &["gpu"], "3"),
         Some("gpu"),
     )
     .await;
@@ -121,18 +114,23 @@ async fn kube_routing_follows_runner_objects_created_edited_and_deleted() {
     .await;
     routes_to(
         &server,
-        queued(&format!("{org}/web"), &["linux"], "4"),
+        queued_job(&format!("{org}/web"), &["linux"], "4"),
         None,
     )
     .await;
     // The RunnerSet is deleted: GPU jobs have nowhere to go.
     c.delete(RUNNER_SETS, "gpu").await;
-    routes_to(&server, queued(&format!("{org}/web"), &["gpu"], "5"), None).await;
+    routes_to(
+        &server,
+        queued_job(&format!("{org}/web"), &["gpu"], "5"),
+        None,
+    )
+    .await;
 
     // ScaleJob queues the routed event; our own write does not disturb routing.
     let job = pb::WorkflowJob {
         wait: true,
-        ..queued(&format!("{org}/app"), &[], "42")
+        ..queued_job(&format!("{org}/app"), &[], "42")
     };
     let r = server
         .client()
@@ -150,7 +148,7 @@ async fn kube_routing_follows_runner_objects_created_edited_and_deleted() {
     assert_eq!(object["spec"]["capacityReservations"][0]["name"], "42");
     routes_to(
         &server,
-        queued(&format!("{org}/app"), &[], "6"),
+        queued_job(&format!("{org}/app"), &[], "6"),
         Some("app"),
     )
     .await;
@@ -169,13 +167,10 @@ async fn kube_a_cluster_without_runner_sets_still_routes_to_runner_deployments()
         json!({"organization": org, "labels": ["linux"]}),
     ))
     .await;
-    let store = KubeStore::new(c.client(), Duration::from_secs(2))
-        .with_watch_cache(std::slice::from_ref(&c.namespace));
-    let server =
-        TestServer::start(Arc::new(store), test_settings(Duration::from_millis(100))).await;
+    let server = serve(&c).await;
     routes_to(
         &server,
-        queued(&format!("{org}/web"), &["linux"], "1"),
+        queued_job(&format!("{org}/web"), &["linux"], "1"),
         Some("linux"),
     )
     .await;

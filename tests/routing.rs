@@ -31,17 +31,6 @@ fn store() -> MemoryStore {
     .unwrap()
 }
 
-fn queued(repository: &str, labels: &[&str], job_id: &str) -> pb::WorkflowJob {
-    pb::WorkflowJob {
-        action: "queued".into(),
-        repository: repository.into(),
-        owner_type: "Organization".into(),
-        labels: labels.iter().map(|l| l.to_string()).collect(),
-        job_id: job_id.into(),
-        ..Default::default()
-    }
-}
-
 fn target_name(r: &pb::Route) -> Option<&str> {
     r.target.as_ref().map(|t| t.name.as_str())
 }
@@ -51,7 +40,7 @@ async fn route_job_answers_where_how_much_how_long_and_why() {
     let (server, _store) = TestServer::with_store(store(), test_settings(WINDOW)).await;
     let mut client = server.client().await;
     let r = client
-        .route_job(queued("octo/app", &["self-hosted"], "1"))
+        .route_job(queued_job("octo/app", &["self-hosted"], "1"))
         .await
         .unwrap()
         .into_inner();
@@ -63,13 +52,13 @@ async fn route_job_answers_where_how_much_how_long_and_why() {
         r.reason
     );
     let r = client
-        .route_job(queued("octo/web", &["Linux"], "2"))
+        .route_job(queued_job("octo/web", &["Linux"], "2"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(target_name(&r), Some("linux"));
     let r = client
-        .route_job(queued("octo/web", &["gpu"], "3"))
+        .route_job(queued_job("octo/web", &["gpu"], "3"))
         .await
         .unwrap()
         .into_inner();
@@ -78,12 +67,12 @@ async fn route_job_answers_where_how_much_how_long_and_why() {
     let skipped = pb::WorkflowJob {
         action: "completed".into(),
         conclusion: "skipped".into(),
-        ..queued("octo/app", &[], "1")
+        ..queued_job("octo/app", &[], "1")
     };
     let r = client.route_job(skipped).await.unwrap().into_inner();
     assert_eq!((r.amount, r.target.clone()), (0, None));
     let bad = client
-        .route_job(queued("octo", &[], "1"))
+        .route_job(queued_job("octo", &[], "1"))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
@@ -93,7 +82,7 @@ async fn route_job_answers_where_how_much_how_long_and_why() {
         bad.message()
     );
     let no_id = client
-        .route_job(queued("octo/app", &[], ""))
+        .route_job(queued_job("octo/app", &[], ""))
         .await
         .unwrap_err();
     assert!(no_id.message().starts_with("job_id"), "{}", no_id.message());
@@ -124,7 +113,7 @@ async fn scale_job_queues_the_routed_event_with_the_job_s_ids() {
     let job = pb::WorkflowJob {
         wait: true,
         event_id: "d-1".into(),
-        ..queued("octo/app", &[], "42")
+        ..queued_job("octo/app", &[], "42")
     };
     let r = client.scale_job(job.clone()).await.unwrap().into_inner();
     let batch = r.batch.expect("waited for the batch");
@@ -161,7 +150,7 @@ async fn scale_job_queues_the_routed_event_with_the_job_s_ids() {
     let r = client
         .scale_job(pb::WorkflowJob {
             wait: true,
-            ..queued("elsewhere/x", &[], "7")
+            ..queued_job("elsewhere/x", &[], "7")
         })
         .await
         .unwrap()
@@ -178,7 +167,7 @@ async fn routing_follows_objects_created_edited_and_deleted_while_running() {
         async move { client.route_job(job).await.unwrap().into_inner() }
     };
     assert_eq!(
-        target_name(&route(queued("octo/web", &["gpu"], "1")).await),
+        target_name(&route(queued_job("octo/web", &["gpu"], "1")).await),
         None
     );
     // The runners gain the label: the same job now routes.
@@ -190,7 +179,7 @@ async fn routing_follows_objects_created_edited_and_deleted_while_running() {
         ))
         .unwrap();
     assert_eq!(
-        target_name(&route(queued("octo/web", &["gpu"], "1")).await),
+        target_name(&route(queued_job("octo/web", &["gpu"], "1")).await),
         Some("linux")
     );
     // A new HRA with its own repository runners takes the repository's jobs.
@@ -203,23 +192,23 @@ async fn routing_follows_objects_created_edited_and_deleted_while_running() {
         ))
         .unwrap();
     assert_eq!(
-        target_name(&route(queued("octo/web", &[], "2")).await),
+        target_name(&route(queued_job("octo/web", &[], "2")).await),
         Some("web")
     );
     // Its target deleted: back to the organization's runners.
     assert!(store.remove_runner(TargetKind::RunnerDeployment, "ci", "web"));
     assert_eq!(
-        target_name(&route(queued("octo/web", &[], "3")).await),
+        target_name(&route(queued_job("octo/web", &[], "3")).await),
         Some("linux")
     );
     // The HRA deleted: nothing for the organization either.
     assert!(store.remove(&key("ci", "linux")));
-    let r = route(queued("octo/web", &[], "4")).await;
+    let r = route(queued_job("octo/web", &[], "4")).await;
     assert_eq!(target_name(&r), None, "{}", r.reason);
     // Our own writes do not disturb routing.
     let job = pb::WorkflowJob {
         wait: true,
-        ..queued("octo/app", &[], "5")
+        ..queued_job("octo/app", &[], "5")
     };
     let r = server
         .client()
@@ -230,7 +219,7 @@ async fn routing_follows_objects_created_edited_and_deleted_while_running() {
         .into_inner();
     assert_eq!(r.batch.unwrap().outcome, pb::Outcome::Applied as i32);
     assert_eq!(
-        target_name(&route(queued("octo/app", &[], "6")).await),
+        target_name(&route(queued_job("octo/app", &[], "6")).await),
         Some("app")
     );
 }
@@ -243,7 +232,7 @@ async fn a_route_outside_the_allowed_namespaces_is_never_chosen() {
     let r = server
         .client()
         .await
-        .route_job(queued("octo/app", &[], "1"))
+        .route_job(queued_job("octo/app", &[], "1"))
         .await
         .unwrap()
         .into_inner();

@@ -87,6 +87,18 @@ pub fn job_ev(
     }
 }
 
+/// A `queued` workflow job of an organization's repository.
+pub fn queued_job(repository: &str, labels: &[&str], job_id: &str) -> pb::WorkflowJob {
+    pb::WorkflowJob {
+        action: "queued".into(),
+        repository: repository.into(),
+        owner_type: "Organization".into(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        job_id: job_id.into(),
+        ..Default::default()
+    }
+}
+
 /// Watches every result of a hub.
 pub fn watch(hub: &ResultHub) -> Subscription {
     hub.subscribe(Filter::default(), 0)

@@ -18,6 +18,16 @@ trap cleanup EXIT
 
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/    /' | head -20; }
+# relay CMD... : counts the `PASS name` / `FAIL name: why` lines CMD prints.
+relay() {
+  local verdict rest
+  while read -r verdict rest; do
+    case "$verdict" in
+      PASS) pass "$rest" ;;
+      FAIL) fail "$rest" ;;
+    esac
+  done < <("$@" 2>&1)
+}
 # check NAME PATTERN CMD... : passes when CMD's output matches the extended regex PATTERN.
 check() {
   local name=$1 pattern=$2; shift 2
@@ -165,12 +175,7 @@ for _ in $(seq 100); do
 done
 if [ -z "$FRONTEND" ]; then fail "frontend starts" "$(cat "$WORK/run-frontend.log")"; else
   check "frontend /healthz" '"ok"' curl -sf "http://$FRONTEND/healthz"
-  while read -r verdict rest; do
-    case "$verdict" in
-      PASS) pass "$rest" ;;
-      FAIL) fail "$rest" ;;
-    esac
-  done < <("$PY" tests/interop/frontend_check.py --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET" 2>&1)
+  relay "$PY" tests/interop/frontend_check.py --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET"
 fi
 
 echo "== reference webhook frontend without a routes file (server-side routing)"
@@ -186,13 +191,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 if [ -z "$ROUTED_FRONTEND" ]; then fail "frontend starts without a routes file" "$(cat "$WORK/run-frontend-routed.log")"; else
-  while read -r verdict rest; do
-    case "$verdict" in
-      PASS) pass "$rest" ;;
-      FAIL) fail "$rest" ;;
-    esac
-  done < <("$PY" tests/interop/frontend_check.py --server-side --frontend "http://$ROUTED_FRONTEND" \
-    --target "$ROUTED_ADDR" --secret "$SECRET" 2>&1)
+  relay "$PY" tests/interop/frontend_check.py --server-side --frontend "http://$ROUTED_FRONTEND" \
+    --target "$ROUTED_ADDR" --secret "$SECRET"
 fi
 
 echo "== dashboard in headless Chromium"
@@ -208,13 +208,8 @@ WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
 export DASH_PID=$LAST_PID DASH_BIN=$BIN DASH_SEED=$ROOT/tests/interop/hras.yaml
 check "dashboard page is served at /" "<title>batch-scaler</title>" curl -sf "http://$DASH_ADDR/"
-while read -r verdict rest; do
-  case "$verdict" in
-    PASS) pass "$rest" ;;
-    FAIL) fail "$rest" ;;
-  esac
-done < <(cd web && node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/target/dashboard.png" 1000 \
-  "http://$DASH_AUTH_ADDR/" dash-token 2>&1)
+relay env -C web node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/target/dashboard.png" 1000 \
+  "http://$DASH_AUTH_ADDR/" dash-token
 [ -s "$ROOT/target/dashboard.png" ] && echo "screenshot: target/dashboard.png"
 
 echo "== graceful stop"
@@ -222,12 +217,7 @@ kill -TERM "$PLAIN_PID"
 if wait "$PLAIN_PID"; then pass "SIGTERM: exits 0"; else fail "SIGTERM: exits 0" "$(tail -5 "$WORK/run-plain.log")"; fi
 if [ -n "$FRONTEND" ]; then
   kill -TERM "$HOOKS_PID" 2>/dev/null; wait "$HOOKS_PID" 2>/dev/null
-  while read -r verdict rest; do
-    case "$verdict" in
-      PASS) pass "$rest" ;;
-      FAIL) fail "$rest" ;;
-    esac
-  done < <("$PY" tests/interop/frontend_check.py --stopped --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET" 2>&1)
+  relay "$PY" tests/interop/frontend_check.py --stopped --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET"
 fi
 
 echo
