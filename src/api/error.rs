@@ -33,9 +33,9 @@ pub enum ApiError {
         "the deadline passed before the batch had its outcome; the event stays queued and will be applied"
     )]
     DeadlineExceeded,
-    /// The backend cannot route workflow jobs.
+    /// The store has no routing index (a Kubernetes store built without its watch caches).
     #[error(
-        "this backend does not route workflow jobs yet (the memory backend does); send ScaleEvents naming the HRA"
+        "this store cannot route workflow jobs (it has no watch caches); send ScaleEvents naming the HRA"
     )]
     RoutingUnavailable,
     /// The batch holding the event ended without an outcome for it.
