@@ -164,34 +164,35 @@ HOOKS_PID=$LAST_PID
 SECRET=interop-webhook-secret
 check "frontend refuses to start without a secret" "GITHUB_WEBHOOK_SECRET is not set" env -u GITHUB_WEBHOOK_SECRET \
   "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 --target "$HOOKS_ADDR" --routes tests/interop/routes.yaml
-GITHUB_WEBHOOK_SECRET=$SECRET "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 \
-  --target "$HOOKS_ADDR" --routes tests/interop/routes.yaml --deadline 3 >"$WORK/run-frontend.log" 2>&1 &
-PIDS+=($!)
-FRONTEND=""
-for _ in $(seq 100); do
-  FRONTEND=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/run-frontend.log" | head -1)
-  [ -n "$FRONTEND" ] && break
-  sleep 0.1
-done
-if [ -z "$FRONTEND" ]; then fail "frontend starts" "$(cat "$WORK/run-frontend.log")"; else
-  check "frontend /healthz" '"ok"' curl -sf "http://$FRONTEND/healthz"
-  relay "$PY" tests/interop/frontend_check.py --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET"
+# start_frontend NAME TARGET ARGS... : starts the reference frontend; sets FRONTEND (empty if
+# it did not start).
+start_frontend() {
+  local name=$1 target=$2; shift 2
+  local log=$WORK/run-frontend-$name.log
+  GITHUB_WEBHOOK_SECRET=$SECRET "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 \
+    --target "$target" --deadline 3 "$@" >"$log" 2>&1 &
+  PIDS+=($!)
+  FRONTEND=""
+  for _ in $(seq 100); do
+    FRONTEND=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$log" | head -1)
+    [ -n "$FRONTEND" ] && return 0
+    sleep 0.1
+  done
+  fail "frontend ($name) starts" "$(cat "$log")"
+}
+start_frontend routes "$HOOKS_ADDR" --routes tests/interop/routes.yaml
+ROUTES_FRONTEND=$FRONTEND
+if [ -n "$ROUTES_FRONTEND" ]; then
+  check "frontend /healthz" '"ok"' curl -sf "http://$ROUTES_FRONTEND/healthz"
+  relay "$PY" tests/interop/frontend_check.py --frontend "http://$ROUTES_FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET"
 fi
 
 echo "== reference webhook frontend without a routes file (server-side routing)"
 SEED=tests/interop/routing.yaml start routed
 ROUTED_ADDR=$ADDR
-GITHUB_WEBHOOK_SECRET=$SECRET "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 \
-  --target "$ROUTED_ADDR" --deadline 3 >"$WORK/run-frontend-routed.log" 2>&1 &
-PIDS+=($!)
-ROUTED_FRONTEND=""
-for _ in $(seq 100); do
-  ROUTED_FRONTEND=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/run-frontend-routed.log" | head -1)
-  [ -n "$ROUTED_FRONTEND" ] && break
-  sleep 0.1
-done
-if [ -z "$ROUTED_FRONTEND" ]; then fail "frontend starts without a routes file" "$(cat "$WORK/run-frontend-routed.log")"; else
-  relay "$PY" tests/interop/frontend_check.py --server-side --frontend "http://$ROUTED_FRONTEND" \
+start_frontend routed "$ROUTED_ADDR"
+if [ -n "$FRONTEND" ]; then
+  relay "$PY" tests/interop/frontend_check.py --server-side --frontend "http://$FRONTEND" \
     --target "$ROUTED_ADDR" --secret "$SECRET"
 fi
 
@@ -215,9 +216,9 @@ relay env -C web node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_
 echo "== graceful stop"
 kill -TERM "$PLAIN_PID"
 if wait "$PLAIN_PID"; then pass "SIGTERM: exits 0"; else fail "SIGTERM: exits 0" "$(tail -5 "$WORK/run-plain.log")"; fi
-if [ -n "$FRONTEND" ]; then
+if [ -n "$ROUTES_FRONTEND" ]; then
   kill -TERM "$HOOKS_PID" 2>/dev/null; wait "$HOOKS_PID" 2>/dev/null
-  relay "$PY" tests/interop/frontend_check.py --stopped --frontend "http://$FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET"
+  relay "$PY" tests/interop/frontend_check.py --stopped --frontend "http://$ROUTES_FRONTEND" --target "$HOOKS_ADDR" --secret "$SECRET"
 fi
 
 echo
