@@ -31,9 +31,11 @@ fn hra(namespace: &str, name: &str) -> serde_json::Value {
         "spec": {"scaleTargetRef": {"name": name}, "minReplicas": 0, "maxReplicas": 100000}})
 }
 
+/// Settings with this window and no bound on pending events (the loads hold millions).
 fn with_window(window: Duration) -> Settings {
     let mut settings = Settings::default();
     settings.engine.window = window;
+    settings.engine.bounds = Default::default();
     settings
 }
 

@@ -148,6 +148,17 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_TOMBSTONE_TTL", default_value_t = human(defaults::TOMBSTONE_TTL), value_parser = positive_duration)]
     pub tombstone_ttl: humantime::Duration,
 
+    /// Most events held at once (queued, or in a batch not yet final); over it intake answers
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "BATCH_SCALER_MAX_PENDING_EVENTS", default_value_t = defaults::MAX_PENDING_EVENTS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending_events: u64,
+
+    /// Most events held for one HRA (a retrying HRA takes events only up to this).
+    #[arg(long, env = "BATCH_SCALER_MAX_PENDING_PER_HRA", default_value_t = defaults::MAX_PENDING_PER_HRA,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending_per_hra: u64,
+
     /// On shutdown, how long pending batches may keep retrying before they are given up.
     #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value_t = human(defaults::SHUTDOWN_GRACE), value_parser = duration)]
     pub shutdown_grace: humantime::Duration,

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// The service is shutting down and takes no new events.
     #[error(transparent)]
     Intake(#[from] IntakeError),
+    /// A bound on pending events is reached (with the event's index in a `Publish` stream).
+    #[error("{0}")]
+    Exhausted(String),
     /// A backend failure while serving a read.
     #[error("backend: {0}")]
     Backend(#[source] StoreError),
@@ -71,6 +74,9 @@ impl ApiError {
         match self {
             Self::InvalidArgument(f) => Self::InvalidArgument(f.at_index(index)),
             Self::PermissionDenied(m) => Self::PermissionDenied(format!("events[{index}]: {m}")),
+            Self::Intake(IntakeError::Exhausted(e)) => {
+                Self::Exhausted(format!("events[{index}]: {e}"))
+            }
             other => other,
         }
     }
@@ -80,6 +86,7 @@ impl ApiError {
         match self {
             Self::InvalidArgument(_) => "invalid",
             Self::PermissionDenied(_) => "denied",
+            Self::Intake(IntakeError::Exhausted(_)) | Self::Exhausted(_) => "exhausted",
             Self::PublishStopped { cause, .. } => cause.metric_result(),
             _ => "refused",
         }
@@ -114,7 +121,9 @@ impl From<ApiError> for Status {
             }
             ApiError::Unauthenticated(_) => tonic::Code::Unauthenticated,
             ApiError::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            ApiError::Exhausted(_) => tonic::Code::ResourceExhausted,
             ApiError::RoutingUnavailable => tonic::Code::Unimplemented,
+            ApiError::Intake(IntakeError::Exhausted(_)) => tonic::Code::ResourceExhausted,
             ApiError::Intake(_)
             | ApiError::Backend(_)
             | ApiError::Abandoned

@@ -163,16 +163,11 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                     }
                 }
             }
-            let submitted = self.engine.batcher.submit_all(&chunk);
+            let (queued, dups, refused) = self.engine.batcher.submit_all(&chunk);
             chunk.clear();
-            let error = match submitted {
-                Ok((queued, dups)) => {
-                    accepted += queued;
-                    duplicates += dups;
-                    invalid
-                }
-                Err(e) => Some(e.into()),
-            };
+            accepted += queued;
+            duplicates += dups;
+            let error = refused.map(ApiError::from).or(invalid);
             if let Some(e) = error {
                 count(accepted, duplicates);
                 self.metrics.event(e.metric_result(), 1);

@@ -33,6 +33,10 @@ pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 pub const TOMBSTONE_CAPACITY: usize = 100_000;
 /// `--shutdown-grace`.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// `--max-pending-events`.
+pub const MAX_PENDING_EVENTS: u64 = 1_000_000;
+/// `--max-pending-per-hra`.
+pub const MAX_PENDING_PER_HRA: u64 = 10_000;
 /// Recent results kept for `WatchBatches.replay`.
 pub const REPLAY_CAPACITY: usize = 1024;
 /// Results buffered per watcher before it starts missing them.

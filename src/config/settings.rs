@@ -12,6 +12,7 @@ use crate::{
         EngineSettings,
         applier::{RetryPolicy, system_clock},
         idempotency::IdempotencyLimits,
+        queue::Bounds,
     },
 };
 use http::HeaderValue;
@@ -81,6 +82,10 @@ impl Default for Settings {
                     tombstone_ttl: defaults::TOMBSTONE_TTL,
                     tombstone_capacity: defaults::TOMBSTONE_CAPACITY,
                 },
+                bounds: Bounds {
+                    total: defaults::MAX_PENDING_EVENTS,
+                    per_hra: defaults::MAX_PENDING_PER_HRA,
+                },
                 clock: system_clock(),
             },
             shutdown_grace: defaults::SHUTDOWN_GRACE,
@@ -140,6 +145,8 @@ impl Args {
             dedupe_capacity,
             tombstone_ttl,
             shutdown_grace,
+            max_pending_events,
+            max_pending_per_hra,
         } = self;
         for ns in allowed_namespaces {
             check_dns1123_label(ns).map_err(|why| ConfigError::Namespace {
@@ -187,6 +194,10 @@ impl Args {
                     dedupe_capacity: *dedupe_capacity as usize,
                     tombstone_ttl: **tombstone_ttl,
                     ..defaults.engine.idempotency
+                },
+                bounds: Bounds {
+                    total: *max_pending_events,
+                    per_hra: *max_pending_per_hra,
                 },
                 ..defaults.engine
             },

@@ -11,7 +11,7 @@
 use super::{
     applier::{Applier, AttemptNo, Planned, Verdict},
     idempotency::Idempotency,
-    queue::{Batch, Queues, Riders, Waiter},
+    queue::{Batch, Bounds, Exhausted, Queues, Riders, Waiter},
     sink::OutcomeSink,
 };
 use crate::domain::{event::ScaleEvent, hra::HraKey, report::Outcome};
@@ -38,6 +38,9 @@ pub enum IntakeError {
     /// The service is shutting down and takes no new events.
     #[error("shutting down: no new events are accepted")]
     ShuttingDown,
+    /// A bound on pending events is reached.
+    #[error(transparent)]
+    Exhausted(#[from] Exhausted),
 }
 
 /// The windowed batcher.
@@ -63,9 +66,10 @@ impl Batcher {
         idempotency: Arc<Idempotency>,
         window: Duration,
         max_concurrent: usize,
+        bounds: Bounds,
     ) -> Self {
         Self {
-            queues: Mutex::default(),
+            queues: Mutex::new(Queues::new(bounds)),
             applier,
             sink,
             idempotency,
@@ -88,18 +92,19 @@ impl Batcher {
         self.submit_locked(&mut queues, event, waiter)
     }
 
-    /// Queues several events under one lock; returns how many were queued and how many were
-    /// duplicates.
-    pub fn submit_all(&self, events: &[ScaleEvent]) -> Result<(u64, u64), IntakeError> {
+    /// Queues several events under one lock, stopping at the first refused; returns how many
+    /// were queued and how many were duplicates before it, and why it was refused.
+    pub fn submit_all(&self, events: &[ScaleEvent]) -> (u64, u64, Option<IntakeError>) {
         let mut queues = self.queues.lock();
         let (mut queued, mut duplicates) = (0, 0);
         for event in events {
-            match self.submit_locked(&mut queues, event, None)? {
-                Submitted::Queued => queued += 1,
-                Submitted::Duplicate => duplicates += 1,
+            match self.submit_locked(&mut queues, event, None) {
+                Ok(Submitted::Queued) => queued += 1,
+                Ok(Submitted::Duplicate) => duplicates += 1,
+                Err(e) => return (queued, duplicates, Some(e)),
             }
         }
-        Ok((queued, duplicates))
+        (queued, duplicates, None)
     }
 
     fn submit_locked(
@@ -116,13 +121,15 @@ impl Batcher {
         {
             return Ok(Submitted::Duplicate);
         }
-        let first = queues.push(
+        let pushed = queues.push(
             &event.key,
             event.plan_event(),
             waiter,
             event.event_id.as_ref(),
             self.window,
         );
+        // Refused, not seen: the producer's retry must not count as a duplicate.
+        let first = pushed.inspect_err(|_| self.idempotency.forget_events(&event.event_id))?;
         if first {
             self.wake.notify_one();
         }
@@ -132,6 +139,11 @@ impl Batcher {
     /// HRAs with events waiting for a batch.
     pub fn pending_hras(&self) -> usize {
         self.queues.lock().pending_hras()
+    }
+
+    /// Events held: queued, and in batches not yet final.
+    pub fn held_events(&self) -> u64 {
+        self.queues.lock().held()
     }
 
     /// Applies in flight.

@@ -19,6 +19,7 @@ use batcher::Batcher;
 use chrono::TimeDelta;
 use hub::ResultHub;
 use idempotency::{Idempotency, IdempotencyLimits};
+use queue::Bounds;
 use sink::OutcomeSink;
 use std::{sync::Arc, time::Duration};
 
@@ -41,6 +42,8 @@ pub struct EngineSettings {
     pub watcher_buffer: usize,
     /// Event-id and finished-job memory.
     pub idempotency: IdempotencyLimits,
+    /// Most events held (queued or in a batch not yet final), in all and per HRA.
+    pub bounds: Bounds,
     /// Source of the planner's `now`.
     pub clock: Clock,
 }
@@ -66,6 +69,7 @@ impl Engine {
             replay_capacity,
             watcher_buffer,
             idempotency,
+            bounds,
             clock,
         } = settings.clone();
         let hub = Arc::new(ResultHub::new(
@@ -96,6 +100,7 @@ impl Engine {
             idempotency,
             window,
             max_concurrent_writes,
+            bounds,
         ));
         Self { batcher, hub }
     }

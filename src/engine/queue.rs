@@ -8,11 +8,7 @@ use crate::domain::{
     report::BatchReport,
 };
 use rustc_hash::FxHashMap;
-use std::{
-    collections::{HashSet, VecDeque},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio::{sync::oneshot, time::Instant};
 
 /// Receives the final outcome of the batch that held an event.
@@ -88,6 +84,47 @@ pub struct Late {
     due: Instant,
 }
 
+/// How many events may be held (queued, or in a batch not yet final): in all, and per HRA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Most events held in all.
+    pub total: u64,
+    /// Most events held for one HRA (a retrying HRA takes events only up to this).
+    pub per_hra: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            total: u64::MAX,
+            per_hra: u64::MAX,
+        }
+    }
+}
+
+/// An event refused because a bound is reached.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Exhausted {
+    /// This HRA holds its most events.
+    #[error("HRA {key} already holds {limit} pending events (--max-pending-per-hra); retry later")]
+    Hra {
+        /// The HRA.
+        key: HraKey,
+        /// The bound.
+        limit: u64,
+    },
+    /// The service holds its most events.
+    #[error(
+        "{limit} events are pending in all (--max-pending-events); retry later (event for HRA {key})"
+    )]
+    Total {
+        /// The HRA the refused event was for.
+        key: HraKey,
+        /// The bound.
+        limit: u64,
+    },
+}
+
 /// Every HRA's queue.
 #[derive(Default)]
 pub struct Queues {
@@ -95,12 +132,29 @@ pub struct Queues {
     pending: FxHashMap<HraKey, Pending>,
     /// Window ends in the order they were opened, which is also the order of their times.
     windows: VecDeque<(Instant, HraKey)>,
-    in_flight: HashSet<HraKey>,
+    /// HRAs with a batch running, and how many events that batch holds.
+    in_flight: FxHashMap<HraKey, u64>,
+    /// Events held in all: pending and in running batches.
+    held: u64,
+    bounds: Bounds,
     /// Set on shutdown: windows no longer wait, intake is refused.
     pub closed: bool,
 }
 
 impl Queues {
+    /// Empty queues that hold at most `bounds` events.
+    pub fn new(bounds: Bounds) -> Self {
+        Self {
+            bounds,
+            ..Self::default()
+        }
+    }
+
+    /// Events held in all (pending, and in batches not yet final).
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
     /// Appends an event (with its waiter and event id) to `key`'s queue, opening its window
     /// (closing `window` from now) if it has none. True when this opened the first window of
     /// all. This is the intake hot path: the clock is read only when a window opens.
@@ -111,7 +165,18 @@ impl Queues {
         waiter: Option<Waiter>,
         event_id: Option<&String>,
         window: Duration,
-    ) -> bool {
+    ) -> Result<bool, Exhausted> {
+        if self.held >= self.bounds.total {
+            let (key, limit) = (key.clone(), self.bounds.total);
+            return Err(Exhausted::Total { key, limit });
+        }
+        let running = self.in_flight.get(key).copied().unwrap_or(0);
+        let queued = self.pending.get(key).map_or(0, |p| p.count);
+        if running + queued >= self.bounds.per_hra {
+            let (key, limit) = (key.clone(), self.bounds.per_hra);
+            return Err(Exhausted::Hra { key, limit });
+        }
+        self.held += 1;
         let mut first = false;
         // One lookup on the hot path; the key is cloned only when a window opens.
         let pending = match self.pending.get_mut(key) {
@@ -135,13 +200,13 @@ impl Queues {
         pending.count += 1;
         pending.riders.waiters.extend(waiter);
         pending.riders.event_ids.extend(event_id.cloned());
-        first
+        Ok(first)
     }
 
     /// Takes `key`'s batch if it may start now: events pending, no apply in flight, and its
     /// window closed (or the queues closed). The key counts as in flight from then on.
     pub fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Riders)> {
-        if self.in_flight.contains(key) {
+        if self.in_flight.contains_key(key) {
             return None;
         }
         let due = self.pending.get(key)?.due;
@@ -149,7 +214,7 @@ impl Queues {
             return None;
         }
         let pending = self.pending.remove(key)?;
-        self.in_flight.insert(key.clone());
+        self.in_flight.insert(key.clone(), pending.count);
         let batch = Batch {
             id: uuid::Uuid::new_v4().simple().to_string(),
             event_count: pending.count,
@@ -160,9 +225,11 @@ impl Queues {
         Some((batch, pending.riders))
     }
 
-    /// Takes the events that arrived for `key` while its batch runs.
+    /// Takes the events that arrived for `key` while its batch runs (they count as that
+    /// batch's from now on).
     pub fn take_late(&mut self, key: &HraKey) -> Option<Late> {
         let pending = self.pending.remove(key)?;
+        *self.in_flight.entry(key.clone()).or_default() += pending.count;
         Some(Late {
             events: pending.events.into_events(),
             count: pending.count,
@@ -174,6 +241,9 @@ impl Queues {
 
     /// Puts events taken with [`Queues::take_late`] back, before any that came since.
     pub fn restore(&mut self, key: &HraKey, late: Late) {
+        if let Some(running) = self.in_flight.get_mut(key) {
+            *running = running.saturating_sub(late.count);
+        }
         let mut events = Fold::default();
         for event in late.events {
             events.push(event);
@@ -194,9 +264,10 @@ impl Queues {
         self.pending.insert(key.clone(), restored);
     }
 
-    /// Marks `key`'s apply finished.
+    /// Marks `key`'s apply finished: its batch's events are no longer held.
     pub fn finish(&mut self, key: &HraKey) {
-        self.in_flight.remove(key);
+        let released = self.in_flight.remove(key).unwrap_or(0);
+        self.held = self.held.saturating_sub(released);
     }
 
     /// When the earliest open window closes.
@@ -251,13 +322,13 @@ mod tests {
         let mut q = Queues::default();
         let now = Instant::now();
         let window = Duration::from_secs(1);
-        assert!(q.push(&key, ev(2), None, None, window));
+        assert!(q.push(&key, ev(2), None, None, window).unwrap());
         let (batch, _) = q.take_ready(&key, now + window).unwrap();
         assert!(q.take_ready(&key, now + window).is_none(), "in flight");
-        q.push(&key, ev(-1), None, None, window);
+        q.push(&key, ev(-1), None, None, window).unwrap();
         let late = q.take_late(&key).unwrap();
         tokio::time::advance(window).await;
-        q.push(&key, ev(5), None, None, window);
+        q.push(&key, ev(5), None, None, window).unwrap();
         q.restore(&key, late);
         q.finish(&key);
         let (next, _) = q.take_ready(&key, now + window).unwrap();
@@ -265,5 +336,51 @@ mod tests {
         assert_eq!(amounts, [-1, 5]);
         assert_eq!(next.event_count, 2);
         assert_ne!(next.id, batch.id);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounds_count_queued_and_running_events_until_their_batch_ends() {
+        let (a, b) = (HraKey::new("ns", "a"), HraKey::new("ns", "b"));
+        let mut q = Queues::new(Bounds {
+            total: 5,
+            per_hra: 3,
+        });
+        let window = Duration::from_secs(1);
+        for _ in 0..3 {
+            q.push(&a, ev(1), None, None, window).unwrap();
+        }
+        let full = q.push(&a, ev(1), None, None, window).unwrap_err();
+        assert_eq!(
+            full,
+            Exhausted::Hra {
+                key: a.clone(),
+                limit: 3
+            }
+        );
+        assert!(full.to_string().contains("ns/a") && full.to_string().contains("3"));
+        // Running (a retrying batch) still counts, and so do events absorbed into it.
+        let now = Instant::now() + window;
+        q.take_ready(&a, now).unwrap();
+        assert!(
+            q.push(&a, ev(1), None, None, window).is_err(),
+            "still 3 held for a"
+        );
+        q.push(&b, ev(1), None, None, window).unwrap();
+        q.push(&b, ev(1), None, None, window).unwrap();
+        let total = q.push(&b, ev(1), None, None, window).unwrap_err();
+        assert_eq!(
+            total,
+            Exhausted::Total {
+                key: b.clone(),
+                limit: 5
+            }
+        );
+        assert_eq!(q.held(), 5);
+        q.finish(&a);
+        assert_eq!(q.held(), 2);
+        q.push(&a, ev(1), None, None, window).unwrap();
+        let late = q.take_late(&a).unwrap();
+        q.restore(&a, late);
+        assert_eq!(q.held(), 3, "restored events are held once");
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Label of `events_received`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    /// accepted, duplicate, invalid, denied, refused.
+    /// accepted, duplicate, invalid, denied, exhausted, refused.
     pub result: &'static str,
 }
 
@@ -60,7 +60,7 @@ impl Metrics {
         let events = Family::<ResultLabel, Counter>::default();
         registry.register(
             "events_received",
-            "Scale events received, by result (accepted, duplicate, invalid, denied, refused)",
+            "Scale events received, by result (accepted, duplicate, invalid, denied, exhausted, refused)",
             events.clone(),
         );
         let batches = Family::<OutcomeLabel, Counter>::default();
