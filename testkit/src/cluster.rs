@@ -4,7 +4,7 @@
 //! suffix; on an existing cluster the HRA CRD is installed if missing, and nothing relies on
 //! namespace deletion or garbage collection (the cluster may have no controller-manager).
 
-use crate::apiserver::{ApiServer, CRD_NAME};
+use crate::apiserver::{ApiServer, CRD_NAME, plural_of};
 use batch_scaler::store::{
     resource::{GROUP, PLURAL, VERSION},
     runners::{RUNNER_DEPLOYMENT, RUNNER_DEPLOYMENTS, RUNNER_SET, RUNNER_SETS},
@@ -257,14 +257,6 @@ pub fn kubeconfig_for(addr: SocketAddr) -> String {
          users:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test}}\n\
          current-context: test\n"
     )
-}
-
-fn plural_of(object: &Value) -> &'static str {
-    match object["kind"].as_str() {
-        Some(RUNNER_DEPLOYMENT) => RUNNER_DEPLOYMENTS,
-        Some(RUNNER_SET) => RUNNER_SETS,
-        _ => PLURAL,
-    }
 }
 
 /// A CRD that accepts any spec: for clusters without actions-runner-controller's own.

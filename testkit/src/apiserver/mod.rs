@@ -107,8 +107,8 @@ impl State {
 /// The resources served: HRAs, RunnerDeployments, RunnerSets.
 const PLURALS: [&str; 3] = [PLURAL, RUNNER_DEPLOYMENTS, RUNNER_SETS];
 
-/// The plural of an object's kind.
-fn plural_of(object: &Value) -> &'static str {
+/// The plural of an object's kind (an HRA unless it says otherwise).
+pub(crate) fn plural_of(object: &Value) -> &'static str {
     match object["kind"].as_str() {
         Some(RUNNER_DEPLOYMENT) => RUNNER_DEPLOYMENTS,
         Some(RUNNER_SET) => RUNNER_SETS,
