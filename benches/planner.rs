@@ -32,6 +32,8 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
         capacity_reservations: list,
         applied_batches: vec![],
         trigger_duration: None,
+        finished_jobs: vec![],
+        object_bytes: 0,
     };
     let events = (0..1000)
         .map(|i| PlanEvent {

@@ -148,6 +148,18 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_TOMBSTONE_TTL", default_value_t = human(defaults::TOMBSTONE_TTL), value_parser = positive_duration)]
     pub tombstone_ttl: humantime::Duration,
 
+    /// Most finished jobs one HRA remembers in its finished-jobs annotation (soonest-expiring
+    /// dropped first).
+    #[arg(long, env = "BATCH_SCALER_TOMBSTONE_CAPACITY", default_value_t = defaults::TOMBSTONE_CAPACITY,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub tombstone_capacity: u32,
+
+    /// Largest HRA object, in bytes of JSON, a batch may grow it to; a batch that would make it
+    /// larger fails (the API server refuses objects over about 1.5 MiB).
+    #[arg(long, env = "BATCH_SCALER_MAX_HRA_BYTES", default_value_t = defaults::MAX_HRA_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_hra_bytes: u64,
+
     /// Most events held at once (queued, or in a batch not yet final); over it intake answers
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "BATCH_SCALER_MAX_PENDING_EVENTS", default_value_t = defaults::MAX_PENDING_EVENTS,

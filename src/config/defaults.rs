@@ -29,8 +29,10 @@ pub const DEDUPE_TTL: Duration = Duration::from_secs(3600);
 pub const DEDUPE_CAPACITY: u32 = 100_000;
 /// `--tombstone-ttl`.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
-/// Most finished jobs remembered (oldest evicted first).
-pub const TOMBSTONE_CAPACITY: usize = 100_000;
+/// `--tombstone-capacity`.
+pub const TOMBSTONE_CAPACITY: u32 = 1000;
+/// `--max-hra-bytes`.
+pub const MAX_HRA_BYTES: u64 = 1024 * 1024;
 /// `--shutdown-grace`.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// `--max-pending-events`.

@@ -80,8 +80,9 @@ impl Default for Settings {
                     dedupe_ttl: defaults::DEDUPE_TTL,
                     dedupe_capacity: defaults::DEDUPE_CAPACITY as usize,
                     tombstone_ttl: defaults::TOMBSTONE_TTL,
-                    tombstone_capacity: defaults::TOMBSTONE_CAPACITY,
+                    tombstone_capacity: defaults::TOMBSTONE_CAPACITY as usize,
                 },
+                max_hra_bytes: defaults::MAX_HRA_BYTES as usize,
                 bounds: Bounds {
                     total: defaults::MAX_PENDING_EVENTS,
                     per_hra: defaults::MAX_PENDING_PER_HRA,
@@ -144,6 +145,8 @@ impl Args {
             dedupe_ttl,
             dedupe_capacity,
             tombstone_ttl,
+            tombstone_capacity,
+            max_hra_bytes,
             shutdown_grace,
             max_pending_events,
             max_pending_per_hra,
@@ -193,8 +196,9 @@ impl Args {
                     dedupe_ttl: **dedupe_ttl,
                     dedupe_capacity: *dedupe_capacity as usize,
                     tombstone_ttl: **tombstone_ttl,
-                    ..defaults.engine.idempotency
+                    tombstone_capacity: *tombstone_capacity as usize,
                 },
+                max_hra_bytes: usize::try_from(*max_hra_bytes).unwrap_or(usize::MAX),
                 bounds: Bounds {
                     total: *max_pending_events,
                     per_hra: *max_pending_per_hra,

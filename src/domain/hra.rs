@@ -1,6 +1,7 @@
 //! HRAs as the planner sees them: key, bounds, capacity reservations (chrono for all times)
 //! and the ids of the batches already applied to them.
 
+use super::tombstones::{self, Tombstone};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,6 +78,10 @@ pub struct Hra {
     /// The life of a reservation added by an event that gives none: the duration of the HRA's
     /// single scale-up trigger, when it has exactly one and that duration is positive.
     pub trigger_duration: Option<TimeDelta>,
+    /// Jobs remembered as finished in the HRA's finished-jobs annotation, soonest expiry first.
+    pub finished_jobs: Vec<Tombstone>,
+    /// Size of the whole object as stored (compact JSON), 0 where the store cannot tell.
+    pub object_bytes: usize,
 }
 
 impl Hra {
@@ -95,6 +100,27 @@ impl Hra {
             .map(|r| i64::from(r.replicas))
             .sum();
         u32::try_from(sum.max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// The object's size after a write replacing the reservations and our two annotation
+    /// values, estimated from [`Hra::object_bytes`] and the serialized size of what changes.
+    pub fn projected_bytes(
+        &self,
+        reservations: &[CapacityReservation],
+        applied_batches: &str,
+        finished_jobs: &str,
+    ) -> usize {
+        let list_bytes =
+            |list: &[CapacityReservation]| serde_json::to_vec(list).map_or(0, |v| v.len());
+        // Each annotation, when present, also costs its key and JSON punctuation.
+        let annotation = |value_len: usize| if value_len == 0 { 0 } else { value_len + 64 };
+        let old = list_bytes(&self.capacity_reservations)
+            + annotation(self.applied_batches.iter().map(|b| b.len() + 1).sum())
+            + annotation(tombstones::format(&self.finished_jobs).len());
+        let new = list_bytes(reservations)
+            + annotation(applied_batches.len())
+            + annotation(finished_jobs.len());
+        (self.object_bytes + new).saturating_sub(old)
     }
 }
 
@@ -210,6 +236,8 @@ mod tests {
             ],
             applied_batches: vec![],
             trigger_duration: None,
+            finished_jobs: vec![],
+            object_bytes: 0,
         };
         assert_eq!(hra.reserved_replicas(now), 3);
     }

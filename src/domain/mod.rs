@@ -9,4 +9,5 @@ pub mod namespaces;
 pub mod planner;
 pub mod report;
 pub mod routing;
+pub mod tombstones;
 pub mod validate;

@@ -4,17 +4,18 @@
 //! and never reaches back into the batcher: the batcher owns each HRA's queue, hands the
 //! events that arrived meanwhile to the next attempt, and sleeps the delay.
 
-use super::{idempotency::Idempotency, queue::Batch};
+use super::queue::Batch;
 use crate::{
     domain::{
-        hra::{HraKey, record_batch},
+        hra::record_batch,
         planner::{self, Counts, PlanEvent},
+        tombstones::{self, TombstoneLimits},
     },
     ops::metrics::Metrics,
     store::{HraStore, StoreError, Write},
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// How many times one attempt re-reads and re-plans after a conflict before it backs off.
@@ -58,13 +59,11 @@ impl RetryPolicy {
     }
 }
 
-/// What a plan that was made came to: its counters and the jobs it completed.
+/// What a plan that was made came to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Planned {
     /// The planner's counters.
     pub counts: Counts,
-    /// Jobs this plan completed (their late `+1` must add nothing).
-    pub finished_jobs: Vec<Arc<str>>,
 }
 
 /// How an attempt ended.
@@ -90,6 +89,8 @@ pub enum Verdict {
         error: String,
         /// The plan made, if one was.
         planned: Option<Planned>,
+        /// True if the write would have made the HRA object larger than allowed.
+        too_large: bool,
     },
 }
 
@@ -115,6 +116,23 @@ pub struct Policy {
     pub dry_run: bool,
     /// Life of reservations whose event gives none, on HRAs without a trigger duration.
     pub default_life: TimeDelta,
+    /// How long and how many finished jobs each HRA remembers.
+    pub tombstones: TombstoneLimits,
+    /// Largest HRA object (compact JSON bytes) a write may produce, unless it shrinks it.
+    pub max_hra_bytes: usize,
+}
+
+/// Why an attempt stopped without writing.
+#[derive(Debug)]
+enum Stop {
+    Store(StoreError),
+    TooLarge { projected: usize, limit: usize },
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 /// Applies batches to a store.
@@ -123,7 +141,6 @@ pub struct Applier {
     policy: Policy,
     clock: Clock,
     metrics: Arc<Metrics>,
-    idempotency: Arc<Idempotency>,
 }
 
 impl Applier {
@@ -133,14 +150,12 @@ impl Applier {
         policy: Policy,
         clock: Clock,
         metrics: Arc<Metrics>,
-        idempotency: Arc<Idempotency>,
     ) -> Self {
         Self {
             store,
             policy,
             clock,
             metrics,
-            idempotency,
         }
     }
 
@@ -156,12 +171,24 @@ impl Applier {
         let error = match self.try_write(batch, late, at, &mut planned).await {
             Ok(true) => return Verdict::Written(planned.unwrap_or_default()),
             Ok(false) => return Verdict::AlreadyLanded,
-            Err(e) => e,
+            Err(Stop::Store(e)) => e,
+            Err(Stop::TooLarge { projected, limit }) => {
+                return Verdict::Failed {
+                    error: format!(
+                        "the HRA object would grow to {projected} bytes, over --max-hra-bytes \
+                         ({limit}); nothing was written (too many reservations: raise maxReplicas \
+                         or shorten durations)"
+                    ),
+                    planned,
+                    too_large: true,
+                };
+            }
         };
         if error.is_terminal() {
             return Verdict::Failed {
                 error: error.to_string(),
                 planned,
+                too_large: false,
             };
         }
         let retry = self.policy.retry;
@@ -180,7 +207,11 @@ impl Applier {
                 planned,
             };
         };
-        Verdict::Failed { error, planned }
+        Verdict::Failed {
+            error,
+            planned,
+            too_large: false,
+        }
     }
 
     /// Reads, plans and writes, re-planning at once on conflicts. `Ok(false)`: an earlier
@@ -191,7 +222,7 @@ impl Applier {
         late: &[PlanEvent],
         at: AttemptNo,
         planned: &mut Option<Planned>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Stop> {
         let events: Vec<PlanEvent>;
         let all: &[PlanEvent] = if late.is_empty() {
             &batch.events
@@ -210,53 +241,54 @@ impl Applier {
             if at.planned_before && at.number > 1 && hra.applied_batches.contains(&batch.id) {
                 return Ok(false);
             }
-            let events = self.without_finished_jobs(&batch.key, all);
-            let plan = planner::plan(&hra, &events, (self.clock)(), self.policy.default_life);
+            let now = (self.clock)();
+            let plan = planner::plan(&hra, all, now, self.policy.default_life);
+            let tombstones = tombstones::next(
+                &hra.finished_jobs,
+                &plan.finished_jobs,
+                now,
+                self.policy.tombstones,
+            );
+            let finished_jobs = tombstones::format(&tombstones.list);
+            let applied_batches = record_batch(&hra.applied_batches, &batch.id);
+            *planned = Some(Planned {
+                counts: plan.counts,
+            });
+            let projected =
+                hra.projected_bytes(&plan.reservations, &applied_batches, &finished_jobs);
+            let limit = self.policy.max_hra_bytes;
+            if projected > limit && projected > hra.object_bytes {
+                return Err(Stop::TooLarge { projected, limit });
+            }
             let write = Write {
                 key: &batch.key,
                 resource_version: &hra.resource_version,
                 reservations: &plan.reservations,
-                applied_batches: &record_batch(&hra.applied_batches, &batch.id),
+                applied_batches: &applied_batches,
+                finished_jobs: (tombstones.list != hra.finished_jobs).then_some(&*finished_jobs),
                 dry_run: self.policy.dry_run,
             };
             let started = Instant::now();
             let written = self.store.write(write).await;
             let conflict = matches!(written, Err(StoreError::Conflict { .. }));
             self.metrics.write(started.elapsed(), conflict);
-            *planned = Some(Planned {
-                counts: plan.counts,
-                finished_jobs: plan.finished_jobs,
-            });
             match written {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    if !self.policy.dry_run {
+                        self.metrics.tombstones_dropped(tombstones.dropped);
+                    }
+                    return Ok(true);
+                }
                 Err(StoreError::Conflict { message, .. }) => {
                     tracing::debug!(hra = %batch.key, batch_id = %batch.id, %message, "conflict, re-planning");
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Err(StoreError::transient(format!(
             "still conflicting after {MAX_CONFLICT_REPLANS} re-plans"
-        )))
-    }
-
-    /// The events minus `+1`s of jobs that finished in an earlier batch.
-    fn without_finished_jobs<'a>(
-        &self,
-        key: &HraKey,
-        events: &'a [PlanEvent],
-    ) -> Cow<'a, [PlanEvent]> {
-        let finished = |e: &PlanEvent| {
-            e.amount > 0
-                && e.job
-                    .as_ref()
-                    .is_some_and(|j| self.idempotency.is_finished(key, j))
-        };
-        if events.iter().any(finished) {
-            Cow::Owned(events.iter().filter(|e| !finished(e)).cloned().collect())
-        } else {
-            Cow::Borrowed(events)
-        }
+        ))
+        .into())
     }
 }
 

@@ -263,8 +263,15 @@ impl Batcher {
                     (written, None)
                 }
                 Verdict::AlreadyLanded => (Outcome::Applied, None),
-                Verdict::Failed { error, planned } => {
+                Verdict::Failed {
+                    error,
+                    planned,
+                    too_large,
+                } => {
                     last = planned.or(last);
+                    if too_large {
+                        self.sink.too_large(batch.event_count);
+                    }
                     (Outcome::Failed, Some(error))
                 }
                 Verdict::Retry {

@@ -1,28 +1,27 @@
-//! The one owner of what the service remembers to stay idempotent: event ids seen (dedupe of
-//! redeliveries) and jobs finished per HRA (a late `+1` for them adds nothing). Both are
-//! bounded by a TTL and a capacity, oldest evicted first, and both are per process.
+//! Event ids seen (dedupe of redeliveries), bounded by a TTL and a capacity, oldest evicted
+//! first, per process. Finished jobs are not kept here but in each HRA (see
+//! [`crate::domain::tombstones`]), so they hold across replicas and restarts.
 
 use super::expiring::ExpiringSet;
-use crate::{domain::hra::HraKey, ops::metrics::Metrics};
+use crate::ops::metrics::Metrics;
 use std::{sync::Arc, time::Duration};
 
-/// How long and how many of each kind of id are remembered.
+/// How long and how many event ids, and finished jobs per HRA, are remembered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdempotencyLimits {
     /// How long event ids are remembered.
     pub dedupe_ttl: Duration,
     /// Most event ids remembered.
     pub dedupe_capacity: usize,
-    /// How long finished jobs are remembered.
+    /// How long finished jobs are remembered (in the HRA).
     pub tombstone_ttl: Duration,
-    /// Most finished jobs remembered.
+    /// Most finished jobs one HRA remembers.
     pub tombstone_capacity: usize,
 }
 
-/// Seen event ids and finished jobs.
+/// Seen event ids.
 pub struct Idempotency {
     seen: ExpiringSet<String>,
-    finished: ExpiringSet<(HraKey, Arc<str>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -31,7 +30,6 @@ impl Idempotency {
     pub fn new(limits: IdempotencyLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             seen: ExpiringSet::new(limits.dedupe_ttl, limits.dedupe_capacity),
-            finished: ExpiringSet::new(limits.tombstone_ttl, limits.tombstone_capacity),
             metrics,
         }
     }
@@ -47,18 +45,6 @@ impl Idempotency {
     pub fn forget_events<'a>(&self, event_ids: impl IntoIterator<Item = &'a String>) {
         for id in event_ids {
             self.seen.remove(id);
-        }
-    }
-
-    /// True if `job` finished on `key` within the TTL.
-    pub fn is_finished(&self, key: &HraKey, job: &Arc<str>) -> bool {
-        self.finished.contains(&(key.clone(), job.clone()))
-    }
-
-    /// Remembers jobs whose completion was applied to `key`.
-    pub fn record_finished(&self, key: &HraKey, jobs: &[Arc<str>]) {
-        for job in jobs {
-            self.finished.insert((key.clone(), job.clone()));
         }
     }
 }
@@ -77,7 +63,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn remembers_ids_and_jobs_and_forgets_on_request() {
+    async fn remembers_ids_and_forgets_on_request() {
         let metrics = Arc::new(Metrics::new());
         let ids = Idempotency::new(limits(), metrics.clone());
         assert!(ids.first_sighting("d1"));
@@ -91,11 +77,5 @@ mod tests {
                 .encode()
                 .contains("batch_scaler_dedupe_evictions_total 1")
         );
-        let key = HraKey::new("ns", "a");
-        let job: Arc<str> = "42".into();
-        assert!(!ids.is_finished(&key, &job));
-        ids.record_finished(&key, std::slice::from_ref(&job));
-        assert!(ids.is_finished(&key, &job));
-        assert!(!ids.is_finished(&HraKey::new("ns", "b"), &job), "per HRA");
     }
 }

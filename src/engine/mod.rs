@@ -2,8 +2,8 @@
 //!
 //! intake ([`batcher::Batcher::submit`]) → per-HRA queue ([`queue`]) → batch →
 //! one attempt at a time ([`applier::Applier::attempt`]) → outcome → [`sink::OutcomeSink`],
-//! which fans out to the result hub ([`hub`]), waiters, idempotency memory
-//! ([`idempotency`]) and metrics.
+//! which fans out to the result hub ([`hub`]), waiters, event-id memory ([`idempotency`]) and
+//! metrics. Finished jobs are remembered in the HRA itself, in the same write as the batch.
 
 pub mod applier;
 pub mod batcher;
@@ -13,7 +13,7 @@ pub mod idempotency;
 pub mod queue;
 pub mod sink;
 
-use crate::{ops::metrics::Metrics, store::HraStore};
+use crate::{domain::tombstones::TombstoneLimits, ops::metrics::Metrics, store::HraStore};
 use applier::{Applier, Clock, Policy, RetryPolicy};
 use batcher::Batcher;
 use chrono::TimeDelta;
@@ -42,6 +42,8 @@ pub struct EngineSettings {
     pub watcher_buffer: usize,
     /// Event-id and finished-job memory.
     pub idempotency: IdempotencyLimits,
+    /// Largest HRA object a write may produce (compact JSON bytes).
+    pub max_hra_bytes: usize,
     /// Most events held (queued or in a batch not yet final), in all and per HRA.
     pub bounds: Bounds,
     /// Source of the planner's `now`.
@@ -69,9 +71,14 @@ impl Engine {
             replay_capacity,
             watcher_buffer,
             idempotency,
+            max_hra_bytes,
             bounds,
             clock,
         } = settings.clone();
+        let tombstones = TombstoneLimits {
+            ttl: TimeDelta::from_std(idempotency.tombstone_ttl).unwrap_or(TimeDelta::MAX),
+            capacity: idempotency.tombstone_capacity,
+        };
         let hub = Arc::new(ResultHub::new(
             replay_capacity,
             watcher_buffer,
@@ -89,10 +96,11 @@ impl Engine {
                 retry,
                 dry_run,
                 default_life: TimeDelta::from_std(default_duration).unwrap_or(TimeDelta::MAX),
+                tombstones,
+                max_hra_bytes,
             },
             clock,
             metrics,
-            idempotency.clone(),
         ));
         let batcher = Arc::new(Batcher::new(
             applier,

@@ -1,6 +1,6 @@
 //! The one place an outcome goes: every attempt's report is logged, counted and published to
 //! the hub; a batch's final report also answers its waiters, makes the event ids of a failed
-//! batch forgettable (so a producer's retry is applied) and remembers the jobs it finished.
+//! batch forgettable (so a producer's retry is applied).
 
 use super::{
     applier::Planned,
@@ -63,6 +63,11 @@ impl OutcomeSink {
         report
     }
 
+    /// Counts the events of a batch failed because the HRA would grow past its size limit.
+    pub fn too_large(&self, events: u64) {
+        self.metrics.too_large(events);
+    }
+
     /// Reports a batch's final outcome and settles its riders.
     pub fn finish(
         &self,
@@ -75,14 +80,8 @@ impl OutcomeSink {
     ) {
         let counts = planned.map(|p| p.counts).unwrap_or_default();
         let report = self.report(batch, outcome, counts, attempt, error);
-        match outcome {
-            Outcome::Applied => {
-                let finished = planned.map(|p| p.finished_jobs.as_slice());
-                self.idempotency
-                    .record_finished(&batch.key, finished.unwrap_or_default());
-            }
-            Outcome::Failed => self.idempotency.forget_events(&riders.event_ids),
-            Outcome::Retrying | Outcome::DryRun => {}
+        if outcome == Outcome::Failed {
+            self.idempotency.forget_events(&riders.event_ids);
         }
         for waiter in riders.waiters {
             let _ = waiter.send(report.clone());

@@ -39,6 +39,8 @@ pub struct Metrics {
     dedupe_hits: Counter,
     dedupe_evictions: Counter,
     jobs_routed: Family<ResultLabel, Counter>,
+    tombstones_dropped: Counter,
+    too_large_events: Counter,
     /// Applies running now (set on scrape).
     pub in_flight: Gauge,
     /// HRAs with events waiting for a batch (set on scrape).
@@ -117,6 +119,18 @@ impl Metrics {
             "Workflow jobs routed by RouteJob and ScaleJob, by result (routed, ignored, unmatched, ambiguous)",
             jobs_routed.clone(),
         );
+        let tombstones_dropped = Counter::default();
+        registry.register(
+            "tombstones_dropped",
+            "Finished jobs dropped from an HRA's finished-jobs annotation before their TTL, to stay within --tombstone-capacity",
+            tombstones_dropped.clone(),
+        );
+        let too_large_events = Counter::default();
+        registry.register(
+            "hra_too_large_events",
+            "Events of batches failed because the HRA object would exceed --max-hra-bytes",
+            too_large_events.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "applies_in_flight",
@@ -147,10 +161,22 @@ impl Metrics {
             dedupe_hits,
             dedupe_evictions,
             jobs_routed,
+            tombstones_dropped,
+            too_large_events,
             in_flight,
             pending_hras,
             watchers,
         }
+    }
+
+    /// Counts finished jobs dropped from an HRA's annotation to stay within its capacity.
+    pub fn tombstones_dropped(&self, n: u64) {
+        self.tombstones_dropped.inc_by(n);
+    }
+
+    /// Counts the events of a batch failed because the HRA would grow past its size limit.
+    pub fn too_large(&self, events: u64) {
+        self.too_large_events.inc_by(events);
     }
 
     /// Counts received events by result.

@@ -248,6 +248,7 @@ mod tests {
             resource_version: rv,
             reservations: list,
             applied_batches: "b1",
+            finished_jobs: None,
             dry_run: false,
         }
     }

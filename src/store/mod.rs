@@ -33,6 +33,8 @@ pub struct Write<'a> {
     pub reservations: &'a [CapacityReservation],
     /// New value of the applied-batches annotation, this batch's id last.
     pub applied_batches: &'a str,
+    /// New value of the finished-jobs annotation (empty: removed; `None`: left as it is).
+    pub finished_jobs: Option<&'a str>,
     /// Validate only, change nothing.
     pub dry_run: bool,
 }
@@ -53,7 +55,7 @@ pub trait HraStore: Send + Sync + 'static {
     /// Reads every HRA, or those of one namespace, ordered by namespace then name.
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError>;
 
-    /// Writes reservations and the applied-batches annotation if the resourceVersion still
+    /// Writes reservations and our annotations if the resourceVersion still
     /// matches; returns the HRA as written.
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError>;
 

@@ -6,6 +6,7 @@ use super::{Write, objects::SchemaViolation};
 use crate::domain::{
     duration::parse_go_duration,
     hra::{CapacityReservation, Hra, HraKey, parse_batch_ids},
+    tombstones,
 };
 use chrono::TimeDelta;
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
@@ -24,15 +25,55 @@ pub const KIND: &str = "HorizontalRunnerAutoscaler";
 pub const PLURAL: &str = "horizontalrunnerautoscalers";
 /// Annotation holding the ids of the most recent batches written to an HRA.
 pub const APPLIED_BATCHES_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/applied-batches";
+/// Annotation holding the jobs remembered as finished (see [`crate::domain::tombstones`]).
+pub const FINISHED_JOBS_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/finished-jobs";
 
-/// A HorizontalRunnerAutoscaler with only the fields we use.
-#[derive(Clone, Debug, Deserialize)]
+/// A HorizontalRunnerAutoscaler with only the fields we use, and the size of the whole object.
+#[derive(Clone, Debug)]
 pub struct HorizontalRunnerAutoscaler {
     /// Standard object metadata.
     pub metadata: ObjectMeta,
     /// The part of the spec we read.
-    #[serde(default)]
     pub spec: HraSpec,
+    /// Size of the whole object as compact JSON (what `--max-hra-bytes` is measured on).
+    pub object_bytes: usize,
+}
+
+/// The fields we parse, before the object's size is attached.
+#[derive(Deserialize)]
+struct Fields {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: HraSpec,
+}
+
+impl<'de> Deserialize<'de> for HorizontalRunnerAutoscaler {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let object = Value::deserialize(d)?;
+        let Fields { metadata, spec } =
+            Fields::deserialize(&object).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            metadata,
+            spec,
+            object_bytes: json_len(&object),
+        })
+    }
+}
+
+/// Length of `value` as compact JSON, without building the text.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 /// The spec fields the scaler reads.
@@ -139,11 +180,20 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             annotations,
             ..
         } = o.metadata;
-        let applied_batches = annotations
-            .as_ref()
-            .and_then(|a| a.get(APPLIED_BATCHES_ANNOTATION))
+        let annotation = |name| annotations.as_ref().and_then(|a| a.get(name));
+        let applied_batches = annotation(APPLIED_BATCHES_ANNOTATION)
             .map(|v| parse_batch_ids(v))
             .unwrap_or_default();
+        let finished_jobs = match annotation(FINISHED_JOBS_ANNOTATION).map(|v| tombstones::parse(v))
+        {
+            None => Vec::new(),
+            Some(Ok(list)) => list,
+            // Not ours any more (someone edited it): start over rather than fail every batch.
+            Some(Err(e)) => {
+                tracing::warn!(hra = ?name, error = %e, "ignoring unreadable finished-jobs annotation");
+                Vec::new()
+            }
+        };
         Hra {
             key: HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default()),
             resource_version: resource_version.unwrap_or_default(),
@@ -152,6 +202,8 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             max_replicas: o.spec.max_replicas,
             capacity_reservations: o.spec.capacity_reservations.unwrap_or_default(),
             applied_batches,
+            finished_jobs,
+            object_bytes: o.object_bytes,
         }
     }
 }
@@ -197,129 +249,27 @@ pub fn hra_schema(object: &Value) -> Result<(), SchemaViolation> {
 }
 
 /// The merge patch of one write: the resourceVersion precondition, the whole reservation list
-/// (null removes it) and the applied-batches annotation. Nothing else of the object.
+/// (null removes it) and our two annotations (an empty finished-jobs list removes that one).
+/// Nothing else of the object.
 pub fn merge_patch(write: &Write<'_>) -> Value {
     let reservations = if write.reservations.is_empty() {
         Value::Null
     } else {
         serde_json::to_value(write.reservations).expect("reservations always serialize")
     };
-    json!({
+    let mut patch = json!({
         "metadata": {
             "resourceVersion": write.resource_version,
             "annotations": {APPLIED_BATCHES_ANNOTATION: write.applied_batches},
         },
         "spec": {"capacityReservations": reservations},
-    })
+    });
+    if let Some(jobs) = write.finished_jobs {
+        patch["metadata"]["annotations"][FINISHED_JOBS_ANNOTATION] =
+            (!jobs.is_empty()).then_some(jobs).into();
+    }
+    patch
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::hra::k8s_time;
-    use chrono::Utc;
-
-    #[test]
-    fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
-        let obj = json!({
-            "apiVersion": "actions.summerwind.dev/v1alpha1",
-            "kind": "HorizontalRunnerAutoscaler",
-            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "42",
-                "annotations": {APPLIED_BATCHES_ANNOTATION: "b1, b2"}},
-            "spec": {"maxReplicas": 3, "scaleTargetRef": {"name": "x"},
-                "capacityReservations": [{"effectiveTime": "2026-05-29T17:04:57.5Z",
-                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 2, "name": "j"}]},
-            "status": {"desiredReplicas": 4}
-        });
-        let hra = parse_hra(&obj).unwrap();
-        assert_eq!(hra.key, HraKey::new("ns", "a"));
-        assert_eq!(hra.resource_version, "42");
-        assert_eq!(hra.max_replicas, Some(3));
-        assert_eq!(hra.min_replicas, None);
-        assert_eq!(hra.applied_batches, vec!["b1", "b2"]);
-        let r = &hra.capacity_reservations[0];
-        assert_eq!(r.name, "j");
-        assert_eq!(r.life(), TimeDelta::milliseconds(29 * 60 * 1000 + 59_500));
-    }
-
-    #[test]
-    fn the_single_positive_trigger_duration_is_read() {
-        let with = |triggers: Value| {
-            parse_hra(&json!({"metadata": {"name": "a"}, "spec": {"scaleUpTriggers": triggers}}))
-                .unwrap()
-                .trigger_duration
-        };
-        let trigger = |d: &str| json!({"githubEvent": {"workflowJob": {}}, "duration": d});
-        assert_eq!(with(json!([trigger("30m")])), Some(TimeDelta::minutes(30)));
-        assert_eq!(
-            with(json!([trigger("1h30m")])),
-            Some(TimeDelta::minutes(90))
-        );
-        assert_eq!(with(json!([trigger("0s")])), None, "not positive");
-        assert_eq!(with(json!([trigger("soon")])), None, "not a duration");
-        assert_eq!(with(json!([{"githubEvent": {}}])), None, "no duration");
-        assert_eq!(
-            with(json!([trigger("5m"), trigger("7m")])),
-            None,
-            "two triggers"
-        );
-        assert_eq!(with(json!([])), None);
-    }
-
-    #[test]
-    fn null_times_read_as_go_zero_time() {
-        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
-            {"effectiveTime": null, "replicas": 1}]}});
-        let hra = parse_hra(&obj).unwrap();
-        assert_eq!(
-            hra.capacity_reservations[0].expiration_time,
-            k8s_time::zero()
-        );
-        assert_eq!(hra.reserved_replicas(Utc::now()), 0);
-    }
-
-    #[test]
-    fn bad_time_is_an_error() {
-        let obj = json!({"metadata": {"name": "a"}, "spec": {"capacityReservations": [
-            {"effectiveTime": "yesterday", "expirationTime": "2026-05-29T17:34:57Z"}]}});
-        let err = parse_hra(&obj).unwrap_err().to_string();
-        assert!(err.contains("yesterday"), "{err}");
-    }
-
-    #[test]
-    fn the_patch_carries_only_version_reservations_and_batch_ids() {
-        let key = HraKey::new("ns", "a");
-        let t = chrono::DateTime::parse_from_rfc3339("2026-05-29T17:04:57.9Z")
-            .unwrap()
-            .to_utc();
-        let list = [CapacityReservation {
-            name: "42".into(),
-            effective_time: t,
-            expiration_time: t + TimeDelta::minutes(30),
-            replicas: 1,
-        }];
-        let w = Write {
-            key: &key,
-            resource_version: "7",
-            reservations: &list,
-            applied_batches: "b1,b2",
-            dry_run: false,
-        };
-        assert_eq!(
-            merge_patch(&w),
-            json!({
-                "metadata": {"resourceVersion": "7", "annotations": {APPLIED_BATCHES_ANNOTATION: "b1,b2"}},
-                "spec": {"capacityReservations": [{"name": "42", "effectiveTime": "2026-05-29T17:04:57Z",
-                    "expirationTime": "2026-05-29T17:34:57Z", "replicas": 1}]}
-            })
-        );
-        let empty = Write {
-            reservations: &[],
-            ..w
-        };
-        assert_eq!(
-            merge_patch(&empty)["spec"]["capacityReservations"],
-            Value::Null
-        );
-    }
-}
+mod tests;

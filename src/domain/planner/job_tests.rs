@@ -128,3 +128,36 @@ fn named_entries_extend_and_expire_like_any_other() {
     );
     assert_eq!(p.counts, counts(2, 1, 0, 0, 1));
 }
+
+/// Tombstones kept in the HRA: a `+1` for a job remembered there adds nothing, whichever
+/// replica plans it; an expired tombstone no longer blocks it.
+#[test]
+fn a_job_remembered_in_the_hra_as_finished_is_not_added() {
+    use crate::domain::tombstones::Tombstone;
+    let now = t0();
+    let mut h = hra(None, vec![]);
+    h.finished_jobs = vec![
+        Tombstone {
+            job: "gone".into(),
+            expires: now,
+        },
+        Tombstone {
+            job: "done".into(),
+            expires: now + secs(1),
+        },
+    ];
+    let events = [
+        job(1, "done"),
+        job(1, "gone"),
+        job(1, "new"),
+        job(-1, "done"),
+    ];
+    let p = plan(&h, &events, now, DEFAULT_LIFE);
+    assert_eq!(
+        names(&p),
+        ["gone", "new"],
+        "expired at now: no longer remembered"
+    );
+    assert_eq!(p.counts, counts(0, 0, 2, 0, 2));
+    assert_eq!(p.finished_jobs, vec![Arc::<str>::from("done")]);
+}

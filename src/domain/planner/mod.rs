@@ -9,7 +9,7 @@
 
 use super::hra::{CapacityReservation, Hra};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 mod fold;
 pub use fold::Fold;
@@ -48,7 +48,8 @@ pub struct Plan {
     pub reservations: Vec<CapacityReservation>,
     /// What changed.
     pub counts: Counts,
-    /// Jobs this batch completed (their later `+1` must not add a reservation).
+    /// Jobs this batch completed (their later `+1` must not add a reservation): the caller
+    /// records them as tombstones in the same write.
     pub finished_jobs: Vec<Arc<str>>,
 }
 
@@ -67,6 +68,8 @@ pub struct Plan {
 ///     capacity_reservations: vec![],
 ///     applied_batches: vec![],
 ///     trigger_duration: None,
+///     finished_jobs: vec![],
+///     object_bytes: 0,
 /// };
 /// let ten_min = TimeDelta::minutes(10);
 /// let events = [
@@ -94,8 +97,15 @@ pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>, default_life: T
         ..Counts::default()
     };
     let mut finished_jobs = Vec::new();
+    let remembered: HashSet<&str> = hra
+        .finished_jobs
+        .iter()
+        .filter(|t| t.expires > now)
+        .map(|t| &*t.job)
+        .collect();
     for event in events {
         match &event.job {
+            Some(job) if event.amount > 0 && remembered.contains(&**job) => {}
             Some(job) => apply_job_event(
                 &mut list,
                 event,

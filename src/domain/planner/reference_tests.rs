@@ -34,6 +34,8 @@ pub(super) fn hra(max: Option<i32>, list: Vec<CapacityReservation>) -> Hra {
         capacity_reservations: list,
         applied_batches: vec![],
         trigger_duration: None,
+        finished_jobs: vec![],
+        object_bytes: 0,
     }
 }
 
