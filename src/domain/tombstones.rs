@@ -7,6 +7,10 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use std::{collections::HashMap, sync::Arc};
 
+/// Largest annotation value written. Kubernetes refuses objects whose annotations total more
+/// than 256 KiB; with job ids of up to 256 bytes the entry count alone would not keep under it.
+pub const MAX_ANNOTATION_BYTES: usize = 128 * 1024;
+
 /// One finished job and until when it is remembered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tombstone {
@@ -65,9 +69,14 @@ pub fn format(list: &[Tombstone]) -> String {
     serde_json::to_string(&pairs).expect("pairs of string and integer always serialize")
 }
 
+/// Bytes one entry takes in the annotation, its comma included.
+fn entry_len(t: &Tombstone) -> usize {
+    serde_json::to_string(&(&*t.job, t.expires.timestamp())).map_or(0, |e| e.len() + 1)
+}
+
 /// The list after a batch at `now` that finished `jobs`: expired entries pruned, each job
 /// (re)remembered until `now + ttl`, then the soonest-expiring entries dropped beyond the
-/// capacity.
+/// capacity (or [`MAX_ANNOTATION_BYTES`]).
 ///
 /// ```
 /// # use batch_scaler::domain::tombstones::{next, TombstoneLimits};
@@ -102,7 +111,16 @@ pub fn next(
         .collect();
     // Ties broken by job id so that every replica writes the same value.
     list.sort_by(|a, b| a.expires.cmp(&b.expires).then_with(|| a.job.cmp(&b.job)));
-    let dropped = list.len().saturating_sub(limits.capacity);
+    let mut keep = list.len().min(limits.capacity);
+    let mut bytes = 2;
+    for (i, t) in list.iter().enumerate().rev().take(keep) {
+        bytes += entry_len(t);
+        if bytes > MAX_ANNOTATION_BYTES {
+            keep = list.len() - 1 - i;
+            break;
+        }
+    }
+    let dropped = list.len() - keep;
     list.drain(..dropped);
     NextTombstones {
         list,
@@ -188,5 +206,19 @@ mod tests {
             assert_eq!(n.list, c.want, "{}", c.name);
             assert_eq!(n.dropped, c.dropped, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn long_job_ids_are_bounded_by_bytes_too() {
+        let limits = TombstoneLimits {
+            ttl: TimeDelta::seconds(100),
+            capacity: 1000,
+        };
+        let jobs: Vec<Arc<str>> = (0..1000).map(|i| format!("{i:0>256}").into()).collect();
+        let n = next(&[], &jobs, at(0), limits);
+        let text = format(&n.list);
+        assert!(text.len() <= MAX_ANNOTATION_BYTES, "{}", text.len());
+        assert!(text.len() > MAX_ANNOTATION_BYTES - 300, "as many as fit");
+        assert_eq!(n.dropped as usize + n.list.len(), 1000);
     }
 }

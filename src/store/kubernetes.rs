@@ -96,7 +96,12 @@ pub fn classify(e: kube::Error, key: Option<&HraKey>, writing: bool) -> StoreErr
                 (404, Some(key)) => return StoreError::NotFound(key.clone()),
                 (409, _) => StoreError::conflict(message),
                 (403, _) => StoreError::forbidden(message),
-                (400 | 422, _) => StoreError::invalid(message),
+                (400 | 413 | 422, _) => StoreError::invalid(message),
+                // etcd's size limit still comes back as a 500 from many API servers: it is
+                // not transient, retrying the same write cannot succeed.
+                _ if status.message.contains("request is too large") => {
+                    StoreError::invalid(message)
+                }
                 _ => StoreError::transient(message),
             }
         }
@@ -192,6 +197,16 @@ mod tests {
         ));
         assert!(matches!(
             classify(api_error(422, "Invalid"), Some(&key), true),
+            StoreError::Invalid { .. }
+        ));
+        assert!(matches!(
+            classify(
+                kube::Error::Api(Box::new(
+                    Status::failure("etcdserver: request is too large", "").with_code(500)
+                )),
+                Some(&key),
+                true
+            ),
             StoreError::Invalid { .. }
         ));
         for code in [500, 503, 429, 401] {

@@ -63,9 +63,10 @@ fn store_error(e: ObjectError, key: &HraKey) -> StoreError {
     match e {
         ObjectError::NotFound => StoreError::NotFound(key.clone()),
         ObjectError::Conflict { .. } => StoreError::conflict(e.to_string()).caused_by(e),
-        ObjectError::AlreadyExists | ObjectError::Invalid(_) | ObjectError::Malformed(_) => {
-            StoreError::invalid(e.to_string()).caused_by(e)
-        }
+        ObjectError::AlreadyExists
+        | ObjectError::Invalid(_)
+        | ObjectError::Malformed(_)
+        | ObjectError::TooLarge { .. } => StoreError::invalid(e.to_string()).caused_by(e),
     }
 }
 

@@ -56,6 +56,14 @@ pub enum ObjectError {
     /// The object has no `metadata.name` (or no `metadata` object).
     #[error("{0}")]
     Malformed(&'static str),
+    /// The result would be larger than the storage takes (etcd's request limit).
+    #[error("etcdserver: request is too large ({bytes} bytes, limit {limit})")]
+    TooLarge {
+        /// Size of the object as compact JSON.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// The result of a patch.
@@ -81,6 +89,7 @@ pub struct Objects {
     objects: BTreeMap<ObjectKey, Value>,
     revision: u64,
     schema: Schema,
+    max_bytes: Option<usize>,
 }
 
 /// The key of an object: its `metadata.namespace` and `metadata.name`.
@@ -101,7 +110,14 @@ impl Objects {
             objects: BTreeMap::new(),
             revision: 0,
             schema,
+            max_bytes: None,
         }
+    }
+
+    /// Refuses patches whose result is larger than `limit` bytes of compact JSON, as etcd
+    /// refuses requests over its limit (`None`: no limit).
+    pub fn limit_bytes(&mut self, limit: Option<usize>) {
+        self.max_bytes = limit;
     }
 
     /// The last resourceVersion handed out.
@@ -202,6 +218,12 @@ impl Objects {
                 changed: false,
             });
         }
+        if let Some(limit) = self.max_bytes {
+            let bytes = json_len(&merged);
+            if bytes > limit {
+                return Err(ObjectError::TooLarge { bytes, limit });
+            }
+        }
         let object = self.replace(key, merged)?;
         Ok(Patched {
             object,
@@ -215,6 +237,22 @@ impl Objects {
         self.objects.insert(key.clone(), object.clone());
         Ok(object)
     }
+}
+
+/// Length of `value` as compact JSON, without building the text.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 /// Checks that `metadata` is an object with a name, defaulting the namespace to `default`.

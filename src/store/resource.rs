@@ -2,7 +2,10 @@
 //! server): only the fields we use are parsed, everything else in the object is ignored on
 //! read and never sent back. Also the one merge patch a write sends.
 
-use super::{Write, objects::SchemaViolation};
+use super::{
+    Write,
+    objects::{SchemaViolation, json_len},
+};
 use crate::domain::{
     duration::parse_go_duration,
     hra::{CapacityReservation, Hra, HraKey, parse_batch_ids},
@@ -58,22 +61,6 @@ impl<'de> Deserialize<'de> for HorizontalRunnerAutoscaler {
             object_bytes: json_len(&object),
         })
     }
-}
-
-/// Length of `value` as compact JSON, without building the text.
-pub fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 /// The spec fields the scaler reads.

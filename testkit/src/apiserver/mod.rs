@@ -223,6 +223,12 @@ impl ApiServer {
         record(&mut s, plural, "ADDED", &stored);
     }
 
+    /// Refuses HRA patches whose result exceeds `limit` bytes, with the 500 "etcdserver:
+    /// request is too large" many API servers answer.
+    pub fn limit_object_bytes(&self, limit: usize) {
+        self.lock().objects.limit_bytes(Some(limit));
+    }
+
     /// Answers every request for RunnerSets with 404, as a cluster without that CRD does.
     pub fn without_runner_sets(&self) {
         self.lock().absent.push(RUNNER_SETS);

@@ -270,6 +270,8 @@ fn patch(
             );
             status(409, "Conflict", message, name)
         }
+        // What many API servers answer when etcd refuses the object's size.
+        Err(e @ ObjectError::TooLarge { .. }) => status(500, "", e.to_string(), name),
         Err(e) => status(
             422,
             "Invalid",

@@ -1,0 +1,120 @@
+//! Finished jobs are remembered in the HRA, so they hold across replicas and restarts; and
+//! the HRA object's size is bounded. Over real HTTP against the test API server, or an
+//! existing cluster with `USE_EXISTING_CLUSTER=true` (size limits need the fake).
+
+mod common;
+
+use batch_scaler::{
+    api::pb,
+    config::Settings,
+    store::{HraStore, kubernetes::KubeStore, resource::FINISHED_JOBS_ANNOTATION},
+};
+use batch_scaler_testkit::{cluster::TestCluster, fake_or_skip};
+use common::*;
+use std::{sync::Arc, time::Duration};
+
+const WINDOW: Duration = Duration::from_millis(100);
+const APPLIED: i32 = pb::Outcome::Applied as i32;
+const FAILED: i32 = pb::Outcome::Failed as i32;
+
+async fn start(c: &TestCluster, settings: Settings) -> TestServer {
+    let store: Arc<dyn HraStore> = Arc::new(KubeStore::new(c.client(), Duration::from_secs(2)));
+    TestServer::start(store, settings).await
+}
+
+/// Sends one event with `ScaleAndWait` and returns its batch's result.
+async fn send(server: &TestServer, event: pb::ScaleEvent) -> pb::BatchResult {
+    let r = server.client().await.scale_and_wait(event).await.unwrap();
+    r.into_inner().batch.expect("not a duplicate")
+}
+
+#[tokio::test]
+async fn kube_a_completion_on_one_replica_stops_a_late_queued_on_another_and_after_restart() {
+    let c = TestCluster::start().await;
+    let ns = c.namespace.clone();
+    c.create(hra_object(&ns, "a", None)).await;
+    let one = start(&c, test_settings(WINDOW)).await;
+    let mut two = start(&c, test_settings(WINDOW)).await;
+
+    // `completed` reaches replica one before its `queued`: it removes nothing…
+    let done = send(&one, job_ev(&ns, "a", -1, "7", "d-completed")).await;
+    assert_eq!((done.outcome, done.completed, done.after), (APPLIED, 0, 0));
+    let object = c.object("a").await.unwrap();
+    let remembered = object["metadata"]["annotations"][FINISHED_JOBS_ANNOTATION]
+        .as_str()
+        .unwrap_or_default();
+    assert!(remembered.contains(r#"["7","#), "{object}");
+
+    // …and the late `queued` at replica two adds nothing, while another job still does.
+    let late = send(&two, job_ev(&ns, "a", 1, "7", "d-queued")).await;
+    assert_eq!((late.outcome, late.added, late.after), (APPLIED, 0, 0));
+    let other = send(&two, job_ev(&ns, "a", 1, "8", "d-queued-8")).await;
+    assert_eq!((other.added, other.after), (1, 1));
+
+    // A restarted replica (no memory of its own) reads the same: a redelivery adds nothing.
+    two.shutdown().await.unwrap();
+    let three = start(&c, test_settings(WINDOW)).await;
+    let again = send(&three, job_ev(&ns, "a", 1, "7", "d-queued-again")).await;
+    assert_eq!((again.outcome, again.added, again.after), (APPLIED, 0, 1));
+    assert_eq!(c.reservations("a").await, 1);
+    drop(one);
+}
+
+#[tokio::test]
+async fn kube_a_batch_that_would_grow_the_hra_past_max_hra_bytes_fails_once_and_writes_nothing() {
+    let c = TestCluster::start().await;
+    let ns = c.namespace.clone();
+    c.create(hra_object(&ns, "big", None)).await;
+    c.create(hra_object(&ns, "small", None)).await;
+    let size = serde_json::to_vec(&c.object("big").await.unwrap())
+        .unwrap()
+        .len();
+    let mut settings = test_settings(WINDOW);
+    // Room for a few reservations of about 110 bytes each, not for 40.
+    settings.engine.max_hra_bytes = size + 1500;
+    let server = start(&c, settings).await;
+    let mut watch = watch_all(&server).await;
+
+    let flood: Vec<pb::ScaleEvent> = (0..40)
+        .map(|i| job_ev(&ns, "big", 1, &format!("j{i}"), &format!("d{i}")))
+        .collect();
+    server.publish(flood).await;
+    let r = recv(&mut watch).await;
+    assert_eq!((r.name.as_str(), r.outcome, r.attempt), ("big", FAILED, 1));
+    assert!(r.error.contains("--max-hra-bytes"), "{}", r.error);
+    assert_eq!(c.reservations("big").await, 0, "nothing was written");
+
+    // Another HRA, and a batch that fits, go on.
+    let fits = send(&server, job_ev(&ns, "big", 1, "j0", "d-again")).await;
+    assert_eq!((fits.outcome, fits.added), (APPLIED, 1));
+    let other = send(&server, ev(&ns, "small", 3)).await;
+    assert_eq!(other.outcome, APPLIED);
+    let metrics = scrape(server.http_addr).await;
+    assert_eq!(
+        sample(&metrics, "batch_scaler_hra_too_large_events_total"),
+        40.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn kube_the_api_servers_own_size_limit_is_terminal_not_a_retry_storm() {
+    let c = TestCluster::start().await;
+    let fake = fake_or_skip!(c, "emulates etcd's request size limit");
+    let ns = c.namespace.clone();
+    c.create(hra_object(&ns, "a", None)).await;
+    let size = fake
+        .object(&ns, "a")
+        .map(|o| serde_json::to_vec(&o).unwrap().len());
+    fake.limit_object_bytes(size.unwrap() + 1000);
+    // Our own limit is above the server's: the server refuses the write.
+    let server = start(&c, test_settings(WINDOW)).await;
+    let mut watch = watch_all(&server).await;
+    server
+        .publish((0..30).map(|_| ev(&ns, "a", 1)).collect())
+        .await;
+    let r = recv(&mut watch).await;
+    assert_eq!((r.outcome, r.attempt), (FAILED, 1), "{}", r.error);
+    assert!(r.error.contains("request is too large"), "{}", r.error);
+    assert_eq!(fake.count("patch"), 1, "one write, no retries");
+}
