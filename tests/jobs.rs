@@ -216,6 +216,53 @@ async fn a_failed_batch_forgets_its_event_ids_so_a_retry_applies() {
     assert_eq!(r.batch.unwrap().outcome, APPLIED);
 }
 
+/// A producer that timed out and retries with the same delivery id is answered only once
+/// the original event is applied: `duplicate: true` always means "in the HRA".
+#[tokio::test]
+async fn a_repeated_scale_and_wait_while_the_original_is_pending_waits_for_it() {
+    let (server, store, mut watch) = start(test_settings(Duration::from_millis(800))).await;
+    let mut client = server.client().await;
+    let mut first = Request::new(pb::ScaleEvent {
+        event_id: "d-slow".into(),
+        ..job(1, "J")
+    });
+    first.set_timeout(Duration::from_millis(200));
+    let err = client.scale_and_wait(first).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    let retry = pb::ScaleEvent {
+        event_id: "d-slow".into(),
+        ..job(1, "J")
+    };
+    let r = client
+        .scale_and_wait(retry.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.duplicate && r.batch.is_none(), "{r:?}");
+    assert_eq!(
+        names(&store),
+        ["J"],
+        "applied when the duplicate is answered"
+    );
+    assert_eq!(recv(&mut watch).await.outcome, APPLIED);
+    // Once applied, a repeat is answered at once.
+    let started = std::time::Instant::now();
+    let r = client.scale_and_wait(retry).await.unwrap().into_inner();
+    assert!(r.duplicate);
+    assert!(started.elapsed() < Duration::from_millis(800));
+
+    // A repeat of an event whose batch then fails hears of the failure.
+    let missing = pb::ScaleEvent {
+        name: "nope".into(),
+        event_id: "d-missing".into(),
+        ..job(1, "X")
+    };
+    client.scale(missing.clone()).await.unwrap();
+    let r = client.scale_and_wait(missing).await.unwrap().into_inner();
+    assert!(!r.duplicate);
+    assert_eq!(r.batch.unwrap().outcome, pb::Outcome::Failed as i32);
+}
+
 #[tokio::test]
 async fn scale_and_wait_answers_with_the_final_outcome() {
     let (server, store, _watch) = start(test_settings(WINDOW)).await;

@@ -1,7 +1,10 @@
 //! Waiting for a batch's final outcome within the caller's `grpc-timeout`.
 
 use super::error::ApiError;
-use crate::domain::report::BatchReport;
+use crate::{
+    domain::report::{BatchReport, Outcome},
+    engine::batcher::Submitted,
+};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::oneshot;
 use tonic::Request;
@@ -49,6 +52,28 @@ pub async fn final_outcome(
         None => outcome.await,
     };
     outcome.map_err(|_| ApiError::Abandoned)
+}
+
+/// What a waiting caller is answered once its event was submitted: `(duplicate, batch)`.
+/// A duplicate that joined a batch not yet final waits for it; if that batch failed, the
+/// caller gets the failure (its id is forgotten, so its retry will be applied).
+pub async fn waited(
+    submitted: Submitted,
+    deadline: Option<Duration>,
+    outcome: oneshot::Receiver<Arc<BatchReport>>,
+) -> Result<(bool, Option<Arc<BatchReport>>), ApiError> {
+    match submitted {
+        Submitted::Duplicate => Ok((true, None)),
+        Submitted::Queued => Ok((false, Some(final_outcome(deadline, outcome).await?))),
+        Submitted::Joined => {
+            let report = final_outcome(deadline, outcome).await?;
+            if report.outcome == Outcome::Failed {
+                Ok((false, Some(report)))
+            } else {
+                Ok((true, None))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

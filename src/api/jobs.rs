@@ -1,7 +1,7 @@
 //! `RouteJob` and `ScaleJob`: a workflow job routed to its HRA as actions-runner-controller's
 //! webhook server would, and (ScaleJob) queued as that HRA's event with the job's ids.
 
-use super::{convert, deadline::final_outcome, error::ApiError, pb, service::BatchScalerService};
+use super::{convert, deadline::waited, error::ApiError, pb, service::BatchScalerService};
 use crate::{
     domain::{
         event::{ScaleEvent, non_empty},
@@ -61,11 +61,13 @@ impl BatchScalerService {
         let (tx, rx) = oneshot::channel();
         let submitted = self.submit(&event, wait.then_some(tx));
         self.count(&submitted);
-        if submitted? == Submitted::Duplicate {
-            result.duplicate = true;
-        } else if wait {
-            let report = final_outcome(deadline, rx).await?;
-            result.batch = Some(convert::batch_result(&report, 0));
+        let submitted = submitted?;
+        if wait {
+            let (duplicate, report) = waited(submitted, deadline, rx).await?;
+            result.duplicate = duplicate;
+            result.batch = report.map(|r| convert::batch_result(&r, 0));
+        } else {
+            result.duplicate = submitted != Submitted::Queued;
         }
         Ok(result)
     }

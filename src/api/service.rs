@@ -2,7 +2,7 @@
 
 use super::{
     convert,
-    deadline::{caller_deadline, final_outcome},
+    deadline::{caller_deadline, waited},
     error::ApiError,
     pb,
 };
@@ -77,7 +77,7 @@ impl BatchScalerService {
     pub(super) fn count(&self, result: &Result<Submitted, ApiError>) {
         match result {
             Ok(Submitted::Queued) => self.metrics.event("accepted", 1),
-            Ok(Submitted::Duplicate) => self.metrics.event("duplicate", 1),
+            Ok(Submitted::Duplicate | Submitted::Joined) => self.metrics.event("duplicate", 1),
             Err(e) => self.metrics.event(e.metric_result(), 1),
         }
     }
@@ -199,7 +199,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
     ) -> Result<Response<pb::ScaleAck>, Status> {
         let submitted = self.accept(request.into_inner(), None)?;
         Ok(Response::new(pb::ScaleAck {
-            duplicate: submitted == Submitted::Duplicate,
+            duplicate: submitted != Submitted::Queued,
         }))
     }
 
@@ -209,16 +209,11 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
     ) -> Result<Response<pb::ScaleResult>, Status> {
         let deadline = caller_deadline(&request);
         let (tx, rx) = oneshot::channel();
-        if self.accept(request.into_inner(), Some(tx))? == Submitted::Duplicate {
-            return Ok(Response::new(pb::ScaleResult {
-                duplicate: true,
-                batch: None,
-            }));
-        }
-        let report = final_outcome(deadline, rx).await?;
+        let submitted = self.accept(request.into_inner(), Some(tx))?;
+        let (duplicate, report) = waited(submitted, deadline, rx).await?;
         Ok(Response::new(pb::ScaleResult {
-            duplicate: false,
-            batch: Some(convert::batch_result(&report, 0)),
+            duplicate,
+            batch: report.map(|r| convert::batch_result(&r, 0)),
         }))
     }
 

@@ -10,7 +10,7 @@
 
 use super::{
     applier::{Applier, AttemptNo, Planned, Verdict},
-    idempotency::Idempotency,
+    idempotency::{Idempotency, Sighting},
     queue::{Batch, Bounds, Exhausted, Queues, Riders, Waiter},
     sink::OutcomeSink,
 };
@@ -28,8 +28,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub enum Submitted {
     /// Queued for its HRA's next batch.
     Queued,
-    /// Its `event_id` was seen within the dedupe TTL: not queued.
+    /// Its `event_id` was seen within the dedupe TTL and its batch applied: not queued.
     Duplicate,
+    /// Its `event_id` belongs to an event whose batch is not final yet: not queued, and the
+    /// waiter gets that batch's final outcome.
+    Joined,
 }
 
 /// Why intake refused an event.
@@ -100,7 +103,7 @@ impl Batcher {
         for event in events {
             match self.submit_locked(&mut queues, event, None) {
                 Ok(Submitted::Queued) => queued += 1,
-                Ok(Submitted::Duplicate) => duplicates += 1,
+                Ok(Submitted::Duplicate | Submitted::Joined) => duplicates += 1,
                 Err(e) => return (queued, duplicates, Some(e)),
             }
         }
@@ -116,11 +119,14 @@ impl Batcher {
         if queues.closed {
             return Err(IntakeError::ShuttingDown);
         }
-        if let Some(id) = &event.event_id
-            && !self.idempotency.first_sighting(id)
-        {
-            return Ok(Submitted::Duplicate);
-        }
+        let waiter = match &event.event_id {
+            Some(id) => match self.idempotency.sighting(id, waiter) {
+                Sighting::First(waiter) => waiter,
+                Sighting::Duplicate => return Ok(Submitted::Duplicate),
+                Sighting::Joined => return Ok(Submitted::Joined),
+            },
+            None => waiter,
+        };
         let pushed = queues.push(
             &event.key,
             event.plan_event(),

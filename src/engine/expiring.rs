@@ -1,7 +1,7 @@
 //! A bounded set whose entries expire: remembered event ids (dedupe). Oldest entries are
-//! evicted first when it is full.
+//! evicted first when it is full. Each entry carries a `settled` flag (its event's batch is
+//! final). Not locked itself: its owner holds it under one lock with what goes with it.
 
-use parking_lot::Mutex;
 use std::{
     collections::{HashMap, VecDeque},
     hash::Hash,
@@ -9,28 +9,37 @@ use std::{
 };
 use tokio::time::Instant;
 
-struct Inner<K> {
-    /// Each key with the time it was (last) inserted.
-    entries: HashMap<K, Instant>,
-    /// Insertion order; stale pairs (re-inserted or removed keys) are skipped.
-    order: VecDeque<(Instant, K)>,
-}
-
 /// Keys remembered for `ttl`, at most `capacity` of them.
 pub struct ExpiringSet<K> {
-    inner: Mutex<Inner<K>>,
+    /// Each key with the time it was inserted and whether it is settled.
+    entries: HashMap<K, (Instant, bool)>,
+    /// Insertion order; stale pairs (re-inserted or removed keys) are skipped.
+    order: VecDeque<(Instant, K)>,
     ttl: Duration,
     capacity: usize,
+}
+
+/// What [`ExpiringSet::insert`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// New; `evicted` live entries were dropped to stay within capacity.
+    New {
+        /// Live entries evicted.
+        evicted: u64,
+    },
+    /// Present already, settled or not.
+    Present {
+        /// Whether it was marked settled.
+        settled: bool,
+    },
 }
 
 impl<K: Clone + Eq + Hash> ExpiringSet<K> {
     /// An empty set.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            inner: Mutex::new(Inner {
-                entries: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            entries: HashMap::new(),
+            order: VecDeque::new(),
             ttl,
             capacity: capacity.max(1),
         }
@@ -40,66 +49,69 @@ impl<K: Clone + Eq + Hash> ExpiringSet<K> {
     #[cfg(test)]
     pub fn contains(&self, key: &K) -> bool {
         let now = Instant::now();
-        let inner = self.inner.lock();
-        inner
-            .entries
+        self.entries
             .get(key)
-            .is_some_and(|at| now.duration_since(*at) < self.ttl)
+            .is_some_and(|(at, _)| now.duration_since(*at) < self.ttl)
     }
 
-    /// Inserts `key` unless it is present; returns `(inserted, evicted)`, where `evicted`
-    /// counts live entries dropped to stay within capacity.
-    pub fn insert(&self, key: K) -> (bool, u64) {
+    /// Inserts `key`, unsettled, unless it is present.
+    pub fn insert(&mut self, key: K) -> Inserted {
         let now = Instant::now();
-        let mut inner = self.inner.lock();
-        self.expire(&mut inner, now);
-        if inner.entries.contains_key(&key) {
-            return (false, 0);
+        self.expire(now);
+        if let Some((_, settled)) = self.entries.get(&key) {
+            return Inserted::Present { settled: *settled };
         }
         let mut evicted = 0;
-        while inner.entries.len() >= self.capacity {
-            let Some((at, old)) = inner.order.pop_front() else {
+        while self.entries.len() >= self.capacity {
+            let Some((at, old)) = self.order.pop_front() else {
                 break;
             };
-            if inner.entries.get(&old) == Some(&at) {
-                inner.entries.remove(&old);
+            if self.entries.get(&old).map(|e| e.0) == Some(at) {
+                self.entries.remove(&old);
                 evicted += 1;
             }
         }
-        inner.entries.insert(key.clone(), now);
-        inner.order.push_back((now, key));
-        (true, evicted)
+        self.entries.insert(key.clone(), (now, false));
+        self.order.push_back((now, key));
+        Inserted::New { evicted }
+    }
+
+    /// Marks `key` settled, if present.
+    pub fn settle(&mut self, key: &K) {
+        if let Some((_, settled)) = self.entries.get_mut(key) {
+            *settled = true;
+        }
     }
 
     /// Forgets `key`.
-    pub fn remove(&self, key: &K) {
-        self.inner.lock().entries.remove(key);
+    pub fn remove(&mut self, key: &K) {
+        self.entries.remove(key);
     }
 
     /// Live entries.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        let mut inner = self.inner.lock();
-        self.expire(&mut inner, Instant::now());
-        inner.entries.len()
+    pub fn len(&mut self) -> usize {
+        self.expire(Instant::now());
+        self.entries.len()
     }
 
-    fn expire(&self, inner: &mut Inner<K>, now: Instant) {
-        while let Some((at, _)) = inner.order.front() {
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
             if now.duration_since(*at) < self.ttl {
                 break;
             }
-            let Some((at, key)) = inner.order.pop_front() else {
+            let Some((at, key)) = self.order.pop_front() else {
                 break;
             };
-            if inner.entries.get(&key) == Some(&at) {
-                inner.entries.remove(&key);
+            if self.entries.get(&key).map(|e| e.0) == Some(at) {
+                self.entries.remove(&key);
             }
         }
         // Drop stale order pairs so the queue stays O(entries).
-        if inner.order.len() > 2 * inner.entries.len() + 16 {
-            let entries = &inner.entries;
-            inner.order.retain(|(at, k)| entries.get(k) == Some(at));
+        if self.order.len() > 2 * self.entries.len() + 16 {
+            let entries = &self.entries;
+            self.order
+                .retain(|(at, k)| entries.get(k).map(|e| e.0) == Some(*at));
         }
     }
 }
@@ -110,33 +122,43 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire_after_the_ttl() {
-        let set = ExpiringSet::new(Duration::from_secs(10), 100);
-        assert_eq!(set.insert("a"), (true, 0));
-        assert_eq!(set.insert("a"), (false, 0));
+        let mut set = ExpiringSet::new(Duration::from_secs(10), 100);
+        assert_eq!(set.insert("a"), Inserted::New { evicted: 0 });
+        assert_eq!(set.insert("a"), Inserted::Present { settled: false });
+        set.settle(&"a");
+        assert_eq!(set.insert("a"), Inserted::Present { settled: true });
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(set.contains(&"a"));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(!set.contains(&"a"));
-        assert_eq!(set.insert("a"), (true, 0), "after the TTL it is new again");
+        assert_eq!(
+            set.insert("a"),
+            Inserted::New { evicted: 0 },
+            "after the TTL it is new again"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_oldest_entries_are_evicted_at_capacity() {
-        let set = ExpiringSet::new(Duration::from_secs(60), 3);
+        let mut set = ExpiringSet::new(Duration::from_secs(60), 3);
         for k in ["a", "b", "c"] {
             set.insert(k);
             tokio::time::advance(Duration::from_millis(1)).await;
         }
-        assert_eq!(set.insert("d"), (true, 1));
+        assert_eq!(set.insert("d"), Inserted::New { evicted: 1 });
         assert!(!set.contains(&"a") && set.contains(&"b") && set.contains(&"d"));
         assert_eq!(set.len(), 3);
         set.remove(&"b");
-        assert_eq!(set.insert("e"), (true, 0), "room freed by remove");
+        assert_eq!(
+            set.insert("e"),
+            Inserted::New { evicted: 0 },
+            "room freed by remove"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn memory_stays_bounded_under_churn() {
-        let set = ExpiringSet::new(Duration::from_secs(1), 1000);
+        let mut set = ExpiringSet::new(Duration::from_secs(1), 1000);
         for i in 0..100_000u32 {
             set.insert(i);
             if i % 2 == 0 {
@@ -144,6 +166,6 @@ mod tests {
             }
         }
         assert!(set.len() <= 1000);
-        assert!(set.inner.lock().order.len() <= 2 * 1000 + 16);
+        assert!(set.order.len() <= 2 * 1000 + 16);
     }
 }

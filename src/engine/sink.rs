@@ -80,8 +80,8 @@ impl OutcomeSink {
     ) {
         let counts = planned.map(|p| p.counts).unwrap_or_default();
         let report = self.report(batch, outcome, counts, attempt, error);
-        if outcome == Outcome::Failed {
-            self.idempotency.forget_events(&riders.event_ids);
+        if outcome.is_final() {
+            self.idempotency.settle(&riders.event_ids, &report);
         }
         for waiter in riders.waiters {
             let _ = waiter.send(report.clone());
