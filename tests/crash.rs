@@ -5,72 +5,18 @@
 
 mod common;
 
-use batch_scaler::api::pb::{self, batch_scaler_client::BatchScalerClient};
-use batch_scaler_testkit::cluster::TestCluster;
+use batch_scaler::api::pb;
+use batch_scaler_testkit::{cluster::TestCluster, process::ServiceProcess};
 use common::wait_accepted;
 use serde_json::{Value, json};
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
-use tonic::transport::Channel;
+use std::{collections::BTreeMap, path::Path};
 
 const APPLIED: i32 = pb::Outcome::Applied as i32;
 
-/// A running binary.
-struct Service {
-    child: Child,
-    client: BatchScalerClient<Channel>,
-    metrics: SocketAddr,
-}
-
-/// Starts the binary and returns it with a client once it logs its addresses.
-async fn start(kubeconfig: &PathBuf, namespace: &str, window: &str) -> Service {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_batch-scaler"))
-        .args([
-            "--backend",
-            "kubernetes",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--window", window, "--watch-namespace", namespace])
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (addr, metrics) = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut metrics = None;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("metrics on http://").nth(1) {
-                metrics = rest.trim().strip_suffix("/metrics").map(str::to_owned);
-            }
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return (
-                    rest.trim().to_owned(),
-                    metrics.expect("metrics address logged first"),
-                );
-            }
-        }
-        panic!("exited before listening");
-    })
-    .await
-    .expect("started in time");
-    // Keep draining its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let client = BatchScalerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    Service {
-        child,
-        client,
-        metrics: metrics.parse().unwrap(),
-    }
+/// Starts the binary against `kubeconfig`.
+async fn start(kubeconfig: &Path, namespace: &str, window: &str) -> ServiceProcess {
+    let binary = Path::new(env!("CARGO_BIN_EXE_batch-scaler"));
+    ServiceProcess::start(binary, kubeconfig, namespace, window, &[]).await
 }
 
 fn job(c: &TestCluster, id: &str) -> pb::ScaleEvent {
@@ -109,7 +55,7 @@ async fn kube_binary_scale_and_wait_returns_applied_only_once_the_hra_is_written
     let c = TestCluster::start().await;
     c.create(hra()).await;
     let config = c.kubeconfig();
-    let Service {
+    let ServiceProcess {
         child: _child,
         mut client,
         ..
@@ -157,10 +103,11 @@ async fn kube_binary_sigkill_loses_nothing_and_retries_double_nothing() {
     let c = TestCluster::start().await;
     c.create(hra()).await;
     let config = c.kubeconfig();
-    let Service {
+    let ServiceProcess {
         mut child,
         client,
         metrics,
+        ..
     } = start(&config, &c.namespace, "1s").await;
 
     // Wave 1 is applied before the crash; wave 2 waits in an open window when it comes.
@@ -205,7 +152,7 @@ async fn kube_binary_sigkill_loses_nothing_and_retries_double_nothing() {
     assert_eq!(unanswered, wave2, "the open window died with the process");
 
     // After a restart every producer retries (acknowledged or not): one reservation per job.
-    let Service {
+    let ServiceProcess {
         child: _child,
         client,
         ..

@@ -189,7 +189,18 @@ impl TestCluster {
 
     /// Replaces the `spec` fields given of an object (a merge patch, as `kubectl patch`).
     pub async fn patch_spec(&self, plural: &str, name: &str, spec: Value) {
-        let patch = json!({"spec": spec});
+        self.merge_patch(plural, name, json!({"spec": spec}))
+            .await
+            .expect("patching an object");
+    }
+
+    /// Sends a merge patch as another writer would, without a resourceVersion precondition.
+    pub async fn merge_patch(
+        &self,
+        plural: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, kube::Error> {
         request(
             &self.client,
             "PATCH",
@@ -197,7 +208,6 @@ impl TestCluster {
             Some(&patch),
         )
         .await
-        .expect("patching an object");
     }
 
     /// Deletes an object.

@@ -64,7 +64,9 @@ struct State {
     counts: HashMap<&'static str, u64>,
     patches: Vec<Value>,
     /// Every change, for watches resuming from a resourceVersion.
-    history: Vec<WatchEvent>,
+    history: VecDeque<WatchEvent>,
+    /// Per resource, the newest revision dropped from `history` (older watches get 410).
+    compacted: HashMap<&'static str, u64>,
     changes: Option<broadcast::Sender<WatchEvent>>,
     /// Bumped to end every open watch stream.
     watch_epoch: Option<watch::Sender<u64>>,
@@ -86,7 +88,8 @@ impl Default for State {
             after_get: HashMap::new(),
             counts: HashMap::new(),
             patches: Vec::new(),
-            history: Vec::new(),
+            history: VecDeque::new(),
+            compacted: HashMap::new(),
             changes: None,
             watch_epoch: None,
             watch_held: None,
@@ -124,6 +127,11 @@ struct WatchEvent {
     object: Value,
 }
 
+/// Changes kept for watches resuming from a resourceVersion.
+const HISTORY_KEPT: usize = 1000;
+/// Patch bodies kept for [`ApiServer::patches`].
+const PATCHES_KEPT: usize = 1000;
+
 /// Records a change for watchers (the object carries its new resourceVersion).
 fn record(s: &mut State, plural: &'static str, kind: &'static str, object: &Value) {
     let event = WatchEvent {
@@ -132,7 +140,13 @@ fn record(s: &mut State, plural: &'static str, kind: &'static str, object: &Valu
         kind,
         object: object.clone(),
     };
-    s.history.push(event.clone());
+    s.history.push_back(event.clone());
+    // Like etcd compaction: a bounded window of changes; older resourceVersions are gone.
+    if s.history.len() > HISTORY_KEPT
+        && let Some(old) = s.history.pop_front()
+    {
+        s.compacted.insert(old.plural, old.revision);
+    }
     if let Some(tx) = &s.changes {
         let _ = tx.send(event);
     }
@@ -184,7 +198,7 @@ impl ApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
-            changes: Some(broadcast::channel(65_536).0),
+            changes: Some(broadcast::channel(4096).0),
             watch_epoch: Some(watch::channel(0).0),
             watch_held: Some(watch::channel(false).0),
             ..State::default()
@@ -297,7 +311,7 @@ impl ApiServer {
         self.lock().counts.get(verb).copied().unwrap_or(0)
     }
 
-    /// Patch bodies received so far.
+    /// Patch bodies received so far (the last 1000).
     pub fn patches(&self) -> Vec<Value> {
         self.lock().patches.clone()
     }

@@ -253,6 +253,9 @@ fn patch(
         return status(400, "BadRequest", "patch is not JSON".into(), name);
     };
     let mut s = state.lock().unwrap();
+    if s.patches.len() >= PATCHES_KEPT {
+        s.patches.remove(0);
+    }
     s.patches.push(patch.clone());
     let key = (namespace.to_owned(), name.to_owned());
     match s.of(plural).patch(&key, &patch, dry_run) {

@@ -17,6 +17,16 @@ pub(super) fn watch_stream(
         .and_then(|v| v.parse().ok())
         .unwrap_or(290u64);
     let s = state.lock().unwrap();
+    if since > 0 && s.compacted.get(plural).is_some_and(|&gone| since < gone) {
+        // What an API server sends for a resourceVersion older than its window.
+        let line = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "reason": "Expired", "code": 410,
+            "message": format!("too old resource version: {since}")}})
+        .to_string()
+            + "\n";
+        let body = tokio_stream::once(Ok(Frame::data(Bytes::from(line))));
+        return Reply::Watch(BodyExt::boxed(StreamBody::new(body)));
+    }
     let live = BroadcastStream::new(s.changes.as_ref().unwrap().subscribe());
     let mut epoch = s.watch_epoch.as_ref().unwrap().subscribe();
     let mut held = s.watch_held.as_ref().unwrap().subscribe();

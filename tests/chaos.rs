@@ -1,0 +1,392 @@
+//! Chaos: three service processes against one Kubernetes API server (the test API server with
+//! faults on, or an existing cluster with `USE_EXISTING_CLUSTER=true`, where faults are limited
+//! to kills and foreign writes). Producers send `ScaleAndWait` with job and delivery ids to
+//! random replicas (queued, completed, redeliveries, completed before queued, unknown HRAs)
+//! and retry on errors as the README tells them to, while the harness SIGKILLs and restarts
+//! replicas, injects 5xx bursts and latency, and writes foreign fields concurrently.
+//!
+//! At the end, for every HRA the named reservations are exactly the jobs whose `queued` was
+//! acknowledged and whose `completed` was not, without duplicates; the foreign writer's
+//! fields are intact; every process stayed under an RSS bound. `CHAOS_SECONDS` (default 30)
+//! sets how long the chaos lasts.
+
+mod common;
+
+use batch_scaler::api::pb::{self, batch_scaler_client::BatchScalerClient};
+use batch_scaler_testkit::{apiserver::Fault, cluster::TestCluster, process::ServiceProcess};
+use common::hra_object;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+use tonic::{Request, transport::Channel};
+
+const HRAS: [&str; 4] = ["c0", "c1", "c2", "c3"];
+const GHOST: &str = "ghost";
+const REPLICAS: usize = 3;
+const PRODUCERS: usize = 16;
+/// Every replica must stay under this resident set size.
+const RSS_BOUND_MIB: u64 = 200;
+const APPLIED: i32 = pb::Outcome::Applied as i32;
+
+/// Figures of the run, printed on one line at the end.
+#[derive(Default)]
+struct Figures {
+    calls: AtomicU64,
+    acked: AtomicU64,
+    retries: AtomicU64,
+    jobs: AtomicU64,
+    kills: AtomicU64,
+    faults: AtomicU64,
+    foreign_writes: AtomicU64,
+    max_rss_kib: AtomicU64,
+}
+
+/// The replicas' clients; `None` while one is down.
+type Clients = Arc<Mutex<Vec<Option<BatchScalerClient<Channel>>>>>;
+
+struct Harness {
+    cluster: TestCluster,
+    kubeconfig: PathBuf,
+    clients: Clients,
+    figures: Figures,
+    /// Jobs whose reservation must be there at the end, per HRA.
+    expected: Mutex<BTreeMap<&'static str, BTreeSet<String>>>,
+    /// The foreign writer's last `minReplicas` per HRA.
+    foreign: Mutex<BTreeMap<&'static str, u64>>,
+    stop: AtomicBool,
+}
+
+impl Harness {
+    async fn start_replica(&self) -> ServiceProcess {
+        let binary = Path::new(env!("CARGO_BIN_EXE_batch-scaler"));
+        ServiceProcess::start(
+            binary,
+            &self.kubeconfig,
+            &self.cluster.namespace,
+            "100ms",
+            &["--request-timeout", "2s"],
+        )
+        .await
+    }
+
+    fn event(&self, hra: &str, amount: i32, job: &str, delivery: &str) -> pb::ScaleEvent {
+        pb::ScaleEvent {
+            namespace: self.cluster.namespace.clone(),
+            name: hra.into(),
+            amount,
+            job_id: job.into(),
+            event_id: delivery.into(),
+            ..Default::default()
+        }
+    }
+
+    fn any_client(&self) -> Option<BatchScalerClient<Channel>> {
+        let clients = self.clients.lock();
+        let live: Vec<_> = clients.iter().flatten().collect();
+        (!live.is_empty()).then(|| live[fastrand::usize(..live.len())].clone())
+    }
+
+    /// Sends until acknowledged (APPLIED, or a duplicate: applied before), retrying on every
+    /// error as a webhook frontend does. `Err` only for an HRA that does not exist.
+    async fn deliver(&self, event: pb::ScaleEvent) -> Result<(), String> {
+        loop {
+            let Some(mut client) = self.any_client() else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            self.figures.calls.fetch_add(1, Relaxed);
+            let mut request = Request::new(event.clone());
+            request.set_timeout(Duration::from_secs(10));
+            match client.scale_and_wait(request).await.map(|r| r.into_inner()) {
+                Ok(r) if r.duplicate => break,
+                Ok(pb::ScaleResult { batch: Some(b), .. }) if b.outcome == APPLIED => break,
+                Ok(pb::ScaleResult { batch: Some(b), .. }) if event.name == GHOST => {
+                    assert!(b.error.contains("not found"), "{}", b.error);
+                    return Err(b.error);
+                }
+                _ => {
+                    self.figures.retries.fetch_add(1, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(50..300))).await;
+                }
+            }
+        }
+        self.figures.acked.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// One job's life, in one of several shapes; records whether it must stay reserved.
+    async fn job(&self, n: u64) {
+        let hra = HRAS[fastrand::usize(..HRAS.len())];
+        let job = format!("{n}");
+        let queued = self.event(hra, 1, &job, &format!("q-{n}"));
+        let completed = self.event(hra, -1, &job, &format!("c-{n}"));
+        let stays = match fastrand::u8(..10) {
+            // Queued, then completed a little later.
+            0..=4 => {
+                self.deliver(queued).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..200))).await;
+                self.deliver(completed).await.unwrap();
+                false
+            }
+            // Still running at the end.
+            5 => {
+                self.deliver(queued).await.unwrap();
+                true
+            }
+            // Completed before its queued arrives (the queued must add nothing).
+            6 | 7 => {
+                self.deliver(completed).await.unwrap();
+                self.deliver(queued).await.unwrap();
+                false
+            }
+            // Redelivered to two replicas at once, then completed, then redelivered again.
+            8 => {
+                let (a, b) =
+                    tokio::join!(self.deliver(queued.clone()), self.deliver(queued.clone()));
+                a.unwrap();
+                b.unwrap();
+                self.deliver(completed).await.unwrap();
+                self.deliver(queued).await.unwrap();
+                false
+            }
+            // An HRA that does not exist: a FAILED answer, nothing anywhere.
+            _ => {
+                let ghost = self.event(GHOST, 1, &job, &format!("g-{n}"));
+                assert!(self.deliver(ghost).await.is_err());
+                false
+            }
+        };
+        if stays {
+            self.expected.lock().entry(hra).or_default().insert(job);
+        }
+        self.figures.jobs.fetch_add(1, Relaxed);
+    }
+
+    async fn produce(self: Arc<Self>, next: Arc<AtomicU64>) {
+        while !self.stop.load(Relaxed) {
+            self.job(next.fetch_add(1, Relaxed)).await;
+        }
+    }
+
+    /// Kills a random replica every 2–5 s and starts it again 0.3–1 s later; returns the
+    /// replicas running when the chaos stops.
+    async fn kill_and_restart(
+        self: Arc<Self>,
+        mut replicas: Vec<ServiceProcess>,
+    ) -> Vec<ServiceProcess> {
+        while !self.stop.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(2000..5000))).await;
+            self.sample_rss(&replicas);
+            let i = fastrand::usize(..REPLICAS);
+            self.clients.lock()[i] = None;
+            let fresh = self.start_after_kill(replicas.swap_remove(i)).await;
+            self.clients.lock()[i] = Some(fresh.client.clone());
+            replicas.push(fresh);
+            let last = replicas.len() - 1;
+            replicas.swap(i, last);
+        }
+        replicas
+    }
+
+    async fn start_after_kill(&self, victim: ServiceProcess) -> ServiceProcess {
+        victim.kill().await;
+        self.figures.kills.fetch_add(1, Relaxed);
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..1000))).await;
+        self.start_replica().await
+    }
+
+    fn sample_rss(&self, replicas: &[ServiceProcess]) {
+        for r in replicas {
+            self.figures.max_rss_kib.fetch_max(r.rss_kib(), Relaxed);
+        }
+    }
+
+    /// Bursts of 500s on writes and reads, and latency, on the test API server.
+    async fn inject_faults(self: Arc<Self>) {
+        let Some(fake) = self.cluster.fake() else {
+            return;
+        };
+        while !self.stop.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(500..1500))).await;
+            let verb = if fastrand::bool() { "patch" } else { "get" };
+            for _ in 0..fastrand::usize(1..6) {
+                let fault = match fastrand::u8(..4) {
+                    0 if verb == "patch" => Fault::ApplyThenDrop,
+                    _ => Fault::Status(500),
+                };
+                fake.fault_next(verb, fault);
+                self.figures.faults.fetch_add(1, Relaxed);
+            }
+            fake.set_latency(Duration::from_millis(fastrand::u64(0..30)));
+        }
+        fake.set_latency(Duration::ZERO);
+    }
+
+    /// Another controller editing fields we do not own, concurrently with our writes.
+    async fn write_foreign_fields(self: Arc<Self>) {
+        let mut n = 0;
+        while !self.stop.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(100..400))).await;
+            n += 1;
+            let hra = HRAS[fastrand::usize(..HRAS.len())];
+            let patch = json!({
+                "metadata": {"annotations": {"example.com/foreign": n.to_string()}},
+                "spec": {"minReplicas": n},
+            });
+            // An injected fault may hit this write instead of ours: like any client, the
+            // foreign writer retries (the patch is idempotent).
+            while self
+                .cluster
+                .merge_patch("horizontalrunnerautoscalers", hra, patch.clone())
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            self.foreign.lock().insert(hra, n);
+            self.figures.foreign_writes.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+fn chaos_seconds() -> u64 {
+    std::env::var("CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
+
+fn names(object: &Value) -> Vec<String> {
+    object
+        .pointer("/spec/capacityReservations")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservation_exact() {
+    let cluster = TestCluster::start().await;
+    for hra in HRAS {
+        let mut object = hra_object(&cluster.namespace, hra, (hra == "c3").then_some(2));
+        object["metadata"]["annotations"] = json!({"owner": "platform-team"});
+        cluster.create(object).await;
+    }
+    let kubeconfig = cluster.kubeconfig();
+    let harness = Arc::new(Harness {
+        cluster,
+        kubeconfig,
+        clients: Arc::default(),
+        figures: Figures::default(),
+        expected: Mutex::default(),
+        foreign: Mutex::default(),
+        stop: AtomicBool::new(false),
+    });
+    let mut replicas = Vec::new();
+    for _ in 0..REPLICAS {
+        let r = harness.start_replica().await;
+        harness.clients.lock().push(Some(r.client.clone()));
+        replicas.push(r);
+    }
+
+    let seconds = chaos_seconds();
+    let next = Arc::new(AtomicU64::new(1));
+    let mut producers = tokio::task::JoinSet::new();
+    for _ in 0..PRODUCERS {
+        producers.spawn(harness.clone().produce(next.clone()));
+    }
+    let killer = tokio::spawn(harness.clone().kill_and_restart(replicas));
+    let faults = tokio::spawn(harness.clone().inject_faults());
+    let foreign = tokio::spawn(harness.clone().write_foreign_fields());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+
+    // Stop the chaos; producers finish the job in hand (retrying until acknowledged).
+    harness.stop.store(true, Relaxed);
+    let (replicas, _, _) = tokio::join!(killer, faults, foreign);
+    let replicas = replicas.unwrap();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(done) = producers.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await
+    .expect("every producer's last job acknowledged within 2 minutes");
+    harness.sample_rss(&replicas);
+
+    let mut violations = Vec::new();
+    let expected = harness.expected.lock().clone();
+    let foreign = harness.foreign.lock().clone();
+    for hra in HRAS {
+        let object = harness.cluster.object(hra).await.unwrap();
+        let got = names(&object);
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        if unique.len() != got.len() {
+            violations.push(format!("{hra}: duplicate reservations in {got:?}"));
+        }
+        let want = expected.get(hra).cloned().unwrap_or_default();
+        for extra in unique.difference(&want) {
+            violations.push(format!("{hra}: reservation {extra:?} not expected"));
+        }
+        for missing in want.difference(&unique) {
+            violations.push(format!("{hra}: reservation {missing:?} missing"));
+        }
+        if let Some(n) = foreign.get(hra) {
+            let fields = (
+                object["spec"]["minReplicas"].as_u64(),
+                object["metadata"]["annotations"]["example.com/foreign"].as_str(),
+            );
+            if fields != (Some(*n), Some(n.to_string().as_str())) {
+                violations.push(format!(
+                    "{hra}: foreign fields {fields:?}, last written {n}"
+                ));
+            }
+        }
+        if object["metadata"]["annotations"]["owner"] != "platform-team"
+            || object["metadata"]["labels"]["team"] != "ci"
+        {
+            violations.push(format!("{hra}: fields we do not own changed"));
+        }
+    }
+    assert!(harness.cluster.object(GHOST).await.is_none());
+
+    let f = &harness.figures;
+    let conflicts = harness
+        .cluster
+        .fake()
+        .map_or(0, |fake| fake.count("conflict"));
+    let max_rss_mib = f.max_rss_kib.load(Relaxed) / 1024;
+    println!(
+        "chaos: seconds={seconds} jobs={} calls={} acked={} retries={} kills={} faults={} \
+         foreign_writes={} conflicts={conflicts} reserved={} max_rss_mib={max_rss_mib} violations={}",
+        f.jobs.load(Relaxed),
+        f.calls.load(Relaxed),
+        f.acked.load(Relaxed),
+        f.retries.load(Relaxed),
+        f.kills.load(Relaxed),
+        f.faults.load(Relaxed),
+        f.foreign_writes.load(Relaxed),
+        expected.values().map(BTreeSet::len).sum::<usize>(),
+        violations.len(),
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(f.kills.load(Relaxed) > 0, "the chaos killed replicas");
+    assert!(
+        max_rss_mib < RSS_BOUND_MIB,
+        "a replica reached {max_rss_mib} MiB"
+    );
+    if harness.cluster.fake().is_some() {
+        let _ = std::fs::remove_file(&harness.kubeconfig);
+    }
+}
