@@ -254,6 +254,54 @@ async fn a_write_whose_answer_was_lost_is_not_applied_twice() {
     );
 }
 
+/// Found by the chaos test: a write lands unseen, the next attempt cannot even read, and an
+/// event that joined the batch meanwhile must still be written, not reported as applied
+/// because the batch's earlier write is on the HRA.
+#[tokio::test(start_paused = true)]
+async fn events_that_join_after_an_unseen_write_are_written_too() {
+    let r = setup(600);
+    let store = &r.store;
+    let k = key("ns", "a");
+    store.fault_next_write(
+        &k,
+        WriteFault::ApplyThenFail(StoreError::unknown("connection reset")),
+    );
+    let mut sub = watch(&r.engine.hub);
+    let job = |id: &str| ScaleEvent {
+        key: k.clone(),
+        amount: 1,
+        duration: Some(TimeDelta::minutes(5)),
+        event_id: None,
+        job_id: Some(id.into()),
+    };
+    let (tx1, rx1) = oneshot::channel();
+    r.engine.batcher.submit(&job("j1"), Some(tx1)).unwrap();
+    let first = next(&mut sub, 5).await;
+    assert_eq!((first.outcome, first.attempt), (Outcome::Retrying, 1));
+    // Attempt 2 takes j2 with it but fails to read.
+    store.fail_next_reads(&k, 1, StoreError::transient("503"));
+    let (tx2, rx2) = oneshot::channel();
+    r.engine.batcher.submit(&job("j2"), Some(tx2)).unwrap();
+    let second = next(&mut sub, 5).await;
+    assert_eq!((second.outcome, second.attempt), (Outcome::Retrying, 2));
+    let (a, b) = (rx1.await.unwrap(), rx2.await.unwrap());
+    assert_eq!((a.outcome, a.attempt), (Outcome::Applied, 3));
+    assert_eq!(b.batch_id, a.batch_id);
+    let hra = store.get(&k).await.unwrap();
+    let names: Vec<&str> = hra
+        .capacity_reservations
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["j1", "j2"], "j2 was acknowledged, so it is written");
+    assert_eq!(
+        store.writes(),
+        2,
+        "j1 is not written twice: only j2 is planned again"
+    );
+    assert_eq!(a.counts.added, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn abort_stops_retrying() {
     let r = rig(600, false, Duration::from_millis(2500));

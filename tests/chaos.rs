@@ -62,6 +62,8 @@ struct Harness {
     /// The foreign writer's last `minReplicas` per HRA.
     foreign: Mutex<BTreeMap<&'static str, u64>>,
     stop: AtomicBool,
+    /// Every answer each job's deliveries got, to explain a violation.
+    log: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl Harness {
@@ -105,7 +107,9 @@ impl Harness {
             self.figures.calls.fetch_add(1, Relaxed);
             let mut request = Request::new(event.clone());
             request.set_timeout(Duration::from_secs(10));
-            match client.scale_and_wait(request).await.map(|r| r.into_inner()) {
+            let answer = client.scale_and_wait(request).await.map(|r| r.into_inner());
+            self.note(&event, &answer);
+            match answer {
                 Ok(r) if r.duplicate => break,
                 Ok(pb::ScaleResult { batch: Some(b), .. }) if b.outcome == APPLIED => break,
                 Ok(pb::ScaleResult { batch: Some(b), .. }) if event.name == GHOST => {
@@ -120,6 +124,42 @@ impl Harness {
         }
         self.figures.acked.fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    fn note(&self, event: &pb::ScaleEvent, answer: &Result<pb::ScaleResult, tonic::Status>) {
+        let text = match answer {
+            Ok(r) => match &r.batch {
+                Some(b) => format!(
+                    "{} {}: {} attempt {} added {} completed {} after {} batch {} {}",
+                    event.event_id,
+                    event.name,
+                    b.outcome,
+                    b.attempt,
+                    b.added,
+                    b.completed,
+                    b.after,
+                    b.batch_id,
+                    b.error
+                ),
+                None => format!(
+                    "{} {}: duplicate={}",
+                    event.event_id, event.name, r.duplicate
+                ),
+            },
+            Err(s) => format!(
+                "{} {}: error {:?} {}",
+                event.event_id,
+                event.name,
+                s.code(),
+                s.message()
+            ),
+        };
+        let at = chrono::Utc::now().format("%H:%M:%S%.3f");
+        self.log
+            .lock()
+            .entry(event.job_id.clone())
+            .or_default()
+            .push(format!("{at} {text}"));
     }
 
     /// One job's life, in one of several shapes; records whether it must stay reserved.
@@ -293,6 +333,7 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         expected: Mutex::default(),
         foreign: Mutex::default(),
         stop: AtomicBool::new(false),
+        log: Mutex::default(),
     });
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
@@ -337,7 +378,14 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         }
         let want = expected.get(hra).cloned().unwrap_or_default();
         for extra in unique.difference(&want) {
-            violations.push(format!("{hra}: reservation {extra:?} not expected"));
+            let since = object["spec"]["capacityReservations"]
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["name"] == extra.as_str()))
+                .map(|r| r["effectiveTime"].to_string())
+                .unwrap_or_default();
+            violations.push(format!(
+                "{hra}: reservation {extra:?} not expected (effective {since})"
+            ));
         }
         for missing in want.difference(&unique) {
             violations.push(format!("{hra}: reservation {missing:?} missing"));
@@ -380,6 +428,16 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         expected.values().map(BTreeSet::len).sum::<usize>(),
         violations.len(),
     );
+    if !violations.is_empty() {
+        let log = harness.log.lock();
+        for v in &violations {
+            let job = v.split('"').nth(1).unwrap_or_default();
+            eprintln!(
+                "{v}:\n  {}",
+                log.get(job).map(|l| l.join("\n  ")).unwrap_or_default()
+            );
+        }
+    }
     assert!(violations.is_empty(), "{violations:#?}");
     assert!(f.kills.load(Relaxed) > 0, "the chaos killed replicas");
     assert!(

@@ -95,14 +95,14 @@ pub enum Verdict {
 }
 
 /// Where an attempt stands in its batch's life.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AttemptNo {
     /// 1 on the first try.
     pub number: u32,
     /// When the first attempt started.
     pub started: Instant,
-    /// True if an earlier attempt made a plan (and so may have written it).
-    pub planned_before: bool,
+    /// The id this attempt's write carries ([`Batch::write_id`]).
+    pub write_id: String,
     /// True once no further retry may be started (shutdown grace over).
     pub aborted: bool,
 }
@@ -168,7 +168,7 @@ impl Applier {
     /// appended unless an earlier attempt turns out to have landed.
     pub async fn attempt(&self, batch: &Batch, late: &[PlanEvent], at: AttemptNo) -> Verdict {
         let mut planned = None;
-        let error = match self.try_write(batch, late, at, &mut planned).await {
+        let error = match self.try_write(batch, late, &at, &mut planned).await {
             Ok(true) => return Verdict::Written(planned.unwrap_or_default()),
             Ok(false) => return Verdict::AlreadyLanded,
             Err(Stop::Store(e)) => e,
@@ -220,16 +220,9 @@ impl Applier {
         &self,
         batch: &Batch,
         late: &[PlanEvent],
-        at: AttemptNo,
+        at: &AttemptNo,
         planned: &mut Option<Planned>,
     ) -> Result<bool, Stop> {
-        let events: Vec<PlanEvent>;
-        let all: &[PlanEvent] = if late.is_empty() {
-            &batch.events
-        } else {
-            events = batch.events.iter().chain(late).cloned().collect();
-            &events
-        };
         for replan in 0..MAX_CONFLICT_REPLANS {
             // Only the first read may come from a cache: after a conflict or a failure the
             // backend itself must answer.
@@ -238,9 +231,19 @@ impl Applier {
             } else {
                 self.store.get_fresh(&batch.key).await?
             };
-            if at.planned_before && at.number > 1 && hra.applied_batches.contains(&batch.id) {
+            // An earlier write may have landed although its answer was lost: what it held
+            // is applied, and only the rest (with the late events) is planned now.
+            let landed = batch.landed(&hra.applied_batches).unwrap_or(0);
+            if landed > 0 && landed >= batch.events.len() {
                 return Ok(false);
             }
+            let events: Vec<PlanEvent>;
+            let all: &[PlanEvent] = if late.is_empty() {
+                &batch.events[landed..]
+            } else {
+                events = batch.events[landed..].iter().chain(late).cloned().collect();
+                &events
+            };
             let now = (self.clock)();
             let plan = planner::plan(&hra, all, now, self.policy.default_life);
             let tombstones = tombstones::next(
@@ -250,7 +253,7 @@ impl Applier {
                 self.policy.tombstones,
             );
             let finished_jobs = tombstones::format(&tombstones.list);
-            let applied_batches = record_batch(&hra.applied_batches, &batch.id);
+            let applied_batches = record_batch(&hra.applied_batches, &at.write_id);
             *planned = Some(Planned {
                 counts: plan.counts,
             });

@@ -243,13 +243,14 @@ impl Batcher {
             } else {
                 None
             };
+            let late_events = late.as_ref().map(|l| l.events.as_slice()).unwrap_or(&[]);
+            let write_id = batch.write_id(late_events.len());
             let at = AttemptNo {
                 number,
                 started,
-                planned_before: last.is_some(),
+                write_id: write_id.clone(),
                 aborted: self.abort.is_cancelled(),
             };
-            let late_events = late.as_ref().map(|l| l.events.as_slice()).unwrap_or(&[]);
             let verdict = self.applier.attempt(&batch, late_events, at).await;
             match (&verdict, late) {
                 (Verdict::AlreadyLanded, Some(late)) => {
@@ -257,6 +258,16 @@ impl Batcher {
                 }
                 (_, Some(late)) => riders.extend(batch.absorb(late)),
                 (_, None) => {}
+            }
+            let wrote = match &verdict {
+                Verdict::Written(_) => true,
+                Verdict::Retry { planned, .. } | Verdict::Failed { planned, .. } => {
+                    planned.is_some()
+                }
+                Verdict::AlreadyLanded => false,
+            };
+            if wrote {
+                batch.record_write(write_id);
             }
             let (outcome, error) = match verdict {
                 Verdict::Written(planned) => {

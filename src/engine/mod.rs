@@ -6,6 +6,7 @@
 //! metrics. Finished jobs are remembered in the HRA itself, in the same write as the batch.
 
 pub mod applier;
+pub mod batch;
 pub mod batcher;
 mod expiring;
 pub mod hub;

@@ -2,59 +2,14 @@
 //! riders), its window, and whether an apply of it is in flight. Plain data under the
 //! batcher's lock; nothing here waits or does IO.
 
+pub use super::batch::{Batch, Late, Riders, Waiter};
 use crate::domain::{
     hra::HraKey,
     planner::{Fold, PlanEvent},
-    report::BatchReport,
 };
 use rustc_hash::FxHashMap;
-use std::{collections::VecDeque, sync::Arc, time::Duration};
-use tokio::{sync::oneshot, time::Instant};
-
-/// Receives the final outcome of the batch that held an event.
-pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
-
-/// What follows a batch's events to its outcome: callers waiting for it, and the event ids
-/// to forget if it fails.
-#[derive(Debug, Default)]
-pub struct Riders {
-    /// `ScaleAndWait` callers.
-    pub waiters: Vec<Waiter>,
-    /// Event ids of the batch's events.
-    pub event_ids: Vec<String>,
-}
-
-impl Riders {
-    /// Takes on another set's riders.
-    pub fn extend(&mut self, other: Riders) {
-        self.waiters.extend(other.waiters);
-        self.event_ids.extend(other.event_ids);
-    }
-}
-
-/// One batch: the events of one HRA taken from one window, in arrival order.
-#[derive(Clone, Debug)]
-pub struct Batch {
-    /// Unique id, stable across attempts, recorded on the HRA when written.
-    pub id: String,
-    /// The HRA.
-    pub key: HraKey,
-    /// The events in arrival order (folded).
-    pub events: Vec<PlanEvent>,
-    /// How many producer events these stand for.
-    pub event_count: u64,
-    /// When the oldest of them was accepted.
-    pub since: Instant,
-}
-
-impl Batch {
-    /// Takes on events that were handed to an attempt of this batch, returning their riders.
-    pub fn absorb(&mut self, late: Late) -> Riders {
-        self.events.extend(late.events);
-        self.event_count += late.count;
-        late.riders
-    }
-}
+use std::{collections::VecDeque, time::Duration};
+use tokio::time::Instant;
 
 /// Events of one HRA waiting for a batch.
 #[derive(Debug)]
@@ -69,19 +24,6 @@ pub struct Pending {
     pub since: Instant,
     /// When this HRA's window closes.
     pub due: Instant,
-}
-
-/// Events taken from a queue for a running batch's next attempt.
-#[derive(Debug)]
-pub struct Late {
-    /// The events, in order.
-    pub events: Vec<PlanEvent>,
-    /// Producer events these stand for.
-    pub count: u64,
-    /// Their riders.
-    pub riders: Riders,
-    since: Instant,
-    due: Instant,
 }
 
 /// How many events may be held (queued, or in a batch not yet final): in all, and per HRA.
@@ -221,6 +163,7 @@ impl Queues {
             since: pending.since,
             key: key.clone(),
             events: pending.events.into_events(),
+            writes: Vec::new(),
         };
         Some((batch, pending.riders))
     }

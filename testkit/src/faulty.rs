@@ -33,6 +33,7 @@ pub enum WriteFault {
 struct Faults {
     writes: HashMap<HraKey, VecDeque<WriteFault>>,
     after_read: HashMap<HraKey, VecDeque<Edit>>,
+    reads: HashMap<HraKey, VecDeque<StoreError>>,
 }
 
 /// A [`MemoryStore`] with fault hooks.
@@ -118,6 +119,13 @@ impl FaultyStore {
             .push_back(edit);
     }
 
+    /// Fails the next `times` reads of `key` with `error`.
+    pub fn fail_next_reads(&self, key: &HraKey, times: usize, error: StoreError) {
+        let mut faults = self.faults.lock();
+        let queue = faults.reads.entry(key.clone()).or_default();
+        queue.extend(std::iter::repeat_n(error, times));
+    }
+
     /// Reads served so far (get and list).
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
@@ -133,6 +141,15 @@ impl FaultyStore {
 impl HraStore for FaultyStore {
     async fn get(&self, key: &HraKey) -> Result<Hra, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
+        let fault = self
+            .faults
+            .lock()
+            .reads
+            .get_mut(key)
+            .and_then(VecDeque::pop_front);
+        if let Some(e) = fault {
+            return Err(e);
+        }
         let hra = self.inner.get(key).await?;
         let edit = self
             .faults
