@@ -143,6 +143,12 @@ impl batch_scaler_server::BatchScaler for NullSink {
     ) -> Result<Response<Results>, Status> {
         Err(Status::unimplemented("null sink"))
     }
+    async fn get_stats(
+        &self,
+        _: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::Stats>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
     async fn get_target(&self, _: Request<pb::TargetRef>) -> Result<Response<pb::Target>, Status> {
         Err(Status::unimplemented("null sink"))
     }

@@ -420,3 +420,62 @@ async fn watch_filters_and_replays_recent_results() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn get_stats_counts_events_and_outcomes_and_reports_pending_work() {
+    let store = two_hras();
+    let k = key("ci", "b");
+    store.fail_next_writes(&k, 1, batch_scaler::store::StoreError::transient("503"));
+    let (server, _store) = TestServer::with_store(store, test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    let mut watch = watch_all(&server).await;
+    let empty = client
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((empty.events_accepted, empty.batches_applied), (0, 0));
+    assert!(empty.started.is_some() && empty.at.is_some());
+
+    server
+        .publish(vec![ev("ci", "a", 1), ev("ci", "a", 1), ev("ci", "b", 1)])
+        .await;
+    let pending = client
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((pending.pending_hras, pending.pending_events), (2, 3));
+    let _ = client.scale(ev("ci", "x", 0)).await;
+    let bad = client
+        .scale(pb::ScaleEvent {
+            namespace: "Bad_NS".into(),
+            ..ev("ci", "a", 1)
+        })
+        .await;
+    assert!(bad.is_err());
+    // a applied, b retrying then applied, x failed (not found).
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 4 {
+        outcomes.push(recv(&mut watch).await.outcome);
+    }
+    let s = client
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (s.events_accepted, s.events_rejected, s.batches_applied),
+        (4, 1, 2)
+    );
+    assert_eq!((s.batches_retrying, s.batches_failed, s.retries), (1, 1, 1));
+    assert_eq!(
+        (s.pending_hras, s.pending_events, s.applies_in_flight),
+        (0, 0, 0)
+    );
+    let p50 = s.apply_latency_p50.unwrap();
+    assert!(
+        p50.seconds > 0 || p50.nanos as u128 >= WINDOW.as_nanos() / 2,
+        "{p50:?}"
+    );
+}

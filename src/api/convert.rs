@@ -2,12 +2,15 @@
 //! HRAs into wire results and targets.
 
 use super::pb;
-use crate::domain::{
-    event::{MAX_DURATION, RawScaleEvent, ScaleEvent},
-    hra::{Hra, HraKey},
-    report::{BatchReport, Outcome},
-    routing::{Route, WorkflowJob},
-    validate::FieldError,
+use crate::{
+    domain::{
+        event::{MAX_DURATION, RawScaleEvent, ScaleEvent},
+        hra::{Hra, HraKey},
+        report::{BatchReport, Outcome},
+        routing::{Route, WorkflowJob},
+        validate::FieldError,
+    },
+    ops::metrics::Snapshot,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -150,6 +153,35 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
         resource_version: hra.resource_version,
         reserved_replicas,
         trigger_duration: hra.trigger_duration.map(duration_to_pb),
+    }
+}
+
+/// The figures of `GetStats`: metric counters and the batcher's gauges, read at `now`.
+pub fn stats(snapshot: &Snapshot, gauges: (usize, u64, usize), now: DateTime<Utc>) -> pb::Stats {
+    let (pending_hras, pending_events, in_flight) = gauges;
+    let [applied, retrying, failed, dry_run] = snapshot.batches;
+    let latency = |d: std::time::Duration| {
+        Some(duration_to_pb(
+            TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX),
+        ))
+    };
+    pb::Stats {
+        at: Some(timestamp(now)),
+        started: Some(timestamp(snapshot.started)),
+        events_accepted: snapshot.events_accepted,
+        events_duplicate: snapshot.events_duplicate,
+        events_rejected: snapshot.events_rejected,
+        batches_applied: applied,
+        batches_retrying: retrying,
+        batches_failed: failed,
+        batches_dry_run: dry_run,
+        write_conflicts: snapshot.write_conflicts,
+        retries: snapshot.retries,
+        pending_hras: clamp(pending_hras as u64),
+        pending_events,
+        applies_in_flight: clamp(in_flight as u64),
+        apply_latency_p50: latency(snapshot.apply_latency.0),
+        apply_latency_p99: latency(snapshot.apply_latency.1),
     }
 }
 

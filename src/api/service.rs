@@ -291,4 +291,22 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(Response::new(pb::ListTargetsResponse { targets }))
     }
+
+    async fn get_stats(
+        &self,
+        _request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::Stats>, Status> {
+        let batcher = &self.engine.batcher;
+        let gauges = (
+            batcher.pending_hras(),
+            batcher.held_events(),
+            batcher.in_flight(),
+        );
+        let snapshot = self.metrics.snapshot();
+        Ok(Response::new(convert::stats(
+            &snapshot,
+            gauges,
+            (self.clock)(),
+        )))
+    }
 }

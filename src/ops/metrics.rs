@@ -1,5 +1,7 @@
 //! Prometheus metrics of the pipeline (prometheus-client), encoded as text on scrape.
 
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
@@ -10,7 +12,31 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
+
+/// How many recent apply latencies [`Snapshot`] takes its percentiles over.
+const RECENT_LATENCIES: usize = 512;
+
+/// The counters a dashboard reads, since the process started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// When the metrics were created (the process started).
+    pub started: DateTime<Utc>,
+    /// Events queued.
+    pub events_accepted: u64,
+    /// Events dropped as duplicates.
+    pub events_duplicate: u64,
+    /// Events refused: invalid, denied, exhausted, refused.
+    pub events_rejected: u64,
+    /// Outcomes reported: applied, retrying, failed, dry-run.
+    pub batches: [u64; 4],
+    /// Writes that met a conflict.
+    pub write_conflicts: u64,
+    /// Attempts retried.
+    pub retries: u64,
+    /// Median and 99th percentile of the last applied batches' oldest-event age.
+    pub apply_latency: (Duration, Duration),
+}
 
 /// Label of `events_received`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +67,8 @@ pub struct Metrics {
     jobs_routed: Family<ResultLabel, Counter>,
     tombstones_dropped: Counter,
     too_large_events: Counter,
+    started: DateTime<Utc>,
+    recent_latencies: Mutex<VecDeque<Duration>>,
     /// Applies running now (set on scrape).
     pub in_flight: Gauge,
     /// HRAs with events waiting for a batch (set on scrape).
@@ -163,6 +191,8 @@ impl Metrics {
             jobs_routed,
             tombstones_dropped,
             too_large_events,
+            started: Utc::now(),
+            recent_latencies: Mutex::new(VecDeque::with_capacity(RECENT_LATENCIES)),
             in_flight,
             pending_hras,
             watchers,
@@ -212,6 +242,36 @@ impl Metrics {
     /// Records the age of a batch's oldest event when it was applied.
     pub fn event_age(&self, age: Duration) {
         self.event_age_seconds.observe(age.as_secs_f64());
+        let mut recent = self.recent_latencies.lock();
+        if recent.len() == RECENT_LATENCIES {
+            recent.pop_front();
+        }
+        recent.push_back(age);
+    }
+
+    /// The counters since start, and recent apply latency.
+    pub fn snapshot(&self) -> Snapshot {
+        let events = |result| self.events.get_or_create(&ResultLabel { result }).get();
+        let batches = |outcome| self.batches.get_or_create(&OutcomeLabel { outcome }).get();
+        let mut recent: Vec<Duration> = self.recent_latencies.lock().iter().copied().collect();
+        recent.sort_unstable();
+        let at = |q: f64| {
+            let i = ((recent.len() as f64 - 1.0) * q).round() as usize;
+            recent.get(i).copied().unwrap_or_default()
+        };
+        Snapshot {
+            started: self.started,
+            events_accepted: events("accepted"),
+            events_duplicate: events("duplicate"),
+            events_rejected: ["invalid", "denied", "exhausted", "refused"]
+                .into_iter()
+                .map(events)
+                .sum(),
+            batches: ["applied", "retrying", "failed", "dry_run"].map(batches),
+            write_conflicts: self.conflicts.get(),
+            retries: self.retries.get(),
+            apply_latency: (at(0.5), at(0.99)),
+        }
     }
 
     /// Counts results dropped for slow watchers.
@@ -236,6 +296,26 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_reads_the_counters_and_recent_latency() {
+        let m = Metrics::new();
+        m.event("accepted", 5);
+        m.event("invalid", 1);
+        m.event("exhausted", 2);
+        m.batch("applied");
+        m.batch("failed");
+        for ms in 1..=100 {
+            m.event_age(Duration::from_millis(ms));
+        }
+        let s = m.snapshot();
+        assert_eq!((s.events_accepted, s.events_rejected), (5, 3));
+        assert_eq!(s.batches, [1, 0, 1, 0]);
+        assert_eq!(
+            s.apply_latency,
+            (Duration::from_millis(51), Duration::from_millis(99))
+        );
+    }
 
     #[test]
     fn encodes_every_metric_with_its_labels() {

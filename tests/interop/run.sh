@@ -203,15 +203,25 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 (cd web && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 || fail "npm ci in web/"
 printf 'dash-token\n' >"$WORK/run-dash-tokens"
-WINDOW=1s start dashauth --auth-token-file "$WORK/run-dash-tokens"
+DASH_SEED=$ROOT/tests/interop/dashboard.yaml
+SEED=$DASH_SEED WINDOW=1s start dashauth --auth-token-file "$WORK/run-dash-tokens"
 DASH_AUTH_ADDR=$ADDR
-WINDOW=1s start dashboard
+# Many HRAs and a short window: thousands of results in seconds, for the bounded-memory check.
+{
+  echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+  for i in $(seq 0 99); do
+    echo "- {apiVersion: actions.summerwind.dev/v1alpha1, kind: HorizontalRunnerAutoscaler, metadata: {name: h$i, namespace: flood}, spec: {scaleTargetRef: {name: h$i}}}"
+  done
+} >"$WORK/flood.yaml"
+SEED=$WORK/flood.yaml WINDOW=20ms start dashflood
+export DASH_FLOOD_ADDR=$ADDR
+SEED=$DASH_SEED WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
-export DASH_PID=$LAST_PID DASH_BIN=$BIN DASH_SEED=$ROOT/tests/interop/hras.yaml
+export DASH_PID=$LAST_PID DASH_BIN=$BIN DASH_SEED
 check "dashboard page is served at /" "<title>batch-scaler</title>" curl -sf "http://$DASH_ADDR/"
-relay env -C web node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/target/dashboard.png" 1000 \
+relay env -C web node test/dashboard.mjs "http://$DASH_ADDR/" "$GRPCURL" "$DASH_ADDR" "$ROOT/docs" 1000 \
   "http://$DASH_AUTH_ADDR/" dash-token
-[ -s "$ROOT/target/dashboard.png" ] && echo "screenshot: target/dashboard.png"
+ls "$ROOT"/docs/dashboard-*.png 2>/dev/null | sed 's/^/screenshot: /'
 
 echo "== graceful stop"
 kill -TERM "$PLAIN_PID"

@@ -1,12 +1,18 @@
-// Live dashboard for batch-scaler: ListTargets + WatchBatches over gRPC-Web, served by the
-// service itself (same origin), code generated from the service's proto.
+// Live dashboard for batch-scaler over gRPC-Web, served by the service itself (same origin),
+// code generated from the service's proto. Views: the overview (#/), one HRA (#/ns/name) and
+// the routing debugger (#/route). Cost per open tab: one WatchBatches stream, ListTargets and
+// GetStats every 2 s, and GetTarget every 2 s while an HRA is shown.
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { BatchScaler, Outcome, type BatchResult, type Target } from "./gen/batchscaler/v1/batchscaler_pb";
+import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { BatchScaler, Outcome, type BatchResult, type Stats, type Target } from "./gen/batchscaler/v1/batchscaler_pb";
+import { reservedChart, timeline } from "./charts";
+import { ageTag, clock, esc, fullDate, plural, rate, seconds, tickAges, zoneName } from "./format";
+import { History, Results } from "./state";
 
 const $ = (id: string) => document.getElementById(id)!;
 const TOKEN_KEY = "batch-scaler-token";
+const POLL_MS = 2000;
 
 const auth: Interceptor = (next) => async (req) => {
   const token = sessionStorage.getItem(TOKEN_KEY);
@@ -18,75 +24,217 @@ const client = createClient(
   createGrpcWebTransport({ baseUrl: location.origin, interceptors: [auth] }),
 );
 
-type Last = { outcome: string; at: Date };
 const targets = new Map<string, Target>();
-const last = new Map<string, Last>();
-const history = new Map<string, number[]>();
-const feed: BatchResult[] = [];
-const seen = new Set<string>();
+const results = new Results();
+const history = new History();
 let missedTotal = 0;
 let nsFilter = "";
+let shown: Target | undefined; // the HRA of the detail view, as last read
 
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
 const outcomeName = (o: Outcome) => Outcome[o]?.replace("OUTCOME_", "") ?? "UNSPECIFIED";
 const visible = (ns: string) => !nsFilter || ns === nsFilter;
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+const at = (r: BatchResult) => (r.at ? timestampDate(r.at) : new Date());
+const hraLink = (ns: string, name: string) =>
+  `<a href="#/${encodeURIComponent(ns)}/${encodeURIComponent(name)}">${esc(keyOf(ns, name))}</a>`;
 
-function ago(d: Date): string {
-  const s = Math.max(0, Math.round((Date.now() - d.getTime()) / 1000));
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+// ---- views and routing -------------------------------------------------------------------
+
+type View = { kind: "overview" } | { kind: "route" } | { kind: "hra"; ns: string; name: string };
+
+function currentView(): View {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts.length === 2) return { kind: "hra", ns: parts[0], name: parts[1] };
+  if (parts[0] === "route") return { kind: "route" };
+  return { kind: "overview" };
 }
 
-function spark(points: number[]): string {
-  if (points.length < 2) return "";
-  const w = 120, h = 24, max = Math.max(1, ...points);
-  const xy = points.map((v, i) => `${((i / (points.length - 1)) * w).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`);
-  return `<svg class="spark" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><polyline points="${xy.join(" ")}"/></svg>`;
+function show() {
+  const view = currentView();
+  for (const id of ["overview", "detail", "route"]) $(id).hidden = true;
+  document.querySelectorAll("nav a").forEach((a) => a.removeAttribute("aria-current"));
+  if (view.kind === "hra") {
+    $("detail").hidden = false;
+    shown = targets.get(keyOf(view.ns, view.name));
+    $("detail-title").textContent = keyOf(view.ns, view.name);
+    document.title = `${keyOf(view.ns, view.name)} · batch-scaler`;
+    renderDetail();
+    refreshDetail();
+  } else {
+    $(view.kind).hidden = false;
+    document.querySelector(`nav a[href="#/${view.kind === "route" ? "route" : ""}"]`)?.setAttribute("aria-current", "page");
+    document.title = "batch-scaler";
+  }
+}
+
+// ---- overview ----------------------------------------------------------------------------
+
+function lastCell(k: string): string {
+  const r = results.of(k)[0];
+  if (!r) return `<span class="meta">—</span>`;
+  const o = outcomeName(r.outcome);
+  return `<span class="badge ${o}">${o}</span> ${ageTag(at(r))}`;
 }
 
 function renderTargets() {
+  const now = Date.now();
   const rows = [...targets.values()]
     .filter((t) => visible(t.namespace))
     .map((t) => {
       const k = keyOf(t.namespace, t.name);
-      const l = last.get(k);
-      const lastCell = l ? `<span class="badge ${l.outcome}">${l.outcome}</span> <span class="meta">${ago(l.at)}</span>` : `<span class="meta">—</span>`;
-      return `<tr data-hra="${esc(k)}"><td>${esc(k)}</td><td class="num reserved">${t.reservedReplicas}</td>
+      return `<tr data-hra="${esc(k)}"><td>${hraLink(t.namespace, t.name)}</td><td class="num reserved">${t.reservedReplicas}</td>
         <td class="num">${t.minReplicas ?? "—"} / ${t.maxReplicas ?? "∞"}</td>
-        <td class="num">${t.capacityReservations.length}</td><td>${lastCell}</td><td>${spark(history.get(k) ?? [])}</td></tr>`;
+        <td class="num">${t.capacityReservations.length}</td><td>${lastCell(k)}</td>
+        <td class="chart-cell">${reservedChart(history.of(k), now, true)}</td></tr>`;
     });
   $("targets").innerHTML = rows.join("") || `<tr><td colspan="6" class="meta">no HRAs</td></tr>`;
 }
 
-function renderFeed() {
-  $("feed").innerHTML = feed
-    .filter((r) => visible(r.namespace))
-    .map((r) => {
-      const o = outcomeName(r.outcome);
-      const at = r.at ? timestampDate(r.at).toLocaleTimeString() : "";
-      const err = r.error ? `<div class="err">${esc(r.error)}</div>` : "";
-      const missed = r.missed > 0n ? `<div class="missed">missed ${r.missed} results before this one</div>` : "";
-      return `<li class="${o}" data-hra="${esc(keyOf(r.namespace, r.name))}"><span class="badge ${o}">${o}</span>
-        <b>${esc(keyOf(r.namespace, r.name))}</b> <span class="meta">${at} · attempt ${r.attempt} · ${r.events} events</span>
-        <div class="meta">before ${r.before} · expired ${r.expired} · added ${r.added} · completed ${r.completed} · after ${r.after}</div>${err}${missed}</li>`;
-    })
-    .join("");
-  $("missed").textContent = missedTotal > 0 ? `(missed ${missedTotal} — too slow to keep up)` : "";
+function card(r: BatchResult, withName: boolean): string {
+  const o = outcomeName(r.outcome);
+  const k = keyOf(r.namespace, r.name);
+  const err = r.error ? `<div class="err">${esc(r.error)}</div>` : "";
+  const missed = r.missed > 0n ? `<div class="missed">missed ${plural(r.missed, "result")} before this one</div>` : "";
+  return `<li class="${o}" data-hra="${esc(k)}"><span class="badge ${o}">${o}</span>
+    <div class="body">${withName ? `<b>${hraLink(r.namespace, r.name)}</b> ` : ""}<span class="meta">${plural(r.events, "event")} · attempt ${r.attempt}</span>
+    <div class="meta counts">before ${r.before} · expired ${r.expired} · added ${r.added} · completed ${r.completed} · after ${r.after}</div>${err}${missed}</div>
+    <span class="when"><span class="clock" title="${fullDate(at(r))}">${clock(at(r))}</span> ${ageTag(at(r))}</span></li>`;
 }
+
+function renderFeed() {
+  $("feed").innerHTML = results.feed.filter((r) => visible(r.namespace)).map((r) => card(r, true)).join("") ||
+    `<li class="meta empty">No batches yet.</li>`;
+  $("missed").textContent = missedTotal > 0 ? `(missed ${plural(missedTotal, "result")}: too slow to keep up)` : "";
+}
+
+// ---- one HRA -----------------------------------------------------------------------------
+
+function renderDetail() {
+  const view = currentView();
+  if (view.kind !== "hra") return;
+  const k = keyOf(view.ns, view.name);
+  const t = shown;
+  if (!t) {
+    $("detail-facts").innerHTML = `<p class="meta">Loading…</p>`;
+  } else {
+    const trigger = t.triggerDuration ? seconds(durationMs(t.triggerDuration) / 1000) : "— (server default)";
+    const backlog = t.maxReplicas !== undefined ? Math.max(0, t.capacityReservations.length - t.maxReplicas) : 0;
+    $("detail-facts").innerHTML = `<dl class="facts">
+      <div><dt>reserved now</dt><dd class="reserved">${t.reservedReplicas}</dd></div>
+      <div><dt>min / max replicas</dt><dd>${t.minReplicas ?? "—"} / ${t.maxReplicas ?? "∞"}</dd></div>
+      <div><dt>reservations</dt><dd class="count">${t.capacityReservations.length}</dd></div>
+      <div><dt>backlog (beyond max)</dt><dd>${backlog}</dd></div>
+      <div><dt>trigger duration</dt><dd>${trigger}</dd></div></dl>`;
+    const bars = t.capacityReservations.map((r) => ({
+      name: r.name,
+      start: r.effectiveTime ? timestampDate(r.effectiveTime) : new Date(0),
+      end: r.expirationTime ? timestampDate(r.expirationTime) : new Date(0),
+      replicas: r.replicas,
+    }));
+    $("timeline").innerHTML = timeline(bars, t.maxReplicas, new Date());
+  }
+  $("chart").innerHTML = reservedChart(history.of(k), Date.now());
+  $("detail-feed").innerHTML = results.of(k).map((r) => card(r, false)).join("") ||
+    `<li class="meta empty">No batches for this HRA since the page opened.</li>`;
+}
+
+async function refreshDetail() {
+  const view = currentView();
+  if (view.kind !== "hra") return;
+  try {
+    shown = await client.getTarget({ namespace: view.ns, name: view.name });
+    $("detail-error").textContent = "";
+  } catch (e) {
+    shown = undefined;
+    $("detail-error").textContent = `GetTarget failed: ${(e as Error).message}`;
+  }
+  renderDetail();
+}
+
+// ---- routing debugger ---------------------------------------------------------------------
+
+async function routeJob(ev: Event) {
+  ev.preventDefault();
+  const f = new FormData(ev.target as HTMLFormElement);
+  const text = (name: string) => String(f.get(name) ?? "").trim();
+  const out = $("route-answer");
+  try {
+    const r = await client.routeJob({
+      action: text("action"),
+      repository: text("repository"),
+      ownerType: text("owner_type"),
+      enterprise: text("enterprise"),
+      labels: text("labels").split(",").map((l) => l.trim()).filter(Boolean),
+      jobId: text("job_id"),
+    });
+    const target = r.target ? hraLink(r.target.namespace, r.target.name) : `<span class="none">no HRA</span>`;
+    const also = r.alsoMatched.length
+      ? r.alsoMatched.map((t) => hraLink(t.namespace, t.name)).join(", ") : "—";
+    out.innerHTML = `<dl class="facts answer ${r.target ? "matched" : "unmatched"}">
+      <div><dt>target</dt><dd class="target">${target}</dd></div>
+      <div><dt>amount</dt><dd class="amount">${r.amount > 0 ? "+" : ""}${r.amount}</dd></div>
+      <div><dt>duration</dt><dd>${r.duration ? seconds(durationMs(r.duration) / 1000) : "—"}</dd></div>
+      <div><dt>also matched</dt><dd>${also}</dd></div></dl>
+      <p class="reason">${esc(r.reason)}</p>`;
+  } catch (e) {
+    out.innerHTML = `<p class="err">${esc((e as Error).message)}</p>`;
+  }
+}
+
+// ---- health strip --------------------------------------------------------------------------
+
+let previous: Stats | undefined;
+
+function tile(label: string, value: string, cls = ""): string {
+  return `<div class="tile ${cls}"><span class="value">${value}</span><span class="label">${label}</span></div>`;
+}
+
+function renderHealth(s: Stats) {
+  const p = previous && previous.started?.seconds === s.started?.seconds ? previous : undefined;
+  const dt = p?.at && s.at ? (timestampDate(s.at).getTime() - timestampDate(p.at).getTime()) / 1000 : 0;
+  const per = (now: bigint, before: bigint | undefined) =>
+    dt > 0 && before !== undefined ? Number(now - before) / dt : 0;
+  const failed = per(s.batchesFailed, p?.batchesFailed);
+  const retrying = per(s.batchesRetrying, p?.batchesRetrying);
+  const p50 = s.applyLatencyP50 ? durationMs(s.applyLatencyP50) / 1000 : 0;
+  const p99 = s.applyLatencyP99 ? durationMs(s.applyLatencyP99) / 1000 : 0;
+  $("health").innerHTML = [
+    tile("events in /s", rate(per(s.eventsAccepted, p?.eventsAccepted))),
+    tile("applied /s", rate(per(s.batchesApplied, p?.batchesApplied))),
+    tile("retrying /s", rate(retrying), retrying > 0 ? "warn" : ""),
+    tile("failed /s", rate(failed), failed > 0 ? "bad" : ""),
+    tile("conflicts /s", rate(per(s.writeConflicts, p?.writeConflicts))),
+    tile("pending HRAs", String(s.pendingHras), s.pendingHras > 0 ? "busy" : ""),
+    tile("pending events", String(s.pendingEvents)),
+    tile("applies in flight", String(s.appliesInFlight)),
+    tile("apply latency p50 / p99", p50 || p99 ? `${seconds(p50)} / ${seconds(p99)}` : "—"),
+    tile("since start", `${s.batchesFailed} failed · ${s.retries} retries`),
+  ].join("");
+  previous = s;
+}
+
+async function refreshHealth() {
+  try {
+    renderHealth(await client.getStats({}));
+  } catch {
+    // The status badge already says what is wrong.
+  }
+}
+
+// ---- data --------------------------------------------------------------------------------
 
 async function refreshTargets() {
   try {
     const res = await client.listTargets({});
     targets.clear();
+    const now = Date.now();
     for (const t of res.targets) {
       const k = keyOf(t.namespace, t.name);
       targets.set(k, t);
-      const h = history.get(k) ?? [];
-      h.push(t.reservedReplicas);
-      if (h.length > 60) h.shift();
-      history.set(k, h);
+      history.add(k, now, t.reservedReplicas);
     }
     renderTargets();
+    if (currentView().kind === "hra") renderDetail();
   } catch (e) {
     setStatus(false, `ListTargets failed: ${(e as Error).message}`);
   }
@@ -95,7 +243,10 @@ async function refreshTargets() {
 let refreshTimer: number | undefined;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = window.setTimeout(refreshTargets, 150);
+  refreshTimer = window.setTimeout(() => {
+    refreshTargets();
+    refreshDetail();
+  }, 150);
 }
 
 function setStatus(live: boolean, text: string) {
@@ -104,15 +255,19 @@ function setStatus(live: boolean, text: string) {
   el.textContent = text;
 }
 
+let renderQueued = false;
 function onResult(r: BatchResult) {
-  const id = `${r.batchId}/${r.attempt}/${r.outcome}`;
-  if (seen.has(id)) return;
-  seen.add(id);
   missedTotal += Number(r.missed);
-  feed.unshift(r);
-  if (feed.length > 200) feed.pop();
-  last.set(keyOf(r.namespace, r.name), { outcome: outcomeName(r.outcome), at: r.at ? timestampDate(r.at) : new Date() });
-  renderFeed();
+  if (!results.add(keyOf(r.namespace, r.name), r)) return;
+  // Many results at once render once per frame, not once each.
+  if (!renderQueued) {
+    renderQueued = true;
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      renderFeed();
+      if (currentView().kind === "hra") renderDetail();
+    });
+  }
   refreshSoon();
 }
 
@@ -138,6 +293,8 @@ async function watchForever() {
   }
 }
 
+// ---- wiring ------------------------------------------------------------------------------
+
 ($("ns") as HTMLInputElement).addEventListener("input", (e) => {
   nsFilter = (e.target as HTMLInputElement).value.trim();
   renderTargets();
@@ -150,9 +307,24 @@ $("save").addEventListener("click", () => {
   else sessionStorage.removeItem(TOKEN_KEY);
   watchAbort?.abort();
   refreshTargets();
+  refreshHealth();
 });
+$("route-form").addEventListener("submit", routeJob);
+// A row is a link target too: a click anywhere on it opens the HRA.
+$("targets").addEventListener("click", (e) => {
+  const row = (e.target as Element).closest("tr[data-hra]");
+  if (row && !(e.target as Element).closest("a")) location.hash = `#/${row.getAttribute("data-hra")}`;
+});
+window.addEventListener("hashchange", show);
+$("zone").textContent = `times in ${zoneName()}`;
+// For the browser test: how much the page holds.
+(window as unknown as { dashboardSizes: () => object }).dashboardSizes = () => results.sizes();
 
+show();
 refreshTargets();
-setInterval(refreshTargets, 2000);
-setInterval(renderTargets, 5000);
+refreshHealth();
+setInterval(refreshTargets, POLL_MS);
+setInterval(refreshHealth, POLL_MS);
+setInterval(refreshDetail, POLL_MS);
+setInterval(() => tickAges(), 1000);
 watchForever();

@@ -1,11 +1,17 @@
 // Drives the dashboard in headless Debian Chromium (playwright-core, no browser download):
-// the HRA table, the live feed, a FAILED batch, and a screenshot for people to look at.
-// Usage: node test/dashboard.mjs URL GRPCURL ADDR SCREENSHOT WINDOW_MS [AUTH_URL TOKEN]
+// overview, health strip, live feed, one HRA's timeline (by click and by URL), the routing
+// form, ticking ages and plurals, keyboard use, contrast, a narrow screen, bounded memory
+// under thousands of results, and screenshots for the README.
+// Usage: node test/dashboard.mjs URL GRPCURL ADDR SCREENSHOT_DIR WINDOW_MS [AUTH_URL TOKEN]
+// Env: DASH_FLOOD_ADDR (a service with 100 HRAs flood/h0..h99 and a short window),
+//      DASH_PID/DASH_BIN/DASH_SEED (stop the service and start it again).
 import { chromium } from "playwright-core";
 import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
 
-const [url, grpcurl, addr, screenshot, windowMs, authUrl, token] = process.argv.slice(2);
-const twoWindows = 2 * Number(windowMs);
+const [url, grpcurl, addr, shots, windowMs, authUrl, token] = process.argv.slice(2);
+const twoWindows = 2 * Number(windowMs) + 2000;
+mkdirSync(shots, { recursive: true });
 let failed = 0;
 const check = async (name, fn) => {
   try {
@@ -16,47 +22,76 @@ const check = async (name, fn) => {
     console.log(`FAIL dashboard: ${name}: ${String(e.message).split("\n")[0]}`);
   }
 };
-const scale = (ns, name, amount) =>
-  execFileSync(grpcurl, ["-plaintext", "-d", JSON.stringify({ namespace: ns, name, amount }), addr,
-    "batchscaler.v1.BatchScaler/Scale"]);
+const rpc = (target, method, body) =>
+  execFileSync(grpcurl, ["-plaintext", "-d", JSON.stringify(body), target, `batchscaler.v1.BatchScaler/${method}`]).toString();
+const scale = (ns, name, amount, extra = {}) => rpc(addr, "Scale", { namespace: ns, name, amount, ...extra });
+const publish = (target, events) =>
+  execFileSync(grpcurl, ["-plaintext", "-d", "@", target, "batchscaler.v1.BatchScaler/Publish"],
+    { input: events.map((e) => JSON.stringify(e)).join("\n") });
+const reservations = (ns, name) =>
+  (JSON.parse(rpc(addr, "GetTarget", { namespace: ns, name })).capacityReservations ?? []).length;
+const assert = (ok, what) => { if (!ok) throw new Error(what); };
 
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-precise-memory-info", "--js-flags=--expose-gc"],
 });
-const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
 const row = 'tr[data-hra="ci/linux"]';
+const feedOf = (k) => `#feed li[data-hra="${k}"]`;
+
 await check("page loads and lists the HRAs", async () => {
   await page.goto(url);
   await page.waitForSelector(row, { timeout: 10000 });
   await page.waitForSelector('tr[data-hra="ml/gpu"]', { timeout: 1000 });
 });
-await check("says it is live", async () => {
+await check("says it is live, and in which zone times are", async () => {
   await page.waitForFunction(() => document.getElementById("status").textContent === "live", null, { timeout: 5000 });
+  const zone = await page.textContent("#zone");
+  assert(/times in UTC/.test(zone), `zone: ${zone}`);
 });
-await check("reserved replicas and the feed change within two windows", async () => {
+await check("the health strip shows rates, pending work and apply latency", async () => {
+  await page.waitForFunction(() => document.querySelectorAll("#health .tile").length >= 8, null, { timeout: 5000 });
+  const text = await page.textContent("#health");
+  for (const label of ["events in /s", "applied /s", "failed /s", "conflicts /s", "pending HRAs", "apply latency"]) {
+    assert(text.includes(label), `no "${label}" in ${text}`);
+  }
+});
+await check("reserved replicas and the feed change within two windows; 1 event, not 1 events", async () => {
   const before = Number(await page.textContent(`${row} td.reserved`));
-  const entries = await page.locator('#feed li[data-hra="ci/linux"]').count();
+  const entries = await page.locator(feedOf("ci/linux")).count();
   scale("ci", "linux", 2);
-  await page.waitForFunction(
-    ([sel, n]) => Number(document.querySelector(sel)?.textContent) === n,
-    [`${row} td.reserved`, before + 2],
-    { timeout: twoWindows },
-  );
-  await page.waitForFunction(
-    ([n]) => document.querySelectorAll('#feed li[data-hra="ci/linux"]').length > n,
-    [entries],
-    { timeout: twoWindows },
-  );
-  const text = await page.textContent('#feed li[data-hra="ci/linux"]');
-  if (!/APPLIED/.test(text) || !/added 2/.test(text)) throw new Error(`feed entry: ${text}`);
+  await page.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.textContent) === n,
+    [`${row} td.reserved`, before + 2], { timeout: twoWindows });
+  await page.waitForFunction(([sel, n]) => document.querySelectorAll(sel).length > n,
+    [feedOf("ci/linux"), entries], { timeout: twoWindows });
+  const text = await page.textContent(feedOf("ci/linux"));
+  assert(/APPLIED/.test(text) && /added 2/.test(text), `feed entry: ${text}`);
+  assert(/\b1 event\b/.test(text) && !/1 events/.test(text), `plural: ${text}`);
 });
-await check("an event for a missing HRA shows as FAILED", async () => {
+await check("three events in one batch read 3 events", async () => {
+  publish(addr, [1, 1, 1].map((amount) => ({ namespace: "ci", name: "arm", amount })));
+  await page.waitForSelector(feedOf("ci/arm"), { timeout: twoWindows });
+  const text = await page.textContent(feedOf("ci/arm"));
+  assert(/\b3 events\b/.test(text), `plural: ${text}`);
+});
+await check("an event for a missing HRA shows as FAILED with its error", async () => {
   scale("ci", "ghost", 1);
   await page.waitForSelector('#feed li.FAILED[data-hra="ci/ghost"]', { timeout: twoWindows });
   const text = await page.textContent('#feed li.FAILED[data-hra="ci/ghost"]');
-  if (!/not found/.test(text)) throw new Error(`no error text: ${text}`);
+  assert(/not found/.test(text), `no error text: ${text}`);
+});
+await check("feed cards line up whatever their outcome", async () => {
+  const lefts = await page.$$eval("#feed li .body", (els) => els.map((e) => Math.round(e.getBoundingClientRect().left)));
+  assert(lefts.length >= 3 && new Set(lefts).size === 1, `body columns at ${lefts}`);
+});
+await check("ages tick every second and times carry the date on hover", async () => {
+  const first = await page.textContent("#feed time.age");
+  await page.waitForFunction((t) => document.querySelector("#feed time.age").textContent !== t, first, { timeout: 3000 });
+  const title = await page.getAttribute("#feed .clock", "title");
+  assert(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/.test(title), `hover: ${title}`);
 });
 await check("the namespace filter hides other namespaces", async () => {
   await page.fill("#ns", "ml");
@@ -65,14 +100,162 @@ await check("the namespace filter hides other namespaces", async () => {
   await page.fill("#ns", "");
   await page.waitForSelector(row, { timeout: 1000 });
 });
-await check("a screenshot is written", async () => {
-  for (let i = 0; i < 3; i++) scale("ci", "arm", 1);
-  await page.waitForTimeout(Number(windowMs) * 2 + 500);
-  await page.screenshot({ path: screenshot, fullPage: true });
+
+// One HRA: three job-named reservations on an HRA with maxReplicas 2, so one is backlog.
+for (const job of ["job-101", "job-102", "job-103"]) scale("ci", "small", 1, { job_id: job });
+await check("a click on a row opens the HRA at #/ci/small", async () => {
+  await page.waitForFunction(() => Number(document.querySelector('tr[data-hra="ci/small"] td.reserved')?.textContent) >= 2,
+    null, { timeout: twoWindows });
+  await page.click('tr[data-hra="ci/small"] td.reserved');
+  await page.waitForFunction(() => location.hash === "#/ci/small", null, { timeout: 2000 });
+  await page.waitForSelector("#detail:not([hidden]) svg.timeline", { timeout: 5000 });
+  assert((await page.textContent("#detail-title")) === "ci/small", "title");
 });
+await check("the timeline has one bar per reservation, named by job id, with a now line", async () => {
+  const want = reservations("ci", "small");
+  assert(want === 3, `GetTarget has ${want} reservations`);
+  await page.waitForFunction((n) => document.querySelectorAll("svg.timeline g.bar").length === n, want, { timeout: 5000 });
+  const text = await page.textContent('svg.timeline g.bar[data-job="job-101"]');
+  assert(text.includes("job-101"), `bar text: ${text}`);
+  assert(await page.locator("svg.timeline line.now").count() === 1, "no now line");
+});
+await check("bars beyond maxReplicas are drawn as backlog", async () => {
+  const backlog = await page.locator("svg.timeline g.bar.backlog").count();
+  assert(backlog === 1, `${backlog} backlog bars, want 1 (3 reservations, maxReplicas 2)`);
+  const dash = await page.$eval("svg.timeline g.bar.backlog rect", (r) => getComputedStyle(r).strokeDasharray);
+  assert(dash && dash !== "none", `backlog stroke: ${dash}`);
+  const facts = await page.textContent("#detail-facts");
+  assert(/trigger duration\s*15m/.test(facts), `facts: ${facts}`);
+});
+await check("the HRA's last batches and its reserved-over-time chart with a scale", async () => {
+  await page.waitForSelector('#detail-feed li[data-hra="ci/small"]', { timeout: 5000 });
+  const chart = await page.textContent("#chart");
+  assert(/−15 min/.test(chart) && /now/.test(chart), `axis: ${chart}`);
+});
+await page.screenshot({ path: `${shots}/dashboard-hra.png` });
+await check("the HRA view is reached by URL too", async () => {
+  await page.goto(`${url}#/ci/linux`);
+  await page.waitForSelector("#detail:not([hidden])", { timeout: 5000 });
+  await page.waitForFunction(() => document.getElementById("detail-title").textContent === "ci/linux", null, { timeout: 2000 });
+  await page.waitForSelector("svg.timeline g.bar", { timeout: 5000 });
+});
+await check("keyboard: Tab reaches an HRA link and Enter opens it", async () => {
+  await page.goto(`${url}#/`);
+  await page.waitForSelector(row, { timeout: 5000 });
+  let focused = "";
+  for (let i = 0; i < 40 && !focused.includes("#/ci/"); i++) {
+    await page.keyboard.press("Tab");
+    focused = await page.evaluate(() => document.activeElement?.getAttribute("href") ?? "");
+  }
+  assert(focused.includes("#/ci/"), "no HRA link reached by Tab");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#detail:not([hidden])", { timeout: 2000 });
+});
+
+await check("routing form: a matched job shows target, amount, duration and reason", async () => {
+  await page.goto(`${url}#/route`);
+  await page.fill('input[name="repository"]', "my-org/my-repo");
+  await page.fill('input[name="labels"]', "self-hosted,linux,x64");
+  await page.click('#route-form button[type="submit"]');
+  await page.waitForSelector("#route-answer dl.matched", { timeout: 5000 });
+  const text = await page.textContent("#route-answer");
+  assert(text.includes("ci/linux") && text.includes("+1") && text.includes("30m"), `answer: ${text}`);
+  assert((await page.textContent("#route-answer .reason")).length > 10, "no reason");
+});
+await page.screenshot({ path: `${shots}/dashboard-route.png` });
+await check("routing form: an unmatched job says no HRA, and why", async () => {
+  const before = reservations("ci", "linux");
+  await page.fill('input[name="repository"]', "someone/else");
+  await page.fill('input[name="labels"]', "self-hosted,huge");
+  await page.click('#route-form button[type="submit"]');
+  await page.waitForSelector("#route-answer dl.unmatched", { timeout: 5000 });
+  const text = await page.textContent("#route-answer");
+  assert(/no HRA/.test(text), `answer: ${text}`);
+  assert(reservations("ci", "linux") === before, "routing queued something");
+});
+await check("text contrast is at least 4.5:1 (WCAG AA)", async () => {
+  const worst = await page.evaluate(() => {
+    const rgba = (c) => { const v = c.match(/[\d.]+/g).map(Number); return [v[0], v[1], v[2], v[3] ?? 1]; };
+    const lum = ([r, g, b]) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    // The background actually seen: translucent layers composited over their parents.
+    const bg = (el) => {
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgba(getComputedStyle(e).backgroundColor);
+        if (c[3] > 0) layers.push(c);
+        if (c[3] === 1) break;
+      }
+      let out = [0, 0, 0];
+      for (const [r, g, b, a] of layers.reverse()) out = [r * a + out[0] * (1 - a), g * a + out[1] * (1 - a), b * a + out[2] * (1 - a)];
+      return out;
+    };
+    let min = 99, what = "";
+    for (const el of document.querySelectorAll("#route p, #route label, #route button, #route .reason, #route dt, header a, header label, #status, #zone")) {
+      const [a, b] = [lum(rgba(getComputedStyle(el).color)), lum(bg(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      if (ratio < min) { min = ratio; what = el.outerHTML.slice(0, 60); }
+    }
+    return [min, what];
+  });
+  assert(worst[0] >= 4.5, `contrast ${worst[0].toFixed(2)} for ${worst[1]}`);
+});
+
+await check("a wide screen uses the width; a narrow one stacks the sections", async () => {
+  await page.goto(`${url}#/`);
+  await page.waitForSelector(row, { timeout: 5000 });
+  const wide = await page.$$eval("#overview > section", (s) => s.map((e) => e.getBoundingClientRect().toJSON()));
+  assert(wide[1].left > wide[0].right - 1, "side by side on 1600 px");
+  await page.screenshot({ path: `${shots}/dashboard-overview.png` });
+  const narrow = await browser.newPage({ viewport: { width: 420, height: 900 } });
+  await narrow.goto(url);
+  await narrow.waitForSelector(row, { timeout: 5000 });
+  const boxes = await narrow.$$eval("#overview > section", (s) => s.map((e) => e.getBoundingClientRect().toJSON()));
+  assert(boxes[1].top >= boxes[0].bottom - 1, "stacked on 420 px");
+  const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 1, `page is ${overflow}px wider than the screen`);
+  await narrow.close();
+});
+
+if (process.env.DASH_FLOOD_ADDR) {
+  await check("thousands of results keep the DOM and memory bounded", async () => {
+    const flood = process.env.DASH_FLOOD_ADDR;
+    const fp = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+    await fp.goto(`http://${flood}/`);
+    await fp.waitForSelector('tr[data-hra="flood/h0"]', { timeout: 10000 });
+    const round = () => publish(flood, Array.from({ length: 100 }, (_, i) => ({ namespace: "flood", name: `h${i}`, amount: 1 })));
+    const measure = async () => {
+      await fp.evaluate(() => window.gc?.());
+      return fp.evaluate(() => ({
+        nodes: document.getElementsByTagName("*").length,
+        heap: performance.memory?.usedJSHeapSize ?? 0,
+        sizes: window.dashboardSizes(),
+        feed: document.querySelectorAll("#feed li").length,
+      }));
+    };
+    for (let i = 0; i < 10; i++) round();
+    await fp.waitForTimeout(1500);
+    const early = await measure();
+    for (let i = 0; i < 40; i++) round();
+    await fp.waitForFunction(() => window.dashboardSizes().seen >= 4000, null, { timeout: 30000 });
+    await fp.waitForTimeout(2500);
+    const late = await measure();
+    console.log(`flood: ${late.sizes.seen}+ results; DOM ${early.nodes} -> ${late.nodes} nodes; ` +
+      `heap ${(early.heap / 1e6).toFixed(1)} -> ${(late.heap / 1e6).toFixed(1)} MB; feed ${late.feed}`);
+    assert(late.feed <= 200 && late.sizes.feed <= 200, `feed holds ${late.feed}`);
+    assert(late.sizes.seen <= 4096 && late.sizes.hras <= 1000, JSON.stringify(late.sizes));
+    assert(late.nodes < early.nodes * 1.5 + 500, `DOM grew ${early.nodes} -> ${late.nodes}`);
+    assert(late.heap < early.heap + 8e6, `heap grew ${(early.heap / 1e6).toFixed(1)} -> ${(late.heap / 1e6).toFixed(1)} MB`);
+    await fp.close();
+  });
+}
 // With DASH_PID/DASH_BIN/DASH_SEED set: the service goes away and comes back on its address.
 if (process.env.DASH_PID && process.env.DASH_BIN) {
   await check("says when the stream drops and reconnects by itself", async () => {
+    await page.goto(`${url}#/`);
+    await page.waitForSelector(row, { timeout: 5000 });
     process.kill(Number(process.env.DASH_PID), "SIGTERM");
     await page.waitForFunction(() => /reconnect/.test(document.getElementById("status").textContent), null,
       { timeout: 10000 });
