@@ -301,6 +301,16 @@ impl ApiServer {
         self.lock().faults.entry(verb).or_default().push_back(fault);
     }
 
+    /// Faults queued for `verb` and not met yet.
+    pub fn pending_faults(&self, verb: &str) -> usize {
+        self.lock().faults.get(verb).map_or(0, VecDeque::len)
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Adds latency to every request.
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
