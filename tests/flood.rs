@@ -11,12 +11,7 @@ use tonic::Code;
 
 /// Resident set size of this process, in KiB.
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    batch_scaler_testkit::process::rss_kib("self")
 }
 
 fn flood(round: usize, n: usize) -> Vec<pb::ScaleEvent> {

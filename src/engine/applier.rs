@@ -165,7 +165,8 @@ impl Applier {
     }
 
     /// One attempt of `batch`, with `late` (events that arrived since the last attempt)
-    /// appended unless an earlier attempt turns out to have landed.
+    /// appended, unless an earlier write of every event of the batch turns out to have landed
+    /// (then nothing is written and `late` is not used).
     pub async fn attempt(&self, batch: &Batch, late: &[PlanEvent], at: AttemptNo) -> Verdict {
         let mut planned = None;
         let error = match self.try_write(batch, late, &at, &mut planned).await {

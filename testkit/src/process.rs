@@ -9,6 +9,17 @@ use tokio::{
 };
 use tonic::transport::Channel;
 
+/// Resident set size of process `pid` (`"self"`: this one) from `/proc`, in KiB; 0 if gone.
+pub fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// A running service process.
 pub struct ServiceProcess {
     /// The child (SIGKILLed on drop).
@@ -75,16 +86,7 @@ impl ServiceProcess {
 
     /// Resident set size of the process, in KiB (0 once it has exited).
     pub fn rss_kib(&self) -> u64 {
-        let Some(pid) = self.child.id() else {
-            return 0;
-        };
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|status| {
-                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-                line.split_whitespace().nth(1)?.parse().ok()
-            })
-            .unwrap_or(0)
+        self.child.id().map_or(0, |pid| rss_kib(&pid.to_string()))
     }
 
     /// SIGKILLs the process and reaps it.
