@@ -48,22 +48,29 @@ fn setup(deadline_secs: u64) -> Rig {
     rig(deadline_secs, false, Duration::from_secs(60))
 }
 
+/// An event for `ns/name` whose reservations live five minutes.
+fn event(name: &str, amount: i32, job_id: Option<&str>) -> ScaleEvent {
+    ScaleEvent {
+        key: key("ns", name),
+        amount,
+        duration: Some(TimeDelta::minutes(5)),
+        event_id: None,
+        job_id: job_id.map(str::to_owned),
+    }
+}
+
 /// Submits the events of one batch for `name` and waits for the batch's final outcome.
 async fn run(r: &Rig, name: &str, amounts: &[i32]) -> Arc<BatchReport> {
     let (tx, rx) = oneshot::channel();
     let mut waiter = Some(tx);
     for (i, &amount) in amounts.iter().enumerate() {
-        let event = ScaleEvent {
-            key: key("ns", name),
-            amount,
-            duration: Some(TimeDelta::minutes(5)),
-            event_id: None,
-            job_id: None,
-        };
         let last = i + 1 == amounts.len();
         r.engine
             .batcher
-            .submit(&event, if last { waiter.take() } else { None })
+            .submit(
+                &event(name, amount, None),
+                if last { waiter.take() } else { None },
+            )
             .unwrap();
     }
     rx.await.expect("a final outcome")
@@ -267,13 +274,7 @@ async fn events_that_join_after_an_unseen_write_are_written_too() {
         WriteFault::ApplyThenFail(StoreError::unknown("connection reset")),
     );
     let mut sub = watch(&r.engine.hub);
-    let job = |id: &str| ScaleEvent {
-        key: k.clone(),
-        amount: 1,
-        duration: Some(TimeDelta::minutes(5)),
-        event_id: None,
-        job_id: Some(id.into()),
-    };
+    let job = |id: &str| event("a", 1, Some(id));
     let (tx1, rx1) = oneshot::channel();
     r.engine.batcher.submit(&job("j1"), Some(tx1)).unwrap();
     let first = next(&mut sub, 5).await;

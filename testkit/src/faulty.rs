@@ -36,6 +36,20 @@ struct Faults {
     reads: HashMap<HraKey, VecDeque<StoreError>>,
 }
 
+/// Queues `items` for `key`.
+fn queue<T>(
+    map: &mut HashMap<HraKey, VecDeque<T>>,
+    key: &HraKey,
+    items: impl IntoIterator<Item = T>,
+) {
+    map.entry(key.clone()).or_default().extend(items);
+}
+
+/// The next item queued for `key`, if any.
+fn take<T>(map: &mut HashMap<HraKey, VecDeque<T>>, key: &HraKey) -> Option<T> {
+    map.get_mut(key).and_then(VecDeque::pop_front)
+}
+
 /// A [`MemoryStore`] with fault hooks.
 #[derive(Default)]
 pub struct FaultyStore {
@@ -93,37 +107,28 @@ impl FaultyStore {
 
     /// Makes the next write of `key` do `fault` (queued: several calls fault several writes).
     pub fn fault_next_write(&self, key: &HraKey, fault: WriteFault) {
-        let mut faults = self.faults.lock();
-        faults
-            .writes
-            .entry(key.clone())
-            .or_default()
-            .push_back(fault);
+        queue(&mut self.faults.lock().writes, key, [fault]);
     }
 
     /// Makes the next `times` writes of `key` fail with `error`, changing nothing.
     pub fn fail_next_writes(&self, key: &HraKey, times: usize, error: StoreError) {
-        let mut faults = self.faults.lock();
-        let queue = faults.writes.entry(key.clone()).or_default();
-        queue.extend(std::iter::repeat_n(WriteFault::Fail(error), times));
+        let fails = std::iter::repeat_n(WriteFault::Fail(error), times);
+        queue(&mut self.faults.lock().writes, key, fails);
     }
 
     /// Runs `edit` as another writer right after the next read of `key` returns, so that
     /// the write planned from that read meets a conflict.
     pub fn edit_after_next_read(&self, key: &HraKey, edit: Edit) {
-        let mut faults = self.faults.lock();
-        faults
-            .after_read
-            .entry(key.clone())
-            .or_default()
-            .push_back(edit);
+        queue(&mut self.faults.lock().after_read, key, [edit]);
     }
 
     /// Fails the next `times` reads of `key` with `error`.
     pub fn fail_next_reads(&self, key: &HraKey, times: usize, error: StoreError) {
-        let mut faults = self.faults.lock();
-        let queue = faults.reads.entry(key.clone()).or_default();
-        queue.extend(std::iter::repeat_n(error, times));
+        queue(
+            &mut self.faults.lock().reads,
+            key,
+            std::iter::repeat_n(error, times),
+        );
     }
 
     /// Reads served so far (get and list).
@@ -141,22 +146,12 @@ impl FaultyStore {
 impl HraStore for FaultyStore {
     async fn get(&self, key: &HraKey) -> Result<Hra, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let fault = self
-            .faults
-            .lock()
-            .reads
-            .get_mut(key)
-            .and_then(VecDeque::pop_front);
+        let fault = take(&mut self.faults.lock().reads, key);
         if let Some(e) = fault {
             return Err(e);
         }
         let hra = self.inner.get(key).await?;
-        let edit = self
-            .faults
-            .lock()
-            .after_read
-            .get_mut(key)
-            .and_then(VecDeque::pop_front);
+        let edit = take(&mut self.faults.lock().after_read, key);
         if let Some(edit) = edit {
             self.edit(key, edit)?;
         }
@@ -174,12 +169,7 @@ impl HraStore for FaultyStore {
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        let fault = self
-            .faults
-            .lock()
-            .writes
-            .get_mut(write.key)
-            .and_then(VecDeque::pop_front);
+        let fault = take(&mut self.faults.lock().writes, write.key);
         if let Some(WriteFault::Fail(e)) = fault {
             return Err(e);
         }
