@@ -167,6 +167,15 @@ impl batch_scaler_server::BatchScaler for NullSink {
     ) -> Result<Response<pb::ScaleJobResult>, Status> {
         Err(Status::unimplemented("null sink"))
     }
+    type ScaleJobsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::ScaleJobResult, Status>> + Send>,
+    >;
+    async fn scale_jobs(
+        &self,
+        _: Request<Streaming<pb::WorkflowJob>>,
+    ) -> Result<Response<Self::ScaleJobsStream>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
 }
 
 async fn null_sink() -> (SocketAddr, Stop) {

@@ -18,8 +18,17 @@ use anyhow::Context;
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+use tower_http::metrics::in_flight_requests::InFlightRequestsCounter;
 
-/// How long, after the last batch is done, open gRPC streams may keep the server up.
+/// How long, after the last batch is done, `BatchScaler` answers may take to be sent (a burst
+/// of thousands of waiting callers all answered at once).
+const ANSWERS_DRAIN: Duration = Duration::from_secs(10);
+
+/// How long connections stay open after the last answer was handed to them.
+const ANSWERS_LINGER: Duration = Duration::from_millis(200);
+
+/// How long, after every answer is sent, other open gRPC streams (health `Watch`) may keep
+/// the server up.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(3);
 
 /// HRAs the memory backend starts with when no `--seed` is given.
@@ -153,6 +162,8 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(store.clone(), &settings.engine, metrics.clone());
     let stop = CancellationToken::new();
+    // The gRPC server closes its connections only once every waiting caller has its answer.
+    let close_grpc = CancellationToken::new();
     let service = BatchScalerService {
         engine: engine.clone(),
         store: store.clone(),
@@ -172,12 +183,14 @@ pub async fn serve(
             .clone()
             .run(stop.clone(), settings.shutdown_grace),
     );
+    let calls = InFlightRequestsCounter::new();
     let mut grpc = tokio::spawn(transport::serve(
         listeners.grpc,
         service,
         settings.grpc.clone(),
+        calls.clone(),
         health,
-        stop.clone().cancelled_owned(),
+        close_grpc.clone().cancelled_owned(),
     ));
     let finished = CancellationToken::new();
     let mut http: Option<JoinHandle<std::io::Result<()>>> = match listeners.http {
@@ -220,6 +233,10 @@ pub async fn serve(
     stop.cancel();
     batching.await.context("batcher task")?;
     engine.hub.close();
+    if failure.is_none() {
+        answers_sent(&calls).await;
+    }
+    close_grpc.cancel();
     if !grpc.is_finished() || failure.is_none() {
         // Clients may hold streams we do not end (health Watch): give them a moment, then close.
         match tokio::time::timeout(CONNECTION_DRAIN, &mut grpc).await {
@@ -245,6 +262,22 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Waits until every `BatchScaler` call has its answer handed to its connection, or
+/// [`ANSWERS_DRAIN`] passes, then [`ANSWERS_LINGER`] more for callers to read them before
+/// connections are closed (closing a socket whose peer is still talking resets it, and the
+/// peer may lose answers it had not read yet).
+async fn answers_sent(calls: &InFlightRequestsCounter) {
+    let deadline = tokio::time::Instant::now() + ANSWERS_DRAIN;
+    while calls.get() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(calls = calls.get(), ?ANSWERS_DRAIN, "answers still unsent");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(ANSWERS_LINGER).await;
 }
 
 /// The probes of this service: gauges read from the engine, ready once the store is.

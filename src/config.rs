@@ -130,7 +130,8 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
-    /// Most concurrent HTTP/2 streams per connection.
+    /// Most concurrent HTTP/2 streams (calls) per connection; by default as many as
+    /// --max-pending-events, so the pending bounds, not the connection, limit waiting calls.
     #[arg(long, env = "BATCH_SCALER_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_streams: u32,

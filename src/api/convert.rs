@@ -13,6 +13,7 @@ use crate::{
     ops::metrics::Snapshot,
 };
 use chrono::{DateTime, TimeDelta, Utc};
+use std::time::Duration;
 
 /// Validates a wire event; a missing or zero duration is left to the plan.
 pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
@@ -42,6 +43,20 @@ pub fn workflow_job(j: pb::WorkflowJob) -> Result<WorkflowJob, FieldError> {
         event_id: j.event_id,
     }
     .validate()
+}
+
+/// `WorkflowJob.wait_timeout` (ScaleJobs): unset or zero waits for the final outcome.
+pub fn wait_timeout(d: Option<&prost_types::Duration>) -> Result<Option<Duration>, FieldError> {
+    let Some(d) = d.filter(|d| d.seconds != 0 || d.nanos != 0) else {
+        return Ok(None);
+    };
+    let (Ok(seconds), Ok(nanos)) = (u64::try_from(d.seconds), u32::try_from(d.nanos)) else {
+        return Err(FieldError::new(
+            "wait_timeout",
+            format!("must not be negative, got {}s {}ns", d.seconds, d.nanos),
+        ));
+    };
+    Ok(Some(Duration::new(seconds, nanos.min(999_999_999))))
 }
 
 fn target_ref(key: &HraKey) -> pb::TargetRef {

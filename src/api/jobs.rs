@@ -1,16 +1,43 @@
-//! `RouteJob` and `ScaleJob`: a workflow job routed to its HRA as actions-runner-controller's
-//! webhook server would, and (ScaleJob) queued as that HRA's event with the job's ids.
+//! `RouteJob`, `ScaleJob` and `ScaleJobs`: a workflow job routed to its HRA as
+//! actions-runner-controller's webhook server would, and (ScaleJob, ScaleJobs) queued as that
+//! HRA's event with the job's ids.
 
 use super::{convert, deadline::waited, error::ApiError, pb, service::BatchScalerService};
 use crate::{
     domain::{
         event::{ScaleEvent, non_empty},
+        report::BatchReport,
         routing::{Route, RouteResult, WorkflowJob},
     },
     engine::batcher::Submitted,
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tokio::sync::oneshot;
+
+/// A job routed and, if it scales anything, queued: what is left is waiting for its batch.
+pub(super) struct QueuedJob {
+    result: pb::ScaleJobResult,
+    waiting: Option<(Submitted, oneshot::Receiver<Arc<BatchReport>>)>,
+}
+
+impl QueuedJob {
+    /// The job's answer: at once, or (with `wait`) once its batch is final or `deadline` passes.
+    pub(super) async fn answer(
+        self,
+        deadline: Option<Duration>,
+    ) -> Result<pb::ScaleJobResult, ApiError> {
+        let Self {
+            mut result,
+            waiting,
+        } = self;
+        if let Some((submitted, outcome)) = waiting {
+            let (duplicate, report) = waited(submitted, deadline, outcome).await?;
+            result.duplicate = duplicate;
+            result.batch = report.map(|r| convert::batch_result(&r, 0));
+        }
+        Ok(result)
+    }
+}
 
 impl BatchScalerService {
     /// Routes a validated job over the store's routing index, counting the result.
@@ -40,16 +67,26 @@ impl BatchScalerService {
         job: pb::WorkflowJob,
         deadline: Option<Duration>,
     ) -> Result<pb::ScaleJobResult, ApiError> {
+        self.queue_workflow_job(job)?.answer(deadline).await
+    }
+
+    /// Routes the job and queues its event (counted); the answer waits for the batch if the
+    /// job asks to.
+    pub(super) fn queue_workflow_job(&self, job: pb::WorkflowJob) -> Result<QueuedJob, ApiError> {
         let wait = job.wait;
         let job = convert::workflow_job(job)?;
         let route = self.route(&job)?;
         let mut result = pb::ScaleJobResult {
             route: Some(convert::route(&route, self.default_life)),
-            duplicate: false,
-            batch: None,
+            job_id: job.job_id.clone(),
+            event_id: job.event_id.clone(),
+            ..Default::default()
         };
         let Some(key) = route.target.filter(|_| route.amount != 0) else {
-            return Ok(result);
+            return Ok(QueuedJob {
+                result,
+                waiting: None,
+            });
         };
         let event = ScaleEvent {
             key,
@@ -62,13 +99,12 @@ impl BatchScalerService {
         let submitted = self.submit(&event, wait.then_some(tx));
         self.count(&submitted);
         let submitted = submitted?;
-        if wait {
-            let (duplicate, report) = waited(submitted, deadline, rx).await?;
-            result.duplicate = duplicate;
-            result.batch = report.map(|r| convert::batch_result(&r, 0));
-        } else {
+        if !wait {
             result.duplicate = submitted != Submitted::Queued;
         }
-        Ok(result)
+        Ok(QueuedJob {
+            result,
+            waiting: wait.then_some((submitted, rx)),
+        })
     }
 }

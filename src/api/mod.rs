@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod deadline;
 pub mod error;
 mod jobs;
+mod jobs_stream;
 pub mod pb;
 pub mod service;
 pub mod transport;

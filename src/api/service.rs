@@ -113,6 +113,9 @@ fn ready_message(
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
 
+/// The answer stream of `ScaleJobs`.
+pub type JobAnswers = Pin<Box<dyn Stream<Item = Result<pb::ScaleJobResult, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
     async fn publish(
@@ -235,6 +238,15 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             self.scale_workflow_job(request.into_inner(), deadline)
                 .await?,
         ))
+    }
+
+    type ScaleJobsStream = JobAnswers;
+
+    async fn scale_jobs(
+        &self,
+        request: Request<Streaming<pb::WorkflowJob>>,
+    ) -> Result<Response<Self::ScaleJobsStream>, Status> {
+        Ok(Response::new(self.scale_jobs_stream(request.into_inner())))
     }
 
     type WatchBatchesStream = ResultStream;

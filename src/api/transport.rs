@@ -16,7 +16,10 @@ use tonic::{
     transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 use tonic_health::server::HealthReporter;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    metrics::in_flight_requests::{InFlightRequests, InFlightRequestsCounter},
+};
 
 /// Why the gRPC server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,35 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
+/// `BatchScaler` calls counted from their request until their answer is sent (or its stream
+/// ends), so shutdown can wait for every waiting caller's answer to leave.
+#[derive(Clone)]
+struct Counted<S>(InFlightRequests<S>);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Counted<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, R> tower::Service<R> for Counted<S>
+where
+    InFlightRequests<S>: tower::Service<R>,
+{
+    type Response = <InFlightRequests<S> as tower::Service<R>>::Response;
+    type Error = <InFlightRequests<S> as tower::Service<R>>::Error;
+    type Future = <InFlightRequests<S> as tower::Service<R>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.0.call(request)
+    }
+}
+
 /// The health reporter and the value it serves for our service.
 pub async fn mark_serving(reporter: &HealthReporter, serving: bool) {
     if serving {
@@ -114,11 +146,13 @@ pub async fn mark_serving(reporter: &HealthReporter, serving: bool) {
     }
 }
 
-/// Serves every gRPC service on `listener` until `shutdown`, then finishes open calls.
+/// Serves every gRPC service on `listener` until `shutdown`, then finishes open calls;
+/// `calls` counts the `BatchScaler` calls whose answers are not sent yet.
 pub async fn serve(
     listener: TcpListener,
     service: BatchScalerService,
     options: GrpcOptions,
+    calls: InFlightRequestsCounter,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -138,12 +172,15 @@ pub async fn serve(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let scaler = InterceptedService::new(
-        service
-            .into_server()
-            .max_decoding_message_size(max_message_bytes),
-        auth,
-    );
+    let scaler = Counted(InFlightRequests::new(
+        InterceptedService::new(
+            service
+                .into_server()
+                .max_decoding_message_size(max_message_bytes),
+            auth,
+        ),
+        calls,
+    ));
     let mut builder = Server::builder()
         .accept_http1(true)
         .max_concurrent_streams(max_concurrent_streams);

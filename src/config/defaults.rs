@@ -21,8 +21,10 @@ pub const MAX_CONCURRENT_WRITES: u32 = 32;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--max-message-bytes`.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// `--max-concurrent-streams`.
-pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// `--max-concurrent-streams`: as many as `--max-pending-events` by default, so a producer's
+/// waiting calls are limited by the pending bounds (answered RESOURCE_EXHAUSTED), never
+/// queued unseen in its client because one connection ran out of streams.
+pub const MAX_CONCURRENT_STREAMS: u32 = MAX_PENDING_EVENTS as u32;
 /// `--dedupe-ttl`.
 pub const DEDUPE_TTL: Duration = Duration::from_secs(3600);
 /// `--dedupe-capacity`.

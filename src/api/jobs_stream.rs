@@ -1,0 +1,102 @@
+//! `ScaleJobs`: many workflow jobs on one bidirectional stream. Each job is routed and queued
+//! as `ScaleJob` does the moment it arrives; answers go back in completion order, each
+//! carrying the job's ids, and a failed job is an answer with its status code, not the end of
+//! the stream. A frontend holds one call instead of one per pending delivery.
+
+use super::{
+    convert,
+    error::ApiError,
+    pb,
+    service::{BatchScalerService, JobAnswers},
+};
+use futures::{StreamExt as _, stream::FuturesUnordered};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+/// Answers buffered for a caller that reads them slowly; past it, no more jobs are read from
+/// its stream until it catches up (HTTP/2 flow control then holds the caller back).
+const ANSWERS_BUFFER: usize = 1024;
+
+/// A job's failure as its answer on the stream.
+fn failed(e: ApiError, job_id: String, event_id: String) -> pb::ScaleJobResult {
+    let status = Status::from(e);
+    pb::ScaleJobResult {
+        job_id,
+        event_id,
+        code: status.code() as u32,
+        message: status.message().to_owned(),
+        ..Default::default()
+    }
+}
+
+impl BatchScalerService {
+    /// Serves one `ScaleJobs` stream: a task reads jobs and answers them as their batches end.
+    pub(super) fn scale_jobs_stream(&self, incoming: Streaming<pb::WorkflowJob>) -> JobAnswers {
+        let (tx, rx) = mpsc::channel(ANSWERS_BUFFER);
+        tokio::spawn(self.clone().serve_jobs(incoming, tx));
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    /// Reads until the caller closes its side (or shutdown starts), then answers the jobs
+    /// still waiting and ends the stream: `UNAVAILABLE` after a shutdown, so the caller
+    /// reconnects elsewhere.
+    async fn serve_jobs(
+        self,
+        mut incoming: Streaming<pb::WorkflowJob>,
+        answers: mpsc::Sender<Result<pb::ScaleJobResult, Status>>,
+    ) {
+        let mut waiting = FuturesUnordered::new();
+        let mut reading = true;
+        let shutdown = self.shutdown.clone();
+        loop {
+            let answer = tokio::select! {
+                next = incoming.message(), if reading => match next {
+                    Ok(Some(job)) => {
+                        let (job_id, event_id) = (job.job_id.clone(), job.event_id.clone());
+                        let queued = convert::wait_timeout(job.wait_timeout.as_ref())
+                            .map_err(ApiError::from)
+                            .and_then(|timeout| Ok((timeout, self.queue_workflow_job(job)?)));
+                        match queued {
+                            Ok((timeout, queued)) => {
+                                waiting.push(async move {
+                                    queued
+                                        .answer(timeout)
+                                        .await
+                                        .unwrap_or_else(|e| failed(e, job_id, event_id))
+                                });
+                                continue;
+                            }
+                            Err(e) => failed(e, job_id, event_id),
+                        }
+                    }
+                    Ok(None) => {
+                        reading = false;
+                        continue;
+                    }
+                    Err(status) => {
+                        // The caller's side broke: nobody is left to answer.
+                        let _ = answers.send(Err(status)).await;
+                        return;
+                    }
+                },
+                Some(answer) = waiting.next(), if !waiting.is_empty() => answer,
+                () = shutdown.cancelled(), if reading => {
+                    reading = false;
+                    continue;
+                }
+                else => break,
+            };
+            if answers.send(Ok(answer)).await.is_err() {
+                return;
+            }
+        }
+        if shutdown.is_cancelled() {
+            let _ = answers
+                .send(Err(Status::from(ApiError::Intake(
+                    crate::engine::batcher::IntakeError::ShuttingDown,
+                ))))
+                .await;
+        }
+    }
+}
