@@ -9,17 +9,23 @@ travel with the event, which makes GitHub's redeliveries harmless.
 
     GITHUB_WEBHOOK_SECRET=... python frontend.py --listen 0.0.0.0:8080 --target batch-scaler:50051
 
+One asyncio process: an aiohttp server with a deep listen backlog, so a matrix burst of
+thousands of deliveries is queued by the kernel instead of refused, and a few long-lived gRPC
+connections (grpc.aio) carrying every waiting call at once. Each pending delivery holds only
+its job's fields; past --max-in-flight deliveries it answers 503 at once.
+
 With --routes FILE it routes by its own table instead and publishes with ScaleAndWait (an
 override for clusters whose runner objects routing cannot read).
 """
 import argparse
+import asyncio
 import hashlib
 import hmac
-import http.server
+import itertools
 import json
-import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -28,9 +34,23 @@ from pathlib import Path
 
 import grpc
 import yaml
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+try:  # optional: parses a payload several times faster than the standard library
+    from orjson import loads as json_loads, dumps as json_dumps
+except ImportError:
+    json_loads = json.loads
+
+    def json_dumps(value) -> bytes:
+        return json.dumps(value).encode()
 
 HERE = Path(__file__).resolve().parent
-log = logging.getLogger("frontend")
+# gRPC status codes by number, as ScaleJobs answers carry them.
+CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+# Answer latency buckets, in seconds: GitHub gives up after 10.
+ANSWER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15)
 
 
 def load_stubs(proto_dir: Path):
@@ -106,15 +126,158 @@ def load_routes(path: Path) -> list:
     return routes
 
 
+class Metrics:
+    """The frontend's own Prometheus figures, served at /metrics."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter("webhook_frontend_deliveries", "Deliveries answered, by HTTP status",
+                                  ["code"], registry=self.registry)
+        self.in_flight = Gauge("webhook_frontend_in_flight", "Deliveries received and not yet answered",
+                               registry=self.registry)
+        self.answer = Histogram("webhook_frontend_answer_seconds", "From a delivery's request to its answer",
+                                buckets=ANSWER_BUCKETS, registry=self.registry)
+        self.grpc_errors = Counter("webhook_frontend_grpc_errors", "batch-scaler calls that failed, by gRPC code",
+                                   ["code"], registry=self.registry)
+
+    def answered(self, status: int, seconds: float):
+        self.deliveries.labels(str(status)).inc()
+        self.answer.observe(seconds)
+
+
+class StreamBroken(Exception):
+    """The ScaleJobs stream a job was sent on ended before the job's answer came."""
+
+
+class JobStream:
+    """One ScaleJobs call kept open on one channel: jobs are queued to it and their answers,
+    which come in completion order, are matched back by (job_id, event_id). A pending job
+    costs a future and its small request here, not a gRPC call of its own."""
+
+    def __init__(self, stub, metadata):
+        self.stub = stub
+        self.metadata = metadata
+        self.outbox = None  # asyncio.Queue of the open call, None while reconnecting
+        self.pending = {}   # (job_id, event_id) -> [Future], oldest first
+        self.task = None
+
+    def start(self):
+        self.task = asyncio.create_task(self.run())
+
+    async def stop(self):
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    @staticmethod
+    async def requests(outbox: asyncio.Queue):
+        while True:
+            yield await outbox.get()
+
+    async def run(self):
+        """Keeps one call open; when it ends (a restart of the service ends it with
+        UNAVAILABLE once it has answered what it holds), jobs still unanswered are handed back
+        to their callers to send again, which their event ids make harmless."""
+        delay = 0.1
+        while True:
+            outbox = asyncio.Queue()
+            call = self.stub.ScaleJobs(self.requests(outbox), metadata=self.metadata)
+            self.outbox = outbox
+            try:
+                async for answer in call:
+                    delay = 0.1
+                    self.resolve(answer)
+            except grpc.aio.AioRpcError:
+                pass
+            finally:
+                self.outbox = None
+                call.cancel()
+                self.break_pending()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def resolve(self, answer):
+        waiters = self.pending.get((answer.job_id, answer.event_id))
+        while waiters:
+            future = waiters.pop(0)
+            if not future.done():
+                future.set_result(answer)
+                break
+        if waiters == []:
+            del self.pending[(answer.job_id, answer.event_id)]
+
+    def break_pending(self):
+        pending, self.pending = self.pending, {}
+        for waiters in pending.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(StreamBroken())
+
+    async def submit(self, job, timeout: float):
+        """The job's answer, or TimeoutError after `timeout` seconds, or StreamBroken."""
+        if self.outbox is None:
+            raise StreamBroken()
+        key = (job.job_id, job.event_id)
+        future = asyncio.get_running_loop().create_future()
+        waiters = self.pending.setdefault(key, [])
+        waiters.append(future)
+        self.outbox.put_nowait(job)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            waiters = self.pending.get(key)
+            if waiters and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self.pending[key]
+
+
 class Frontend:
     def __init__(self, args, pb, rpc):
         self.pb = pb
+        self.rpc = rpc
+        self.args = args
         self.secret = os.environ.get("GITHUB_WEBHOOK_SECRET", "").encode()
         self.routes = load_routes(Path(args.routes)) if args.routes else None
         self.deadline = args.deadline
+        self.unavailable_retry = args.unavailable_retry
         self.default_duration = parse_duration(args.default_duration) if args.default_duration else 0
-        # One long-lived channel; gRPC reconnects it by itself.
-        self.stub = rpc.BatchScalerStub(grpc.insecure_channel(args.target))
+        self.max_in_flight = args.max_in_flight
+        self.in_flight = 0
+        self.metrics = Metrics()
+        self.metadata = ()
+        if args.token_file:
+            token = Path(args.token_file).read_text().strip()
+            self.metadata = (("authorization", f"Bearer {token}"),)
+        self.channels = []
+        self.stubs = None
+        self.streams = None
+
+    async def connect(self):
+        """Opens --grpc-connections channels (each its own HTTP/2 connection, so calls spread
+        over them); gRPC reconnects each by itself."""
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.keepalive_time_ms", 30_000)]
+        for _ in range(max(1, self.args.grpc_connections)):
+            if self.args.tls_ca:
+                creds = grpc.ssl_channel_credentials(Path(self.args.tls_ca).read_bytes())
+                channel = grpc.aio.secure_channel(self.args.target, creds, options=options)
+            else:
+                channel = grpc.aio.insecure_channel(self.args.target, options=options)
+            self.channels.append(channel)
+        stubs = [self.rpc.BatchScalerStub(c) for c in self.channels]
+        self.stubs = itertools.cycle(stubs)
+        if not self.args.unary:
+            streams = [JobStream(stub, self.metadata) for stub in stubs]
+            for stream in streams:
+                stream.start()
+            self.streams = itertools.cycle(streams)
+            self.all_streams = streams
+
+    async def close(self):
+        for stream in getattr(self, "all_streams", []):
+            await stream.stop()
+        for channel in self.channels:
+            await channel.close()
 
     def verify(self, body: bytes, signature: str) -> bool:
         if not self.secret:
@@ -124,18 +287,15 @@ class Frontend:
         expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, signature)
 
-    def handle(self, event: str, delivery: str, payload: dict):
-        """Returns (HTTP status, message, HRA) for one verified webhook."""
-        status, message, route = self.route_and_publish(event, delivery, payload)
-        return status, message, route.hra if route else ""
-
-    def route_and_publish(self, event: str, delivery: str, payload: dict):
+    def prepare(self, event: str, delivery: str, payload: dict):
+        """What to do with one verified webhook, decided from its payload (which is not kept):
+        either an answer now, (status, message), or a call to make, (method, request, None)."""
         if event == "ping":
-            return 200, "pong", None
+            return 200, "pong"
         if event != "workflow_job":
-            return 204, f"ignored event {event!r}", None
+            return 204, f"ignored event {event!r}"
         if self.routes is None:
-            return self.scale_job(delivery, payload)
+            return "ScaleJob", self.workflow_job(delivery, payload), None
         action = payload.get("action")
         job = payload.get("workflow_job") or {}
         if action == "queued":
@@ -143,12 +303,12 @@ class Frontend:
         elif action == "completed":
             conclusion = job.get("conclusion")
             if conclusion == "skipped":
-                return 204, "skipped job: no runner was used", None
+                return 204, "skipped job: no runner was used"
             if conclusion == "success" and not job.get("runner_id"):
-                return 204, "successful job without a runner: nothing to release", None
+                return 204, "successful job without a runner: nothing to release"
             amount = -1
         else:
-            return 204, f"ignored action {action!r}", None
+            return 204, f"ignored action {action!r}"
         repo = payload.get("repository") or {}
         repository = repo.get("full_name", "")
         organization = (payload.get("organization") or {}).get("login") or (repo.get("owner") or {}).get("login", "")
@@ -156,20 +316,34 @@ class Frontend:
         labels = job.get("labels") or []
         matched = [r for r in self.routes if r.matches(repository, organization, enterprise, labels)]
         if not matched:
-            return 202, f"no route for {repository} with labels {labels}", None
+            return 202, f"no route for {repository} with labels {labels}"
         if len(matched) > 1:
-            return 409, "ambiguous: " + ", ".join(r.hra for r in matched), None
+            return 409, "ambiguous: " + ", ".join(r.hra for r in matched)
         route = matched[0]
         request = self.pb.ScaleEvent(namespace=route.hra_namespace, name=route.hra_name, amount=amount,
                                      job_id=str(job.get("id", "")), event_id=delivery)
         duration = route.duration_s or self.default_duration
         if duration:
             request.duration.seconds = duration
-        status, message = self.publish(request)
-        return status, message, route
+        return "ScaleAndWait", request, route
 
-    def scale_job(self, delivery: str, payload: dict):
-        """Server-side routing: the service finds the HRA and answers with the batch."""
+    async def forward(self, method: str, request, route, deadline: float):
+        """Makes the call `prepare` decided on; returns (HTTP status, message, HRA)."""
+        status, message, result = await self.call(method, request, deadline)
+        if method == "ScaleAndWait":
+            return status, message, route.hra
+        if result is None:
+            return status, message, ""
+        route = result.route
+        if not route.HasField("target"):
+            return (204 if route.amount == 0 else 202), route.reason, ""
+        if route.also_matched:
+            others = ", ".join(f"{t.namespace}/{t.name}" for t in route.also_matched)
+            message = f"{message} (ambiguous: also matched {others})"
+        return status, message, f"{route.target.namespace}/{route.target.name}"
+
+    def workflow_job(self, delivery: str, payload: dict):
+        """The fields routing needs; the rest of the payload is not kept."""
         job = payload.get("workflow_job") or {}
         repo = payload.get("repository") or {}
         request = self.pb.WorkflowJob(
@@ -181,44 +355,52 @@ class Frontend:
             event_id=delivery, wait=True)
         if self.default_duration:
             request.duration.seconds = self.default_duration
-        status, message, result = self.call(self.stub.ScaleJob, request)
-        if result is None:
-            return status, message, None
-        route = result.route
-        hra = f"{route.target.namespace}/{route.target.name}" if route.HasField("target") else ""
-        target = Route(hra_namespace=route.target.namespace, hra_name=route.target.name) if hra else None
-        if not hra:
-            return (204 if route.amount == 0 else 202), route.reason, None
-        if route.also_matched:
-            others = ", ".join(f"{t.namespace}/{t.name}" for t in route.also_matched)
-            message = f"{message} (ambiguous: also matched {others})"
-        return status, message, target
+        return request
 
-    def publish(self, request):
-        status, message, _ = self.call(self.stub.ScaleAndWait, request)
-        return status, message
-
-    def call(self, method, request):
-        """Calls ScaleAndWait or ScaleJob within the deadline, retrying while the service is
-        unavailable; returns (HTTP status, message, result or None)."""
-        deadline = time.monotonic() + self.deadline
-        delay = 0.2
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return 503, "batch-scaler unavailable; let GitHub redeliver", None
+    async def invoke(self, method: str, request, left: float):
+        """One try: (gRPC status code, details, result). ScaleJob goes on a ScaleJobs stream
+        unless --unary; ScaleAndWait is a call of its own."""
+        if method == "ScaleJob" and self.streams is not None:
+            # The service answers DEADLINE_EXCEEDED just before we would give up ourselves.
+            request.wait_timeout.FromMilliseconds(max(int((left - 0.1) * 1000), 1))
             try:
-                result = method(request, timeout=left)
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNAVAILABLE:
-                    time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-                    delay = min(delay * 2, 2.0)
+                answer = await next(self.streams).submit(request, left)
+            except StreamBroken:
+                return grpc.StatusCode.UNAVAILABLE, "the ScaleJobs stream ended; sending again", None
+            except TimeoutError:
+                return grpc.StatusCode.DEADLINE_EXCEEDED, "no answer in time", None
+            if answer.code:
+                return CODES.get(answer.code, grpc.StatusCode.UNKNOWN), answer.message, None
+            return grpc.StatusCode.OK, "", answer
+        try:
+            result = await getattr(next(self.stubs), method)(request, timeout=left, metadata=self.metadata)
+        except grpc.aio.AioRpcError as e:
+            return e.code(), e.details(), None
+        return grpc.StatusCode.OK, "", result
+
+    async def call(self, method: str, request, deadline: float):
+        """Calls ScaleAndWait or ScaleJob before `deadline` (loop time), retrying for at most
+        --unavailable-retry while the service is unavailable; returns (HTTP status, message,
+        result or None)."""
+        loop = asyncio.get_running_loop()
+        give_up_unavailable = min(deadline, loop.time() + self.unavailable_retry)
+        delay = 0.1
+        while True:
+            left = deadline - loop.time()
+            if left <= 0.05:
+                return 503, "not applied in time; queued, and a redelivery is harmless", None
+            code, details, result = await self.invoke(method, request, left)
+            if code != grpc.StatusCode.OK:
+                self.metrics.grpc_errors.labels(code.name).inc()
+                if code == grpc.StatusCode.UNAVAILABLE and loop.time() + delay < give_up_unavailable:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
                     continue
-                if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     return 503, "not applied in time; queued, and a redelivery is harmless", None
-                if e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED):
-                    return 422, f"{e.code().name}: {e.details()}", None
-                return 503, f"{e.code().name}: {e.details()}", None
+                if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED):
+                    return 422, f"{code.name}: {details}", None
+                return 503, f"{code.name}: {details}", None
             if result.duplicate:
                 return 200, "duplicate delivery: already applied", result
             if not result.HasField("batch"):
@@ -228,55 +410,64 @@ class Frontend:
                 return 200, outcome, result
             return 422, f"{outcome}: {result.batch.error}", result
 
-
-def make_handler(frontend: Frontend):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def reply(self, status: int, message: str):
-            body = (json.dumps({"status": status, "message": message}) + "\n").encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            if status != 204:
-                self.wfile.write(body)
-
-        def do_GET(self):
-            if self.path == "/healthz":
-                return self.reply(200, "ok")
-            self.reply(404, "not found")
-
-        def do_POST(self):
-            if self.path != "/webhook":
-                return self.reply(404, "not found")
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            delivery = self.headers.get("x-github-delivery", "")
-            event = self.headers.get("x-github-event", "")
-            job, hra = "", ""
-            if not frontend.verify(body, self.headers.get("x-hub-signature-256", "")):
+    async def webhook(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.deadline
+        delivery = request.headers.get("x-github-delivery", "")
+        event = request.headers.get("x-github-event", "")
+        job, hra = "", ""
+        if self.in_flight >= self.max_in_flight:
+            status, message = 503, f"over {self.max_in_flight} deliveries in flight (--max-in-flight); let GitHub redeliver"
+            return self.answer(status, message, started, delivery, event, job, hra)
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            body = await request.read()
+            if not self.verify(body, request.headers.get("x-hub-signature-256", "")):
                 status, message = 401, "missing or bad X-Hub-Signature-256"
             else:
                 try:
-                    payload = json.loads(body)
+                    payload = json_loads(body)
                 except ValueError:
                     payload = None
+                del body
                 if isinstance(payload, dict):
                     job = str((payload.get("workflow_job") or {}).get("id", ""))
-                    status, message, hra = frontend.handle(event, delivery, payload)
+                    decided = self.prepare(event, delivery, payload)
+                    # Only the request goes on waiting: the payload is ~8 KiB of JSON.
+                    del payload
+                    if isinstance(decided[0], int):
+                        status, message = decided
+                    else:
+                        status, message, hra = await self.forward(*decided, deadline)
                 else:
                     status, message = 400, "body is not a JSON object"
-            log.info(json.dumps({"delivery": delivery, "event": event, "job_id": job, "hra": hra,
-                                 "status": status, "outcome": message}))
-            self.reply(status, message)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+        return self.answer(status, message, started, delivery, event, job, hra)
 
-        def log_message(self, *args):
-            pass
+    def answer(self, status, message, started, delivery, event, job, hra) -> web.Response:
+        self.metrics.answered(status, asyncio.get_running_loop().time() - started)
+        # One JSON line per delivery, written directly: the logging module costs more than
+        # the rest of an answer during a burst.
+        sys.stdout.buffer.write(json_dumps({"delivery": delivery, "event": event, "job_id": job, "hra": hra,
+                                            "status": status, "outcome": message}) + b"\n")
+        if status == 204:
+            return web.Response(status=204)
+        body = json_dumps({"status": status, "message": message}) + b"\n"
+        return web.Response(body=body, status=status, content_type="application/json")
 
-    return Handler
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": 200, "message": "ok"})
+
+    async def prometheus(self, _request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry),
+                            headers={"content-type": CONTENT_TYPE_LATEST})
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks one)")
     ap.add_argument("--target", default="127.0.0.1:50051", help="batch-scaler HOST:PORT")
@@ -284,25 +475,72 @@ def main():
     ap.add_argument("--default-duration", default="", help="reservation life to ask for (default: the "
                     "route's, else the HRA trigger's, else the service's)")
     ap.add_argument("--deadline", type=float, default=8.0,
-                    help="seconds to wait for the HRA write; keep it under GitHub's 10 s")
+                    help="seconds from a delivery's arrival to its answer; keep it under GitHub's 10 s")
+    ap.add_argument("--unavailable-retry", type=float, default=3.0,
+                    help="seconds to keep retrying while batch-scaler answers UNAVAILABLE before answering 503")
+    ap.add_argument("--backlog", type=int, default=4096,
+                    help="listen backlog: connections the kernel queues during a burst (capped by net.core.somaxconn)")
+    ap.add_argument("--grpc-connections", type=int, default=4, help="HTTP/2 connections to batch-scaler, "
+                    "each carrying one ScaleJobs stream")
+    ap.add_argument("--unary", action="store_true",
+                    help="one ScaleJob call per delivery instead of ScaleJobs streams (more memory and CPU per delivery)")
+    ap.add_argument("--max-in-flight", type=int, default=20000,
+                    help="deliveries handled at once; past it, 503 at once (bounds memory)")
+    ap.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                    help="largest webhook body read (workflow_job payloads are about 8 KiB); larger: 413")
+    ap.add_argument("--token-file", help="file holding a bearer token for batch-scaler's --auth-token-file")
+    ap.add_argument("--tls-ca", help="PEM CA: connect to batch-scaler over TLS")
     ap.add_argument("--proto-dir", default=str(HERE.parent.parent / "proto"))
     ap.add_argument("--insecure-no-signature", action="store_true",
                     help="accept unsigned webhooks (testing only)")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    return ap.parse_args()
+
+
+async def flush_every(seconds: float):
+    """Delivery lines are buffered during a burst and flushed once a second."""
+    while True:
+        await asyncio.sleep(seconds)
+        sys.stdout.flush()
+
+
+async def serve(args, pb, rpc):
+    frontend = Frontend(args, pb, rpc)
+    await frontend.connect()
+    app = web.Application(client_max_size=args.max_body_bytes)
+    app.router.add_post("/webhook", frontend.webhook)
+    app.router.add_get("/healthz", frontend.healthz)
+    app.router.add_get("/metrics", frontend.prometheus)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=args.deadline + 1)
+    await runner.setup()
+    host, port = args.listen.rsplit(":", 1)
+    site = web.TCPSite(runner, host, int(port), backlog=args.backlog, reuse_address=True)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()
+    print(f"listening on {bound[0]}:{bound[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    flusher = asyncio.create_task(flush_every(1.0))
+    await stop.wait()
+    flusher.cancel()
+    # Stop accepting; deliveries in flight get their answers (at most --deadline).
+    await runner.cleanup()
+    await frontend.close()
+    sys.stdout.flush()
+
+
+def main():
+    args = parse_args()
     if not os.environ.get("GITHUB_WEBHOOK_SECRET") and not args.insecure_no_signature:
         sys.exit("GITHUB_WEBHOOK_SECRET is not set (use --insecure-no-signature to run without one)")
     pb, rpc = load_stubs(Path(args.proto_dir))
-    frontend = Frontend(args, pb, rpc)
-    host, port = args.listen.rsplit(":", 1)
-    server = http.server.ThreadingHTTPServer((host, int(port)), make_handler(frontend))
-    server.daemon_threads = True
-    log.info("listening on %s:%d", *server.server_address[:2])
-    sys.stdout.flush()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        import uvloop  # optional: a faster event loop
+    except ImportError:
+        asyncio.run(serve(args, pb, rpc))
+    else:
+        uvloop.run(serve(args, pb, rpc))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ relay() {
     case "$verdict" in
       PASS) pass "$rest" ;;
       FAIL) fail "$rest" ;;
+      burst:) echo "$verdict $rest" ;;
     esac
   done < <("$@" 2>&1)
 }
@@ -37,6 +38,8 @@ check() {
 }
 
 echo "== setting up (virtualenv, release build)"
+# The burst check opens a thousand connections at once on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || exit 1
 "$VENV/bin/pip" install -q -r tests/interop/requirements.txt -r examples/webhook-frontend/requirements.txt || exit 1
 GRPCURL=$VENV/bin/grpcurl
@@ -171,6 +174,7 @@ start_frontend() {
   local log=$WORK/run-frontend-$name.log
   GITHUB_WEBHOOK_SECRET=$SECRET "$PY" examples/webhook-frontend/frontend.py --listen 127.0.0.1:0 \
     --target "$target" --deadline 3 "$@" >"$log" 2>&1 &
+  FRONTEND_PID=$!
   PIDS+=($!)
   FRONTEND=""
   for _ in $(seq 100); do
@@ -190,10 +194,30 @@ fi
 echo "== reference webhook frontend without a routes file (server-side routing)"
 SEED=tests/interop/routing.yaml start routed
 ROUTED_ADDR=$ADDR
+check "grpcurl ScaleJobs answers each job on one stream, a bad one with its code" \
+  '"code": 3.*"outcome": "OUTCOME_APPLIED"' sh -c "printf '%s\n' \
+  '{\"action\":\"queued\",\"repository\":\"my-org/my-repo\",\"labels\":[\"linux\",\"x64\"],\"job_id\":\"9001\",\"event_id\":\"d-9001\",\"wait\":true,\"wait_timeout\":\"5s\"}' \
+  '{\"action\":\"queued\",\"repository\":\"my-org/my-repo\",\"event_id\":\"d-9002\"}' \
+  | $GRPCURL -plaintext -d @ $ROUTED_ADDR batchscaler.v1.BatchScaler/ScaleJobs | tr '\n' ' '"
 start_frontend routed "$ROUTED_ADDR"
 if [ -n "$FRONTEND" ]; then
   relay "$PY" tests/interop/frontend_check.py --server-side --frontend "http://$FRONTEND" \
     --target "$ROUTED_ADDR" --secret "$SECRET"
+fi
+
+echo "== matrix burst: 1,000 deliveries at once through the frontend, batch-scaler at its default window"
+SEED=tests/interop/burst.yaml WINDOW=3s start burst
+BURST_ADDR=$ADDR
+start_frontend burst "$BURST_ADDR" --deadline 8
+if [ -n "$FRONTEND" ]; then
+  relay "$PY" tests/interop/burst.py --check --frontend "$FRONTEND" --secret "$SECRET" --deliveries 1000 \
+    --target "$BURST_ADDR" --frontend-pid "$FRONTEND_PID" --max-rss-mib 200
+  check "frontend /metrics counts the 1,000 deliveries answered 200" \
+    'webhook_frontend_deliveries_total\{code="200"\} 1000(\.0)?$' curl -sf "http://$FRONTEND/metrics"
+  check "frontend /metrics has the answer latency histogram" 'webhook_frontend_answer_seconds_count 1000(\.0)?$' \
+    curl -sf "http://$FRONTEND/metrics"
+  check "frontend /metrics has nothing in flight after the burst" '^webhook_frontend_in_flight 0(\.0)?$' \
+    curl -sf "http://$FRONTEND/metrics"
 fi
 
 echo "== dashboard in headless Chromium"
