@@ -8,6 +8,7 @@ use batch_scaler::{
     config::Settings,
     domain::{
         event::ScaleEvent,
+        hra::batch_id_of,
         report::{BatchReport, Outcome},
     },
     engine::{Engine, applier::RetryPolicy},
@@ -95,7 +96,8 @@ async fn a_clean_apply_reads_once_writes_once_and_reports_applied() {
     assert_eq!((store.reads(), store.writes()), (1, 1));
     let hra = store.get(&key("ns", "a")).await.unwrap();
     assert_eq!(hra.capacity_reservations.len(), 1);
-    assert_eq!(hra.applied_batches, vec![report.batch_id.clone()]);
+    let applied: Vec<&str> = hra.applied_batches.iter().map(|e| batch_id_of(e)).collect();
+    assert_eq!(applied, vec![report.batch_id.as_str()]);
     assert_eq!(next(&mut sub, 1).await.batch_id, report.batch_id);
 }
 

@@ -34,7 +34,7 @@ async fn a_failing_hra_takes_events_up_to_its_bound_then_resource_exhausted() {
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(
         err.message().starts_with(
-            "events[50]: HRA ci/stuck already holds 50 pending events (--max-pending-per-hra)"
+            "events[50]: HRA ci/stuck already holds 50 pending replicas (--max-pending-per-hra)"
         ),
         "{}",
         err.message()
@@ -56,7 +56,7 @@ async fn a_failing_hra_takes_events_up_to_its_bound_then_resource_exhausted() {
     let total = client.scale(ev("ci", "ok", 1)).await.unwrap_err();
     assert_eq!(total.code(), Code::ResourceExhausted);
     assert!(
-        total.message().contains("80 events are pending in all"),
+        total.message().contains("80 replicas are pending in all"),
         "{}",
         total.message()
     );

@@ -4,6 +4,7 @@
 use super::pb;
 use crate::{
     domain::{
+        duration::saturating_delta,
         event::{MAX_DURATION, RawScaleEvent, ScaleEvent},
         hra::{Hra, HraKey},
         report::{BatchReport, Outcome},
@@ -175,11 +176,7 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
 pub fn stats(snapshot: &Snapshot, gauges: (usize, u64, usize), now: DateTime<Utc>) -> pb::Stats {
     let (pending_hras, pending_events, in_flight) = gauges;
     let [applied, retrying, failed, dry_run] = snapshot.batches;
-    let latency = |d: std::time::Duration| {
-        Some(duration_to_pb(
-            TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX),
-        ))
-    };
+    let latency = |d: std::time::Duration| Some(duration_to_pb(saturating_delta(d)));
     pb::Stats {
         at: Some(timestamp(now)),
         started: Some(timestamp(snapshot.started)),

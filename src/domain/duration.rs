@@ -1,7 +1,29 @@
 //! Durations as Kubernetes writes them (Go's `time.ParseDuration`, e.g. `30m`, `1h30m`,
 //! `1.5h`, `300ms`): the form of an HRA trigger's `duration`.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+/// The latest instant a Kubernetes timestamp can hold (RFC 3339 has four-digit years):
+/// `9999-12-31T23:59:59Z`.
+pub fn latest_time() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at + life`, saturating at [`latest_time`] (never overflowing, never wrapping to "now");
+/// a negative `life` counts as zero.
+pub fn saturating_add(at: DateTime<Utc>, life: TimeDelta) -> DateTime<Utc> {
+    let latest = latest_time();
+    at.checked_add_signed(life.max(TimeDelta::zero()))
+        .map_or(latest, |t| t.min(latest))
+}
+
+/// A standard duration as a chrono one, saturating at [`TimeDelta::MAX`].
+pub fn saturating_delta(d: std::time::Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
 
 /// A string that is not a Go duration.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How many batch ids an HRA remembers as applied (newest last).
-pub const APPLIED_BATCHES_KEPT: usize = 16;
+pub const APPLIED_BATCHES_KEPT: usize = 1024;
 
 /// Identifies one HRA by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +102,14 @@ impl Hra {
         u32::try_from(sum.max(0)).unwrap_or(u32::MAX)
     }
 
+    /// A floor of the object's size after a write of `reservations` entries, known before any
+    /// of them is written out: every entry costs at least [`MIN_RESERVATION_BYTES`].
+    pub fn size_floor(&self, reservations: u64) -> u64 {
+        let current = serde_json::to_vec(&self.capacity_reservations).map_or(0, |v| v.len());
+        (self.object_bytes.saturating_sub(current) as u64)
+            .saturating_add(reservations.saturating_mul(MIN_RESERVATION_BYTES as u64))
+    }
+
     /// The object's size after a write replacing the reservations and our two annotation
     /// values, estimated from [`Hra::object_bytes`] and the serialized size of what changes.
     pub fn projected_bytes(
@@ -124,6 +132,10 @@ impl Hra {
     }
 }
 
+/// Fewest bytes of JSON one reservation adds to an HRA: a name-less entry
+/// (`{"effectiveTime":"…Z","expirationTime":"…Z","replicas":1}`).
+pub const MIN_RESERVATION_BYTES: usize = 93;
+
 /// Splits the applied-batches annotation into batch ids.
 pub fn parse_batch_ids(value: &str) -> Vec<String> {
     value
@@ -134,19 +146,51 @@ pub fn parse_batch_ids(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The applied-batches annotation value after recording `batch_id`: the last
-/// [`APPLIED_BATCHES_KEPT`] ids, oldest first, comma separated.
+/// The batch id of an applied-batches entry (`ID@UNIX_SECONDS`, or a bare `ID` as written
+/// before entries carried their time).
+pub fn batch_id_of(entry: &str) -> &str {
+    entry.split_once('@').map_or(entry, |(id, _)| id)
+}
+
+/// When an applied-batches entry was written (a bare id: never, so it is dropped first).
+fn written_at(entry: &str) -> i64 {
+    entry
+        .split_once('@')
+        .and_then(|(_, at)| at.parse().ok())
+        .unwrap_or(i64::MIN)
+}
+
+/// The applied-batches annotation value after recording `batch_id` written at `now`: every
+/// entry younger than `keep_for` (however many other writes came since, so a batch retrying
+/// within its retry deadline always finds its own write), at most [`APPLIED_BATCHES_KEPT`]
+/// of them, oldest first, comma separated.
 ///
 /// ```
 /// # use batch_scaler::domain::hra::record_batch;
-/// assert_eq!(record_batch(&["a".into(), "b".into()], "c"), "a,b,c");
+/// # use chrono::{DateTime, TimeDelta};
+/// let now = DateTime::from_timestamp(1_000_000, 0).unwrap();
+/// let kept = ["a@999990".to_owned(), "b@100".to_owned()];
+/// assert_eq!(record_batch(&kept, "c", now, TimeDelta::minutes(15)), "a@999990,c@1000000");
 /// ```
-pub fn record_batch(existing: &[String], batch_id: &str) -> String {
-    let keep = APPLIED_BATCHES_KEPT - 1;
-    let start = existing.len().saturating_sub(keep);
-    let mut ids: Vec<&str> = existing[start..].iter().map(String::as_str).collect();
-    ids.push(batch_id);
-    ids.join(",")
+pub fn record_batch(
+    existing: &[String],
+    batch_id: &str,
+    now: DateTime<Utc>,
+    keep_for: TimeDelta,
+) -> String {
+    let oldest = now
+        .checked_sub_signed(keep_for)
+        .map_or(i64::MIN, |t| t.timestamp());
+    let young: Vec<&str> = existing
+        .iter()
+        .map(String::as_str)
+        .filter(|e| written_at(e) >= oldest)
+        .collect();
+    let start = young.len().saturating_sub(APPLIED_BATCHES_KEPT - 1);
+    let mut entries = young[start..].to_vec();
+    let entry = format!("{batch_id}@{}", now.timestamp());
+    entries.push(&entry);
+    entries.join(",")
 }
 
 /// Formats a time the way Kubernetes writes `metav1.Time`: RFC 3339, UTC, whole seconds.
@@ -205,14 +249,27 @@ mod tests {
     }
 
     #[test]
-    fn record_batch_keeps_the_most_recent_sixteen() {
-        let ids: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
-        let v = record_batch(&ids, "new");
+    fn record_batch_keeps_every_young_entry_whatever_came_since() {
+        let now = DateTime::from_timestamp(10_000, 0).unwrap();
+        let keep = TimeDelta::seconds(100);
+        // Forty writes within the last 100 s (another replica's), one too old, one bare.
+        let mut entries: Vec<String> = (0..40).map(|i| format!("b{i}@{}", 9_950 + i)).collect();
+        entries.insert(0, "old@9000".into());
+        entries.insert(0, "bare".into());
+        let v = record_batch(&entries, "new", now, keep);
         let kept: Vec<&str> = v.split(',').collect();
-        assert_eq!(kept.len(), APPLIED_BATCHES_KEPT);
-        assert_eq!(kept[0], "b5");
-        assert_eq!(*kept.last().unwrap(), "new");
-        assert_eq!(record_batch(&[], "x"), "x");
+        assert_eq!(kept.len(), 41);
+        assert_eq!(kept[0], "b0@9950");
+        assert_eq!(*kept.last().unwrap(), "new@10000");
+        assert_eq!(batch_id_of(kept[0]), "b0");
+        assert_eq!(batch_id_of("bare"), "bare");
+        // Past the cap, the oldest go first.
+        let many: Vec<String> = (0..APPLIED_BATCHES_KEPT + 10)
+            .map(|i| format!("m{i}@9999"))
+            .collect();
+        let v = record_batch(&many, "new", now, keep);
+        assert_eq!(v.split(',').count(), APPLIED_BATCHES_KEPT);
+        assert!(v.starts_with("m11@"), "{}", &v[..20]);
     }
 
     #[test]
@@ -240,5 +297,20 @@ mod tests {
             object_bytes: 0,
         };
         assert_eq!(hra.reserved_replicas(now), 3);
+    }
+
+    #[test]
+    fn no_reservation_serializes_shorter_than_the_floor() {
+        let at = DateTime::parse_from_rfc3339("2026-05-29T17:04:57Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let entry = CapacityReservation {
+            name: String::new(),
+            effective_time: at,
+            expiration_time: at,
+            replicas: 1,
+        };
+        let json = serde_json::to_vec(&entry).unwrap();
+        assert_eq!(json.len(), MIN_RESERVATION_BYTES);
     }
 }

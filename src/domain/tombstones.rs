@@ -92,7 +92,7 @@ pub fn next(
     now: DateTime<Utc>,
     limits: TombstoneLimits,
 ) -> NextTombstones {
-    let expires = now.checked_add_signed(limits.ttl).unwrap_or(now);
+    let expires = super::duration::saturating_add(now, limits.ttl);
     let mut by_job: HashMap<&str, DateTime<Utc>> = read
         .iter()
         .filter(|t| t.expires > now)

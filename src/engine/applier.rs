@@ -4,9 +4,10 @@
 //! and never reaches back into the batcher: the batcher owns each HRA's queue, hands the
 //! events that arrived meanwhile to the next attempt, and sleeps the delay.
 
-use super::queue::Batch;
+use super::batch::Batch;
 use crate::{
     domain::{
+        duration::saturating_delta,
         hra::record_batch,
         planner::{self, Counts, PlanEvent},
         tombstones::{self, TombstoneLimits},
@@ -96,16 +97,31 @@ pub enum Verdict {
 
 /// Where an attempt stands in its batch's life.
 #[derive(Clone, Debug)]
-pub struct AttemptNo {
+pub struct Attempt {
     /// 1 on the first try.
     pub number: u32,
     /// When the first attempt started.
     pub started: Instant,
     /// The id this attempt's write carries ([`Batch::write_id`]).
     pub write_id: String,
-    /// True once no further retry may be started (shutdown grace over).
-    pub aborted: bool,
+    /// True once no further retry may be started (shutdown grace over): this is the last.
+    pub last: bool,
 }
+
+impl Verdict {
+    /// True if the attempt sent a write (which may have landed whatever it answered).
+    pub fn wrote(&self) -> bool {
+        match self {
+            Self::Written(_) => true,
+            Self::Retry { planned, .. } | Self::Failed { planned, .. } => planned.is_some(),
+            Self::AlreadyLanded => false,
+        }
+    }
+}
+
+/// How long a write's id stays in the applied-batches annotation beyond the retry deadline,
+/// so every retry of its batch (shutdown grace included) still finds it.
+const APPLIED_KEPT_BEYOND_DEADLINE: Duration = Duration::from_secs(300);
 
 /// How the applier plans and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +183,7 @@ impl Applier {
     /// One attempt of `batch`, with `late` (events that arrived since the last attempt)
     /// appended, unless an earlier write of every event of the batch turns out to have landed
     /// (then nothing is written and `late` is not used).
-    pub async fn attempt(&self, batch: &Batch, late: &[PlanEvent], at: AttemptNo) -> Verdict {
+    pub async fn attempt(&self, batch: &Batch, late: &[PlanEvent], at: Attempt) -> Verdict {
         let mut planned = None;
         let error = match self.try_write(batch, late, &at, &mut planned).await {
             Ok(true) => return Verdict::Written(planned.unwrap_or_default()),
@@ -199,7 +215,7 @@ impl Applier {
                 "retry deadline of {:?} passed; last error: {error}",
                 retry.deadline
             )
-        } else if at.aborted {
+        } else if at.last {
             format!("shutting down; last error: {error}")
         } else {
             return Verdict::Retry {
@@ -221,7 +237,7 @@ impl Applier {
         &self,
         batch: &Batch,
         late: &[PlanEvent],
-        at: &AttemptNo,
+        at: &Attempt,
         planned: &mut Option<Planned>,
     ) -> Result<bool, Stop> {
         for replan in 0..MAX_CONFLICT_REPLANS {
@@ -246,7 +262,19 @@ impl Applier {
                 &events
             };
             let now = (self.clock)();
-            let plan = planner::plan(&hra, all, now, self.policy.default_life);
+            let runs = planner::plan_runs(&hra, all, now, self.policy.default_life);
+            *planned = Some(Planned {
+                counts: runs.counts,
+            });
+            // Counted before anything is written out: no batch allocates much more than the
+            // largest HRA it may write.
+            let limit = self.policy.max_hra_bytes;
+            let floor = hra.size_floor(runs.len());
+            if floor > limit as u64 && floor > hra.object_bytes as u64 {
+                let projected = usize::try_from(floor).unwrap_or(usize::MAX);
+                return Err(Stop::TooLarge { projected, limit });
+            }
+            let plan = runs.materialize();
             let tombstones = tombstones::next(
                 &hra.finished_jobs,
                 &plan.finished_jobs,
@@ -254,13 +282,19 @@ impl Applier {
                 self.policy.tombstones,
             );
             let finished_jobs = tombstones::format(&tombstones.list);
-            let applied_batches = record_batch(&hra.applied_batches, &at.write_id);
-            *planned = Some(Planned {
-                counts: plan.counts,
-            });
+            let keep_for = self
+                .policy
+                .retry
+                .deadline
+                .saturating_add(APPLIED_KEPT_BEYOND_DEADLINE);
+            let applied_batches = record_batch(
+                &hra.applied_batches,
+                &at.write_id,
+                now,
+                saturating_delta(keep_for),
+            );
             let projected =
                 hra.projected_bytes(&plan.reservations, &applied_batches, &finished_jobs);
-            let limit = self.policy.max_hra_bytes;
             if projected > limit && projected > hra.object_bytes {
                 return Err(Stop::TooLarge { projected, limit });
             }

@@ -1,30 +1,51 @@
 //! One batch and what travels with it: its events in arrival order, the writes sent for it
-//! (each with the id it carries and how many events it held), the events that join it
-//! between attempts, and the riders (waiters, event ids) that follow them to the outcome.
+//! (each with the id it carries and how many events it held), and the promises made for its
+//! events (callers waiting for the outcome, event ids to settle).
 
-use crate::domain::{hra::HraKey, planner::PlanEvent, report::BatchReport};
+use crate::domain::{
+    hra::{HraKey, batch_id_of},
+    planner::PlanEvent,
+    report::BatchReport,
+};
 use std::sync::Arc;
 use tokio::{sync::oneshot, time::Instant};
 
 /// Receives the final outcome of the batch that held an event.
 pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
 
-/// What follows a batch's events to its outcome: callers waiting for it, and the event ids
-/// to forget if it fails.
+/// What is owed for a batch's events once it is final: answers to waiting callers, and the
+/// event ids to remember (applied) or forget (failed).
 #[derive(Debug, Default)]
-pub struct Riders {
+pub struct Promises {
     /// `ScaleAndWait` callers.
     pub waiters: Vec<Waiter>,
     /// Event ids of the batch's events.
     pub event_ids: Vec<String>,
 }
 
-impl Riders {
-    /// Takes on another set's riders.
-    pub fn extend(&mut self, other: Riders) {
+impl Promises {
+    /// Takes on another set of promises.
+    pub fn extend(&mut self, other: Promises) {
         self.waiters.extend(other.waiters);
         self.event_ids.extend(other.event_ids);
     }
+}
+
+/// Events taken from an HRA's queue to join its running batch at its next attempt.
+#[derive(Debug)]
+pub struct Joining {
+    /// The events, in order.
+    pub events: Vec<PlanEvent>,
+    /// Producer events these stand for.
+    pub count: u64,
+    /// Their waiters and event ids.
+    pub promises: Promises,
+    /// What they weigh against the bounds.
+    pub(super) weight: u64,
+    /// When the oldest of them was accepted.
+    pub(super) since: Instant,
+    /// When their window closes, should they go back to the queue.
+    pub(super) due: Instant,
 }
 
 /// One batch: the events of one HRA taken from one window, in arrival order.
@@ -43,21 +64,33 @@ pub struct Batch {
     /// Writes sent so far (they may have landed): the id each carried in the applied-batches
     /// annotation and how many of `events` it held. Events join a batch between attempts, so
     /// a write that landed may hold only a prefix of them; each prefix has its own write id.
-    pub writes: Vec<(String, usize)>,
+    writes: Vec<(String, usize)>,
 }
 
 impl Batch {
-    /// Takes on events that were handed to an attempt of this batch, returning their riders.
-    pub fn absorb(&mut self, late: Late) -> Riders {
-        self.events.extend(late.events);
-        self.event_count += late.count;
-        late.riders
+    /// A new batch of `events` (standing for `event_count` producer events) for `key`.
+    pub fn new(key: HraKey, events: Vec<PlanEvent>, event_count: u64, since: Instant) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            key,
+            events,
+            event_count,
+            since,
+            writes: Vec::new(),
+        }
     }
 
-    /// The id a write of all events so far plus `late` more carries: the batch id for the
+    /// Takes on events that joined it between attempts, returning their promises.
+    pub fn absorb(&mut self, joining: Joining) -> Promises {
+        self.events.extend(joining.events);
+        self.event_count += joining.count;
+        joining.promises
+    }
+
+    /// The id a write of all events so far plus `joining` more carries: the batch id for the
     /// first, the same id again for the same events, a new one (`id.N`) once events joined.
-    pub fn write_id(&self, late: usize) -> String {
-        let total = self.events.len() + late;
+    pub fn write_id(&self, joining: usize) -> String {
+        let total = self.events.len() + joining;
         match self.writes.last() {
             None => self.id.clone(),
             Some((id, held)) if *held == total => id.clone(),
@@ -74,27 +107,12 @@ impl Batch {
     }
 
     /// How many of the events the latest write found in `applied` (the HRA's applied-batches
-    /// annotation) held: those have landed. `None` if none of its writes is there.
+    /// entries) held: those have landed. `None` if none of its writes is there.
     pub fn landed(&self, applied: &[String]) -> Option<usize> {
         self.writes
             .iter()
             .rev()
-            .find(|(id, _)| applied.contains(id))
+            .find(|(id, _)| applied.iter().any(|entry| batch_id_of(entry) == id))
             .map(|(_, held)| *held)
     }
-}
-
-/// Events taken from a queue for a running batch's next attempt.
-#[derive(Debug)]
-pub struct Late {
-    /// The events, in order.
-    pub events: Vec<PlanEvent>,
-    /// Producer events these stand for.
-    pub count: u64,
-    /// Their riders.
-    pub riders: Riders,
-    /// When the oldest of them was accepted.
-    pub(super) since: Instant,
-    /// When their window closes, should they go back to the queue.
-    pub(super) due: Instant,
 }

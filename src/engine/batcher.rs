@@ -1,26 +1,24 @@
-//! Groups events per HRA over a window and runs each HRA's batches, one at a time.
+//! Intake and windows: groups events per HRA over a window and starts each HRA's batches,
+//! one at a time per HRA ([`super::run::BatchRun`] owns a batch from then on).
 //!
 //! An HRA's window opens with the first event that finds nothing pending for it, so a burst
-//! is never split by a global tick and no event waits longer than one window (plus any apply
+//! is never split by a global tick and no event waits longer than one window (plus any batch
 //! still running for its HRA). Intake only takes a short lock: it never waits for a write.
-//! At most one batch runs per HRA; events arriving meanwhile wait in its queue, in order.
-//! When an attempt must be retried, the batcher sleeps the applier's delay and hands the
-//! queued events to the next attempt (the applier never reaches back into the queues).
-//! Batches of different HRAs run concurrently, bounded by a fair semaphore.
+//! Batches of different HRAs run concurrently; their attempts share the write slots.
 
 use super::{
-    applier::{Applier, AttemptNo, Planned, Verdict},
+    applier::Applier,
     idempotency::{Idempotency, Sighting},
-    queue::{Batch, Bounds, Exhausted, Queues, Riders, Waiter},
+    queue::{Bounds, Exhausted, Queues, Waiter, weight},
+    run::{BatchRun, Shared},
     sink::OutcomeSink,
+    slots::WriteSlots,
 };
-use crate::domain::{event::ScaleEvent, hra::HraKey, report::Outcome};
+use crate::domain::{event::ScaleEvent, hra::HraKey};
+use futures::FutureExt as _;
 use parking_lot::Mutex;
-use std::{sync::Arc, time::Duration};
-use tokio::{
-    sync::{Notify, Semaphore},
-    time::Instant,
-};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use tokio::{sync::Notify, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Whether an event was queued or dropped as a duplicate.
@@ -28,7 +26,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub enum Submitted {
     /// Queued for its HRA's next batch.
     Queued,
-    /// Its `event_id` was seen within the dedupe TTL and its batch applied: not queued.
+    /// Its `event_id` is held: its batch applied, or (for a caller that does not wait) it is
+    /// pending still. Not queued.
     Duplicate,
     /// Its `event_id` belongs to an event whose batch is not final yet: not queued, and the
     /// waiter gets that batch's final outcome.
@@ -48,57 +47,55 @@ pub enum IntakeError {
 
 /// The windowed batcher.
 pub struct Batcher {
-    queues: Mutex<Queues>,
-    applier: Arc<Applier>,
-    sink: Arc<OutcomeSink>,
+    shared: Arc<Shared>,
     idempotency: Arc<Idempotency>,
-    permits: Arc<Semaphore>,
     tasks: TaskTracker,
     window: Duration,
-    /// Wakes the window loop (first window opened) or the drain (an apply finished).
+    /// Wakes the window loop (first window opened) or the drain (a batch ended).
     wake: Notify,
-    abort: CancellationToken,
 }
 
 impl Batcher {
     /// A batcher with windows of `window`, applying through `applier` at most
-    /// `max_concurrent` batches at once, reporting to `sink`.
+    /// `max_concurrent` attempts at once, reporting to `sink`.
     pub fn new(
-        applier: Arc<Applier>,
-        sink: Arc<OutcomeSink>,
+        applier: Applier,
+        sink: OutcomeSink,
         idempotency: Arc<Idempotency>,
         window: Duration,
         max_concurrent: usize,
         bounds: Bounds,
     ) -> Self {
         Self {
-            queues: Mutex::new(Queues::new(bounds)),
-            applier,
-            sink,
+            shared: Arc::new(Shared {
+                queues: Mutex::new(Queues::new(bounds)),
+                applier,
+                sink,
+                slots: WriteSlots::new(max_concurrent),
+                abort: CancellationToken::new(),
+            }),
             idempotency,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             tasks: TaskTracker::new(),
             window,
             wake: Notify::new(),
-            abort: CancellationToken::new(),
         }
     }
 
-    /// Queues one event for its HRA's next batch, unless its `event_id` was seen within the
-    /// dedupe TTL; `waiter` gets that batch's final outcome.
+    /// Queues one event for its HRA's next batch, unless its `event_id` is held; `waiter`
+    /// gets that batch's final outcome.
     pub fn submit(
         &self,
         event: &ScaleEvent,
         waiter: Option<Waiter>,
     ) -> Result<Submitted, IntakeError> {
-        let mut queues = self.queues.lock();
+        let mut queues = self.shared.queues.lock();
         self.submit_locked(&mut queues, event, waiter)
     }
 
     /// Queues several events under one lock, stopping at the first refused; returns how many
     /// were queued and how many were duplicates before it, and why it was refused.
     pub fn submit_all(&self, events: &[ScaleEvent]) -> (u64, u64, Option<IntakeError>) {
-        let mut queues = self.queues.lock();
+        let mut queues = self.shared.queues.lock();
         let (mut queued, mut duplicates) = (0, 0);
         for event in events {
             match self.submit_locked(&mut queues, event, None) {
@@ -120,11 +117,27 @@ impl Batcher {
             return Err(IntakeError::ShuttingDown);
         }
         let waiter = match &event.event_id {
-            Some(id) => match self.idempotency.sighting(id, waiter) {
-                Sighting::First(waiter) => waiter,
-                Sighting::Duplicate => return Ok(Submitted::Duplicate),
-                Sighting::Joined => return Ok(Submitted::Joined),
-            },
+            Some(id) => {
+                if waiter.is_some() {
+                    // A waiting repeat holds room like an event: make sure there is some
+                    // (dropping waiters whose callers left first).
+                    if queues.check_room(&event.key, 1).is_err() {
+                        for (key, gone) in self.idempotency.drop_gone() {
+                            queues.release_joined(&key, gone);
+                        }
+                    }
+                    queues.check_room(&event.key, weight(i64::from(event.amount)))?;
+                }
+                match self.idempotency.sighting(id, &event.key, waiter) {
+                    Sighting::First(waiter) => waiter,
+                    Sighting::Duplicate => return Ok(Submitted::Duplicate),
+                    Sighting::Joined { gone } => {
+                        queues.release_joined(&event.key, gone);
+                        queues.hold_joined(&event.key, 1);
+                        return Ok(Submitted::Joined);
+                    }
+                }
+            }
             None => waiter,
         };
         let pushed = queues.push(
@@ -144,17 +157,23 @@ impl Batcher {
 
     /// HRAs with events waiting for a batch.
     pub fn pending_hras(&self) -> usize {
-        self.queues.lock().pending_hras()
+        self.shared.queues.lock().pending_hras()
     }
 
-    /// Events held: queued, and in batches not yet final.
+    /// What is held against the bounds: replicas queued and in batches not yet final, and
+    /// callers waiting on repeats.
     pub fn held_events(&self) -> u64 {
-        self.queues.lock().held()
+        self.shared.queues.lock().held()
     }
 
-    /// Applies in flight.
+    /// Batches not final yet (attempting, or waiting to retry).
     pub fn in_flight(&self) -> usize {
-        self.queues.lock().in_flight()
+        self.shared.queues.lock().running()
+    }
+
+    /// Attempts holding a write slot now.
+    pub fn writing(&self) -> usize {
+        self.shared.slots.in_use()
     }
 
     /// Closes windows as they come due until `shutdown`; then closes intake, applies what
@@ -162,7 +181,7 @@ impl Batcher {
     /// being started `grace` after shutdown.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
         loop {
-            let next_due = self.queues.lock().next_due();
+            let next_due = self.shared.queues.lock().next_due();
             let due = async {
                 match next_due {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -175,24 +194,24 @@ impl Batcher {
                 () = shutdown.cancelled() => break,
             }
         }
-        self.queues.lock().closed = true;
+        self.shared.queues.lock().closed = true;
         let drain = self.drain();
         tokio::pin!(drain);
         tokio::select! {
             () = &mut drain => {}
             () = tokio::time::sleep(grace) => {
                 tracing::warn!(?grace, "shutdown grace period over: no further retries");
-                self.abort.cancel();
+                self.shared.abort.cancel();
                 drain.await;
             }
         }
     }
 
-    /// Dispatches until nothing is pending or in flight.
+    /// Starts batches until nothing is pending or running.
     async fn drain(self: &Arc<Self>) {
         loop {
             let finished = self.wake.notified();
-            let Some(keys) = self.queues.lock().busy_keys() else {
+            let Some(keys) = self.shared.queues.lock().busy_keys() else {
                 break;
             };
             for key in keys {
@@ -206,7 +225,7 @@ impl Batcher {
 
     /// Starts the batches of every window that has closed.
     fn dispatch_due(self: &Arc<Self>) {
-        let due = self.queues.lock().due(Instant::now());
+        let due = self.shared.queues.lock().due(Instant::now());
         for key in due {
             self.start(&key);
         }
@@ -214,104 +233,23 @@ impl Batcher {
 
     /// Starts `key`'s batch if it is ready; when it ends, starts the next one if that is due.
     fn start(self: &Arc<Self>, key: &HraKey) {
-        let Some((batch, riders)) = self.queues.lock().take_ready(key, Instant::now()) else {
+        let Some((batch, promises)) = self.shared.queues.lock().take_ready(key, Instant::now())
+        else {
             return;
         };
         let this = self.clone();
+        let key = key.clone();
         self.tasks.spawn(async move {
-            let key = batch.key.clone();
-            {
-                // The semaphore is never closed, so a permit always comes.
-                let _permit = this.permits.acquire().await.ok();
-                this.run_batch(batch, riders).await;
+            let run = BatchRun::new(batch, promises).run(&this.shared);
+            // A panic outside an attempt (the applier's are caught there) still ends the
+            // batch, so its HRA goes on and shutdown's drain is not left waiting.
+            if AssertUnwindSafe(run).catch_unwind().await.is_err() {
+                tracing::error!(hra = %key, "a batch ended in a panic; its callers get UNAVAILABLE");
             }
-            this.queues.lock().finish(&key);
+            this.shared.queues.lock().release(&key);
             // Events that came while this batch ran may be due already.
             this.start(&key);
             this.wake.notify_one();
         });
-    }
-
-    /// Attempts `batch` until it has a final outcome, reporting every attempt.
-    async fn run_batch(&self, mut batch: Batch, mut riders: Riders) {
-        let started = Instant::now();
-        let mut last: Option<Planned> = None;
-        let mut number = 1u32;
-        loop {
-            let late = if number > 1 {
-                self.queues.lock().take_late(&batch.key)
-            } else {
-                None
-            };
-            let late_events = late.as_ref().map(|l| l.events.as_slice()).unwrap_or(&[]);
-            let write_id = batch.write_id(late_events.len());
-            let at = AttemptNo {
-                number,
-                started,
-                write_id: write_id.clone(),
-                aborted: self.abort.is_cancelled(),
-            };
-            let verdict = self.applier.attempt(&batch, late_events, at).await;
-            match (&verdict, late) {
-                (Verdict::AlreadyLanded, Some(late)) => {
-                    self.queues.lock().restore(&batch.key, late);
-                }
-                (_, Some(late)) => riders.extend(batch.absorb(late)),
-                (_, None) => {}
-            }
-            let wrote = match &verdict {
-                Verdict::Written(_) => true,
-                Verdict::Retry { planned, .. } | Verdict::Failed { planned, .. } => {
-                    planned.is_some()
-                }
-                Verdict::AlreadyLanded => false,
-            };
-            if wrote {
-                batch.record_write(write_id);
-            }
-            let (outcome, error) = match verdict {
-                Verdict::Written(planned) => {
-                    last = Some(planned);
-                    let written = if self.applier.dry_run() {
-                        Outcome::DryRun
-                    } else {
-                        Outcome::Applied
-                    };
-                    (written, None)
-                }
-                Verdict::AlreadyLanded => (Outcome::Applied, None),
-                Verdict::Failed {
-                    error,
-                    planned,
-                    too_large,
-                } => {
-                    last = planned.or(last);
-                    if too_large {
-                        self.sink.too_large(batch.event_count);
-                    }
-                    (Outcome::Failed, Some(error))
-                }
-                Verdict::Retry {
-                    after,
-                    error,
-                    planned,
-                } => {
-                    last = planned.or(last);
-                    let counts = last.as_ref().map(|p| p.counts).unwrap_or_default();
-                    let error = Some(error.to_string());
-                    self.sink
-                        .report(&batch, Outcome::Retrying, counts, number, error);
-                    tokio::select! {
-                        () = tokio::time::sleep(after) => {}
-                        () = self.abort.cancelled() => {}
-                    }
-                    number += 1;
-                    continue;
-                }
-            };
-            self.sink
-                .finish(&batch, riders, outcome, last.as_ref(), number, error);
-            return;
-        }
     }
 }

@@ -1,9 +1,10 @@
 //! Batching and applying. Data flows one way:
 //!
-//! intake ([`batcher::Batcher::submit`]) → per-HRA queue ([`queue`]) → batch →
-//! one attempt at a time ([`applier::Applier::attempt`]) → outcome → [`sink::OutcomeSink`],
-//! which fans out to the result hub ([`hub`]), waiters, event-id memory ([`idempotency`]) and
-//! metrics. Finished jobs are remembered in the HRA itself, in the same write as the batch.
+//! intake ([`batcher::Batcher::submit`]) → per-HRA queue ([`queue`]) → a [`batch::Batch`]
+//! owned by its [`run::BatchRun`] → attempts, one at a time, each in a write slot
+//! ([`slots`]; [`applier::Applier::attempt`]) → outcome → [`sink::OutcomeSink`], which fans
+//! out to the result hub ([`hub`]), waiters, event-id memory ([`idempotency`]) and metrics.
+//! Finished jobs are remembered in the HRA itself, in the same write as the batch.
 
 pub mod applier;
 pub mod batch;
@@ -12,12 +13,17 @@ mod expiring;
 pub mod hub;
 pub mod idempotency;
 pub mod queue;
+pub mod run;
 pub mod sink;
+pub mod slots;
 
-use crate::{domain::tombstones::TombstoneLimits, ops::metrics::Metrics, store::HraStore};
+use crate::{
+    domain::{duration::saturating_delta, tombstones::TombstoneLimits},
+    ops::metrics::Metrics,
+    store::HraStore,
+};
 use applier::{Applier, Clock, Policy, RetryPolicy};
 use batcher::Batcher;
-use chrono::TimeDelta;
 use hub::ResultHub;
 use idempotency::{Idempotency, IdempotencyLimits};
 use queue::Bounds;
@@ -77,7 +83,7 @@ impl Engine {
             clock,
         } = settings.clone();
         let tombstones = TombstoneLimits {
-            ttl: TimeDelta::from_std(idempotency.tombstone_ttl).unwrap_or(TimeDelta::MAX),
+            ttl: saturating_delta(idempotency.tombstone_ttl),
             capacity: idempotency.tombstone_capacity,
         };
         let hub = Arc::new(ResultHub::new(
@@ -86,23 +92,19 @@ impl Engine {
             metrics.clone(),
         ));
         let idempotency = Arc::new(Idempotency::new(idempotency, metrics.clone()));
-        let sink = Arc::new(OutcomeSink::new(
-            hub.clone(),
-            idempotency.clone(),
-            metrics.clone(),
-        ));
-        let applier = Arc::new(Applier::new(
+        let sink = OutcomeSink::new(hub.clone(), idempotency.clone(), metrics.clone());
+        let applier = Applier::new(
             store,
             Policy {
                 retry,
                 dry_run,
-                default_life: TimeDelta::from_std(default_duration).unwrap_or(TimeDelta::MAX),
+                default_life: saturating_delta(default_duration),
                 tombstones,
                 max_hra_bytes,
             },
             clock,
             metrics,
-        ));
+        );
         let batcher = Arc::new(Batcher::new(
             applier,
             sink,

@@ -1,8 +1,12 @@
-//! Each HRA's queue: the events waiting for its next batch (folded as they arrive, with their
-//! riders), its window, and whether an apply of it is in flight. Plain data under the
-//! batcher's lock; nothing here waits or does IO.
+//! Each HRA's queue: the events waiting for its next batch (folded as they arrive, with the
+//! promises made for them), its window, and what its running batch holds. Plain data under
+//! the batcher's lock; nothing here waits or does IO.
+//!
+//! The bounds count replicas, not events: an event weighs `|amount|` (at least 1), and a
+//! caller waiting on a repeat of a pending event id weighs 1, so neither a few huge events
+//! nor many waiting repeats can hold more than the bounds allow.
 
-pub use super::batch::{Batch, Late, Riders, Waiter};
+pub use super::batch::{Batch, Joining, Promises, Waiter};
 use crate::domain::{
     hra::HraKey,
     planner::{Fold, PlanEvent},
@@ -13,25 +17,28 @@ use tokio::time::Instant;
 
 /// Events of one HRA waiting for a batch.
 #[derive(Debug)]
-pub struct Pending {
+struct Pending {
     /// Folded as they arrive (O(job events), not O(events)).
-    pub events: Fold,
+    events: Fold,
     /// Producer events these stand for.
-    pub count: u64,
+    count: u64,
+    /// What they weigh against the bounds.
+    weight: u64,
     /// Waiters and event ids of these events.
-    pub riders: Riders,
+    promises: Promises,
     /// When the first of these events was accepted.
-    pub since: Instant,
+    since: Instant,
     /// When this HRA's window closes.
-    pub due: Instant,
+    due: Instant,
 }
 
-/// How many events may be held (queued, or in a batch not yet final): in all, and per HRA.
+/// How much may be held (queued, or in a batch not yet final), in replicas: in all, and per
+/// HRA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bounds {
-    /// Most events held in all.
+    /// Most held in all.
     pub total: u64,
-    /// Most events held for one HRA (a retrying HRA takes events only up to this).
+    /// Most held for one HRA (a retrying HRA takes events only up to this).
     pub per_hra: u64,
 }
 
@@ -47,17 +54,19 @@ impl Default for Bounds {
 /// An event refused because a bound is reached.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Exhausted {
-    /// This HRA holds its most events.
-    #[error("HRA {key} already holds {limit} pending events (--max-pending-per-hra); retry later")]
+    /// This HRA holds its most.
+    #[error(
+        "HRA {key} already holds {limit} pending replicas (--max-pending-per-hra); retry later"
+    )]
     Hra {
         /// The HRA.
         key: HraKey,
         /// The bound.
         limit: u64,
     },
-    /// The service holds its most events.
+    /// The service holds its most.
     #[error(
-        "{limit} events are pending in all (--max-pending-events); retry later (event for HRA {key})"
+        "{limit} replicas are pending in all (--max-pending-events); retry later (event for HRA {key})"
     )]
     Total {
         /// The HRA the refused event was for.
@@ -67,6 +76,11 @@ pub enum Exhausted {
     },
 }
 
+/// What an event or a waiting repeat weighs against the bounds: its replicas, at least one.
+pub fn weight(amount: i64) -> u64 {
+    amount.unsigned_abs().max(1)
+}
+
 /// Every HRA's queue.
 #[derive(Default)]
 pub struct Queues {
@@ -74,9 +88,11 @@ pub struct Queues {
     pending: FxHashMap<HraKey, Pending>,
     /// Window ends in the order they were opened, which is also the order of their times.
     windows: VecDeque<(Instant, HraKey)>,
-    /// HRAs with a batch running, and how many events that batch holds.
-    in_flight: FxHashMap<HraKey, u64>,
-    /// Events held in all: pending and in running batches.
+    /// HRAs with a batch running, and what that batch weighs.
+    running: FxHashMap<HraKey, u64>,
+    /// Callers waiting on repeats of pending event ids, per HRA.
+    joined: FxHashMap<HraKey, u64>,
+    /// Weight held in all: pending, running and joined.
     held: u64,
     bounds: Bounds,
     /// Set on shutdown: windows no longer wait, intake is refused.
@@ -84,7 +100,7 @@ pub struct Queues {
 }
 
 impl Queues {
-    /// Empty queues that hold at most `bounds` events.
+    /// Empty queues that hold at most `bounds`.
     pub fn new(bounds: Bounds) -> Self {
         Self {
             bounds,
@@ -92,9 +108,26 @@ impl Queues {
         }
     }
 
-    /// Events held in all (pending, and in batches not yet final).
+    /// Weight held in all (pending, in batches not yet final, and waiting repeats).
     pub fn held(&self) -> u64 {
         self.held
+    }
+
+    /// Refuses `weight` more for `key` if it would pass a bound.
+    pub fn check_room(&self, key: &HraKey, weight: u64) -> Result<(), Exhausted> {
+        if self.held.saturating_add(weight) > self.bounds.total {
+            let (key, limit) = (key.clone(), self.bounds.total);
+            return Err(Exhausted::Total { key, limit });
+        }
+        let running = self.running.get(key).copied().unwrap_or(0);
+        let queued = self.pending.get(key).map_or(0, |p| p.weight);
+        let joined = self.joined.get(key).copied().unwrap_or(0);
+        let hra = running.saturating_add(queued).saturating_add(joined);
+        if hra.saturating_add(weight) > self.bounds.per_hra {
+            let (key, limit) = (key.clone(), self.bounds.per_hra);
+            return Err(Exhausted::Hra { key, limit });
+        }
+        Ok(())
     }
 
     /// Appends an event (with its waiter and event id) to `key`'s queue, opening its window
@@ -108,30 +141,23 @@ impl Queues {
         event_id: Option<&String>,
         window: Duration,
     ) -> Result<bool, Exhausted> {
-        if self.held >= self.bounds.total {
-            let (key, limit) = (key.clone(), self.bounds.total);
-            return Err(Exhausted::Total { key, limit });
-        }
-        let running = self.in_flight.get(key).copied().unwrap_or(0);
-        let queued = self.pending.get(key).map_or(0, |p| p.count);
-        if running + queued >= self.bounds.per_hra {
-            let (key, limit) = (key.clone(), self.bounds.per_hra);
-            return Err(Exhausted::Hra { key, limit });
-        }
-        self.held += 1;
+        let weight = weight(event.amount);
+        self.check_room(key, weight)?;
+        self.held += weight;
         let mut first = false;
         // One lookup on the hot path; the key is cloned only when a window opens.
         let pending = match self.pending.get_mut(key) {
             Some(pending) => pending,
             None => {
                 let now = Instant::now();
-                let due = now + window;
+                let due = now.checked_add(window).unwrap_or(now);
                 first = self.windows.is_empty();
                 self.windows.push_back((due, key.clone()));
                 let fresh = Pending {
                     events: Fold::default(),
                     count: 0,
-                    riders: Riders::default(),
+                    weight: 0,
+                    promises: Promises::default(),
                     since: now,
                     due,
                 };
@@ -140,15 +166,34 @@ impl Queues {
         };
         pending.events.push(event);
         pending.count += 1;
-        pending.riders.waiters.extend(waiter);
-        pending.riders.event_ids.extend(event_id.cloned());
+        pending.weight += weight;
+        pending.promises.waiters.extend(waiter);
+        pending.promises.event_ids.extend(event_id.cloned());
         Ok(first)
     }
 
-    /// Takes `key`'s batch if it may start now: events pending, no apply in flight, and its
-    /// window closed (or the queues closed). The key counts as in flight from then on.
-    pub fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Riders)> {
-        if self.in_flight.contains_key(key) {
+    /// Holds room for `n` callers waiting on repeats of `key`'s pending event ids.
+    pub fn hold_joined(&mut self, key: &HraKey, n: u64) {
+        *self.joined.entry(key.clone()).or_default() += n;
+        self.held += n;
+    }
+
+    /// Releases room held by [`Queues::hold_joined`] (answered, or their callers gone).
+    pub fn release_joined(&mut self, key: &HraKey, n: u64) {
+        if let Some(joined) = self.joined.get_mut(key) {
+            let n = n.min(*joined);
+            *joined -= n;
+            self.held -= n;
+            if *joined == 0 {
+                self.joined.remove(key);
+            }
+        }
+    }
+
+    /// Takes `key`'s batch if it may start now: events pending, no batch running, and its
+    /// window closed (or the queues closed). The key counts as running from then on.
+    pub fn take_ready(&mut self, key: &HraKey, now: Instant) -> Option<(Batch, Promises)> {
+        if self.running.contains_key(key) {
             return None;
         }
         let due = self.pending.get(key)?.due;
@@ -156,60 +201,61 @@ impl Queues {
             return None;
         }
         let pending = self.pending.remove(key)?;
-        self.in_flight.insert(key.clone(), pending.count);
-        let batch = Batch {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            event_count: pending.count,
-            since: pending.since,
-            key: key.clone(),
-            events: pending.events.into_events(),
-            writes: Vec::new(),
-        };
-        Some((batch, pending.riders))
+        self.running.insert(key.clone(), pending.weight);
+        let batch = Batch::new(
+            key.clone(),
+            pending.events.into_events(),
+            pending.count,
+            pending.since,
+        );
+        Some((batch, pending.promises))
     }
 
     /// Takes the events that arrived for `key` while its batch runs (they count as that
     /// batch's from now on).
-    pub fn take_late(&mut self, key: &HraKey) -> Option<Late> {
+    pub fn take_joining(&mut self, key: &HraKey) -> Option<Joining> {
         let pending = self.pending.remove(key)?;
-        *self.in_flight.entry(key.clone()).or_default() += pending.count;
-        Some(Late {
+        *self.running.entry(key.clone()).or_default() += pending.weight;
+        Some(Joining {
             events: pending.events.into_events(),
             count: pending.count,
-            riders: pending.riders,
+            promises: pending.promises,
+            weight: pending.weight,
             since: pending.since,
             due: pending.due,
         })
     }
 
-    /// Puts events taken with [`Queues::take_late`] back, before any that came since.
-    pub fn restore(&mut self, key: &HraKey, late: Late) {
-        if let Some(running) = self.in_flight.get_mut(key) {
-            *running = running.saturating_sub(late.count);
+    /// Puts events taken with [`Queues::take_joining`] back, before any that came since.
+    pub fn restore(&mut self, key: &HraKey, joining: Joining) {
+        if let Some(running) = self.running.get_mut(key) {
+            *running = running.saturating_sub(joining.weight);
         }
         let mut events = Fold::default();
-        for event in late.events {
+        for event in joining.events {
             events.push(event);
         }
         let mut restored = Pending {
             events,
-            count: late.count,
-            riders: late.riders,
-            since: late.since,
-            due: late.due,
+            count: joining.count,
+            weight: joining.weight,
+            promises: joining.promises,
+            since: joining.since,
+            due: joining.due,
         };
         if let Some(newer) = self.pending.remove(key) {
             restored.events.extend(newer.events);
             restored.count += newer.count;
-            restored.riders.extend(newer.riders);
+            restored.weight += newer.weight;
+            restored.promises.extend(newer.promises);
             restored.due = restored.due.min(newer.due);
         }
         self.pending.insert(key.clone(), restored);
     }
 
-    /// Marks `key`'s apply finished: its batch's events are no longer held.
-    pub fn finish(&mut self, key: &HraKey) {
-        let released = self.in_flight.remove(key).unwrap_or(0);
+    /// Marks `key`'s batch ended: what it held is released.
+    pub fn release(&mut self, key: &HraKey) {
+        let released = self.running.remove(key).unwrap_or(0);
         self.held = self.held.saturating_sub(released);
     }
 
@@ -232,14 +278,14 @@ impl Queues {
         self.pending.len()
     }
 
-    /// Applies in flight.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+    /// Batches running.
+    pub fn running(&self) -> usize {
+        self.running.len()
     }
 
-    /// Every HRA with events waiting, if nothing is pending or in flight: `None`.
+    /// Every HRA with events waiting, if anything is pending or running; `None` otherwise.
     pub fn busy_keys(&self) -> Option<Vec<HraKey>> {
-        if self.pending.is_empty() && self.in_flight.is_empty() {
+        if self.pending.is_empty() && self.running.is_empty() {
             return None;
         }
         Some(self.pending.keys().cloned().collect())
@@ -247,83 +293,4 @@ impl Queues {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeDelta;
-
-    fn ev(amount: i64) -> PlanEvent {
-        PlanEvent {
-            amount,
-            duration: Some(TimeDelta::minutes(1)),
-            job: None,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn restored_events_go_back_before_newer_ones() {
-        let key = HraKey::new("ns", "a");
-        let mut q = Queues::default();
-        let now = Instant::now();
-        let window = Duration::from_secs(1);
-        assert!(q.push(&key, ev(2), None, None, window).unwrap());
-        let (batch, _) = q.take_ready(&key, now + window).unwrap();
-        assert!(q.take_ready(&key, now + window).is_none(), "in flight");
-        q.push(&key, ev(-1), None, None, window).unwrap();
-        let late = q.take_late(&key).unwrap();
-        tokio::time::advance(window).await;
-        q.push(&key, ev(5), None, None, window).unwrap();
-        q.restore(&key, late);
-        q.finish(&key);
-        let (next, _) = q.take_ready(&key, now + window).unwrap();
-        let amounts: Vec<i64> = next.events.iter().map(|e| e.amount).collect();
-        assert_eq!(amounts, [-1, 5]);
-        assert_eq!(next.event_count, 2);
-        assert_ne!(next.id, batch.id);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn bounds_count_queued_and_running_events_until_their_batch_ends() {
-        let (a, b) = (HraKey::new("ns", "a"), HraKey::new("ns", "b"));
-        let mut q = Queues::new(Bounds {
-            total: 5,
-            per_hra: 3,
-        });
-        let window = Duration::from_secs(1);
-        for _ in 0..3 {
-            q.push(&a, ev(1), None, None, window).unwrap();
-        }
-        let full = q.push(&a, ev(1), None, None, window).unwrap_err();
-        assert_eq!(
-            full,
-            Exhausted::Hra {
-                key: a.clone(),
-                limit: 3
-            }
-        );
-        assert!(full.to_string().contains("ns/a") && full.to_string().contains("3"));
-        // Running (a retrying batch) still counts, and so do events absorbed into it.
-        let now = Instant::now() + window;
-        q.take_ready(&a, now).unwrap();
-        assert!(
-            q.push(&a, ev(1), None, None, window).is_err(),
-            "still 3 held for a"
-        );
-        q.push(&b, ev(1), None, None, window).unwrap();
-        q.push(&b, ev(1), None, None, window).unwrap();
-        let total = q.push(&b, ev(1), None, None, window).unwrap_err();
-        assert_eq!(
-            total,
-            Exhausted::Total {
-                key: b.clone(),
-                limit: 5
-            }
-        );
-        assert_eq!(q.held(), 5);
-        q.finish(&a);
-        assert_eq!(q.held(), 2);
-        q.push(&a, ev(1), None, None, window).unwrap();
-        let late = q.take_late(&a).unwrap();
-        q.restore(&a, late);
-        assert_eq!(q.held(), 3, "restored events are held once");
-    }
-}
+mod tests;

@@ -1,15 +1,16 @@
 //! The one place an outcome goes: every attempt's report is logged, counted and published to
-//! the hub; a batch's final report also answers its waiters, makes the event ids of a failed
-//! batch forgettable (so a producer's retry is applied).
+//! the hub; a batch's final report also answers its waiters and settles its event ids
+//! (forgotten if it failed, so a producer's retry is applied).
 
 use super::{
     applier::Planned,
+    batch::{Batch, Promises},
     hub::ResultHub,
     idempotency::Idempotency,
-    queue::{Batch, Riders},
 };
 use crate::{
     domain::{
+        hra::HraKey,
         planner::Counts,
         report::{BatchReport, Outcome},
     },
@@ -68,24 +69,25 @@ impl OutcomeSink {
         self.metrics.too_large(events);
     }
 
-    /// Reports a batch's final outcome and settles its riders.
-    pub fn finish(
+    /// Reports a batch's final outcome and keeps its promises: waiters answered, event ids
+    /// remembered (applied) or forgotten (failed), callers waiting on repeats of them
+    /// answered too; returns how many of those there were, per HRA.
+    pub fn settle(
         &self,
         batch: &Batch,
-        riders: Riders,
+        promises: Promises,
         outcome: Outcome,
         planned: Option<&Planned>,
         attempt: u32,
         error: Option<String>,
-    ) {
+    ) -> Vec<(HraKey, u64)> {
         let counts = planned.map(|p| p.counts).unwrap_or_default();
         let report = self.report(batch, outcome, counts, attempt, error);
-        if outcome.is_final() {
-            self.idempotency.settle(&riders.event_ids, &report);
-        }
-        for waiter in riders.waiters {
+        let answered = self.idempotency.settle(&promises.event_ids, &report);
+        for waiter in promises.waiters {
             let _ = waiter.send(report.clone());
         }
+        answered
     }
 }
 

@@ -7,9 +7,15 @@
 //! order (`+n` appends, `-n` removes the oldest). README.md's "Semantics" lists where we differ.
 //! Events that carry a job id pair a completion with its own reservation instead of the oldest.
 
-use super::hra::{CapacityReservation, Hra};
+use super::{
+    duration::saturating_add,
+    hra::{CapacityReservation, Hra},
+};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+};
 
 mod fold;
 pub use fold::Fold;
@@ -81,19 +87,36 @@ pub struct Plan {
 /// assert_eq!((p.counts.added, p.counts.completed, p.counts.after), (1, 1, 1));
 /// ```
 pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>, default_life: TimeDelta) -> Plan {
+    plan_runs(hra, events, now, default_life).materialize()
+}
+
+/// Plans one batch without writing out its reservations: identical job-less reservations
+/// are kept as runs, so a batch of `+1000` events costs one run each, not a thousand
+/// entries, and [`RunPlan::len`] tells the resulting length before anything is allocated
+/// for it.
+pub fn plan_runs(
+    hra: &Hra,
+    events: &[PlanEvent],
+    now: DateTime<Utc>,
+    default_life: TimeDelta,
+) -> RunPlan {
     let expires = |e: &PlanEvent| {
         let life = e
             .duration
             .unwrap_or_else(|| hra.reservation_life(default_life));
-        now.checked_add_signed(life).unwrap_or(now)
+        saturating_add(now, life)
     };
     let read = &hra.capacity_reservations;
     let before = read.len();
-    let mut list = extend_backlog(read, hra.max_replicas, now);
-    list.retain(|r| r.expiration_time > now);
+    let mut list = Runs::default();
+    for entry in extend_backlog(read, hra.max_replicas, now) {
+        if entry.expiration_time > now {
+            list.push(entry, 1);
+        }
+    }
     let mut counts = Counts {
         before: before as u64,
-        expired: (before - list.len()) as u64,
+        expired: before as u64 - list.len,
         ..Counts::default()
     };
     let mut finished_jobs = Vec::new();
@@ -116,11 +139,102 @@ pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>, default_life: T
             None => apply_event(&mut list, event, now, expires(event), &mut counts),
         }
     }
-    counts.after = list.len() as u64;
-    Plan {
-        reservations: list,
+    counts.after = list.len;
+    RunPlan {
+        runs: list,
         counts,
         finished_jobs,
+    }
+}
+
+/// A plan whose reservations are still runs of identical entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunPlan {
+    runs: Runs,
+    /// What changed.
+    pub counts: Counts,
+    /// Jobs this batch completed.
+    pub finished_jobs: Vec<Arc<str>>,
+}
+
+impl RunPlan {
+    /// How many reservations the plan writes.
+    pub fn len(&self) -> u64 {
+        self.runs.len
+    }
+
+    /// True when the plan writes no reservation.
+    pub fn is_empty(&self) -> bool {
+        self.runs.len == 0
+    }
+
+    /// The plan with its reservations written out.
+    pub fn materialize(self) -> Plan {
+        let mut reservations = Vec::with_capacity(usize::try_from(self.runs.len).unwrap_or(0));
+        for (entry, copies) in self.runs.runs {
+            for _ in 1..copies {
+                reservations.push(entry.clone());
+            }
+            reservations.push(entry);
+        }
+        Plan {
+            reservations,
+            counts: self.counts,
+            finished_jobs: self.finished_jobs,
+        }
+    }
+}
+
+/// The working list: runs of identical reservations, oldest first, and their total length.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Runs {
+    runs: VecDeque<(CapacityReservation, u64)>,
+    len: u64,
+}
+
+impl Runs {
+    /// Appends `copies` of `entry` (merged into the last run when it is the same job-less
+    /// entry).
+    fn push(&mut self, entry: CapacityReservation, copies: u64) {
+        if copies == 0 {
+            return;
+        }
+        self.len = self.len.saturating_add(copies);
+        match self.runs.back_mut() {
+            Some((last, n)) if entry.name.is_empty() && *last == entry => {
+                *n = n.saturating_add(copies)
+            }
+            _ => self.runs.push_back((entry, copies)),
+        }
+    }
+
+    /// Removes the `n` oldest entries (all of them if there are fewer).
+    fn remove_oldest(&mut self, mut n: u64) {
+        while n > 0 {
+            let Some((_, copies)) = self.runs.front_mut() else {
+                break;
+            };
+            if *copies > n {
+                *copies -= n;
+                self.len -= n;
+                return;
+            }
+            n -= *copies;
+            self.len -= *copies;
+            self.runs.pop_front();
+        }
+    }
+
+    /// Where the reservation named `name` is.
+    fn position(&self, name: &str) -> Option<usize> {
+        self.runs.iter().position(|(r, _)| r.name == name)
+    }
+
+    /// Removes the run at `i`.
+    fn remove(&mut self, i: usize) {
+        if let Some((_, copies)) = self.runs.remove(i) {
+            self.len -= copies;
+        }
     }
 }
 
@@ -143,9 +257,7 @@ fn extend_backlog(
     for entry in &mut list[max..] {
         let life = entry.life();
         entry.effective_time = now;
-        entry.expiration_time = now
-            .checked_add_signed(life)
-            .unwrap_or(entry.expiration_time);
+        entry.expiration_time = saturating_add(now, life);
     }
     list
 }
@@ -154,23 +266,24 @@ fn extend_backlog(
 /// it exists or the job already finished; `-1` removes that reservation wherever it is, and
 /// remembers the job as finished. `completed` counts removals that happened.
 fn apply_job_event(
-    list: &mut Vec<CapacityReservation>,
+    list: &mut Runs,
     event: &PlanEvent,
     job: &Arc<str>,
     expiration_time: DateTime<Utc>,
     (now, counts, finished): (DateTime<Utc>, &mut Counts, &mut Vec<Arc<str>>),
 ) {
-    let position = list.iter().position(|r| r.name == **job);
+    let position = list.position(job);
     if event.amount > 0 {
         if position.is_some() || finished.contains(job) {
             return;
         }
-        list.push(CapacityReservation {
+        let entry = CapacityReservation {
             name: job.to_string(),
             effective_time: now,
             expiration_time,
             replicas: 1,
-        });
+        };
+        list.push(entry, 1);
         counts.added += 1;
     } else if event.amount < 0 {
         if let Some(i) = position {
@@ -185,7 +298,7 @@ fn apply_job_event(
 
 /// Step 4 for one event without a job id (the reference behaviour).
 fn apply_event(
-    list: &mut Vec<CapacityReservation>,
+    list: &mut Runs,
     event: &PlanEvent,
     now: DateTime<Utc>,
     expiration_time: DateTime<Utc>,
@@ -194,24 +307,20 @@ fn apply_event(
     match event.amount {
         0 => {}
         amount if amount > 0 => {
-            let n = amount as u64;
-            list.extend((0..n).map(|_| CapacityReservation {
+            let n = amount.unsigned_abs();
+            let entry = CapacityReservation {
                 name: String::new(),
                 effective_time: now,
                 expiration_time,
                 replicas: 1,
-            }));
-            counts.added += n;
+            };
+            list.push(entry, n);
+            counts.added = counts.added.saturating_add(n);
         }
         amount => {
             let n = amount.unsigned_abs();
-            match usize::try_from(n) {
-                Ok(n) if list.len() > n => {
-                    list.drain(..n);
-                }
-                _ => list.clear(),
-            }
-            counts.completed += n;
+            list.remove_oldest(n);
+            counts.completed = counts.completed.saturating_add(n);
         }
     }
 }
@@ -221,4 +330,8 @@ mod fold_tests;
 #[cfg(test)]
 mod job_tests;
 #[cfg(test)]
+mod oracle;
+#[cfg(test)]
 mod reference_tests;
+#[cfg(test)]
+mod runs_tests;
