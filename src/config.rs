@@ -33,6 +33,31 @@ fn positive_duration(s: &str) -> Result<humantime::Duration, String> {
     Ok(d)
 }
 
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration flag's parser: positive (if asked) and at most `max`, so no flag can make a
+/// deadline or an expiry overflow.
+fn at_most(
+    max: Duration,
+    positive: bool,
+) -> impl Fn(&str) -> Result<humantime::Duration, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let d = if positive {
+            positive_duration(s)?
+        } else {
+            duration(s)?
+        };
+        if *d > max {
+            return Err(format!(
+                "must be at most {}",
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
 fn human(d: Duration) -> humantime::Duration {
     d.into()
 }
@@ -56,15 +81,15 @@ pub struct Args {
     pub seed: Option<PathBuf>,
 
     /// Batch window.
-    #[arg(long, env = "BATCH_SCALER_WINDOW", default_value_t = human(defaults::WINDOW), value_parser = positive_duration)]
+    #[arg(long, env = "BATCH_SCALER_WINDOW", default_value_t = human(defaults::WINDOW), value_parser = at_most(HOUR, true))]
     pub window: humantime::Duration,
 
     /// Reservation life when an event gives none.
-    #[arg(long, env = "BATCH_SCALER_DEFAULT_DURATION", default_value_t = human(defaults::DEFAULT_DURATION), value_parser = positive_duration)]
+    #[arg(long, env = "BATCH_SCALER_DEFAULT_DURATION", default_value_t = human(defaults::DEFAULT_DURATION), value_parser = at_most(7 * DAY, true))]
     pub default_duration: humantime::Duration,
 
     /// Give up on transient errors of a batch after this long.
-    #[arg(long, env = "BATCH_SCALER_RETRY_DEADLINE", default_value_t = human(defaults::RETRY_DEADLINE), value_parser = duration)]
+    #[arg(long, env = "BATCH_SCALER_RETRY_DEADLINE", default_value_t = human(defaults::RETRY_DEADLINE), value_parser = at_most(7 * DAY, false))]
     pub retry_deadline: humantime::Duration,
 
     /// Plan and report, never write.
@@ -90,7 +115,7 @@ pub struct Args {
     pub watch_namespaces: Vec<String>,
 
     /// Kubernetes backend: longest any one API call may take.
-    #[arg(long, env = "BATCH_SCALER_REQUEST_TIMEOUT", default_value_t = human(defaults::REQUEST_TIMEOUT), value_parser = positive_duration)]
+    #[arg(long, env = "BATCH_SCALER_REQUEST_TIMEOUT", default_value_t = human(defaults::REQUEST_TIMEOUT), value_parser = at_most(HOUR, true))]
     pub request_timeout: humantime::Duration,
 
     /// Prometheus metrics, /healthz and /readyz (port 0: pick one; logged).
@@ -137,7 +162,7 @@ pub struct Args {
     pub max_concurrent_streams: u32,
 
     /// Events whose event_id was seen within this long are dropped as duplicates.
-    #[arg(long, env = "BATCH_SCALER_DEDUPE_TTL", default_value_t = human(defaults::DEDUPE_TTL), value_parser = positive_duration)]
+    #[arg(long, env = "BATCH_SCALER_DEDUPE_TTL", default_value_t = human(defaults::DEDUPE_TTL), value_parser = at_most(30 * DAY, true))]
     pub dedupe_ttl: humantime::Duration,
 
     /// Most event ids remembered (oldest evicted first).
@@ -146,7 +171,7 @@ pub struct Args {
     pub dedupe_capacity: u32,
 
     /// How long a completed job is remembered, so that its late `+1` adds nothing.
-    #[arg(long, env = "BATCH_SCALER_TOMBSTONE_TTL", default_value_t = human(defaults::TOMBSTONE_TTL), value_parser = positive_duration)]
+    #[arg(long, env = "BATCH_SCALER_TOMBSTONE_TTL", default_value_t = human(defaults::TOMBSTONE_TTL), value_parser = at_most(30 * DAY, true))]
     pub tombstone_ttl: humantime::Duration,
 
     /// Most finished jobs one HRA remembers in its finished-jobs annotation (soonest-expiring
@@ -173,7 +198,7 @@ pub struct Args {
     pub max_pending_per_hra: u64,
 
     /// On shutdown, how long pending batches may keep retrying before they are given up.
-    #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value_t = human(defaults::SHUTDOWN_GRACE), value_parser = duration)]
+    #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value_t = human(defaults::SHUTDOWN_GRACE), value_parser = at_most(HOUR, false))]
     pub shutdown_grace: humantime::Duration,
 }
 
@@ -248,6 +273,23 @@ mod tests {
         assert!(Args::try_parse_from(["batch-scaler", "--window", "0s"]).is_err());
         assert!(Args::try_parse_from(["batch-scaler", "--window", "soon"]).is_err());
         assert!(Args::try_parse_from(["batch-scaler", "--backend", "etcd"]).is_err());
+        for (flag, absurd) in [
+            ("--window", "1000y"),
+            ("--default-duration", "8days"),
+            ("--retry-deadline", "1000y"),
+            ("--request-timeout", "2h"),
+            ("--dedupe-ttl", "100y"),
+            ("--tombstone-ttl", "100y"),
+            ("--shutdown-grace", "1000y"),
+        ] {
+            let err = Args::try_parse_from(["batch-scaler", flag, absurd])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(flag) && err.contains("must be at most"),
+                "{flag} {absurd}: {err}"
+            );
+        }
         let bad = Args::try_parse_from(["batch-scaler", "--allowed-namespaces", "Prod"]).unwrap();
         assert!(bad.settings().err().unwrap().to_string().contains("Prod"));
     }

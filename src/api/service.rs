@@ -280,7 +280,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
     ) -> Result<Response<pb::Target>, Status> {
         let pb::TargetRef { namespace, name } = request.into_inner();
         let key = self.target_key(namespace, name)?;
-        let hra = self.store.get_fresh(&key).await.map_err(ApiError::from)?;
+        let hra = self.store.get(&key).await.map_err(ApiError::from)?;
         Ok(Response::new(convert::target(hra, (self.clock)())))
     }
 

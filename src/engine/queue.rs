@@ -92,6 +92,9 @@ pub struct Queues {
     running: FxHashMap<HraKey, u64>,
     /// Callers waiting on repeats of pending event ids, per HRA.
     joined: FxHashMap<HraKey, u64>,
+    /// HRAs whose last batch needed a retry or failed: their next attempts queue with the
+    /// retries, so a failing HRA's new batches cannot crowd out healthy ones either.
+    troubled: rustc_hash::FxHashSet<HraKey>,
     /// Weight held in all: pending, running and joined.
     held: u64,
     bounds: Bounds,
@@ -257,6 +260,20 @@ impl Queues {
     pub fn release(&mut self, key: &HraKey) {
         let released = self.running.remove(key).unwrap_or(0);
         self.held = self.held.saturating_sub(released);
+    }
+
+    /// Notes whether `key`'s last batch went through cleanly (applied at its first attempt).
+    pub fn set_troubled(&mut self, key: &HraKey, troubled: bool) {
+        if troubled {
+            self.troubled.insert(key.clone());
+        } else {
+            self.troubled.remove(key);
+        }
+    }
+
+    /// True if `key`'s last batch needed a retry or failed.
+    pub fn is_troubled(&self, key: &HraKey) -> bool {
+        self.troubled.contains(key)
     }
 
     /// When the earliest open window closes.

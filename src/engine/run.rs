@@ -63,6 +63,7 @@ impl BatchRun {
     /// promises at the end. A panic inside an attempt ends the batch `FAILED`.
     pub async fn run(mut self, shared: &Shared) {
         let mut number = 1u32;
+        let troubled = shared.queues.lock().is_troubled(&self.batch.key);
         loop {
             let joining = if number > 1 {
                 shared.queues.lock().take_joining(&self.batch.key)
@@ -78,7 +79,7 @@ impl BatchRun {
                 last: shared.abort.is_cancelled(),
             };
             let verdict = {
-                let _slot = shared.slots.acquire(number > 1).await;
+                let _slot = shared.slots.acquire(number > 1 || troubled).await;
                 AssertUnwindSafe(shared.applier.attempt(&self.batch, joining_events, attempt))
                     .catch_unwind()
                     .await
@@ -154,6 +155,8 @@ impl BatchRun {
                 error,
             );
             let mut queues = shared.queues.lock();
+            let clean = outcome != Outcome::Failed && number == 1;
+            queues.set_troubled(&self.batch.key, !clean);
             for (key, n) in answered {
                 queues.release_joined(&key, n);
             }

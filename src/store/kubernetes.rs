@@ -1,5 +1,7 @@
-//! HRAs in a Kubernetes cluster through kube-rs: GET to read, JSON merge PATCH carrying the
-//! planned-from resourceVersion to write, every call under a per-request timeout.
+//! HRAs in a Kubernetes cluster through kube-rs: JSON merge PATCH carrying the planned-from
+//! resourceVersion to write, every call under a per-request timeout. With a watch cache,
+//! reads (`get`, `list`) are answered from it and cost the API server nothing; what we wrote
+//! ourselves is read back at once, before the watch delivers it.
 
 use super::{
     HraStore, StoreError, Write,
@@ -15,7 +17,8 @@ use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams},
 };
-use std::{future::Future, sync::Arc, time::Duration};
+use parking_lot::Mutex;
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 /// HRAs in a cluster.
 #[derive(Clone)]
@@ -23,6 +26,20 @@ pub struct KubeStore {
     client: Client,
     request_timeout: Duration,
     cache: Option<Arc<WatchCache>>,
+    /// Our own last write of each HRA, until the cache has it too.
+    written: Arc<Mutex<HashMap<HraKey, Hra>>>,
+}
+
+/// True if `a`'s resourceVersion is known to be newer than `b`'s. (They are opaque; where
+/// both are numbers, as every API server writes them, the larger is newer.)
+fn newer(a: &Hra, b: &Hra) -> bool {
+    match (
+        a.resource_version.parse::<u64>(),
+        b.resource_version.parse::<u64>(),
+    ) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => false,
+    }
 }
 
 const LIST_PAGE: u32 = 500;
@@ -34,6 +51,7 @@ impl KubeStore {
             client,
             request_timeout,
             cache: None,
+            written: Arc::default(),
         }
     }
 
@@ -56,6 +74,19 @@ impl KubeStore {
             .await
             .map_err(kube::Error::InferConfig)?;
         Ok(Self::new(Client::try_from(config)?, request_timeout))
+    }
+
+    /// The cached HRA, or our own later write of it.
+    fn freshest(&self, cached: Hra) -> Hra {
+        let mut written = self.written.lock();
+        match written.get(&cached.key) {
+            Some(ours) if newer(ours, &cached) => ours.clone(),
+            Some(_) => {
+                written.remove(&cached.key);
+                cached
+            }
+            None => cached,
+        }
     }
 
     fn api(&self, namespace: &str) -> Api<HorizontalRunnerAutoscaler> {
@@ -114,10 +145,17 @@ pub fn classify(e: kube::Error, key: Option<&HraKey>, writing: bool) -> StoreErr
 #[async_trait]
 impl HraStore for KubeStore {
     async fn get(&self, key: &HraKey) -> Result<Hra, StoreError> {
-        match self.cache.as_ref().and_then(|c| c.get(key)) {
-            Some(hra) => Ok(hra),
-            None => self.get_fresh(key).await,
+        if let Some(cache) = &self.cache {
+            match cache.get(key) {
+                Some(hra) => return Ok(self.freshest(hra)),
+                // A synced cache of its namespace knows: there is no such HRA.
+                None if cache.is_ready() && cache.covers(&key.namespace) => {
+                    return Err(StoreError::NotFound(key.clone()));
+                }
+                None => {}
+            }
         }
+        self.get_fresh(key).await
     }
 
     async fn get_fresh(&self, key: &HraKey) -> Result<Hra, StoreError> {
@@ -127,6 +165,18 @@ impl HraStore for KubeStore {
     }
 
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError> {
+        if let Some(cache) = &self.cache
+            && cache.is_ready()
+            && namespace.is_none_or(|ns| cache.covers(ns))
+        {
+            let mut hras: Vec<Hra> = cache
+                .list(namespace)
+                .into_iter()
+                .map(|h| self.freshest(h))
+                .collect();
+            hras.sort_by(|a, b| a.key.cmp(&b.key));
+            return Ok(hras);
+        }
         let api = match namespace {
             Some(ns) => self.api(ns),
             None => Api::all(self.client.clone()),
@@ -160,14 +210,20 @@ impl HraStore for KubeStore {
             ..PatchParams::default()
         };
         let patch = merge_patch(&write);
-        let written = self
+        let written: Hra = self
             .call(
                 Some(write.key),
                 true,
                 api.patch(&write.key.name, &params, &Patch::Merge(&patch)),
             )
-            .await?;
-        Ok(written.into())
+            .await?
+            .into();
+        if self.cache.is_some() && !write.dry_run {
+            self.written
+                .lock()
+                .insert(written.key.clone(), written.clone());
+        }
+        Ok(written)
     }
 }
 

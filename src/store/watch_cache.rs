@@ -22,6 +22,8 @@ use tokio_stream::StreamExt;
 
 /// Reflectors over all namespaces, or over each of a list of namespaces.
 pub struct WatchCache {
+    /// The namespaces watched; empty: all.
+    namespaces: Vec<String>,
     readers: Vec<reflector::Store<HorizontalRunnerAutoscaler>>,
     tasks: Vec<JoinHandle<()>>,
     /// How many reflectors have their first full list. (Only one task awaits each
@@ -78,6 +80,7 @@ impl WatchCache {
             readers.push(reader);
         }
         Self {
+            namespaces: namespaces.to_vec(),
             readers,
             tasks,
             synced,
@@ -92,6 +95,21 @@ impl WatchCache {
             .iter()
             .find_map(|r| r.get(&reference))
             .map(|object| Hra::from(HorizontalRunnerAutoscaler::clone(&object)))
+    }
+
+    /// True if the cache watches `namespace`.
+    pub fn covers(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// Every cached HRA, or those of one namespace.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Hra> {
+        self.readers
+            .iter()
+            .flat_map(|r| r.state())
+            .map(|object| Hra::from(HorizontalRunnerAutoscaler::clone(&object)))
+            .filter(|h| namespace.is_none_or(|ns| h.key.namespace == ns))
+            .collect()
     }
 
     /// Waits until every reflector has its first full list.

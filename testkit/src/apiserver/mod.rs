@@ -72,6 +72,13 @@ struct State {
     watch_epoch: Option<watch::Sender<u64>>,
     /// While true, watch streams deliver nothing (a lagging watch).
     watch_held: Option<watch::Sender<bool>>,
+    /// HRAs whose every PATCH fails with this status after this long (a webhook that cannot
+    /// be reached, or times out).
+    failing: HashMap<Key, (u16, Duration)>,
+    /// Namespaces the client may use (a namespaced Role); `None`: everything.
+    allowed_namespaces: Option<Vec<String>>,
+    /// Plurals whose LISTs wait while their gate is closed (a cache still syncing).
+    list_gates: HashMap<&'static str, watch::Sender<bool>>,
 }
 
 impl Default for State {
@@ -93,6 +100,9 @@ impl Default for State {
             changes: None,
             watch_epoch: None,
             watch_held: None,
+            failing: HashMap::new(),
+            allowed_namespaces: None,
+            list_gates: HashMap::new(),
         }
     }
 }
@@ -324,6 +334,35 @@ impl ApiServer {
     /// Patch bodies received so far (the last 1000).
     pub fn patches(&self) -> Vec<Value> {
         self.lock().patches.clone()
+    }
+
+    /// Fails every PATCH of this HRA with `code`, `after` a while, until [`ApiServer::heal`]
+    /// (an admission webhook with `failurePolicy: Fail` that cannot be reached, or times out).
+    pub fn fail_patches_of(&self, namespace: &str, name: &str, code: u16, after: Duration) {
+        self.lock()
+            .failing
+            .insert((namespace.into(), name.into()), (code, after));
+    }
+
+    /// Ends every [`ApiServer::fail_patches_of`].
+    pub fn heal(&self) {
+        self.lock().failing.clear();
+    }
+
+    /// Answers 403 Forbidden to any request outside `namespaces`, cluster-wide ones included,
+    /// as a namespaced Role allows.
+    pub fn allow_only_namespaces(&self, namespaces: &[&str]) {
+        self.lock().allowed_namespaces = Some(namespaces.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// Holds (false) or lets go (true) the answers to LISTs of `plural` (a resource such as
+    /// `runnerdeployments`), as when thousands of objects are still being listed.
+    pub fn open_lists(&self, plural: &'static str, open: bool) {
+        self.lock()
+            .list_gates
+            .entry(plural)
+            .or_insert_with(|| watch::channel(true).0)
+            .send_replace(open);
     }
 
     /// Forgets the request counts and patch bodies.

@@ -119,6 +119,9 @@ async fn route(
             );
         }
     };
+    if let Some(reply) = forbidden(state, plural, verb, namespace) {
+        return reply;
+    }
     // Counts and faults are the HRAs' (the service's own traffic); runner objects are served
     // plainly.
     let fault = if plural == PLURAL {
@@ -137,6 +140,32 @@ async fn route(
         return status(code, reason, format!("injected {code}"), name.unwrap_or(""));
     }
     let dry_run = query.split('&').any(|p| p == "dryRun=All");
+    let failing = (verb == "patch" && plural == PLURAL)
+        .then(|| {
+            let key = (
+                namespace.unwrap_or("").to_owned(),
+                name.unwrap_or("").to_owned(),
+            );
+            state.lock().unwrap().failing.get(&key).copied()
+        })
+        .flatten();
+    if let Some((code, after)) = failing {
+        tokio::time::sleep(after).await;
+        let message = "Internal error occurred: failed calling webhook \"validate.example.com\": \
+                       connect: connection refused";
+        return status(code, "InternalError", message.into(), name.unwrap_or(""));
+    }
+    if verb == "list" {
+        let gate = state
+            .lock()
+            .unwrap()
+            .list_gates
+            .get(plural)
+            .map(|g| g.subscribe());
+        if let Some(mut gate) = gate {
+            let _ = gate.wait_for(|open| *open).await;
+        }
+    }
     match verb {
         "get" => get(state, plural, namespace.unwrap(), name.unwrap()),
         "list" => list(state, plural, namespace),
@@ -163,6 +192,29 @@ async fn route(
             }
         }
     }
+}
+
+/// 403, as the API server answers a request its Role does not allow.
+fn forbidden(
+    state: &Mutex<State>,
+    plural: &'static str,
+    verb: &str,
+    namespace: Option<&str>,
+) -> Option<Reply> {
+    let s = state.lock().unwrap();
+    let allowed = s.allowed_namespaces.as_ref()?;
+    if namespace.is_some_and(|ns| allowed.iter().any(|a| a == ns)) {
+        return None;
+    }
+    let scope = match namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".into(),
+    };
+    let message = format!(
+        "{plural}.{GROUP} is forbidden: User \"system:serviceaccount:batch-scaler:batch-scaler\" \
+         cannot {verb} resource \"{plural}\" in API group \"{GROUP}\" {scope}"
+    );
+    Some(status(403, "Forbidden", message, ""))
 }
 
 fn get(state: &Mutex<State>, plural: &'static str, namespace: &str, name: &str) -> Reply {

@@ -1,0 +1,177 @@
+//! The README's promises at their edges, on Kubernetes over real HTTP: one failing HRA (or
+//! forty) never delays another; reads come from the watch cache; a namespaced Role is
+//! enough; readiness is what the service can really do. On the test API server, and (where
+//! no fault injection is needed) on an existing cluster with `USE_EXISTING_CLUSTER=true`.
+
+mod common;
+
+use batch_scaler::{
+    api::pb,
+    config::Settings,
+    store::{HraStore, kubernetes::KubeStore},
+};
+use batch_scaler_testkit::{cluster::TestCluster, fake_or_skip};
+use common::*;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+const WINDOW: Duration = Duration::from_millis(200);
+
+async fn start_cached(c: &TestCluster, settings: Settings) -> TestServer {
+    let store = KubeStore::new(c.client(), Duration::from_secs(30))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
+    let store: Arc<dyn HraStore> = Arc::new(store);
+    TestServer::start(store, settings).await
+}
+
+#[tokio::test]
+async fn kube_forty_failing_hras_do_not_delay_ten_healthy_ones() {
+    let c = TestCluster::start().await;
+    let api = fake_or_skip!(c, "failing writes are injected by the test API server");
+    const FAILING: usize = 40;
+    const HEALTHY: usize = 10;
+    for i in 0..FAILING {
+        c.create(hra_object(&c.namespace, &format!("bad-{i}"), None))
+            .await;
+        // An admission webhook that times out after a second: every PATCH fails, slowly.
+        api.fail_patches_of(
+            &c.namespace,
+            &format!("bad-{i}"),
+            500,
+            Duration::from_secs(1),
+        );
+    }
+    for i in 0..HEALTHY {
+        c.create(hra_object(&c.namespace, &format!("good-{i}"), None))
+            .await;
+    }
+    api.set_latency(Duration::from_millis(20));
+    let mut settings = test_settings(WINDOW);
+    // Fewer write slots than failing HRAs, and retries as eager as they come.
+    settings.engine.max_concurrent_writes = 8;
+    settings.engine.retry.deadline = Duration::from_secs(600);
+    let server = start_cached(&c, settings).await;
+    let mut results = watch_all(&server).await;
+    server
+        .publish(
+            (0..FAILING)
+                .map(|i| ev(&c.namespace, &format!("bad-{i}"), 1))
+                .collect(),
+        )
+        .await;
+    // Until every failing HRA is retrying (their first attempts share the slots with
+    // everyone's: nobody can tell yet that they will fail).
+    let mut retrying = std::collections::HashSet::new();
+    let all_retrying = async {
+        while retrying.len() < FAILING {
+            let r = recv(&mut results).await;
+            if r.outcome == pb::Outcome::Retrying as i32 {
+                retrying.insert(r.name);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all_retrying)
+        .await
+        .expect("every failing HRA got to make an attempt");
+    let queued = Instant::now();
+    server
+        .publish(
+            (0..HEALTHY)
+                .map(|i| ev(&c.namespace, &format!("good-{i}"), 1))
+                .collect(),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(45),
+        "every healthy HRA applied",
+        || async {
+            let mut applied = 0;
+            for i in 0..HEALTHY {
+                applied += c.reservations(&format!("good-{i}")).await;
+            }
+            applied == HEALTHY
+        },
+    )
+    .await;
+    let took = queued.elapsed();
+    eprintln!(
+        "isolation: {HEALTHY} healthy HRAs applied {took:?} after queueing, beside {FAILING} failing"
+    );
+    // One window, then a write slot that retries cannot all hold, then the write itself.
+    assert!(
+        took < WINDOW + Duration::from_secs(2),
+        "healthy HRAs waited {took:?}"
+    );
+    for i in 0..FAILING {
+        assert_eq!(c.reservations(&format!("bad-{i}")).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn kube_reads_come_from_the_watch_cache() {
+    let c = TestCluster::start().await;
+    for name in ["a", "b"] {
+        c.create(hra_object(&c.namespace, name, None)).await;
+    }
+    let server = start_cached(&c, test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    eventually(Duration::from_secs(10), "the cache to list both", || {
+        let mut client = client.clone();
+        let ns = c.namespace.clone();
+        async move {
+            client
+                .list_targets(pb::ListTargetsRequest { namespace: ns })
+                .await
+                .is_ok_and(|r| r.into_inner().targets.len() == 2)
+        }
+    })
+    .await;
+    let api = c.fake();
+    let before = api.map(|a| (a.count("list"), a.count("get")));
+    for _ in 0..40 {
+        let listed = client
+            .list_targets(pb::ListTargetsRequest {
+                namespace: c.namespace.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.targets.len(), 2);
+        let target = client
+            .get_target(pb::TargetRef {
+                namespace: c.namespace.clone(),
+                name: "a".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!target.resource_version.is_empty());
+    }
+    if let (Some(api), Some(before)) = (api, before) {
+        assert_eq!(
+            (api.count("list"), api.count("get")),
+            before,
+            "40 ListTargets and 40 GetTarget cost the API server nothing"
+        );
+    }
+    // What we write is read back at once (read your writes), from the cache.
+    let written = client
+        .scale_and_wait(ev(&c.namespace, "a", 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .batch
+        .unwrap();
+    assert_eq!(written.after, 2);
+    let target = client
+        .get_target(pb::TargetRef {
+            namespace: c.namespace.clone(),
+            name: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(target.capacity_reservations.len(), 2);
+}
