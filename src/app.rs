@@ -167,6 +167,7 @@ pub async fn serve(
     let service = BatchScalerService {
         engine: engine.clone(),
         store: store.clone(),
+        routing: store.routing(),
         shutdown: stop.clone(),
         clock: settings.engine.clock.clone(),
         allowed: settings.allowed.clone(),
@@ -175,7 +176,21 @@ pub async fn serve(
             .context("--default-duration")?,
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    transport::mark_serving(&health_reporter, true).await;
+    // NOT_SERVING until every watch cache has listed everything (HRAs, and each runner kind
+    // routing reads), and again once shutdown starts: a probe can route on it.
+    transport::mark_serving(&health_reporter, store.is_ready()).await;
+    let serving = {
+        let (reporter, store, stop) = (health_reporter.clone(), store.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = store.ready() => {
+                    transport::mark_serving(&reporter, true).await;
+                    tracing::info!("ready: serving");
+                }
+                () = stop.cancelled() => {}
+            }
+        })
+    };
 
     let batching = tokio::spawn(
         engine
@@ -229,6 +244,7 @@ pub async fn serve(
             http = None;
         }
     }
+    serving.abort();
     transport::mark_serving(&health_reporter, false).await;
     stop.cancel();
     batching.await.context("batcher task")?;
@@ -299,7 +315,9 @@ fn probes_for(
             if stopping.is_cancelled() {
                 Some("shutting down")
             } else if !store.is_ready() {
-                Some("waiting for the HRA watch cache to sync")
+                Some(
+                    "waiting for the watch caches (HRAs, RunnerDeployments, RunnerSets) to list everything",
+                )
             } else {
                 None
             }

@@ -1,5 +1,5 @@
 //! The manifests in `deploy/` are what the README promises: least-privilege RBAC, two
-//! hardened replicas with gRPC probes, flags the binary accepts, a CRD typed like the real one.
+//! hardened replicas with a gRPC readiness probe, flags the binary accepts, a CRD typed like the real one.
 
 use batch_scaler::config::Args;
 use clap::Parser;
@@ -67,7 +67,11 @@ fn deployment_is_two_hardened_replicas_with_grpc_probes_and_valid_flags() {
         c["resources"]["requests"]["cpu"].is_string()
             && c["resources"]["requests"]["memory"].is_string()
     );
-    for probe in ["readinessProbe", "livenessProbe"] {
+    // Readiness follows gRPC health (NOT_SERVING until every cache has listed); liveness
+    // must not: a long first list is no reason to restart.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], 9090);
+    for probe in ["readinessProbe"] {
         assert_eq!(c[probe]["grpc"]["port"], 50051, "{probe}");
     }
     let mut argv = vec!["batch-scaler".to_owned()];

@@ -175,3 +175,121 @@ async fn kube_reads_come_from_the_watch_cache() {
         .into_inner();
     assert_eq!(target.capacity_reservations.len(), 2);
 }
+
+async fn health(server: &TestServer) -> i32 {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+
+#[tokio::test]
+async fn kube_not_serving_and_routing_unavailable_until_every_watch_cache_has_listed() {
+    let c = TestCluster::start().await;
+    let api = fake_or_skip!(c, "a slow list is held back by the test API server");
+    let org = c.namespace.clone();
+    c.create(hra_object(&c.namespace, "linux", None)).await;
+    c.create(
+        serde_json::json!({"apiVersion": "actions.summerwind.dev/v1alpha1",
+        "kind": "RunnerDeployment", "metadata": {"name": "linux"},
+        "spec": {"template": {"spec": {"organization": org, "labels": ["linux"]}}}}),
+    )
+    .await;
+    // Thousands of RunnerDeployments still being listed.
+    api.open_lists(batch_scaler::store::runners::RUNNER_DEPLOYMENTS, false);
+    let mut server = start_cached(&c, test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    let job = queued_job(&format!("{org}/web"), &["linux"], "7");
+    // The HRAs are listed; routing is not complete, and nothing pretends it is.
+    eventually(Duration::from_secs(10), "the HRA cache to list", || {
+        let mut client = client.clone();
+        let ns = c.namespace.clone();
+        async move {
+            client
+                .list_targets(pb::ListTargetsRequest { namespace: ns })
+                .await
+                .is_ok_and(|r| r.into_inner().targets.len() == 1)
+        }
+    })
+    .await;
+    assert_ne!(health(&server).await, SERVING);
+    assert_eq!(http_get(server.http_addr, "/readyz").await.0, 503);
+    let route = client.route_job(job.clone()).await.unwrap_err();
+    assert_eq!(route.code(), tonic::Code::Unavailable, "{route:?}");
+    assert!(
+        route.message().contains("routing is not ready"),
+        "{route:?}"
+    );
+    let scaled = client
+        .scale_job(pb::WorkflowJob {
+            wait: true,
+            ..job.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(scaled.code(), tonic::Code::Unavailable);
+    assert_eq!(c.reservations("linux").await, 0, "nothing queued");
+    // Once listed: serving, and the job routes.
+    api.open_lists(batch_scaler::store::runners::RUNNER_DEPLOYMENTS, true);
+    eventually(Duration::from_secs(10), "SERVING", || async {
+        health(&server).await == SERVING
+    })
+    .await;
+    assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
+    let route = client.route_job(job).await.unwrap().into_inner();
+    assert_eq!(route.target.unwrap().name, "linux");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn kube_a_namespaced_role_is_enough() {
+    let c = TestCluster::start().await;
+    let api = fake_or_skip!(c, "the namespaced Role is emulated by the test API server");
+    for name in ["a", "b"] {
+        c.create(hra_object(&c.namespace, name, None)).await;
+    }
+    api.allow_only_namespaces(&[&c.namespace]);
+    let server = start_cached(&c, test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    eventually(Duration::from_secs(10), "ready", || async {
+        http_get(server.http_addr, "/readyz").await.0 == 200
+    })
+    .await;
+    let all = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = all.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "ListTargets {{}} lists the watched namespace"
+    );
+    let applied = client
+        .scale_and_wait(ev(&c.namespace, "a", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(applied.batch.unwrap().outcome, pb::Outcome::Applied as i32);
+    // Outside the Role: the API server's 403 is PERMISSION_DENIED, not a crash or a hang.
+    let other = client
+        .get_target(pb::TargetRef {
+            namespace: "elsewhere".into(),
+            name: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
+}

@@ -41,6 +41,14 @@ pub enum ApiError {
         "this store cannot route workflow jobs (it has no watch caches); send ScaleEvents naming the HRA"
     )]
     RoutingUnavailable,
+    /// The routing model has not listed everything yet: any answer could be wrong.
+    #[error(
+        "routing is not ready: {unsynced} watch caches (HRAs, RunnerDeployments, RunnerSets) have not listed everything yet; retry shortly"
+    )]
+    RoutingNotReady {
+        /// Sources still listing.
+        unsynced: usize,
+    },
     /// The batch holding the event ended without an outcome for it.
     #[error("the batch holding the event was abandoned")]
     Abandoned,
@@ -125,6 +133,7 @@ impl From<ApiError> for Status {
             ApiError::RoutingUnavailable => tonic::Code::Unimplemented,
             ApiError::Intake(IntakeError::Exhausted(_)) => tonic::Code::ResourceExhausted,
             ApiError::Intake(_)
+            | ApiError::RoutingNotReady { .. }
             | ApiError::Backend(_)
             | ApiError::Abandoned
             | ApiError::PublishShutDown { .. } => tonic::Code::Unavailable,

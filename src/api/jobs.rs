@@ -42,10 +42,10 @@ impl QueuedJob {
 impl BatchScalerService {
     /// Routes a validated job over the store's routing index, counting the result.
     fn route(&self, job: &WorkflowJob) -> Result<Route, ApiError> {
-        let index = self
-            .store
-            .routing_index()
-            .ok_or(ApiError::RoutingUnavailable)?;
+        let model = self.routing.as_ref().ok_or(ApiError::RoutingUnavailable)?;
+        let index = model.index().ok_or_else(|| ApiError::RoutingNotReady {
+            unsynced: model.unsynced(),
+        })?;
         let route = index.route(job, &self.allowed);
         self.metrics.job_routed(route.result.as_str());
         if route.result == RouteResult::Ambiguous {

@@ -15,7 +15,7 @@ use crate::{
     },
     engine::{Engine, applier::Clock, batcher::Submitted, hub::Filter, queue::Waiter},
     ops::metrics::Metrics,
-    store::HraStore,
+    store::{HraStore, RoutingModel},
 };
 use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll};
 use tokio::sync::oneshot;
@@ -30,6 +30,8 @@ pub struct BatchScalerService {
     pub engine: Engine,
     /// Where targets are read.
     pub store: Arc<dyn HraStore>,
+    /// What routing sees, if this backend can route jobs.
+    pub routing: Option<Arc<RoutingModel>>,
     /// Fires when shutdown starts: open `Publish` streams end.
     pub shutdown: CancellationToken,
     /// Time for `reserved_replicas`.

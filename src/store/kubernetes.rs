@@ -3,15 +3,13 @@
 //! reads (`get`, `list`) are answered from it and cost the API server nothing; what we wrote
 //! ourselves is read back at once, before the watch delivers it.
 
+use super::routing_model::RoutingModel;
 use super::{
     HraStore, StoreError, Write,
     resource::{HorizontalRunnerAutoscaler, merge_patch},
     watch_cache::WatchCache,
 };
-use crate::domain::{
-    hra::{Hra, HraKey},
-    routing::RoutingIndex,
-};
+use crate::domain::hra::{Hra, HraKey};
 use async_trait::async_trait;
 use kube::{
     Api, Client,
@@ -149,7 +147,7 @@ impl HraStore for KubeStore {
             match cache.get(key) {
                 Some(hra) => return Ok(self.freshest(hra)),
                 // A synced cache of its namespace knows: there is no such HRA.
-                None if cache.is_ready() && cache.covers(&key.namespace) => {
+                None if cache.hras_ready() && cache.covers(&key.namespace) => {
                     return Err(StoreError::NotFound(key.clone()));
                 }
                 None => {}
@@ -166,7 +164,7 @@ impl HraStore for KubeStore {
 
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError> {
         if let Some(cache) = &self.cache
-            && cache.is_ready()
+            && cache.hras_ready()
             && namespace.is_none_or(|ns| cache.covers(ns))
         {
             let mut hras: Vec<Hra> = cache
@@ -195,12 +193,18 @@ impl HraStore for KubeStore {
         Ok(hras)
     }
 
-    fn routing_index(&self) -> Option<Arc<RoutingIndex>> {
-        self.cache.as_ref().map(|c| c.routing_index())
+    fn routing(&self) -> Option<Arc<RoutingModel>> {
+        self.cache.as_ref().map(|c| c.routing())
     }
 
     fn is_ready(&self) -> bool {
         self.cache.as_ref().is_none_or(|c| c.is_ready())
+    }
+
+    async fn ready(&self) {
+        if let Some(cache) = &self.cache {
+            cache.ready().await;
+        }
     }
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {

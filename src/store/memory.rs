@@ -1,8 +1,9 @@
 //! In-process HRA store: whole objects kept as JSON ([`Objects`]) and written with the same
 //! merge patch and resourceVersion precondition as the Kubernetes store sends. It also holds
-//! RunnerDeployments and RunnerSets, and routes jobs over all of them: the routing index is
-//! rebuilt only after a change that can alter routing (our own reservation writes cannot).
+//! RunnerDeployments and RunnerSets and feeds the routing model as they change (our own
+//! reservation writes cannot change routing, so they are not fed).
 
+use super::routing_model::RoutingModel;
 use super::{
     HraStore, StoreError, Write,
     objects::{ObjectError, ObjectKey, Objects, SchemaViolation},
@@ -11,7 +12,7 @@ use super::{
 };
 use crate::domain::{
     hra::{Hra, HraKey},
-    routing::{RoutingIndex, TargetKind},
+    routing::TargetKind,
 };
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -23,10 +24,8 @@ pub struct MemoryStore {
     objects: Mutex<Objects>,
     deployments: Mutex<Objects>,
     sets: Mutex<Objects>,
-    /// The routing index and the routing generation it was built at.
-    routing: Mutex<(u64, Option<Arc<RoutingIndex>>)>,
-    /// Bumped by every change that can alter routing.
-    generation: std::sync::atomic::AtomicU64,
+    /// What routing sees of all of them (ready at once: nothing to list).
+    routing: Arc<RoutingModel>,
 }
 
 fn runner_schema(object: &Value) -> Result<(), SchemaViolation> {
@@ -45,8 +44,7 @@ impl Default for MemoryStore {
             objects: Mutex::new(Objects::new(hra_schema)),
             deployments: Mutex::new(Objects::new(runner_schema)),
             sets: Mutex::new(Objects::new(runner_schema)),
-            routing: Mutex::new((u64::MAX, None)),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            routing: Arc::new(RoutingModel::new(0)),
         }
     }
 }
@@ -89,9 +87,13 @@ impl MemoryStore {
         Ok(store)
     }
 
-    fn changed(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Tells the routing model how an HRA object is now, and rebuilds its index if that
+    /// changed what routing sees.
+    fn hra_changed(&self, object: &Value) {
+        if let Ok(hra) = HorizontalRunnerAutoscaler::from_value(object) {
+            self.routing.hra_applied(routable_hra(&hra));
+            self.routing.rebuild();
+        }
     }
 
     /// Adds or replaces a whole HRA object, giving it a new resourceVersion.
@@ -101,21 +103,24 @@ impl MemoryStore {
             .lock()
             .put(object)
             .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))?;
-        self.changed();
+        self.hra_changed(&stored);
         Ok(parse(&stored)?.key)
     }
 
     /// Adds or replaces a RunnerDeployment or RunnerSet (by its `kind`).
     pub fn put_runner(&self, object: Value) -> Result<(), StoreError> {
-        let objects = match object["kind"].as_str() {
-            Some(RUNNER_SET) => &self.sets,
-            _ => &self.deployments,
+        let (objects, kind) = match object["kind"].as_str() {
+            Some(RUNNER_SET) => (&self.sets, TargetKind::RunnerSet),
+            _ => (&self.deployments, TargetKind::RunnerDeployment),
         };
-        objects
+        let stored = objects
             .lock()
             .put(object)
             .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))?;
-        self.changed();
+        if let Ok(target) = runner_target(kind, &stored) {
+            self.routing.runner_applied(kind, target);
+            self.routing.rebuild();
+        }
         Ok(())
     }
 
@@ -129,39 +134,22 @@ impl MemoryStore {
             .lock()
             .remove(&(namespace.to_owned(), name.to_owned()))
             .is_some();
-        self.changed();
+        self.routing.runner_deleted(kind, namespace, name);
+        self.routing.rebuild();
         removed
     }
 
     /// Removes an HRA (as if someone deleted it).
     pub fn remove(&self, key: &HraKey) -> bool {
         let removed = self.objects.lock().remove(&object_key(key)).is_some();
-        self.changed();
+        self.routing.hra_deleted(key);
+        self.routing.rebuild();
         removed
     }
 
-    fn build_routing_index(&self) -> RoutingIndex {
-        let hras: Vec<_> = self
-            .objects
-            .lock()
-            .list(None)
-            .filter_map(|o| HorizontalRunnerAutoscaler::from_value(o).ok())
-            .map(|h| routable_hra(&h))
-            .collect();
-        let mut targets = Vec::new();
-        for (kind, objects) in [
-            (TargetKind::RunnerDeployment, &self.deployments),
-            (TargetKind::RunnerSet, &self.sets),
-        ] {
-            let objects = objects.lock();
-            targets.extend(
-                objects
-                    .list(None)
-                    .filter_map(|o| runner_target(kind, o).ok())
-                    .map(|t| (kind, t)),
-            );
-        }
-        RoutingIndex::build(hras, targets)
+    /// The routing model this store feeds.
+    pub fn routing_model(&self) -> Arc<RoutingModel> {
+        self.routing.clone()
     }
 
     /// The whole stored object, for checks that fields we don't own are untouched.
@@ -175,10 +163,9 @@ impl MemoryStore {
             .objects
             .lock()
             .modify(&object_key(key), edit)
-            .map(drop)
-            .map_err(|e| store_error(e, key));
-        self.changed();
-        modified
+            .map_err(|e| store_error(e, key))?;
+        self.hra_changed(&modified);
+        Ok(())
     }
 }
 
@@ -196,13 +183,8 @@ impl HraStore for MemoryStore {
         self.objects.lock().list(namespace).map(parse).collect()
     }
 
-    fn routing_index(&self) -> Option<Arc<RoutingIndex>> {
-        let generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
-        let mut routing = self.routing.lock();
-        if routing.0 != generation || routing.1.is_none() {
-            *routing = (generation, Some(Arc::new(self.build_routing_index())));
-        }
-        routing.1.clone()
+    fn routing(&self) -> Option<Arc<RoutingModel>> {
+        Some(self.routing.clone())
     }
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {

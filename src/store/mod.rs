@@ -1,10 +1,7 @@
 //! Where HRAs live: the one trait seam between the engine and a backend, its implementations
 //! (memory, Kubernetes with a watch cache), the one HRA resource type and the seed loader.
 
-use crate::domain::{
-    hra::{CapacityReservation, Hra, HraKey},
-    routing::RoutingIndex,
-};
+use crate::domain::hra::{CapacityReservation, Hra, HraKey};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -14,12 +11,14 @@ pub mod memory;
 pub mod objects;
 pub mod resource;
 pub mod routing_cache;
+pub mod routing_model;
 pub mod runners;
 pub mod seed;
 pub mod watch_cache;
 
 pub use error::{Cause, StoreError};
 pub use memory::MemoryStore;
+pub use routing_model::RoutingModel;
 
 /// A conditional write of one HRA's capacity reservations.
 #[derive(Clone, Debug)]
@@ -59,14 +58,18 @@ pub trait HraStore: Send + Sync + 'static {
     /// matches; returns the HRA as written.
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError>;
 
-    /// True once the store can serve (a watch cache has its first full list).
+    /// True once the store can serve: every watch cache (HRAs, and each runner kind
+    /// routing reads) has its first full list.
     fn is_ready(&self) -> bool {
         true
     }
 
-    /// The routing index over the HRAs and their targets as the store holds them now, or
-    /// `None` where this backend cannot route jobs.
-    fn routing_index(&self) -> Option<Arc<RoutingIndex>> {
+    /// Waits until [`HraStore::is_ready`].
+    async fn ready(&self) {}
+
+    /// The routing read model this store feeds, or `None` where this backend cannot route
+    /// jobs. (The model is its own type: the store only tells it what changed.)
+    fn routing(&self) -> Option<Arc<RoutingModel>> {
         None
     }
 }

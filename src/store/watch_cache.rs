@@ -1,21 +1,20 @@
 //! A watch cache of HRAs (kube-runtime reflectors): batches are planned from the cached
-//! object and written with its resourceVersion, so a window costs one PATCH per dirty HRA.
-//! A stale cache only costs a 409 and a fresh GET; the watcher re-lists on its own after
-//! errors, and events never depend on it (they wait in the batcher).
+//! object and written with its resourceVersion, so a window costs one PATCH per dirty HRA,
+//! and `GetTarget`/`ListTargets` cost the API server nothing. A stale cache only costs a 409
+//! and a fresh GET; the watcher re-lists on its own after errors, and events never depend on
+//! it (they wait in the batcher). The same watch feeds the routing model what routing sees
+//! of each HRA, beside the runner reflectors.
 
 use super::{
-    resource::HorizontalRunnerAutoscaler,
-    routing_cache::{RoutingCache, RoutingChanges},
+    resource::HorizontalRunnerAutoscaler, routing_cache, routing_model::RoutingModel,
+    runners::routable_hra,
 };
-use crate::domain::{
-    hra::{Hra, HraKey},
-    routing::RoutingIndex,
-};
+use crate::domain::hra::{Hra, HraKey};
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, reflector::ObjectRef, watcher},
 };
-use std::{pin::pin, sync::Arc};
+use std::{collections::HashSet, pin::pin, sync::Arc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -26,55 +25,68 @@ pub struct WatchCache {
     namespaces: Vec<String>,
     readers: Vec<reflector::Store<HorizontalRunnerAutoscaler>>,
     tasks: Vec<JoinHandle<()>>,
-    /// How many reflectors have their first full list. (Only one task awaits each
-    /// reflector's readiness: its one-shot wakes a single waiter.)
+    /// How many HRA reflectors have their first full list.
     synced: watch::Receiver<usize>,
-    /// RunnerDeployments and RunnerSets, and the routing index over everything.
-    routing: RoutingCache,
+    /// What routing sees of the HRAs and of the RunnerDeployments and RunnerSets.
+    routing: Arc<RoutingModel>,
 }
 
 impl WatchCache {
     /// Starts watching (every namespace when `namespaces` is empty).
     pub fn start(client: &Client, namespaces: &[String]) -> Self {
-        let apis: Vec<(String, Api<HorizontalRunnerAutoscaler>)> = if namespaces.is_empty() {
-            vec![("*".into(), Api::all(client.clone()))]
+        let apis: Vec<(Option<String>, Api<HorizontalRunnerAutoscaler>)> = if namespaces.is_empty()
+        {
+            vec![(None, Api::all(client.clone()))]
         } else {
             namespaces
                 .iter()
-                .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
+                .map(|ns| (Some(ns.clone()), Api::namespaced(client.clone(), ns)))
                 .collect()
         };
+        let routing = Arc::new(RoutingModel::new(
+            apis.len() + routing_cache::runner_sources(namespaces),
+        ));
+        let mut tasks = routing_cache::start(client, namespaces, routing.clone());
+        tasks.push(tokio::spawn(routing.clone().run()));
         let mut readers = Vec::new();
-        let mut tasks = Vec::new();
         let (synced_tx, synced) = watch::channel(0usize);
-        let changes = Arc::new(RoutingChanges::default());
-        let routing = RoutingCache::start(client, namespaces, changes.clone());
         for (scope, api) in apis {
             let (reader, writer) = reflector::store();
             let stream = reflector(
                 writer,
                 watcher(api, watcher::Config::default()).default_backoff(),
             );
-            let changes = changes.clone();
+            let (model, count) = (routing.clone(), synced_tx.clone());
             tasks.push(tokio::spawn(async move {
                 let mut stream = pin!(stream);
+                let mut synced = false;
+                let mut listed: Option<HashSet<HraKey>> = None;
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(watcher::Event::Apply(hra) | watcher::Event::InitApply(hra)) => {
-                            changes.hra_applied(&hra)
+                            let view = routable_hra(&hra);
+                            if let Some(listed) = &mut listed {
+                                listed.insert(view.key.clone());
+                            }
+                            model.hra_applied(view);
                         }
-                        Ok(watcher::Event::Delete(hra)) => changes.hra_deleted(&hra),
-                        Ok(watcher::Event::Init | watcher::Event::InitDone) => changes.bump(),
+                        Ok(watcher::Event::Delete(hra)) => model.hra_deleted(&routable_hra(&hra).key),
+                        Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                        Ok(watcher::Event::InitDone) => {
+                            if let Some(listed) = listed.take() {
+                                model.retain_hras(scope.as_deref(), &listed);
+                            }
+                            if !synced {
+                                synced = true;
+                                count.send_modify(|n| *n += 1);
+                                model.source_synced();
+                            }
+                        }
                         Err(e) => {
+                            let scope = scope.as_deref().unwrap_or("*");
                             tracing::warn!(namespaces = %scope, error = %e, "HRA watch failed; retrying")
                         }
                     }
-                }
-            }));
-            let (ready, count) = (reader.clone(), synced_tx.clone());
-            tasks.push(tokio::spawn(async move {
-                if ready.wait_until_ready().await.is_ok() {
-                    count.send_modify(|n| *n += 1);
                 }
             }));
             readers.push(reader);
@@ -112,26 +124,26 @@ impl WatchCache {
             .collect()
     }
 
-    /// Waits until every reflector has its first full list.
+    /// Waits until every reflector, HRAs and runner kinds, has its first full list.
     pub async fn ready(&self) {
         let all = self.readers.len();
         let _ = self.synced.clone().wait_for(|n| *n >= all).await;
+        self.routing.ready().await;
     }
 
-    /// The routing index over the cached HRAs and runner objects.
-    pub fn routing_index(&self) -> Arc<RoutingIndex> {
-        self.routing.index(|| {
-            self.readers
-                .iter()
-                .flat_map(|r| r.state())
-                .map(|h| HorizontalRunnerAutoscaler::clone(&h))
-                .collect()
-        })
+    /// The routing model this cache feeds.
+    pub fn routing(&self) -> Arc<RoutingModel> {
+        self.routing.clone()
     }
 
-    /// True once every reflector has its first full list.
-    pub fn is_ready(&self) -> bool {
+    /// True once every HRA reflector has its first full list (batches can be planned).
+    pub fn hras_ready(&self) -> bool {
         *self.synced.borrow() >= self.readers.len()
+    }
+
+    /// True once every reflector, HRAs and runner kinds, has its first full list.
+    pub fn is_ready(&self) -> bool {
+        self.hras_ready() && self.routing.is_ready()
     }
 
     /// HRAs cached now.

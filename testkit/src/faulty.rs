@@ -4,11 +4,8 @@
 
 use async_trait::async_trait;
 use batch_scaler::{
-    domain::{
-        hra::{CapacityReservation, Hra, HraKey},
-        routing::RoutingIndex,
-    },
-    store::{HraStore, MemoryStore, StoreError, Write},
+    domain::hra::{CapacityReservation, Hra, HraKey},
+    store::{HraStore, MemoryStore, RoutingModel, StoreError, Write},
 };
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -163,8 +160,8 @@ impl HraStore for FaultyStore {
         self.inner.list(namespace).await
     }
 
-    fn routing_index(&self) -> Option<std::sync::Arc<RoutingIndex>> {
-        self.inner.routing_index()
+    fn routing(&self) -> Option<std::sync::Arc<RoutingModel>> {
+        self.inner.routing()
     }
 
     async fn write(&self, write: Write<'_>) -> Result<Hra, StoreError> {
