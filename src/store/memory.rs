@@ -191,7 +191,11 @@ impl HraStore for MemoryStore {
         let patched = self
             .objects
             .lock()
-            .patch(&object_key(write.key), &merge_patch(&write), write.dry_run)
+            .patch(
+                &object_key(write.key),
+                &merge_patch(&write).to_value(),
+                write.dry_run,
+            )
             .map_err(|e| store_error(e, write.key))?;
         parse(&patched.object)
     }

@@ -6,28 +6,6 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Applies a JSON merge patch (RFC 7386) to `target`: objects merge key by key, `null`
-/// removes a key, anything else replaces.
-pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(serde_json::Map::new());
-    }
-    let Value::Object(map) = target else {
-        return;
-    };
-    for (k, v) in patch {
-        if v.is_null() {
-            map.remove(k);
-        } else {
-            apply_merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
-        }
-    }
-}
-
 /// Namespace and name of a stored object.
 pub type ObjectKey = (String, String);
 
@@ -206,7 +184,8 @@ impl Objects {
             });
         }
         let mut merged = current.clone();
-        apply_merge_patch(&mut merged, patch);
+        // RFC 7386: objects merge key by key, null removes a key, anything else replaces.
+        json_patch::merge(&mut merged, patch);
         for immutable in ["name", "namespace", "uid"] {
             merged["metadata"][immutable] = current["metadata"][immutable].clone();
         }
@@ -339,15 +318,5 @@ mod tests {
         );
         assert!(objects.put(json!({"metadata": {}})).is_err());
         assert_eq!(objects.revision(), 1);
-    }
-
-    #[test]
-    fn merge_patch_merges_objects_removes_nulls_and_replaces_the_rest() {
-        let mut target = json!({"a": {"b": 1, "c": 2}, "l": [1, 2], "x": "keep"});
-        apply_merge_patch(&mut target, &json!({"a": {"b": null, "d": 3}, "l": [3]}));
-        assert_eq!(
-            target,
-            json!({"a": {"c": 2, "d": 3}, "l": [3], "x": "keep"})
-        );
     }
 }

@@ -14,8 +14,8 @@ use crate::domain::{
 use chrono::TimeDelta;
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::Resource;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::borrow::Cow;
 
 /// API group of the HorizontalRunnerAutoscaler CRD.
@@ -154,7 +154,13 @@ pub struct ParseError(#[from] serde_json::Error);
 impl HorizontalRunnerAutoscaler {
     /// Parses the fields we use out of a whole object (JSON), ignoring all others.
     pub fn from_value(object: &Value) -> Result<Self, ParseError> {
-        Ok(Self::deserialize(object)?)
+        // Straight from the tree: no copy of it is made.
+        let Fields { metadata, spec } = Fields::deserialize(object)?;
+        Ok(Self {
+            metadata,
+            spec,
+            object_bytes: json_len(object),
+        })
     }
 }
 
@@ -237,25 +243,65 @@ pub fn hra_schema(object: &Value) -> Result<(), SchemaViolation> {
 
 /// The merge patch of one write: the resourceVersion precondition, the whole reservation list
 /// (null removes it) and our two annotations (an empty finished-jobs list removes that one).
-/// Nothing else of the object.
-pub fn merge_patch(write: &Write<'_>) -> Value {
-    let reservations = if write.reservations.is_empty() {
-        Value::Null
-    } else {
-        serde_json::to_value(write.reservations).expect("reservations always serialize")
-    };
-    let mut patch = json!({
-        "metadata": {
-            "resourceVersion": write.resource_version,
-            "annotations": {APPLIED_BATCHES_ANNOTATION: write.applied_batches},
+/// Nothing else of the object. It borrows the write and serializes straight to the request
+/// body (a 1 MiB list is never held as a JSON tree).
+pub fn merge_patch<'a>(write: &Write<'a>) -> MergePatch<'a> {
+    MergePatch {
+        metadata: PatchMetadata {
+            resource_version: write.resource_version,
+            annotations: PatchAnnotations {
+                applied_batches: write.applied_batches,
+                finished_jobs: write
+                    .finished_jobs
+                    .map(|jobs| (!jobs.is_empty()).then_some(jobs)),
+            },
         },
-        "spec": {"capacityReservations": reservations},
-    });
-    if let Some(jobs) = write.finished_jobs {
-        patch["metadata"]["annotations"][FINISHED_JOBS_ANNOTATION] =
-            (!jobs.is_empty()).then_some(jobs).into();
+        spec: PatchSpec {
+            capacity_reservations: (!write.reservations.is_empty()).then_some(write.reservations),
+        },
     }
-    patch
+}
+
+/// The body of a write's merge patch (see [`merge_patch`]).
+#[derive(Debug, Serialize)]
+pub struct MergePatch<'a> {
+    metadata: PatchMetadata<'a>,
+    spec: PatchSpec<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchMetadata<'a> {
+    resource_version: &'a str,
+    annotations: PatchAnnotations<'a>,
+}
+
+/// Our annotations ([`APPLIED_BATCHES_ANNOTATION`], [`FINISHED_JOBS_ANNOTATION`]; a test
+/// checks the names match).
+#[derive(Debug, Serialize)]
+struct PatchAnnotations<'a> {
+    #[serde(rename = "batch-scaler.actions.summerwind.dev/applied-batches")]
+    applied_batches: &'a str,
+    /// Absent: left as it is; `Some(None)`: removed.
+    #[serde(
+        rename = "batch-scaler.actions.summerwind.dev/finished-jobs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    finished_jobs: Option<Option<&'a str>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchSpec<'a> {
+    /// `None`: null, which removes the list.
+    capacity_reservations: Option<&'a [CapacityReservation]>,
+}
+
+impl MergePatch<'_> {
+    /// The patch as a JSON tree (for stores that apply it themselves).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
 #[cfg(test)]

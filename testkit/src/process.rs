@@ -9,15 +9,32 @@ use tokio::{
 };
 use tonic::transport::Channel;
 
-/// Resident set size of process `pid` (`"self"`: this one) from `/proc`, in KiB; 0 if gone.
-pub fn rss_kib(pid: &str) -> u64 {
+/// A `/proc/PID/status` figure in KiB; 0 if the process is gone.
+fn status_kib(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let line = status.lines().find(|l| l.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+/// Resident set size of process `pid` (`"self"`: this one) from `/proc`, in KiB; 0 if gone.
+pub fn rss_kib(pid: &str) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The peak resident set size of process `pid` since it started, or since
+/// [`reset_peak_rss`], in KiB.
+pub fn peak_rss_kib(pid: &str) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resets the peak RSS of this process to its current RSS (Linux `clear_refs` 5); false if
+/// the kernel would not.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// A running service process.

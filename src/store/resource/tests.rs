@@ -2,6 +2,7 @@
 use super::*;
 use crate::domain::hra::k8s_time;
 use chrono::Utc;
+use serde_json::json;
 
 #[test]
 fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
@@ -107,7 +108,7 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
         dry_run: false,
     };
     assert_eq!(
-        merge_patch(&w),
+        merge_patch(&w).to_value(),
         json!({
             "metadata": {"resourceVersion": "7", "annotations": {APPLIED_BATCHES_ANNOTATION: "b1,b2"}},
             "spec": {"capacityReservations": [{"name": "42", "effectiveTime": "2026-05-29T17:04:57Z",
@@ -119,7 +120,7 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
         ..w
     };
     assert_eq!(
-        merge_patch(&empty)["spec"]["capacityReservations"],
+        merge_patch(&empty).to_value()["spec"]["capacityReservations"],
         Value::Null
     );
     let jobs = |value| {
@@ -127,12 +128,19 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
             finished_jobs: Some(value),
             ..w.clone()
         };
-        merge_patch(&w)["metadata"]["annotations"][FINISHED_JOBS_ANNOTATION].clone()
+        merge_patch(&w).to_value()["metadata"]["annotations"][FINISHED_JOBS_ANNOTATION].clone()
     };
     assert_eq!(jobs(r#"[["42",1800000000]]"#), r#"[["42",1800000000]]"#);
     assert_eq!(
         jobs(""),
         Value::Null,
         "an empty list removes the annotation"
+    );
+    let without = merge_patch(&w).to_value();
+    assert!(
+        without["metadata"]["annotations"]
+            .get(FINISHED_JOBS_ANNOTATION)
+            .is_none(),
+        "None leaves it as it is"
     );
 }
