@@ -17,9 +17,10 @@ use crate::{
     ops::metrics::Metrics,
     store::{HraStore, RoutingModel},
 };
-use std::{pin::Pin, sync::Arc, sync::atomic::Ordering, task::Poll};
+use futures::StreamExt as _;
+use std::{pin::Pin, sync::Arc, sync::atomic::Ordering};
 use tokio::sync::oneshot;
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -104,15 +105,6 @@ impl BatchScalerService {
 /// Most `Publish` events queued under one lock.
 const PUBLISH_CHUNK: usize = 256;
 
-/// Polls the stream once without a waker: what has already arrived, or `Pending`. (The end
-/// of the stream is seen again by the next real poll.)
-fn ready_message(
-    stream: &mut Streaming<pb::ScaleEvent>,
-) -> Poll<Option<Result<pb::ScaleEvent, Status>>> {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    Pin::new(stream).poll_next(&mut cx)
-}
-
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
 
 /// The answer stream of `ScaleJobs`.
@@ -124,7 +116,8 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<Streaming<pb::ScaleEvent>>,
     ) -> Result<Response<pb::PublishSummary>, Status> {
-        let mut stream = request.into_inner();
+        // What has arrived is taken together and queued under one lock.
+        let mut stream = request.into_inner().ready_chunks(PUBLISH_CHUNK);
         let (mut accepted, mut duplicates) = (0u64, 0u64);
         // Counted once per stream, not per event: this is the hot path.
         let count = |accepted, duplicates| {
@@ -133,59 +126,44 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         };
         let shutdown = self.shutdown.cancelled();
         tokio::pin!(shutdown);
-        let mut chunk = Vec::with_capacity(PUBLISH_CHUNK);
-        let mut wire = Vec::with_capacity(PUBLISH_CHUNK);
-        let mut stream_error = None;
+        let mut valid = Vec::with_capacity(PUBLISH_CHUNK);
         loop {
-            let next = tokio::select! {
+            let arrived = tokio::select! {
                 biased;
-                next = stream.message() => next,
-                () = &mut shutdown => Ok(None),
+                arrived = stream.next() => arrived,
+                () = &mut shutdown => None,
             };
-            let next = next
-                .map_err(ApiError::Transport)
-                .inspect_err(|_| count(accepted, duplicates))?;
-            let Some(first) = next else { break };
-            // Take what has already arrived too, and queue it under one lock.
-            wire.push(first);
-            while wire.len() < PUBLISH_CHUNK {
-                match ready_message(&mut stream) {
-                    Poll::Ready(Some(Ok(event))) => wire.push(event),
-                    Poll::Ready(Some(Err(status))) => {
-                        stream_error = Some(status);
-                        break;
-                    }
-                    Poll::Ready(None) | Poll::Pending => break,
-                }
-            }
-            let mut invalid = None;
-            for event in wire.drain(..) {
-                match self.validate(event) {
-                    Ok(e) => chunk.push(e),
+            let Some(arrived) = arrived else { break };
+            let mut stopped = None;
+            for message in arrived {
+                match message.map_err(ApiError::Transport).and_then(|e| self.validate(e)) {
+                    Ok(event) => valid.push(event),
                     Err(e) => {
-                        invalid = Some(e);
+                        stopped = Some(e);
                         break;
                     }
                 }
             }
-            let (queued, dups, refused) = self.engine.batcher.submit_all(&chunk);
-            chunk.clear();
+            let (queued, dups, refused) = self.engine.batcher.submit_all(&valid);
+            valid.clear();
             accepted += queued;
             duplicates += dups;
-            let error = refused.map(ApiError::from).or(invalid);
-            if let Some(e) = error {
-                count(accepted, duplicates);
-                self.metrics.event(e.metric_result(), 1);
-                let stopped = ApiError::PublishStopped {
-                    cause: Box::new(e.at_index(accepted + duplicates)),
-                    accepted,
-                    duplicates,
-                };
-                return Err(stopped.into());
-            }
-            if let Some(status) = stream_error.take() {
-                count(accepted, duplicates);
-                return Err(ApiError::Transport(status).into());
+            match refused.map(ApiError::from).or(stopped) {
+                None => {}
+                Some(ApiError::Transport(status)) => {
+                    count(accepted, duplicates);
+                    return Err(ApiError::Transport(status).into());
+                }
+                Some(e) => {
+                    count(accepted, duplicates);
+                    self.metrics.event(e.metric_result(), 1);
+                    let stopped = ApiError::PublishStopped {
+                        cause: Box::new(e.at_index(accepted + duplicates)),
+                        accepted,
+                        duplicates,
+                    };
+                    return Err(stopped.into());
+                }
             }
         }
         count(accepted, duplicates);
