@@ -7,14 +7,17 @@
 //!
 //! At the end, for every HRA the named reservations are exactly the jobs whose `queued` was
 //! acknowledged and whose `completed` was not, without duplicates; the foreign writer's
-//! fields are intact; every process stayed under an RSS bound. `CHAOS_SECONDS` (default 30)
-//! sets how long the chaos lasts.
+//! fields are intact; every process stayed under an RSS bound. Job-less events (each with its
+//! own reservation life, so every reservation names its event) must each be applied once:
+//! a double apply is seen. `CHAOS_SECONDS` (default 30) sets how long the chaos lasts;
+//! `CHAOS_SEED` the choices (printed at the start and the end).
 
 mod common;
 
 use batch_scaler::api::pb::{self, batch_scaler_client::BatchScalerClient};
 use batch_scaler_testkit::{apiserver::Fault, cluster::TestCluster, process::ServiceProcess};
 use common::hra_object;
+use fastrand::Rng;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::{
@@ -30,6 +33,10 @@ use tonic::{Request, transport::Channel};
 
 const HRAS: [&str; 4] = ["c0", "c1", "c2", "c3"];
 const GHOST: &str = "ghost";
+/// The HRA of job-less events: every reservation's life is `ANON_BASE_LIFE + k` seconds for
+/// the event `a-k` that made it.
+const ANON: &str = "anon";
+const ANON_BASE_LIFE: u64 = 7200;
 const REPLICAS: usize = 3;
 const PRODUCERS: usize = 16;
 /// Every replica must stay under this resident set size.
@@ -66,6 +73,9 @@ struct Harness {
     log: Mutex<BTreeMap<String, Vec<String>>>,
     /// Jobs whose deliveries are not all acknowledged yet.
     active: Mutex<BTreeSet<String>>,
+    /// Job-less events for [`ANON`] by reservation life: acknowledged, and sent without an
+    /// answer.
+    anon: Mutex<(BTreeSet<u64>, BTreeSet<u64>)>,
 }
 
 impl Harness {
@@ -92,17 +102,17 @@ impl Harness {
         }
     }
 
-    fn any_client(&self) -> Option<BatchScalerClient<Channel>> {
+    fn any_client(&self, rng: &mut Rng) -> Option<BatchScalerClient<Channel>> {
         let clients = self.clients.lock();
         let live: Vec<_> = clients.iter().flatten().collect();
-        (!live.is_empty()).then(|| live[fastrand::usize(..live.len())].clone())
+        (!live.is_empty()).then(|| live[rng.usize(..live.len())].clone())
     }
 
     /// Sends until acknowledged (APPLIED, or a duplicate: applied before), retrying on every
     /// error as a webhook frontend does. `Err` only for an HRA that does not exist.
-    async fn deliver(&self, event: pb::ScaleEvent) -> Result<(), String> {
+    async fn deliver(&self, rng: &mut Rng, event: pb::ScaleEvent) -> Result<(), String> {
         loop {
-            let Some(mut client) = self.any_client() else {
+            let Some(mut client) = self.any_client(rng) else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
@@ -120,7 +130,7 @@ impl Harness {
                 }
                 _ => {
                     self.figures.retries.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(50..300))).await;
+                    tokio::time::sleep(Duration::from_millis(rng.u64(50..300))).await;
                 }
             }
         }
@@ -165,45 +175,48 @@ impl Harness {
     }
 
     /// One job's life, in one of several shapes; records whether it must stay reserved.
-    async fn job(&self, n: u64) {
-        let hra = HRAS[fastrand::usize(..HRAS.len())];
+    async fn job(&self, rng: &mut Rng, n: u64) {
+        let hra = HRAS[rng.usize(..HRAS.len())];
         let job = format!("{n}");
         self.active.lock().insert(job.clone());
         let queued = self.event(hra, 1, &job, &format!("q-{n}"));
         let completed = self.event(hra, -1, &job, &format!("c-{n}"));
-        let stays = match fastrand::u8(..10) {
+        let mut other = rng.fork();
+        let stays = match rng.u8(..10) {
             // Queued, then completed a little later.
             0..=4 => {
-                self.deliver(queued).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..200))).await;
-                self.deliver(completed).await.unwrap();
+                self.deliver(rng, queued).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(rng.u64(0..200))).await;
+                self.deliver(rng, completed).await.unwrap();
                 false
             }
             // Still running at the end.
             5 => {
-                self.deliver(queued).await.unwrap();
+                self.deliver(rng, queued).await.unwrap();
                 true
             }
             // Completed before its queued arrives (the queued must add nothing).
             6 | 7 => {
-                self.deliver(completed).await.unwrap();
-                self.deliver(queued).await.unwrap();
+                self.deliver(rng, completed).await.unwrap();
+                self.deliver(rng, queued).await.unwrap();
                 false
             }
             // Redelivered to two replicas at once, then completed, then redelivered again.
             8 => {
-                let (a, b) =
-                    tokio::join!(self.deliver(queued.clone()), self.deliver(queued.clone()));
+                let (a, b) = tokio::join!(
+                    self.deliver(rng, queued.clone()),
+                    self.deliver(&mut other, queued.clone())
+                );
                 a.unwrap();
                 b.unwrap();
-                self.deliver(completed).await.unwrap();
-                self.deliver(queued).await.unwrap();
+                self.deliver(rng, completed).await.unwrap();
+                self.deliver(rng, queued).await.unwrap();
                 false
             }
             // An HRA that does not exist: a FAILED answer, nothing anywhere.
             _ => {
                 let ghost = self.event(GHOST, 1, &job, &format!("g-{n}"));
-                assert!(self.deliver(ghost).await.is_err());
+                assert!(self.deliver(rng, ghost).await.is_err());
                 false
             }
         };
@@ -218,9 +231,45 @@ impl Harness {
         self.active.lock().remove(&job);
     }
 
-    async fn produce(self: Arc<Self>, next: Arc<AtomicU64>) {
+    async fn produce(self: Arc<Self>, mut rng: Rng, next: Arc<AtomicU64>) {
         while !self.stop.load(Relaxed) {
-            self.job(next.fetch_add(1, Relaxed)).await;
+            self.job(&mut rng, next.fetch_add(1, Relaxed)).await;
+        }
+    }
+
+    /// Job-less `+1`s for [`ANON`], each with its own reservation life (so every reservation
+    /// names the event that made it), sent once each: acknowledged ones must be there exactly
+    /// once, unanswered ones at most once, nothing twice.
+    async fn produce_job_less(self: Arc<Self>, mut rng: Rng) {
+        let mut k = 0u64;
+        while !self.stop.load(Relaxed) {
+            k += 1;
+            let life = ANON_BASE_LIFE + k;
+            let Some(mut client) = self.any_client(&mut rng) else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let event = pb::ScaleEvent {
+                duration: Some(prost_types::Duration {
+                    seconds: life as i64,
+                    nanos: 0,
+                }),
+                ..self.event(ANON, 1, "", &format!("a-{k}"))
+            };
+            self.figures.calls.fetch_add(1, Relaxed);
+            let mut request = Request::new(event);
+            request.set_timeout(Duration::from_secs(10));
+            let answer = client.scale_and_wait(request).await.map(|r| r.into_inner());
+            let applied = matches!(&answer, Ok(pb::ScaleResult { batch: Some(b), .. }) if b.outcome == APPLIED);
+            if applied {
+                self.anon.lock().0.insert(life);
+                self.figures.acked.fetch_add(1, Relaxed);
+            } else {
+                // Failed, or no answer: it may or may not have landed (never retried, since
+                // event ids are remembered per process and a retry elsewhere may apply again).
+                self.anon.lock().1.insert(life);
+            }
+            tokio::time::sleep(Duration::from_millis(rng.u64(100..300))).await;
         }
     }
 
@@ -228,14 +277,17 @@ impl Harness {
     /// replicas running when the chaos stops.
     async fn kill_and_restart(
         self: Arc<Self>,
+        mut rng: Rng,
         mut replicas: Vec<ServiceProcess>,
     ) -> Vec<ServiceProcess> {
         while !self.stop.load(Relaxed) {
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(2000..5000))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(2000..5000))).await;
             self.sample_rss(&replicas);
-            let i = fastrand::usize(..REPLICAS);
+            let i = rng.usize(..REPLICAS);
             self.clients.lock()[i] = None;
-            let fresh = self.start_after_kill(replicas.swap_remove(i)).await;
+            let fresh = self
+                .start_after_kill(replicas.swap_remove(i), rng.u64(300..1000))
+                .await;
             self.clients.lock()[i] = Some(fresh.client.clone());
             replicas.push(fresh);
             let last = replicas.len() - 1;
@@ -244,10 +296,10 @@ impl Harness {
         replicas
     }
 
-    async fn start_after_kill(&self, victim: ServiceProcess) -> ServiceProcess {
+    async fn start_after_kill(&self, victim: ServiceProcess, pause_ms: u64) -> ServiceProcess {
         victim.kill().await;
         self.figures.kills.fetch_add(1, Relaxed);
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..1000))).await;
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
         self.start_replica().await
     }
 
@@ -258,39 +310,40 @@ impl Harness {
     }
 
     /// Bursts of 500s on writes and reads, and latency, on the test API server.
-    async fn inject_faults(self: Arc<Self>) {
+    async fn inject_faults(self: Arc<Self>, mut rng: Rng) {
         let Some(fake) = self.cluster.fake() else {
             return;
         };
         while !self.stop.load(Relaxed) {
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(500..1500))).await;
-            let verb = if fastrand::bool() { "patch" } else { "get" };
+            tokio::time::sleep(Duration::from_millis(rng.u64(500..1500))).await;
+            let verb = if rng.bool() { "patch" } else { "get" };
             // A burst, not a backlog: reads are rarer than writes, and faults queued faster
             // than they are met would turn into an outage that outlasts the chaos.
             if fake.pending_faults(verb) > 0 {
                 continue;
             }
-            for _ in 0..fastrand::usize(1..6) {
-                let fault = match fastrand::u8(..4) {
-                    0 if verb == "patch" => Fault::ApplyThenDrop,
+            for _ in 0..rng.usize(1..6) {
+                let fault = match rng.u8(..4) {
+                    // Half the write faults land unseen: what a double apply would need.
+                    0 | 1 if verb == "patch" => Fault::ApplyThenDrop,
                     _ => Fault::Status(500),
                 };
                 fake.fault_next(verb, fault);
                 self.figures.faults.fetch_add(1, Relaxed);
             }
-            fake.set_latency(Duration::from_millis(fastrand::u64(0..30)));
+            fake.set_latency(Duration::from_millis(rng.u64(0..30)));
         }
         fake.set_latency(Duration::ZERO);
         fake.clear_faults();
     }
 
     /// Another controller editing fields we do not own, concurrently with our writes.
-    async fn write_foreign_fields(self: Arc<Self>) {
+    async fn write_foreign_fields(self: Arc<Self>, mut rng: Rng) {
         let mut n = 0;
         while !self.stop.load(Relaxed) {
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(100..400))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(100..400))).await;
             n += 1;
-            let hra = HRAS[fastrand::usize(..HRAS.len())];
+            let hra = HRAS[rng.usize(..HRAS.len())];
             let patch = json!({
                 "metadata": {"annotations": {"example.com/foreign": n.to_string()}},
                 "spec": {"minReplicas": n},
@@ -309,6 +362,15 @@ impl Harness {
             self.figures.foreign_writes.fetch_add(1, Relaxed);
         }
     }
+}
+
+/// `CHAOS_SEED`, or a fresh one; printed, so a run's choices can be made again (each task
+/// draws from its own generator seeded from it; how tasks interleave still varies).
+fn chaos_seed() -> u64 {
+    std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..))
 }
 
 fn chaos_seconds() -> u64 {
@@ -332,8 +394,11 @@ fn names(object: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservation_exact() {
+    let seed = chaos_seed();
+    println!("chaos: seed={seed} (CHAOS_SEED={seed} makes the same choices again)");
+    let rng = |task: u64| Rng::with_seed(seed.wrapping_add(task));
     let cluster = TestCluster::start().await;
-    for hra in HRAS {
+    for hra in HRAS.into_iter().chain([ANON]) {
         let mut object = hra_object(&cluster.namespace, hra, (hra == "c3").then_some(2));
         object["metadata"]["annotations"] = json!({"owner": "platform-team"});
         cluster.create(object).await;
@@ -349,6 +414,7 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         stop: AtomicBool::new(false),
         log: Mutex::default(),
         active: Mutex::default(),
+        anon: Mutex::default(),
     });
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
@@ -360,12 +426,13 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
     let seconds = chaos_seconds();
     let next = Arc::new(AtomicU64::new(1));
     let mut producers = tokio::task::JoinSet::new();
-    for _ in 0..PRODUCERS {
-        producers.spawn(harness.clone().produce(next.clone()));
+    for p in 0..PRODUCERS as u64 {
+        producers.spawn(harness.clone().produce(rng(p), next.clone()));
     }
-    let killer = tokio::spawn(harness.clone().kill_and_restart(replicas));
-    let faults = tokio::spawn(harness.clone().inject_faults());
-    let foreign = tokio::spawn(harness.clone().write_foreign_fields());
+    producers.spawn(harness.clone().produce_job_less(rng(100)));
+    let killer = tokio::spawn(harness.clone().kill_and_restart(rng(101), replicas));
+    let faults = tokio::spawn(harness.clone().inject_faults(rng(102)));
+    let foreign = tokio::spawn(harness.clone().write_foreign_fields(rng(103)));
     tokio::time::sleep(Duration::from_secs(seconds)).await;
 
     // Stop the chaos; producers finish the job in hand (retrying until acknowledged).
@@ -444,6 +511,45 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         }
     }
     assert!(harness.cluster.object(GHOST).await.is_none());
+    // Job-less: every acknowledged event's reservation exactly once, an unanswered one at
+    // most once, nothing else and nothing twice.
+    let (acked_anon, unsure_anon) = harness.anon.lock().clone();
+    let anon = harness.cluster.object(ANON).await.unwrap();
+    let mut lives = BTreeMap::<u64, usize>::new();
+    for r in anon["spec"]["capacityReservations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let at = |f: &str| {
+            chrono::DateTime::parse_from_rfc3339(r[f].as_str().unwrap_or_default())
+                .map(|t| t.timestamp())
+                .unwrap_or_default()
+        };
+        let life = (at("expirationTime") - at("effectiveTime")) as u64;
+        *lives.entry(life).or_default() += 1;
+    }
+    for (life, n) in &lives {
+        if *n > 1 {
+            violations.push(format!(
+                "{ANON}: job-less event a-{} applied {n} times",
+                life - ANON_BASE_LIFE
+            ));
+        }
+        if !acked_anon.contains(life) && !unsure_anon.contains(life) {
+            violations.push(format!(
+                "{ANON}: reservation of life {life}s from no event sent"
+            ));
+        }
+    }
+    for life in &acked_anon {
+        if !lives.contains_key(life) {
+            violations.push(format!(
+                "{ANON}: acknowledged job-less event a-{} missing",
+                life - ANON_BASE_LIFE
+            ));
+        }
+    }
 
     let f = &harness.figures;
     let conflicts = harness
@@ -452,9 +558,10 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         .map_or(0, |fake| fake.count("conflict"));
     let max_rss_mib = f.max_rss_kib.load(Relaxed) / 1024;
     println!(
-        "chaos: seconds={seconds} jobs={} calls={} acked={} retries={} kills={} faults={} \
+        "chaos: seed={seed} seconds={seconds} jobs={} job_less={} calls={} acked={} retries={} kills={} faults={} \
          foreign_writes={} conflicts={conflicts} reserved={} max_rss_mib={max_rss_mib} violations={}",
         f.jobs.load(Relaxed),
+        acked_anon.len() + unsure_anon.len(),
         f.calls.load(Relaxed),
         f.acked.load(Relaxed),
         f.retries.load(Relaxed),

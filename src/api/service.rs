@@ -136,7 +136,10 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             let Some(arrived) = arrived else { break };
             let mut stopped = None;
             for message in arrived {
-                match message.map_err(ApiError::Transport).and_then(|e| self.validate(e)) {
+                match message
+                    .map_err(ApiError::Transport)
+                    .and_then(|e| self.validate(e))
+                {
                     Ok(event) => valid.push(event),
                     Err(e) => {
                         stopped = Some(e);
