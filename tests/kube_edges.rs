@@ -293,3 +293,56 @@ async fn kube_a_namespaced_role_is_enough() {
         .unwrap_err();
     assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
 }
+
+#[tokio::test]
+async fn kube_status_churn_and_our_own_writes_cost_no_routing_rebuild() {
+    let c = TestCluster::start().await;
+    let org = c.namespace.clone();
+    c.create(hra_object(&c.namespace, "linux", None)).await;
+    c.create(
+        serde_json::json!({"apiVersion": "actions.summerwind.dev/v1alpha1",
+        "kind": "RunnerDeployment", "metadata": {"name": "linux"},
+        "spec": {"template": {"spec": {"organization": org, "labels": ["linux"]}}}}),
+    )
+    .await;
+    let store = KubeStore::new(c.client(), Duration::from_secs(30))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
+    let routing = store.routing().expect("a watch cache routes");
+    let store: Arc<dyn HraStore> = Arc::new(store);
+    let server = TestServer::start(store, test_settings(WINDOW)).await;
+    let mut client = server.client().await;
+    eventually(Duration::from_secs(10), "routing ready", || async {
+        routing.index().is_some()
+    })
+    .await;
+    let built = routing.rebuilds();
+    // A busy cluster: status written over and over, and our own reservation writes.
+    for i in 0..20 {
+        c.edit("linux", |o| {
+            o["status"] = serde_json::json!({"desiredReplicas": i})
+        })
+        .await;
+    }
+    client
+        .scale_and_wait(ev(&c.namespace, "linux", 1))
+        .await
+        .unwrap();
+    // Let the watch deliver all of it: a label change after it is seen last.
+    c.patch_spec(
+        "runnerdeployments",
+        "linux",
+        serde_json::json!({"template": {"spec": {"organization": org, "labels": ["linux", "x64"]}}}),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the label change routed",
+        || async { routing.rebuilds() > built },
+    )
+    .await;
+    assert_eq!(
+        routing.rebuilds(),
+        built + 1,
+        "20 status changes and a reservation write rebuilt nothing; the label change once"
+    );
+}
