@@ -343,6 +343,6 @@ async fn kube_status_churn_and_our_own_writes_cost_no_routing_rebuild() {
     assert_eq!(
         routing.rebuilds(),
         built + 1,
-        "20 status changes and a reservation write rebuilt nothing; the label change once"
+        "40 status changes and a reservation write rebuilt nothing; the label change once"
     );
 }

@@ -8,7 +8,11 @@ use batch_scaler::{
     api::pb,
     config::Settings,
     domain::hra::HraKey,
-    store::{HraStore, kubernetes::KubeStore, resource::APPLIED_BATCHES_ANNOTATION},
+    store::{
+        HraStore,
+        kubernetes::KubeStore,
+        resource::{APPLIED_BATCHES_ANNOTATION, PLURAL},
+    },
 };
 use batch_scaler_testkit::{apiserver::Fault, cluster::TestCluster, fake_or_skip};
 use common::*;
@@ -158,8 +162,15 @@ async fn kube_a_window_costs_one_get_and_one_patch_per_dirty_hra() {
 #[tokio::test]
 async fn kube_fields_we_do_not_own_are_unchanged_byte_for_byte() {
     let c = TestCluster::start().await;
-    c.create(rich_hra("a")).await;
+    let object = rich_hra("a");
+    let status = object["status"].clone();
+    c.create(object).await;
+    // A create drops `status` (a subresource): actions-runner-controller writes it through
+    // `/status`, as here.
+    assert!(c.object("a").await.unwrap().get("status").is_none());
+    c.patch_status(PLURAL, "a", status).await;
     let before = c.object("a").await.unwrap();
+    assert!(before["status"]["desiredReplicas"].is_number());
     let server = start(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server.publish(vec![event(&c, "a", 3)]).await;

@@ -173,9 +173,31 @@ impl Objects {
     ) -> Result<Patched, ObjectError> {
         let current = self.objects.get(key).ok_or(ObjectError::NotFound)?;
         let current_rv = current["metadata"]["resourceVersion"].clone();
-        if let Some(planned) = patch
+        let mut merged = current.clone();
+        // RFC 7386: objects merge key by key, null removes a key, anything else replaces.
+        json_patch::merge(&mut merged, patch);
+        merged["metadata"]["resourceVersion"] = patch
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(current_rv);
+        self.update(key, merged, dry_run)
+    }
+
+    /// Replaces a whole object (PUT). Its `metadata.resourceVersion`, when set, is a
+    /// precondition; name, namespace and uid cannot change; the result must pass the schema.
+    /// A dry run or an update that changes nothing keeps the resourceVersion.
+    pub fn update(
+        &mut self,
+        key: &ObjectKey,
+        mut next: Value,
+        dry_run: bool,
+    ) -> Result<Patched, ObjectError> {
+        let current = self.objects.get(key).ok_or(ObjectError::NotFound)?;
+        let current_rv = current["metadata"]["resourceVersion"].clone();
+        if let Some(planned) = next
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
             && Some(planned) != current_rv.as_str()
         {
             return Err(ObjectError::Conflict {
@@ -183,27 +205,27 @@ impl Objects {
                 planned: planned.to_owned(),
             });
         }
-        let mut merged = current.clone();
-        // RFC 7386: objects merge key by key, null removes a key, anything else replaces.
-        json_patch::merge(&mut merged, patch);
-        for immutable in ["name", "namespace", "uid"] {
-            merged["metadata"][immutable] = current["metadata"][immutable].clone();
+        if !next["metadata"].is_object() {
+            next["metadata"] = json!({});
         }
-        merged["metadata"]["resourceVersion"] = current_rv;
-        (self.schema)(&merged)?;
-        if dry_run || merged == *current {
+        for immutable in ["name", "namespace", "uid"] {
+            next["metadata"][immutable] = current["metadata"][immutable].clone();
+        }
+        next["metadata"]["resourceVersion"] = current_rv;
+        (self.schema)(&next)?;
+        if dry_run || next == *current {
             return Ok(Patched {
-                object: merged,
+                object: next,
                 changed: false,
             });
         }
         if let Some(limit) = self.max_bytes {
-            let bytes = json_len(&merged);
+            let bytes = json_len(&next);
             if bytes > limit {
                 return Err(ObjectError::TooLarge { bytes, limit });
             }
         }
-        let object = self.replace(key, merged)?;
+        let object = self.replace(key, next)?;
         Ok(Patched {
             object,
             changed: true,

@@ -210,6 +210,20 @@ impl TestCluster {
         .await
     }
 
+    /// Writes an object's `status` through its status subresource, as its controller does
+    /// (a write of the main resource cannot change it).
+    pub async fn patch_status(&self, plural: &str, name: &str, status: Value) -> Value {
+        let path = format!("{}/status", self.path_of(plural, Some(name)));
+        request(
+            &self.client,
+            "PATCH",
+            &path,
+            Some(&json!({"status": status})),
+        )
+        .await
+        .expect("patching the status subresource")
+    }
+
     /// Deletes an object.
     pub async fn delete(&self, plural: &str, name: &str) {
         request(

@@ -7,12 +7,14 @@
 //! namespaces and looking up / installing the CRD.
 
 mod routes;
+pub mod schema;
+mod verbs;
 mod watch_stream;
 
 use routes::handle;
 
 use batch_scaler::store::{
-    objects::{ObjectError, ObjectKey, Objects, key_of},
+    objects::{ObjectError, ObjectKey, Objects, SchemaViolation, key_of},
     resource::{GROUP, PLURAL, VERSION, hra_schema},
     runners::{RUNNER_DEPLOYMENT, RUNNER_DEPLOYMENTS, RUNNER_SET, RUNNER_SETS},
 };
@@ -79,6 +81,10 @@ struct State {
     allowed_namespaces: Option<Vec<String>>,
     /// Plurals whose LISTs wait while their gate is closed (a cache still syncing).
     list_gates: HashMap<&'static str, watch::Sender<bool>>,
+    /// Leases (`coordination.k8s.io/v1`).
+    leases: Objects,
+    /// Most objects one LIST answers, whatever its `limit` (small, so clients page).
+    page_size: usize,
 }
 
 impl Default for State {
@@ -103,13 +109,45 @@ impl Default for State {
             failing: HashMap::new(),
             allowed_namespaces: None,
             list_gates: HashMap::new(),
+            leases: Objects::new(lease_schema),
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
+}
+
+/// The test API server's own page size: small, so every client's paging is exercised.
+pub const DEFAULT_PAGE_SIZE: usize = 3;
+
+/// Plural of Leases.
+pub const LEASES: &str = "leases";
+/// API group of Leases.
+pub const COORDINATION: &str = "coordination.k8s.io";
+
+/// The types of a Lease's spec, as the API server validates them.
+fn lease_schema(object: &Value) -> Result<(), SchemaViolation> {
+    let spec = &object["spec"];
+    let check = |field: &str, ok: fn(&Value) -> bool| match spec.get(field) {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if ok(v) => Ok(()),
+        Some(v) => Err(SchemaViolation(format!("spec.{field}: invalid value {v}"))),
+    };
+    check("holderIdentity", Value::is_string)?;
+    check("leaseDurationSeconds", Value::is_i64)?;
+    check("leaseTransitions", Value::is_i64)?;
+    let time = |v: &Value| {
+        v.as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+    };
+    check("acquireTime", time)?;
+    check("renewTime", time)
 }
 
 impl State {
     /// The objects of a resource (`PLURAL` or a runner plural).
     fn of(&mut self, plural: &'static str) -> &mut Objects {
+        if plural == LEASES {
+            return &mut self.leases;
+        }
         match self.runners.get_mut(plural) {
             Some(objects) => objects,
             None => &mut self.objects,
@@ -117,7 +155,7 @@ impl State {
     }
 }
 
-/// The resources served: HRAs, RunnerDeployments, RunnerSets.
+/// The custom resources served: HRAs, RunnerDeployments, RunnerSets.
 const PLURALS: [&str; 3] = [PLURAL, RUNNER_DEPLOYMENTS, RUNNER_SETS];
 
 /// The plural of an object's kind (an HRA unless it says otherwise).
@@ -193,11 +231,16 @@ fn status(code: u16, reason: &str, message: String, name: &str) -> Reply {
     Reply::Json(StatusCode::from_u16(code).expect("valid code"), body)
 }
 
-fn not_found(name: &str) -> Reply {
+fn not_found(plural: &str, name: &str) -> Reply {
+    let group = if plural == LEASES {
+        COORDINATION
+    } else {
+        GROUP
+    };
     status(
         404,
         "NotFound",
-        format!("{PLURAL}.{GROUP} \"{name}\" not found"),
+        format!("{plural}.{group} \"{name}\" not found"),
         name,
     )
 }
@@ -363,6 +406,30 @@ impl ApiServer {
             .entry(plural)
             .or_insert_with(|| watch::channel(true).0)
             .send_replace(open);
+    }
+
+    /// Sets how many objects one LIST answers at most (default [`DEFAULT_PAGE_SIZE`]).
+    pub fn set_page_size(&self, size: usize) {
+        self.lock().page_size = size.max(1);
+    }
+
+    /// Compacts the change history now, as etcd does: watches and continue tokens older than
+    /// this moment are answered 410 Expired.
+    pub fn compact(&self) {
+        let mut s = self.lock();
+        s.history.clear();
+        for plural in PLURALS.into_iter().chain([LEASES]) {
+            let revision = s.of(plural).revision() + 1;
+            s.compacted.insert(plural, revision);
+        }
+    }
+
+    /// A stored Lease.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .leases
+            .get(&(namespace.into(), name.into()))
+            .cloned()
     }
 
     /// Forgets the request counts and patch bodies.

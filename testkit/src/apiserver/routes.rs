@@ -1,6 +1,10 @@
 //! The HTTP side: routing requests to verbs, and each verb's answer.
 
-use super::{watch_stream::watch_stream, *};
+use super::{
+    verbs::{create, delete, get, list, patch, update},
+    watch_stream::watch_stream,
+    *,
+};
 
 pub(super) async fn handle(
     state: Arc<Mutex<State>>,
@@ -68,22 +72,43 @@ async fn route(
     if let Some(reply) = cluster_route(method, &seg, body) {
         return reply;
     }
+    // (plural, namespace, name, the status subresource)
     let resource = match seg.as_slice() {
-        ["apis", GROUP, VERSION, plural] => Some((*plural, None, None)),
-        ["apis", GROUP, VERSION, "namespaces", ns, plural] => Some((*plural, Some(*ns), None)),
+        ["apis", GROUP, VERSION, plural] => Some((*plural, None, None, false)),
+        ["apis", GROUP, VERSION, "namespaces", ns, plural] => {
+            Some((*plural, Some(*ns), None, false))
+        }
         ["apis", GROUP, VERSION, "namespaces", ns, plural, name] => {
-            Some((*plural, Some(*ns), Some(*name)))
+            Some((*plural, Some(*ns), Some(*name), false))
+        }
+        [
+            "apis",
+            GROUP,
+            VERSION,
+            "namespaces",
+            ns,
+            plural,
+            name,
+            "status",
+        ] => Some((*plural, Some(*ns), Some(*name), true)),
+        ["apis", COORDINATION, "v1", LEASES] => Some((LEASES, None, None, false)),
+        ["apis", COORDINATION, "v1", "namespaces", ns, LEASES] => {
+            Some((LEASES, Some(*ns), None, false))
+        }
+        ["apis", COORDINATION, "v1", "namespaces", ns, LEASES, name] => {
+            Some((LEASES, Some(*ns), Some(*name), false))
         }
         _ => None,
     };
     let absent = state.lock().unwrap().absent.clone();
-    let resource = resource.and_then(|(p, ns, name)| {
+    let resource = resource.and_then(|(p, ns, name, sub)| {
         let plural = PLURALS
             .into_iter()
+            .chain([LEASES])
             .find(|known| *known == p && !absent.contains(known))?;
-        Some((plural, ns, name))
+        Some((plural, ns, name, sub))
     });
-    let (plural, namespace, name) = match resource {
+    let (plural, namespace, name, status_only) = match resource {
         Some(resource) => resource,
         None => {
             return status(
@@ -109,6 +134,7 @@ async fn route(
         (&Method::GET, None) => "list",
         (&Method::POST, None) => "create",
         (&Method::PATCH, Some(_)) => "patch",
+        (&Method::PUT, Some(_)) => "update",
         (&Method::DELETE, Some(_)) => "delete",
         _ => {
             return status(
@@ -139,6 +165,14 @@ async fn route(
         };
         return status(code, reason, format!("injected {code}"), name.unwrap_or(""));
     }
+    if namespace.is_none() && !matches!(verb, "list" | "watch") {
+        return status(
+            404,
+            "NotFound",
+            "a namespaced resource needs a namespace".into(),
+            "",
+        );
+    }
     let dry_run = query.split('&').any(|p| p == "dryRun=All");
     let failing = (verb == "patch" && plural == PLURAL)
         .then(|| {
@@ -166,21 +200,24 @@ async fn route(
             let _ = gate.wait_for(|open| *open).await;
         }
     }
+    let (ns, name) = (namespace.unwrap_or(""), name.unwrap_or(""));
     match verb {
-        "get" => get(state, plural, namespace.unwrap(), name.unwrap()),
-        "list" => list(state, plural, namespace),
+        "get" => get(state, plural, ns, name),
+        "list" => list(state, plural, namespace, query),
         "watch" => watch_stream(state, plural, namespace, query),
-        "create" => create(state, plural, namespace.unwrap(), body),
-        "delete" => delete(state, plural, namespace.unwrap(), name.unwrap()),
+        "create" => create(state, plural, ns, body),
+        "delete" => delete(state, plural, ns, name),
+        "update" => update(state, plural, ns, name, body),
         _ => {
             let reply = patch(
                 state,
                 plural,
-                namespace.unwrap(),
-                name.unwrap(),
+                ns,
+                name,
                 content_type,
                 body,
                 dry_run,
+                status_only,
             );
             match (fault, &reply) {
                 (Some(Fault::ApplyThenDrop), Reply::Json(StatusCode::OK, _)) => Reply::Drop,
@@ -217,123 +254,10 @@ fn forbidden(
     Some(status(403, "Forbidden", message, ""))
 }
 
-fn get(state: &Mutex<State>, plural: &'static str, namespace: &str, name: &str) -> Reply {
-    let mut s = state.lock().unwrap();
-    let key = (namespace.to_owned(), name.to_owned());
-    let Some(object) = s.of(plural).get(&key).cloned() else {
-        return not_found(name);
-    };
-    if let Some(edit) = s.after_get.get_mut(&key).and_then(VecDeque::pop_front) {
-        edit_locked(&mut s, &key, edit);
-    }
-    Reply::Json(StatusCode::OK, object)
-}
-
-fn list(state: &Mutex<State>, plural: &'static str, namespace: Option<&str>) -> Reply {
-    let mut s = state.lock().unwrap();
-    let s = s.of(plural);
-    let items: Vec<Value> = s.list(namespace).cloned().collect();
-    Reply::Json(
-        StatusCode::OK,
-        json!({
-            "apiVersion": format!("{GROUP}/{VERSION}"), "kind": "HorizontalRunnerAutoscalerList",
-            "metadata": {"resourceVersion": s.revision().to_string()}, "items": items,
-        }),
-    )
-}
-
 pub(super) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
-}
-
-fn delete(state: &Mutex<State>, plural: &'static str, namespace: &str, name: &str) -> Reply {
-    let mut s = state.lock().unwrap();
-    match s
-        .of(plural)
-        .remove(&(namespace.to_owned(), name.to_owned()))
-    {
-        Some(object) => {
-            record(&mut s, plural, "DELETED", &object);
-            Reply::Json(StatusCode::OK, object)
-        }
-        None => not_found(name),
-    }
-}
-
-fn create(state: &Mutex<State>, plural: &'static str, namespace: &str, body: &[u8]) -> Reply {
-    let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
-        return status(400, "BadRequest", "body is not JSON".into(), "");
-    };
-    object["metadata"]["namespace"] = json!(namespace);
-    let key = key_of(&object);
-    let mut s = state.lock().unwrap();
-    match s.of(plural).create(object) {
-        Ok(stored) => {
-            record(&mut s, plural, "ADDED", &stored);
-            Reply::Json(StatusCode::CREATED, stored)
-        }
-        Err(ObjectError::AlreadyExists) => status(
-            409,
-            "AlreadyExists",
-            format!("{PLURAL}.{GROUP} \"{}\" already exists", key.1),
-            &key.1,
-        ),
-        Err(e) => status(422, "Invalid", e.to_string(), &key.1),
-    }
-}
-
-fn patch(
-    state: &Mutex<State>,
-    plural: &'static str,
-    namespace: &str,
-    name: &str,
-    content_type: &str,
-    body: &[u8],
-    dry_run: bool,
-) -> Reply {
-    if !content_type.starts_with("application/merge-patch+json") {
-        return status(
-            415,
-            "UnsupportedMediaType",
-            format!("unsupported patch type {content_type:?}"),
-            name,
-        );
-    }
-    let Ok(patch) = serde_json::from_slice::<Value>(body) else {
-        return status(400, "BadRequest", "patch is not JSON".into(), name);
-    };
-    let mut s = state.lock().unwrap();
-    if s.patches.len() >= PATCHES_KEPT {
-        s.patches.remove(0);
-    }
-    s.patches.push(patch.clone());
-    let key = (namespace.to_owned(), name.to_owned());
-    match s.of(plural).patch(&key, &patch, dry_run) {
-        Ok(patched) => {
-            if patched.changed {
-                record(&mut s, plural, "MODIFIED", &patched.object);
-            }
-            Reply::Json(StatusCode::OK, patched.object)
-        }
-        Err(ObjectError::NotFound) => not_found(name),
-        Err(ObjectError::Conflict { .. }) => {
-            *s.counts.entry("conflict").or_default() += 1;
-            let message = format!(
-                "Operation cannot be fulfilled on {PLURAL}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-            );
-            status(409, "Conflict", message, name)
-        }
-        // What many API servers answer when etcd refuses the object's size.
-        Err(e @ ObjectError::TooLarge { .. }) => status(500, "", e.to_string(), name),
-        Err(e) => status(
-            422,
-            "Invalid",
-            format!("HorizontalRunnerAutoscaler.{GROUP} \"{name}\" is invalid: {e}"),
-            name,
-        ),
-    }
 }
 
 /// What a test helper asks of a cluster besides HRAs: namespaces and the CRD.
