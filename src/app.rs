@@ -3,7 +3,9 @@
 
 use crate::{
     api::{
+        auth::TokenFile,
         service::BatchScalerService,
+        tls::TlsCredentials,
         transport::{self, TransportError},
     },
     config::{Args, Backend, Settings},
@@ -11,6 +13,7 @@ use crate::{
     ops::{
         metrics::Metrics,
         probes::{self, Probes},
+        reload::{self, Reload},
     },
     store::{HraStore, MemoryStore, kubernetes::KubeStore, seed},
 };
@@ -192,6 +195,23 @@ pub async fn serve(
         })
     };
 
+    // Credentials read again when their files change (and every --reload-interval).
+    let mut reloadable: Vec<Arc<dyn Reload>> = Vec::new();
+    if let Some(tls) = &settings.grpc.tls {
+        reloadable.push(tls.clone());
+    }
+    if let Some(path) = &settings.token_file {
+        reloadable.push(Arc::new(TokenFile {
+            path: path.clone(),
+            auth: settings.grpc.auth.clone(),
+        }));
+    }
+    let reloading = tokio::spawn(reload::run(
+        reloadable,
+        settings.reload_interval,
+        metrics.clone(),
+        stop.clone(),
+    ));
     let batching = tokio::spawn(
         engine
             .batcher
@@ -212,7 +232,8 @@ pub async fn serve(
         Some(listener) => {
             let http_addr = listener.local_addr()?;
             tracing::info!("metrics on http://{http_addr}/metrics");
-            let probes = probes_for(&engine, store, metrics, stop.clone());
+            let tls = settings.grpc.tls.clone();
+            let probes = probes_for(&engine, store, metrics, tls, stop.clone());
             Some(tokio::spawn(probes::serve(
                 listener,
                 probes,
@@ -245,6 +266,7 @@ pub async fn serve(
         }
     }
     serving.abort();
+    reloading.abort();
     transport::mark_serving(&health_reporter, false).await;
     stop.cancel();
     batching.await.context("batcher task")?;
@@ -301,6 +323,7 @@ fn probes_for(
     engine: &Engine,
     store: Arc<dyn HraStore>,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<TlsCredentials>>,
     stopping: CancellationToken,
 ) -> Probes {
     let Engine { batcher, hub } = engine.clone();
@@ -310,6 +333,10 @@ fn probes_for(
             m.pending_hras.set(batcher.pending_hras() as i64);
             m.in_flight.set(batcher.in_flight() as i64);
             m.watchers.set(hub.watchers() as i64);
+            if let Some(tls) = &tls {
+                let left = tls.not_after() - chrono::Utc::now().timestamp();
+                m.tls_expiry_seconds.set(left as f64);
+            }
         }),
         readiness: Arc::new(move || {
             if stopping.is_cancelled() {

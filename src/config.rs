@@ -147,6 +147,11 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
 
+    /// How often credential files (--tls-cert, --tls-key, --tls-client-ca,
+    /// --auth-token-file) are read again even when no change was seen (changes are watched).
+    #[arg(long, env = "BATCH_SCALER_RELOAD_INTERVAL", default_value_t = human(defaults::RELOAD_INTERVAL), value_parser = at_most(HOUR, true))]
+    pub reload_interval: humantime::Duration,
+
     /// Only these namespaces may be used (comma-separated; default: all).
     #[arg(long, env = "BATCH_SCALER_ALLOWED_NAMESPACES", value_delimiter = ',')]
     pub allowed_namespaces: Vec<String>,

@@ -4,7 +4,6 @@
 mod common;
 
 use batch_scaler::{
-    api::transport::{TlsPem, tls_config},
     app::{self, Listeners},
     store::{HraStore, MemoryStore, kubernetes::KubeStore},
 };
@@ -15,13 +14,12 @@ use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn a_failed_grpc_listener_stops_the_probes_listener_and_serve_returns_the_error() {
-    let mut settings = test_settings(Duration::from_millis(100));
-    settings.grpc.tls = Some(tls_config(TlsPem {
-        cert: b"not a certificate".to_vec(),
-        key: b"not a key".to_vec(),
-        client_ca: None,
-    }));
+    let settings = test_settings(Duration::from_millis(100));
+    // A listener that can no longer accept anything (shut down under the server).
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    socket2::SockRef::from(&grpc)
+        .shutdown(std::net::Shutdown::Read)
+        .unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http_addr = http.local_addr().unwrap();
     let store: Arc<dyn HraStore> = Arc::new(MemoryStore::new());
@@ -44,7 +42,7 @@ async fn a_failed_grpc_listener_stops_the_probes_listener_and_serve_returns_the_
 }
 
 #[tokio::test]
-async fn the_binary_exits_non_zero_when_its_grpc_listener_fails() {
+async fn the_binary_refuses_tls_files_that_do_not_load_naming_the_flag() {
     let dir = std::env::temp_dir().join(format!("bs-bad-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let garbage = dir.join("garbage.pem");
@@ -56,6 +54,7 @@ async fn the_binary_exits_non_zero_when_its_grpc_listener_fails() {
         .arg("--tls-key")
         .arg(&garbage)
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(20), run)
@@ -63,8 +62,12 @@ async fn the_binary_exits_non_zero_when_its_grpc_listener_fails() {
         .expect("exited by itself")
         .unwrap();
     assert!(!out.status.success(), "{:?}", out.status);
-    let log = String::from_utf8_lossy(&out.stdout);
-    assert!(log.contains("gRPC listener failed"), "{log}");
+    let log =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("--tls-cert") && log.contains("garbage.pem"),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -1,7 +1,9 @@
-//! Access control: bearer tokens, compared in constant time.
+//! Access control: bearer tokens, compared in constant time, from a file that can be read
+//! again while the service runs (a removed token is refused from the next call on).
 
 use super::error::ApiError;
-use std::sync::Arc;
+use arc_swap::ArcSwap;
+use std::{path::PathBuf, sync::Arc};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
 
@@ -14,25 +16,64 @@ pub struct NoTokens;
 /// has none and lets every call through.
 #[derive(Clone, Default)]
 pub struct TokenAuth {
-    tokens: Option<Arc<Vec<Vec<u8>>>>,
+    tokens: Option<Arc<ArcSwap<Vec<Vec<u8>>>>>,
+}
+
+/// The tokens of a file's text: one per line; blank lines and `#` comments are skipped.
+fn parse_tokens(text: &str) -> Result<Vec<Vec<u8>>, NoTokens> {
+    let tokens: Vec<Vec<u8>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    if tokens.is_empty() {
+        return Err(NoTokens);
+    }
+    Ok(tokens)
+}
+
+/// Why a token file could not be (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// It could not be read.
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, #[source] std::io::Error),
+    /// It holds no token.
+    #[error("{0}: {1}")]
+    Empty(PathBuf, #[source] NoTokens),
 }
 
 impl TokenAuth {
     /// Parses a token file's text: one token per line; blank lines and `#` comments are
     /// skipped.
     pub fn parse(text: &str) -> Result<Self, NoTokens> {
-        let tokens: Vec<Vec<u8>> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| l.as_bytes().to_vec())
-            .collect();
-        if tokens.is_empty() {
-            return Err(NoTokens);
-        }
         Ok(Self {
-            tokens: Some(Arc::new(tokens)),
+            tokens: Some(Arc::new(ArcSwap::from_pointee(parse_tokens(text)?))),
         })
+    }
+
+    /// Reads the token file at `path`.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, TokenFileError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| TokenFileError::Read(path.to_owned(), e))?;
+        Self::parse(&text).map_err(|e| TokenFileError::Empty(path.to_owned(), e))
+    }
+
+    /// Reads the token file at `path` again: true if the tokens changed (they apply from the
+    /// next call on); an unreadable or empty file leaves the tokens in use as they are.
+    pub fn reload(&self, path: &std::path::Path) -> Result<bool, TokenFileError> {
+        let Some(current) = &self.tokens else {
+            return Ok(false);
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| TokenFileError::Read(path.to_owned(), e))?;
+        let tokens = parse_tokens(&text).map_err(|e| TokenFileError::Empty(path.to_owned(), e))?;
+        if **current.load() == tokens {
+            return Ok(false);
+        }
+        current.store(Arc::new(tokens));
+        Ok(true)
     }
 
     /// True if no tokens are configured or `authorization` is `Bearer <one of the tokens>`.
@@ -45,10 +86,31 @@ impl TokenAuth {
         let Some(given) = authorization.and_then(|h| strip_bearer(h)) else {
             return false;
         };
+        let tokens = tokens.load();
         let matched = tokens.iter().fold(subtle::Choice::from(0), |acc, t| {
             acc | t.as_slice().ct_eq(given)
         });
         matched.into()
+    }
+}
+
+/// A token file and the tokens read from it, reloadable.
+pub struct TokenFile {
+    /// The file (`--auth-token-file`).
+    pub path: PathBuf,
+    /// The tokens it gave, shared with the interceptor.
+    pub auth: TokenAuth,
+}
+
+impl crate::ops::reload::Reload for TokenFile {
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.path.clone()]
+    }
+
+    fn reload(&self) -> Result<bool, (PathBuf, String)> {
+        self.auth
+            .reload(&self.path)
+            .map_err(|e| (self.path.clone(), e.to_string()))
     }
 }
 
@@ -92,6 +154,22 @@ mod tests {
         assert!(!auth.allows(None));
         assert!(TokenAuth::parse("\n# nothing\n").is_err());
         assert!(TokenAuth::default().allows(None), "no token file: open");
+    }
+
+    #[test]
+    fn a_reload_takes_the_new_tokens_and_refuses_an_empty_file() {
+        let path = std::env::temp_dir().join(format!("bs-tokens-{}", std::process::id()));
+        std::fs::write(&path, "alpha\nbeta\n").unwrap();
+        let auth = TokenAuth::from_file(&path).unwrap();
+        std::fs::write(&path, "beta\ngamma\n").unwrap();
+        assert!(auth.reload(&path).unwrap());
+        assert!(!auth.allows(Some(b"Bearer alpha")), "removed");
+        assert!(auth.allows(Some(b"Bearer gamma")), "added");
+        assert!(!auth.reload(&path).unwrap(), "unchanged");
+        std::fs::write(&path, "# all gone\n").unwrap();
+        assert!(matches!(auth.reload(&path), Err(TokenFileError::Empty(..))));
+        assert!(auth.allows(Some(b"Bearer beta")), "the tokens in use stay");
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

@@ -4,16 +4,17 @@
 use super::{
     auth::TokenAuth,
     dashboard::DashboardLayer,
+    incoming,
     pb::{self, batch_scaler_server::BatchScalerServer},
     service::BatchScalerService,
+    tls::TlsCredentials,
 };
 use http::{HeaderName, HeaderValue, Method};
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     service::{Routes, interceptor::InterceptedService},
-    transport::{Certificate, Identity, Server, ServerTlsConfig},
+    transport::Server,
 };
 use tonic_health::server::HealthReporter;
 use tower_http::{
@@ -27,16 +28,19 @@ pub enum TransportError {
     /// The reflection service could not be built from our descriptors.
     #[error("building gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// The server failed (TLS setup, accept loop).
+    /// The server failed (accept loop).
     #[error("gRPC server: {0}")]
     Server(#[from] tonic::transport::Error),
+    /// The TLS configuration could not be built.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 /// How the gRPC port is exposed.
 #[derive(Clone, Default)]
 pub struct GrpcOptions {
-    /// TLS (with client CA for mTLS), if configured.
-    pub tls: Option<ServerTlsConfig>,
+    /// TLS (with client CA for mTLS), if configured; reloadable.
+    pub tls: Option<Arc<TlsCredentials>>,
     /// Bearer tokens required on `BatchScaler` (health and reflection stay open).
     pub auth: TokenAuth,
     /// Origins allowed to call us from a browser (gRPC-Web).
@@ -45,31 +49,6 @@ pub struct GrpcOptions {
     pub max_message_bytes: usize,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
-}
-
-/// PEM material for TLS, as read from the files the flags name.
-#[derive(Clone, Debug)]
-pub struct TlsPem {
-    /// Certificate (chain).
-    pub cert: Vec<u8>,
-    /// Its private key.
-    pub key: Vec<u8>,
-    /// CA for client certificates (mTLS), if required.
-    pub client_ca: Option<Vec<u8>>,
-}
-
-/// A TLS config from PEM material: certificate and key, and a CA for client certificates.
-pub fn tls_config(pem: TlsPem) -> ServerTlsConfig {
-    let TlsPem {
-        cert,
-        key,
-        client_ca,
-    } = pem;
-    let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    match client_ca {
-        Some(ca) => tls.client_ca_root(Certificate::from_pem(ca)),
-        None => tls,
-    }
 }
 
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
@@ -181,22 +160,31 @@ pub async fn serve(
         ),
         calls,
     ));
-    let mut builder = Server::builder()
-        .accept_http1(true)
-        .max_concurrent_streams(max_concurrent_streams);
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
     let routes = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scaler);
-    builder
+    let router = Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(max_concurrent_streams)
         .layer(cors(&cors_origins))
         .layer(DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .add_routes(routes);
+    // Our own accept loops: TLS handshakes take the credentials current at that moment, and
+    // a listener that cannot accept any more ends the server instead of spinning.
+    match tls {
+        Some(credentials) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server_config()?);
+            router
+                .serve_with_incoming_shutdown(incoming::tls(listener, acceptor), shutdown)
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming::tcp(listener), shutdown)
+                .await?
+        }
+    }
     Ok(())
 }

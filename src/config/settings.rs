@@ -4,8 +4,9 @@
 use super::{Args, defaults};
 use crate::{
     api::{
-        auth::{NoTokens, TokenAuth},
-        transport::{GrpcOptions, TlsPem, tls_config},
+        auth::{TokenAuth, TokenFileError},
+        tls::{TlsCredentials, TlsError, TlsFiles},
+        transport::GrpcOptions,
     },
     domain::{namespaces::Allowlist, validate::check_dns1123_label},
     engine::{
@@ -16,7 +17,7 @@ use crate::{
     },
 };
 use http::HeaderValue;
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 /// A flag whose value cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,24 +33,12 @@ pub enum ConfigError {
     /// An origin that is not a valid header value.
     #[error("--cors-allow-origin: invalid origin {0:?}")]
     Origin(String),
-    /// A file a flag names could not be read.
-    #[error("reading {flag} {path}: {source}")]
-    Read {
-        /// The flag.
-        flag: &'static str,
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The token file holds no token.
-    #[error("--auth-token-file {path}: {source}")]
-    Tokens {
-        /// The file.
-        path: String,
-        /// Why.
-        source: NoTokens,
-    },
+    /// The TLS files cannot be used.
+    #[error("--tls-cert/--tls-key/--tls-client-ca: {0}")]
+    Tls(#[from] TlsError),
+    /// The token file cannot be used.
+    #[error("--auth-token-file: {0}")]
+    Tokens(#[from] TokenFileError),
 }
 
 /// Everything the running service needs besides its store and listeners.
@@ -63,6 +52,10 @@ pub struct Settings {
     pub allowed: Allowlist,
     /// TLS, tokens, CORS and limits of the gRPC port.
     pub grpc: GrpcOptions,
+    /// The token file the tokens came from (read again when it changes).
+    pub token_file: Option<PathBuf>,
+    /// How often credential files are read again regardless of change.
+    pub reload_interval: Duration,
 }
 
 impl Default for Settings {
@@ -96,16 +89,10 @@ impl Default for Settings {
                 max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
                 ..GrpcOptions::default()
             },
+            token_file: None,
+            reload_interval: defaults::RELOAD_INTERVAL,
         }
     }
-}
-
-fn read(flag: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|source| ConfigError::Read {
-        flag,
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 impl Args {
@@ -139,6 +126,7 @@ impl Args {
             tls_key,
             tls_client_ca,
             auth_token_file,
+            reload_interval,
             allowed_namespaces,
             max_message_bytes,
             max_concurrent_streams,
@@ -162,26 +150,15 @@ impl Args {
             .map(|o| HeaderValue::from_str(o).map_err(|_| ConfigError::Origin(o.clone())))
             .collect::<Result<_, _>>()?;
         let tls = match (tls_cert, tls_key) {
-            (Some(cert), Some(key)) => Some(tls_config(TlsPem {
-                cert: read("--tls-cert", cert)?,
-                key: read("--tls-key", key)?,
-                client_ca: tls_client_ca
-                    .as_deref()
-                    .map(|ca| read("--tls-client-ca", ca))
-                    .transpose()?,
-            })),
+            (Some(cert), Some(key)) => Some(TlsCredentials::load(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: tls_client_ca.clone(),
+            })?),
             _ => None,
         };
         let auth = match auth_token_file {
-            Some(path) => {
-                let text = read("--auth-token-file", path)?;
-                TokenAuth::parse(&String::from_utf8_lossy(&text)).map_err(|source| {
-                    ConfigError::Tokens {
-                        path: path.display().to_string(),
-                        source,
-                    }
-                })?
-            }
+            Some(path) => TokenAuth::from_file(path)?,
             None => TokenAuth::default(),
         };
         let defaults = Settings::default();
@@ -214,6 +191,8 @@ impl Args {
                 max_message_bytes: *max_message_bytes,
                 max_concurrent_streams: *max_concurrent_streams,
             },
+            token_file: auth_token_file.clone(),
+            reload_interval: **reload_interval,
         })
     }
 }

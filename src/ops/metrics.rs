@@ -12,7 +12,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use std::{collections::VecDeque, time::Duration};
+use std::{collections::VecDeque, sync::atomic::AtomicU64, time::Duration};
 
 /// How many recent apply latencies [`Snapshot`] takes its percentiles over.
 const RECENT_LATENCIES: usize = 512;
@@ -52,6 +52,15 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// Labels of `credentials_reloads`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// The file read.
+    pub file: String,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
@@ -75,6 +84,9 @@ pub struct Metrics {
     pub pending_hras: Gauge,
     /// Connected `WatchBatches` streams (set on scrape).
     pub watchers: Gauge,
+    /// Seconds until the served TLS certificate expires (set on scrape).
+    pub tls_expiry_seconds: Gauge<f64, AtomicU64>,
+    credentials_reloads: Family<ReloadLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -177,6 +189,18 @@ impl Metrics {
             "Connected WatchBatches streams",
             watchers.clone(),
         );
+        let tls_expiry_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "Seconds until the TLS certificate served now expires (only with --tls-cert)",
+            tls_expiry_seconds.clone(),
+        );
+        let credentials_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "credentials_reloads",
+            "Credential files read again after they changed, by file and result (ok: in use; error: refused, the previous ones stay)",
+            credentials_reloads.clone(),
+        );
         Self {
             registry,
             events,
@@ -196,7 +220,18 @@ impl Metrics {
             in_flight,
             pending_hras,
             watchers,
+            tls_expiry_seconds,
+            credentials_reloads,
         }
+    }
+
+    /// Counts one reload of a credential file that changed.
+    pub fn credentials_reload(&self, file: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        let file = file.to_owned();
+        self.credentials_reloads
+            .get_or_create(&ReloadLabels { file, result })
+            .inc();
     }
 
     /// Counts finished jobs dropped from an HRA's annotation to stay within its capacity.

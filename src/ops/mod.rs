@@ -2,4 +2,5 @@
 
 pub mod metrics;
 pub mod probes;
+pub mod reload;
 pub mod telemetry;

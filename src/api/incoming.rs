@@ -1,0 +1,86 @@
+//! Accepting connections for the gRPC server: TCP (no Nagle delay), and TLS handshakes done
+//! off the accept loop (a slow or silent client cannot hold up the next one) with the
+//! credentials current at each handshake. A listener that can no longer accept at all ends
+//! the stream, which stops the server with an error instead of spinning on it.
+
+use std::{io, sync::Arc, time::Duration};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// True for an accept error after which the listener is of no further use.
+fn fatal(e: &io::Error) -> bool {
+    // Linux's EBADF, EINVAL (a listener shut down) and ENOTSOCK.
+    const EBADF: i32 = 9;
+    const EINVAL: i32 = 22;
+    const ENOTSOCK: i32 = 88;
+    matches!(e.raw_os_error(), Some(EBADF | EINVAL | ENOTSOCK))
+}
+
+/// The next accepted connection, or `None` once the listener is unusable. Passing errors
+/// (a peer gone before accept, out of file descriptors) wait a moment and go on.
+async fn accept(listener: &TcpListener) -> Option<TcpStream> {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return Some(stream);
+            }
+            Err(e) if fatal(&e) => {
+                tracing::error!(error = %e, "the gRPC listener cannot accept any more");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Plain TCP connections.
+pub fn tcp(listener: TcpListener) -> ReceiverStream<io::Result<TcpStream>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(stream) = accept(&listener).await {
+            if tx.send(Ok(stream)).await.is_err() {
+                break;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// TLS connections, each handshake in its own task with `acceptor`'s credentials of the
+/// moment.
+pub fn tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = Arc::new(acceptor);
+    tokio::spawn(async move {
+        while let Some(stream) = accept(&listener).await {
+            if tx.is_closed() {
+                break;
+            }
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
