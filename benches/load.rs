@@ -167,6 +167,15 @@ impl batch_scaler_server::BatchScaler for NullSink {
     ) -> Result<Response<pb::ScaleJobResult>, Status> {
         Err(Status::unimplemented("null sink"))
     }
+    type ForwardStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::ForwardedAnswer, Status>> + Send>,
+    >;
+    async fn forward(
+        &self,
+        _: Request<Streaming<pb::ForwardedEvent>>,
+    ) -> Result<Response<Self::ForwardStream>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
     type ScaleJobsStream = std::pin::Pin<
         Box<dyn tokio_stream::Stream<Item = Result<pb::ScaleJobResult, Status>> + Send>,
     >;

@@ -1,21 +1,23 @@
 //! Wiring: store, engine, gRPC server and probes listener, run until a shutdown future
 //! resolves or a listener fails, then stopped in order.
 
+mod readiness;
+mod scale_out;
+
 use crate::{
     api::{
         auth::TokenFile,
         service::BatchScalerService,
-        tls::TlsCredentials,
         transport::{self, TransportError},
     },
     config::{Args, Backend, Settings},
     engine::Engine,
     ops::{
         metrics::Metrics,
-        probes::{self, Probes},
+        probes,
         reload::{self, Reload},
     },
-    store::{HraStore, MemoryStore, kubernetes::KubeStore, seed},
+    store::{HraStore, MemoryStore, kubernetes::KubeStore, membership::Membership, seed},
 };
 use anyhow::Context;
 use std::{future::Future, sync::Arc, time::Duration};
@@ -74,8 +76,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Builds the store the flags ask for.
-pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
+/// Builds the store the flags ask for, and (on Kubernetes) the client it uses.
+pub async fn store_from_args(
+    args: &Args,
+) -> anyhow::Result<(Arc<dyn HraStore>, Option<kube::Client>)> {
     match args.backend {
         Backend::Memory => {
             let objects = match &args.seed {
@@ -85,7 +89,7 @@ pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
             let count = objects.len();
             let store = MemoryStore::with_objects(objects).context("loading seed")?;
             tracing::info!(hras = count, "memory backend ready");
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), None))
         }
         Backend::Kubernetes => {
             let store = KubeStore::from_environment(*args.request_timeout)
@@ -93,7 +97,8 @@ pub async fn store_from_args(args: &Args) -> anyhow::Result<Arc<dyn HraStore>> {
                 .context("connecting to the cluster (kubeconfig or in-cluster config)")?
                 .with_watch_cache(args.watched_namespaces());
             tracing::info!("kubernetes backend ready");
-            Ok(Arc::new(store))
+            let client = store.client();
+            Ok((Arc::new(store), Some(client)))
         }
     }
 }
@@ -103,8 +108,8 @@ pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = args.settings()?;
-    let store = store_from_args(&args).await?;
+    let mut settings = args.settings()?;
+    let (store, client) = store_from_args(&args).await?;
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
@@ -114,6 +119,19 @@ pub async fn run(
         grpc: bind(args.listen).await?,
         http: Some(bind(args.metrics_listen).await?),
     };
+    match (args.membership_config(), client) {
+        (Ok(mut config), Some(client)) => {
+            // `host:0` advertises the port actually bound.
+            if let Some(host) = config.address.strip_suffix(":0") {
+                config.address = format!("{host}:{}", listeners.grpc.local_addr()?.port());
+            }
+            tracing::info!(member = %config.identity, address = %config.address, namespace = %config.namespace,
+                "sharing HRAs out among the replicas (member Leases)");
+            settings.membership = Some(Arc::new(Membership::start(client, config)));
+        }
+        (Err(why), _) => tracing::info!(why, "one writer for every HRA this replica receives"),
+        (Ok(_), None) => {}
+    }
     serve(settings, store, listeners, shutdown).await
 }
 
@@ -167,10 +185,15 @@ pub async fn serve(
     let stop = CancellationToken::new();
     // The gRPC server closes its connections only once every waiting caller has its answer.
     let close_grpc = CancellationToken::new();
+    let peers = settings
+        .membership
+        .clone()
+        .and_then(|m| scale_out::peers_for(m, &settings, metrics.clone()));
     let service = BatchScalerService {
         engine: engine.clone(),
         store: store.clone(),
         routing: store.routing(),
+        peers: peers.clone(),
         shutdown: stop.clone(),
         clock: settings.engine.clock.clone(),
         allowed: settings.allowed.clone(),
@@ -228,12 +251,17 @@ pub async fn serve(
         close_grpc.clone().cancelled_owned(),
     ));
     let finished = CancellationToken::new();
+    let owned = tokio::spawn(scale_out::count_owned(
+        store.clone(),
+        peers.clone(),
+        metrics.clone(),
+    ));
     let mut http: Option<JoinHandle<std::io::Result<()>>> = match listeners.http {
         Some(listener) => {
             let http_addr = listener.local_addr()?;
             tracing::info!("metrics on http://{http_addr}/metrics");
             let tls = settings.grpc.tls.clone();
-            let probes = probes_for(&engine, store, metrics, tls, stop.clone());
+            let probes = readiness::probes_for(&engine, store, metrics, tls, stop.clone());
             Some(tokio::spawn(probes::serve(
                 listener,
                 probes,
@@ -267,6 +295,11 @@ pub async fn serve(
     }
     serving.abort();
     reloading.abort();
+    owned.abort();
+    if let Some(membership) = &settings.membership {
+        // The others take this replica's HRAs over now, not once its Lease expires.
+        membership.leave().await;
+    }
     transport::mark_serving(&health_reporter, false).await;
     stop.cancel();
     batching.await.context("batcher task")?;
@@ -316,38 +349,4 @@ async fn answers_sent(calls: &InFlightRequestsCounter) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(ANSWERS_LINGER).await;
-}
-
-/// The probes of this service: gauges read from the engine, ready once the store is.
-fn probes_for(
-    engine: &Engine,
-    store: Arc<dyn HraStore>,
-    metrics: Arc<Metrics>,
-    tls: Option<Arc<TlsCredentials>>,
-    stopping: CancellationToken,
-) -> Probes {
-    let Engine { batcher, hub } = engine.clone();
-    Probes {
-        metrics,
-        refresh: Arc::new(move |m: &Metrics| {
-            m.pending_hras.set(batcher.pending_hras() as i64);
-            m.in_flight.set(batcher.in_flight() as i64);
-            m.watchers.set(hub.watchers() as i64);
-            if let Some(tls) = &tls {
-                let left = tls.not_after() - chrono::Utc::now().timestamp();
-                m.tls_expiry_seconds.set(left as f64);
-            }
-        }),
-        readiness: Arc::new(move || {
-            if stopping.is_cancelled() {
-                Some("shutting down")
-            } else if !store.is_ready() {
-                Some(
-                    "waiting for the watch caches (HRAs, RunnerDeployments, RunnerSets) to list everything",
-                )
-            } else {
-                None
-            }
-        }),
-    }
 }

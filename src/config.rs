@@ -11,6 +11,16 @@ mod settings;
 
 pub use settings::{ConfigError, Settings};
 
+/// Whether replicas share the HRAs out (one writer each) and forward events to the owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PeersMode {
+    /// On with the Kubernetes backend when this replica knows its name and address
+    /// (`--member-name`/`POD_NAME`, `--advertise-address`/`POD_IP`).
+    Auto,
+    /// Every replica writes what it receives.
+    Off,
+}
+
 /// Where HRAs live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
@@ -146,6 +156,30 @@ pub struct Args {
     /// (health and reflection stay open).
     #[arg(long, env = "BATCH_SCALER_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
+
+    /// Share HRAs out among the replicas (one writer per HRA, from member Leases) and
+    /// forward events to their owner.
+    #[arg(long, env = "BATCH_SCALER_PEERS", value_enum, default_value_t = PeersMode::Auto)]
+    pub peers: PeersMode,
+
+    /// This replica's name among the members (default: `POD_NAME`, from the downward API).
+    #[arg(long, env = "BATCH_SCALER_MEMBER_NAME")]
+    pub member_name: Option<String>,
+
+    /// `host:port` the other replicas reach this one's gRPC port at (default: `POD_IP` and
+    /// the --listen port).
+    #[arg(long, env = "BATCH_SCALER_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
+
+    /// Namespace of the member Leases, the service's own (default: `POD_NAMESPACE`, else
+    /// `default`).
+    #[arg(long, env = "BATCH_SCALER_PEER_NAMESPACE")]
+    pub peer_namespace: Option<String>,
+
+    /// How long a replica stays a member without renewing its Lease (renewed every third of
+    /// it); an owner that is killed hands its HRAs over within this.
+    #[arg(long, env = "BATCH_SCALER_MEMBER_LEASE", default_value_t = human(defaults::MEMBER_LEASE), value_parser = at_most(HOUR, true))]
+    pub member_lease: humantime::Duration,
 
     /// How often credential files (--tls-cert, --tls-key, --tls-client-ca,
     /// --auth-token-file) are read again even when no change was seen (changes are watched).

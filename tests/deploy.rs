@@ -29,6 +29,14 @@ fn rbac_grants_only_get_list_watch_patch_on_hras_and_reads_runners() {
     let rbac = docs("rbac.yaml");
     let rules = kind(&rbac, "ClusterRole")["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 2);
+    // Leases only in the service's own namespace.
+    let members = kind(&rbac, "Role");
+    assert_eq!(members["metadata"]["namespace"], "batch-scaler");
+    assert_eq!(
+        members["rules"][0],
+        serde_json::json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"]})
+    );
     assert_eq!(
         rules[1],
         serde_json::json!({"apiGroups": ["actions.summerwind.dev"],
@@ -54,9 +62,9 @@ fn rbac_grants_only_get_list_watch_patch_on_hras_and_reads_runners() {
 }
 
 #[test]
-fn deployment_is_two_hardened_replicas_with_grpc_probes_and_valid_flags() {
+fn deployment_is_three_hardened_replicas_sharing_hras_out_with_valid_flags() {
     let deployment = &docs("deployment.yaml")[0];
-    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["replicas"], 3);
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["serviceAccountName"], "batch-scaler");
@@ -82,6 +90,29 @@ fn deployment_is_two_hardened_replicas_with_grpc_probes_and_valid_flags() {
     );
     let args = Args::try_parse_from(&argv).unwrap();
     assert_eq!(args.listen.to_string(), "0.0.0.0:50051");
+    // Scale-out: the downward API tells each replica who and where it is.
+    let env: Vec<(&str, &str)> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap(),
+                e["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("POD_NAME", "metadata.name"),
+            ("POD_IP", "status.podIP"),
+            ("POD_NAMESPACE", "metadata.namespace")
+        ]
+    );
+    assert_eq!(args.peers, batch_scaler::config::PeersMode::Auto);
+    let pdb = &docs("pdb.yaml")[0];
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
     assert_eq!(args.backend, batch_scaler::config::Backend::Kubernetes);
     // The drain must fit in the pod's termination grace period.
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();

@@ -76,6 +76,15 @@ impl TokenAuth {
         Ok(true)
     }
 
+    /// One of the tokens in use (this replica presents it when it forwards to a peer, which
+    /// reads the same file); `None` when no token file is configured.
+    pub fn any_token(&self) -> Option<String> {
+        let tokens = self.tokens.as_ref()?.load();
+        tokens
+            .first()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+    }
+
     /// True if no tokens are configured or `authorization` is `Bearer <one of the tokens>`.
     /// Every token is compared, each in constant time, so the answer's timing does not tell
     /// which one nearly matched.

@@ -173,7 +173,13 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
 }
 
 /// The figures of `GetStats`: metric counters and the batcher's gauges, read at `now`.
-pub fn stats(snapshot: &Snapshot, gauges: (usize, u64, usize), now: DateTime<Utc>) -> pb::Stats {
+/// `cluster` is (live members, HRAs this replica owns).
+pub fn stats(
+    snapshot: &Snapshot,
+    gauges: (usize, u64, usize),
+    cluster: (usize, usize),
+    now: DateTime<Utc>,
+) -> pb::Stats {
     let (pending_hras, pending_events, in_flight) = gauges;
     let [applied, retrying, failed, dry_run] = snapshot.batches;
     let latency = |d: std::time::Duration| Some(duration_to_pb(saturating_delta(d)));
@@ -194,6 +200,8 @@ pub fn stats(snapshot: &Snapshot, gauges: (usize, u64, usize), now: DateTime<Utc
         applies_in_flight: clamp(in_flight as u64),
         apply_latency_p50: latency(snapshot.apply_latency.0),
         apply_latency_p99: latency(snapshot.apply_latency.1),
+        members: clamp(cluster.0 as u64),
+        owned_hras: clamp(cluster.1 as u64),
     }
 }
 

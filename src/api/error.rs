@@ -71,6 +71,14 @@ pub enum ApiError {
         /// Events of the stream queued.
         accepted: u64,
     },
+    /// The HRA's owner (another replica) refused a forwarded event: its code and message.
+    #[error("{message}")]
+    Owner {
+        /// The gRPC status code the owner answered.
+        code: u32,
+        /// Its message.
+        message: String,
+    },
     /// The transport's own error (a broken stream), passed through as it came.
     #[error("{}", .0.message())]
     Transport(Status),
@@ -121,6 +129,7 @@ impl From<ApiError> for Status {
         let message = e.to_string();
         let code = match e {
             ApiError::Transport(status) => return status,
+            ApiError::Owner { code, .. } => tonic::Code::from_i32(code as i32),
             ApiError::PublishStopped { cause, .. } => Status::from(*cause).code(),
             ApiError::InvalidArgument(_) => tonic::Code::InvalidArgument,
             ApiError::NotFound(_) => tonic::Code::NotFound,

@@ -2,38 +2,35 @@
 //! actions-runner-controller's webhook server would, and (ScaleJob, ScaleJobs) queued as that
 //! HRA's event with the job's ids.
 
-use super::{convert, deadline::waited, error::ApiError, pb, service::BatchScalerService};
-use crate::{
-    domain::{
-        event::{ScaleEvent, non_empty},
-        report::BatchReport,
-        routing::{Route, RouteResult, WorkflowJob},
-    },
-    engine::batcher::Submitted,
+use super::{convert, deliver::Delivery, error::ApiError, pb, service::BatchScalerService};
+use crate::domain::{
+    event::{ScaleEvent, non_empty},
+    routing::{Route, RouteResult, WorkflowJob},
 };
-use std::{sync::Arc, time::Duration};
-use tokio::sync::oneshot;
+use std::time::Duration;
 
-/// A job routed and, if it scales anything, queued: what is left is waiting for its batch.
+/// A job routed and, if it scales anything, on its way (queued here or to its HRA's owner):
+/// what is left is its answer.
 pub(super) struct QueuedJob {
     result: pb::ScaleJobResult,
-    waiting: Option<(Submitted, oneshot::Receiver<Arc<BatchReport>>)>,
+    delivery: Option<Delivery>,
 }
 
 impl QueuedJob {
     /// The job's answer: at once, or (with `wait`) once its batch is final or `deadline` passes.
     pub(super) async fn answer(
         self,
+        service: &BatchScalerService,
         deadline: Option<Duration>,
     ) -> Result<pb::ScaleJobResult, ApiError> {
         let Self {
             mut result,
-            waiting,
+            delivery,
         } = self;
-        if let Some((submitted, outcome)) = waiting {
-            let (duplicate, report) = waited(submitted, deadline, outcome).await?;
-            result.duplicate = duplicate;
-            result.batch = report.map(|r| convert::batch_result(&r, 0));
+        if let Some(delivery) = delivery {
+            let delivered = service.finish_delivery(delivery, deadline).await?;
+            result.duplicate = delivered.duplicate;
+            result.batch = delivered.batch;
         }
         Ok(result)
     }
@@ -66,17 +63,25 @@ impl BatchScalerService {
         &self,
         job: pb::WorkflowJob,
         deadline: Option<Duration>,
+        forwarded: bool,
     ) -> Result<pb::ScaleJobResult, ApiError> {
-        self.queue_workflow_job(job)?.answer(deadline).await
+        self.queue_workflow_job(job, deadline, forwarded)?
+            .answer(self, deadline)
+            .await
     }
 
-    /// Routes the job and queues its event (counted); the answer waits for the batch if the
-    /// job asks to.
-    pub(super) fn queue_workflow_job(&self, job: pb::WorkflowJob) -> Result<QueuedJob, ApiError> {
+    /// Routes the job and sends its event where it goes, at once (its order among the jobs
+    /// received is kept); the answer waits for the batch if the job asks to.
+    pub(super) fn queue_workflow_job(
+        &self,
+        job: pb::WorkflowJob,
+        deadline: Option<Duration>,
+        forwarded: bool,
+    ) -> Result<QueuedJob, ApiError> {
         let wait = job.wait;
         let job = convert::workflow_job(job)?;
         let route = self.route(&job)?;
-        let mut result = pb::ScaleJobResult {
+        let result = pb::ScaleJobResult {
             route: Some(convert::route(&route, self.default_life)),
             job_id: job.job_id.clone(),
             event_id: job.event_id.clone(),
@@ -85,7 +90,7 @@ impl BatchScalerService {
         let Some(key) = route.target.filter(|_| route.amount != 0) else {
             return Ok(QueuedJob {
                 result,
-                waiting: None,
+                delivery: None,
             });
         };
         let event = ScaleEvent {
@@ -95,16 +100,10 @@ impl BatchScalerService {
             event_id: non_empty(job.event_id),
             job_id: non_empty(job.job_id),
         };
-        let (tx, rx) = oneshot::channel();
-        let submitted = self.submit(&event, wait.then_some(tx));
-        self.count(&submitted);
-        let submitted = submitted?;
-        if !wait {
-            result.duplicate = submitted != Submitted::Queued;
-        }
+        let delivery = self.start_delivery(&event, wait, deadline, forwarded)?;
         Ok(QueuedJob {
             result,
-            waiting: wait.then_some((submitted, rx)),
+            delivery: Some(delivery),
         })
     }
 }

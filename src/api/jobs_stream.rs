@@ -32,9 +32,13 @@ fn failed(e: ApiError, job_id: String, event_id: String) -> pb::ScaleJobResult {
 
 impl BatchScalerService {
     /// Serves one `ScaleJobs` stream: a task reads jobs and answers them as their batches end.
-    pub(super) fn scale_jobs_stream(&self, incoming: Streaming<pb::WorkflowJob>) -> JobAnswers {
+    pub(super) fn scale_jobs_stream(
+        &self,
+        incoming: Streaming<pb::WorkflowJob>,
+        forwarded: bool,
+    ) -> JobAnswers {
         let (tx, rx) = mpsc::channel(ANSWERS_BUFFER);
-        tokio::spawn(self.clone().serve_jobs(incoming, tx));
+        tokio::spawn(self.clone().serve_jobs(incoming, tx, forwarded));
         Box::pin(ReceiverStream::new(rx))
     }
 
@@ -45,6 +49,7 @@ impl BatchScalerService {
         self,
         mut incoming: Streaming<pb::WorkflowJob>,
         answers: mpsc::Sender<Result<pb::ScaleJobResult, Status>>,
+        forwarded: bool,
     ) {
         let mut waiting = FuturesUnordered::new();
         let mut reading = true;
@@ -56,12 +61,15 @@ impl BatchScalerService {
                         let (job_id, event_id) = (job.job_id.clone(), job.event_id.clone());
                         let queued = convert::wait_timeout(job.wait_timeout.as_ref())
                             .map_err(ApiError::from)
-                            .and_then(|timeout| Ok((timeout, self.queue_workflow_job(job)?)));
+                            .and_then(|timeout| {
+                                Ok((timeout, self.queue_workflow_job(job, timeout, forwarded)?))
+                            });
                         match queued {
                             Ok((timeout, queued)) => {
+                                let this = self.clone();
                                 waiting.push(async move {
                                     queued
-                                        .answer(timeout)
+                                        .answer(&this, timeout)
                                         .await
                                         .unwrap_or_else(|e| failed(e, job_id, event_id))
                                 });

@@ -2,9 +2,10 @@
 
 use super::{
     convert,
-    deadline::{caller_deadline, waited},
+    deadline::caller_deadline,
     error::ApiError,
     pb,
+    peers::{FORWARDED_BY, Peers},
 };
 use crate::{
     domain::{
@@ -19,7 +20,6 @@ use crate::{
 };
 use futures::StreamExt as _;
 use std::{pin::Pin, sync::Arc, sync::atomic::Ordering};
-use tokio::sync::oneshot;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,6 +33,8 @@ pub struct BatchScalerService {
     pub store: Arc<dyn HraStore>,
     /// What routing sees, if this backend can route jobs.
     pub routing: Option<Arc<RoutingModel>>,
+    /// The other replicas, when HRAs are shared out among several.
+    pub peers: Option<Arc<Peers>>,
     /// Fires when shutdown starts: open `Publish` streams end.
     pub shutdown: CancellationToken,
     /// Time for `reserved_replicas`.
@@ -52,19 +54,16 @@ impl BatchScalerService {
     }
 
     /// Validates one wire event, namespace allowlist included.
-    fn validate(&self, event: pb::ScaleEvent) -> Result<ScaleEvent, ApiError> {
+    pub(super) fn validate(&self, event: pb::ScaleEvent) -> Result<ScaleEvent, ApiError> {
         let event = convert::scale_event(event)?;
         self.allowed.check(&event.key.namespace)?;
         Ok(event)
     }
 
-    /// Validates, queues and counts one event.
-    fn accept(&self, event: pb::ScaleEvent, waiter: Option<Waiter>) -> Result<Submitted, ApiError> {
-        let result = self
-            .validate(event)
-            .and_then(|event| self.submit(&event, waiter));
-        self.count(&result);
-        result
+    /// Validates one wire event, counting it if it is refused.
+    fn validated(&self, event: pb::ScaleEvent) -> Result<ScaleEvent, ApiError> {
+        self.validate(event)
+            .inspect_err(|e| self.metrics.event(e.metric_result(), 1))
     }
 
     /// Queues one validated event.
@@ -110,19 +109,31 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> +
 /// The answer stream of `ScaleJobs`.
 pub type JobAnswers = Pin<Box<dyn Stream<Item = Result<pb::ScaleJobResult, Status>> + Send>>;
 
+/// The answer stream of `Forward`.
+pub type ForwardAnswers = Pin<Box<dyn Stream<Item = Result<pb::ForwardedAnswer, Status>> + Send>>;
+
+/// True if a call was forwarded to us by another replica (we apply it, whoever owns it).
+pub(super) fn forwarded<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(FORWARDED_BY)
+}
+
 #[tonic::async_trait]
 impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
     async fn publish(
         &self,
         request: Request<Streaming<pb::ScaleEvent>>,
     ) -> Result<Response<pb::PublishSummary>, Status> {
-        // What has arrived is taken together and queued under one lock.
+        // With several replicas, each event goes to its HRA's owner (counted where it is
+        // applied); alone, what has arrived is queued here under one lock.
+        let spread = self.peers.is_some() && !forwarded(&request);
         let mut stream = request.into_inner().ready_chunks(PUBLISH_CHUNK);
         let (mut accepted, mut duplicates) = (0u64, 0u64);
         // Counted once per stream, not per event: this is the hot path.
         let count = |accepted, duplicates| {
-            self.metrics.event("accepted", accepted);
-            self.metrics.event("duplicate", duplicates);
+            if !spread {
+                self.metrics.event("accepted", accepted);
+                self.metrics.event("duplicate", duplicates);
+            }
         };
         let shutdown = self.shutdown.cancelled();
         tokio::pin!(shutdown);
@@ -147,11 +158,16 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                     }
                 }
             }
-            let (queued, dups, refused) = self.engine.batcher.submit_all(&valid);
+            let (queued, dups, refused) = if spread {
+                self.deliver_all(&valid).await
+            } else {
+                let (queued, dups, refused) = self.engine.batcher.submit_all(&valid);
+                (queued, dups, refused.map(ApiError::from))
+            };
             valid.clear();
             accepted += queued;
             duplicates += dups;
-            match refused.map(ApiError::from).or(stopped) {
+            match refused.or(stopped) {
                 None => {}
                 Some(ApiError::Transport(status)) => {
                     count(accepted, duplicates);
@@ -183,9 +199,12 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<pb::ScaleEvent>,
     ) -> Result<Response<pb::ScaleAck>, Status> {
-        let submitted = self.accept(request.into_inner(), None)?;
+        let forwarded = forwarded(&request);
+        let event = self.validated(request.into_inner())?;
+        let delivery = self.start_delivery(&event, false, None, forwarded)?;
+        let delivered = self.finish_delivery(delivery, None).await?;
         Ok(Response::new(pb::ScaleAck {
-            duplicate: submitted != Submitted::Queued,
+            duplicate: delivered.duplicate,
         }))
     }
 
@@ -194,12 +213,13 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         request: Request<pb::ScaleEvent>,
     ) -> Result<Response<pb::ScaleResult>, Status> {
         let deadline = caller_deadline(&request);
-        let (tx, rx) = oneshot::channel();
-        let submitted = self.accept(request.into_inner(), Some(tx))?;
-        let (duplicate, report) = waited(submitted, deadline, rx).await?;
+        let forwarded = forwarded(&request);
+        let event = self.validated(request.into_inner())?;
+        let delivery = self.start_delivery(&event, true, deadline, forwarded)?;
+        let delivered = self.finish_delivery(delivery, deadline).await?;
         Ok(Response::new(pb::ScaleResult {
-            duplicate,
-            batch: report.map(|r| convert::batch_result(&r, 0)),
+            duplicate: delivered.duplicate,
+            batch: delivered.batch,
         }))
     }
 
@@ -217,8 +237,9 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         request: Request<pb::WorkflowJob>,
     ) -> Result<Response<pb::ScaleJobResult>, Status> {
         let deadline = caller_deadline(&request);
+        let forwarded = forwarded(&request);
         Ok(Response::new(
-            self.scale_workflow_job(request.into_inner(), deadline)
+            self.scale_workflow_job(request.into_inner(), deadline, forwarded)
                 .await?,
         ))
     }
@@ -229,7 +250,19 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<Streaming<pb::WorkflowJob>>,
     ) -> Result<Response<Self::ScaleJobsStream>, Status> {
-        Ok(Response::new(self.scale_jobs_stream(request.into_inner())))
+        let forwarded = forwarded(&request);
+        Ok(Response::new(
+            self.scale_jobs_stream(request.into_inner(), forwarded),
+        ))
+    }
+
+    type ForwardStream = ForwardAnswers;
+
+    async fn forward(
+        &self,
+        request: Request<Streaming<pb::ForwardedEvent>>,
+    ) -> Result<Response<Self::ForwardStream>, Status> {
+        Ok(Response::new(self.forward_stream(request.into_inner())))
     }
 
     type WatchBatchesStream = ResultStream;
@@ -298,9 +331,18 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             batcher.in_flight(),
         );
         let snapshot = self.metrics.snapshot();
+        let hras = self.store.list(None).await.map_err(ApiError::from)?;
+        let cluster = match &self.peers {
+            Some(peers) => (
+                peers.members(),
+                hras.iter().filter(|h| peers.owns(&h.key)).count(),
+            ),
+            None => (1, hras.len()),
+        };
         Ok(Response::new(convert::stats(
             &snapshot,
             gauges,
+            cluster,
             (self.clock)(),
         )))
     }

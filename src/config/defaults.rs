@@ -35,6 +35,8 @@ pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 pub const TOMBSTONE_CAPACITY: u32 = 1000;
 /// `--max-hra-bytes`.
 pub const MAX_HRA_BYTES: u64 = 1024 * 1024;
+/// `--member-lease`.
+pub const MEMBER_LEASE: Duration = Duration::from_secs(15);
 /// `--reload-interval`.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 /// `--shutdown-grace`.

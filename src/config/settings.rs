@@ -2,6 +2,8 @@
 //! starts.
 
 use super::{Args, defaults};
+use super::{Backend, PeersMode};
+use crate::store::membership::{Membership, MembershipConfig};
 use crate::{
     api::{
         auth::{TokenAuth, TokenFileError},
@@ -17,6 +19,7 @@ use crate::{
     },
 };
 use http::HeaderValue;
+use std::sync::Arc;
 use std::{path::PathBuf, time::Duration};
 
 /// A flag whose value cannot be used.
@@ -56,6 +59,8 @@ pub struct Settings {
     pub token_file: Option<PathBuf>,
     /// How often credential files are read again regardless of change.
     pub reload_interval: Duration,
+    /// The members this replica shares HRAs with, when scale-out is on.
+    pub membership: Option<Arc<Membership>>,
 }
 
 impl Default for Settings {
@@ -91,6 +96,7 @@ impl Default for Settings {
             },
             token_file: None,
             reload_interval: defaults::RELOAD_INTERVAL,
+            membership: None,
         }
     }
 }
@@ -127,6 +133,11 @@ impl Args {
             tls_client_ca,
             auth_token_file,
             reload_interval,
+            peers: _,
+            member_name: _,
+            advertise_address: _,
+            peer_namespace: _,
+            member_lease: _,
             allowed_namespaces,
             max_message_bytes,
             max_concurrent_streams,
@@ -193,6 +204,41 @@ impl Args {
             },
             token_file: auth_token_file.clone(),
             reload_interval: **reload_interval,
+            membership: None,
+        })
+    }
+
+    /// Who this replica is among the members, if scale-out is on and it can tell its name
+    /// and address; `Err` says why it is off (logged once at start).
+    pub fn membership_config(&self) -> Result<MembershipConfig, &'static str> {
+        if self.peers == PeersMode::Off {
+            return Err("--peers off");
+        }
+        if self.backend != Backend::Kubernetes {
+            return Err("the memory backend has one writer");
+        }
+        let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let identity = self
+            .member_name
+            .clone()
+            .or_else(|| env("POD_NAME"))
+            .ok_or("no --member-name or POD_NAME")?;
+        let address = self
+            .advertise_address
+            .clone()
+            .or_else(|| env("POD_IP").map(|ip| format!("{ip}:{}", self.listen.port())))
+            .ok_or("no --advertise-address or POD_IP")?;
+        let lease = *self.member_lease;
+        Ok(MembershipConfig {
+            namespace: self
+                .peer_namespace
+                .clone()
+                .or_else(|| env("POD_NAMESPACE"))
+                .unwrap_or_else(|| "default".into()),
+            identity,
+            address,
+            lease_duration: lease,
+            renew_every: lease / 3,
         })
     }
 }

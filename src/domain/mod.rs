@@ -6,6 +6,7 @@ pub mod duration;
 pub mod event;
 pub mod hra;
 pub mod namespaces;
+pub mod ownership;
 pub mod planner;
 pub mod report;
 pub mod routing;

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the pipeline (prometheus-client), encoded as text on scrape.
 
+use super::peer_metrics::PeerMetrics;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use prometheus_client::{
@@ -87,6 +88,8 @@ pub struct Metrics {
     /// Seconds until the served TLS certificate expires (set on scrape).
     pub tls_expiry_seconds: Gauge<f64, AtomicU64>,
     credentials_reloads: Family<ReloadLabels, Counter>,
+    /// Scale-out: members, owned HRAs, forwarding.
+    pub peers: PeerMetrics,
 }
 
 impl Default for Metrics {
@@ -201,6 +204,7 @@ impl Metrics {
             "Credential files read again after they changed, by file and result (ok: in use; error: refused, the previous ones stay)",
             credentials_reloads.clone(),
         );
+        let peers = PeerMetrics::register(&mut registry);
         Self {
             registry,
             events,
@@ -222,7 +226,13 @@ impl Metrics {
             watchers,
             tls_expiry_seconds,
             credentials_reloads,
+            peers,
         }
+    }
+
+    /// Counts `n` events by what forwarding did with them.
+    pub fn forwarded(&self, result: &'static str, n: u64) {
+        self.peers.forwarded(result, n);
     }
 
     /// Counts one reload of a credential file that changed.

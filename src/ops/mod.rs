@@ -1,6 +1,7 @@
 //! Running it: Prometheus metrics, the probes listener and logging setup.
 
 pub mod metrics;
+pub mod peer_metrics;
 pub mod probes;
 pub mod reload;
 pub mod telemetry;

@@ -59,6 +59,11 @@ impl KubeStore {
         self
     }
 
+    /// The client it talks to the cluster with.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// The watch cache, if enabled.
     pub fn cache(&self) -> Option<&WatchCache> {
         self.cache.as_deref()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 mod error;
 pub mod kubernetes;
+pub mod membership;
 pub mod memory;
 pub mod objects;
 pub mod resource;

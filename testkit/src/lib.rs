@@ -201,6 +201,16 @@ impl TestServer {
     /// Starts the service on `store`.
     pub async fn start(store: Arc<dyn HraStore>, settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, store, settings).await
+    }
+
+    /// Starts the service on `store`, answering gRPC on `listener` (bound beforehand, so
+    /// that settings can name its address).
+    pub async fn start_on(
+        listener: TcpListener,
+        store: Arc<dyn HraStore>,
+        settings: Settings,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_addr = http.local_addr().unwrap();

@@ -209,6 +209,7 @@ function renderHealth(s: Stats) {
     tile("applies in flight", String(s.appliesInFlight)),
     tile("apply latency p50 / p99", p50 || p99 ? `${seconds(p50)} / ${seconds(p99)}` : "—"),
     tile("since start", `${s.batchesFailed} failed · ${s.retries} retries`),
+    tile("replicas · owned HRAs", `${s.members || 1} · ${s.ownedHras}`),
   ].join("");
   previous = s;
 }

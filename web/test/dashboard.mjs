@@ -55,7 +55,7 @@ await check("says it is live, and in which zone times are", async () => {
 await check("the health strip shows rates, pending work and apply latency", async () => {
   await page.waitForFunction(() => document.querySelectorAll("#health .tile").length >= 8, null, { timeout: 5000 });
   const text = await page.textContent("#health");
-  for (const label of ["events in /s", "applied /s", "failed /s", "conflicts /s", "pending HRAs", "apply latency"]) {
+  for (const label of ["events in /s", "applied /s", "failed /s", "conflicts /s", "pending HRAs", "apply latency", "replicas · owned HRAs"]) {
     assert(text.includes(label), `no "${label}" in ${text}`);
   }
 });

@@ -1,0 +1,104 @@
+//! `Forward`, the owner's side: events another replica received for HRAs this one owns,
+//! submitted here in the order they come (never forwarded again) and each answered by its
+//! sequence number, after its batch if asked to wait. Like `ScaleJobs`, a failed event is an
+//! answer with its code; on shutdown the waiting ones are answered and the stream ends
+//! `UNAVAILABLE`, so the sender applies what it still holds itself.
+
+use super::{
+    convert,
+    error::ApiError,
+    pb,
+    service::{BatchScalerService, ForwardAnswers},
+};
+use futures::{StreamExt as _, stream::FuturesUnordered};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+fn refused(seq: u64, e: ApiError) -> pb::ForwardedAnswer {
+    let status = Status::from(e);
+    pb::ForwardedAnswer {
+        seq,
+        code: status.code() as u32,
+        message: status.message().to_owned(),
+        ..Default::default()
+    }
+}
+
+impl BatchScalerService {
+    /// Serves one `Forward` stream.
+    pub(super) fn forward_stream(&self, incoming: Streaming<pb::ForwardedEvent>) -> ForwardAnswers {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(self.clone().serve_forwarded(incoming, tx));
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    async fn serve_forwarded(
+        self,
+        mut incoming: Streaming<pb::ForwardedEvent>,
+        answers: mpsc::Sender<Result<pb::ForwardedAnswer, Status>>,
+    ) {
+        let mut waiting = FuturesUnordered::new();
+        let mut reading = true;
+        let shutdown = self.shutdown.clone();
+        loop {
+            let answer = tokio::select! {
+                next = incoming.message(), if reading => match next {
+                    Ok(Some(forwarded)) => {
+                        let seq = forwarded.seq;
+                        let started = forwarded
+                            .event
+                            .ok_or_else(|| ApiError::from(crate::domain::validate::FieldError::new("event", "missing")))
+                            .and_then(|e| self.validate(e))
+                            .and_then(|event| {
+                                let timeout = convert::wait_timeout(forwarded.wait_timeout.as_ref())?;
+                                Ok((timeout, self.submit_here(&event, forwarded.wait)?))
+                            });
+                        match started {
+                            Ok((timeout, delivery)) => {
+                                let this = self.clone();
+                                waiting.push(async move {
+                                    match this.finish_delivery(delivery, timeout).await {
+                                        Ok(d) => pb::ForwardedAnswer {
+                                            seq,
+                                            duplicate: d.duplicate,
+                                            batch: d.batch,
+                                            ..Default::default()
+                                        },
+                                        Err(e) => refused(seq, e),
+                                    }
+                                });
+                                continue;
+                            }
+                            Err(e) => refused(seq, e),
+                        }
+                    }
+                    Ok(None) => {
+                        reading = false;
+                        continue;
+                    }
+                    Err(status) => {
+                        let _ = answers.send(Err(status)).await;
+                        return;
+                    }
+                },
+                Some(answer) = waiting.next(), if !waiting.is_empty() => answer,
+                () = shutdown.cancelled(), if reading => {
+                    reading = false;
+                    continue;
+                }
+                else => break,
+            };
+            if answers.send(Ok(answer)).await.is_err() {
+                return;
+            }
+        }
+        if shutdown.is_cancelled() {
+            let _ = answers
+                .send(Err(Status::from(ApiError::Intake(
+                    crate::engine::batcher::IntakeError::ShuttingDown,
+                ))))
+                .await;
+        }
+    }
+}

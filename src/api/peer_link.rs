@@ -1,0 +1,159 @@
+//! One replica's connection to one peer: a `Forward` stream kept open, carrying the events
+//! this replica received for HRAs the peer owns, in the order they were received (so a job's
+//! `queued` never overtakes it), each answered by sequence number. If the stream breaks, the
+//! events still waiting get `UNAVAILABLE` (their receiver applies them itself) and the next
+//! event opens a new stream; while the peer cannot be reached, events fail at once.
+
+use super::pb::{self, batch_scaler_client::BatchScalerClient};
+use std::{collections::HashMap, time::Duration};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Streaming, transport::Channel};
+
+/// Events queued for one peer before the receiver applies further ones itself.
+const QUEUE: usize = 16 * 1024;
+/// After a failed connection, events fail at once for this long (the receiver applies them).
+const DOWN_FOR: Duration = Duration::from_millis(500);
+
+/// Why a forwarded event got no answer from its owner (its receiver applies it instead).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("the owner could not be reached: {0}")]
+pub struct Unreached(pub String);
+
+/// The owner's answer to a forwarded event, or why there is none.
+pub type Answer = Result<pb::ForwardedAnswer, Unreached>;
+
+struct Outgoing {
+    event: pb::ScaleEvent,
+    wait: bool,
+    wait_timeout: Option<Duration>,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// A stream of forwarded events to one peer.
+#[derive(Clone)]
+pub struct PeerLink {
+    inbox: mpsc::Sender<Outgoing>,
+}
+
+/// Makes the `Forward` request of a new stream (metadata: who forwards, credentials).
+pub type Opener = Box<
+    dyn Fn(ReceiverStream<pb::ForwardedEvent>) -> Request<ReceiverStream<pb::ForwardedEvent>>
+        + Send
+        + Sync,
+>;
+
+impl PeerLink {
+    /// A link over `client`; the stream opens with the first event.
+    pub fn start(client: BatchScalerClient<Channel>, open: Opener) -> Self {
+        let (inbox, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(client, open, rx));
+        Self { inbox }
+    }
+
+    /// Queues `event` for the peer, in order with every event queued before; the answer
+    /// comes on the receiver. `None` if the link is full (apply it here instead).
+    pub fn enqueue(
+        &self,
+        event: pb::ScaleEvent,
+        wait: bool,
+        wait_timeout: Option<Duration>,
+    ) -> Option<oneshot::Receiver<Answer>> {
+        let (answer, rx) = oneshot::channel();
+        self.inbox
+            .try_send(Outgoing {
+                event,
+                wait,
+                wait_timeout,
+                answer,
+            })
+            .ok()?;
+        Some(rx)
+    }
+}
+
+/// The open stream: where events go, and where their answers come from.
+struct Open {
+    to_peer: mpsc::Sender<pb::ForwardedEvent>,
+    answers: Streaming<pb::ForwardedAnswer>,
+}
+
+async fn run(
+    mut client: BatchScalerClient<Channel>,
+    open: Opener,
+    mut inbox: mpsc::Receiver<Outgoing>,
+) {
+    let mut pending: HashMap<u64, oneshot::Sender<Answer>> = HashMap::new();
+    let mut stream: Option<Open> = None;
+    let mut down_until: Option<Instant> = None;
+    let mut seq = 0u64;
+    loop {
+        let next = async {
+            match &mut stream {
+                Some(open) => open.answers.message().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            outgoing = inbox.recv() => {
+                let Some(out) = outgoing else { return };
+                if down_until.is_some_and(|t| Instant::now() < t) {
+                    let _ = out.answer.send(Err(Unreached("unreachable a moment ago".into())));
+                    continue;
+                }
+                if stream.is_none() {
+                    let (to_peer, rx) = mpsc::channel(QUEUE);
+                    match client.forward(open(ReceiverStream::new(rx))).await {
+                        Ok(response) => {
+                            stream = Some(Open { to_peer, answers: response.into_inner() });
+                            down_until = None;
+                        }
+                        Err(status) => {
+                            down_until = Some(Instant::now() + DOWN_FOR);
+                            let _ = out.answer.send(Err(Unreached(status.message().to_owned())));
+                            continue;
+                        }
+                    }
+                }
+                seq += 1;
+                let event = pb::ForwardedEvent {
+                    seq,
+                    event: Some(out.event),
+                    wait: out.wait,
+                    wait_timeout: out.wait_timeout.and_then(|d| prost_types::Duration::try_from(d).ok()),
+                };
+                let sent = match &stream {
+                    Some(open) => open.to_peer.send(event).await.is_ok(),
+                    None => false,
+                };
+                if sent {
+                    pending.insert(seq, out.answer);
+                } else {
+                    let _ = out.answer.send(Err(Unreached("the forward stream closed".into())));
+                    stream = None;
+                }
+            }
+            answer = next => match answer {
+                Ok(Some(answer)) => {
+                    if let Some(waiter) = pending.remove(&answer.seq) {
+                        let _ = waiter.send(Ok(answer));
+                    }
+                }
+                // Ended or broken: whatever is still waiting is the receiver's to apply.
+                other => {
+                    let why = match other {
+                        Err(status) => status.message().to_owned(),
+                        _ => "the peer ended the forward stream".to_owned(),
+                    };
+                    for (_, waiter) in pending.drain() {
+                        let _ = waiter.send(Err(Unreached(why.clone())));
+                    }
+                    stream = None;
+                }
+            },
+        }
+    }
+}

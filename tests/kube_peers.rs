@@ -1,0 +1,229 @@
+//! Scale-out over real HTTP: three replicas share the HRAs out by member Leases and forward
+//! events to each HRA's owner, so a window costs one write per dirty HRA however the events
+//! are spread, and a delivery id sent to two replicas is applied once. On the test API
+//! server, or an existing cluster with `USE_EXISTING_CLUSTER=true`.
+
+mod common;
+
+use batch_scaler::{
+    api::pb,
+    store::{
+        HraStore,
+        kubernetes::KubeStore,
+        membership::{Membership, MembershipConfig},
+    },
+};
+use batch_scaler_testkit::cluster::TestCluster;
+use common::*;
+use std::{sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+
+const WINDOW: Duration = Duration::from_millis(300);
+
+/// A replica of the service, member `name` of the test's namespace.
+async fn replica(c: &TestCluster, name: &str) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let mut settings = test_settings(WINDOW);
+    settings.membership = Some(Arc::new(Membership::start(
+        c.client(),
+        MembershipConfig {
+            namespace: c.namespace.clone(),
+            identity: format!("{}-{name}", c.namespace),
+            address,
+            lease_duration: Duration::from_secs(6),
+            renew_every: Duration::from_secs(2),
+        },
+    )));
+    let store = KubeStore::new(c.client(), Duration::from_secs(10))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
+    let store: Arc<dyn HraStore> = Arc::new(store);
+    TestServer::start_on(listener, store, settings).await
+}
+
+async fn replicas(c: &TestCluster, n: usize) -> Vec<TestServer> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        all.push(replica(c, &format!("r{i}")).await);
+    }
+    for r in &all {
+        let client = r.client().await;
+        eventually(
+            Duration::from_secs(20),
+            "every replica sees every member",
+            || {
+                let mut client = client.clone();
+                async move {
+                    client
+                        .get_stats(pb::GetStatsRequest {})
+                        .await
+                        .is_ok_and(|s| s.into_inner().members as usize == n)
+                }
+            },
+        )
+        .await;
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_three_replicas_write_each_dirty_hra_once_per_window() {
+    const HRAS: usize = 30;
+    const WINDOWS: usize = 4;
+    let c = TestCluster::start().await;
+    for i in 0..HRAS {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
+            .await;
+    }
+    let all = replicas(&c, 3).await;
+    let mut clients = Vec::new();
+    for r in &all {
+        clients.push(r.client().await);
+    }
+    // Every replica owns a share, and the shares add up.
+    let mut owned = 0;
+    for client in &mut clients {
+        owned += client
+            .get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .owned_hras;
+    }
+    assert_eq!(owned as usize, HRAS);
+    if let Some(api) = c.fake() {
+        api.reset_counts();
+    }
+    for window in 1..=WINDOWS {
+        // Three events per HRA, each to another replica, as a Service spreads connections.
+        let mut sends = Vec::new();
+        for i in 0..HRAS {
+            for (r, client) in clients.iter().enumerate() {
+                let mut client = client.clone();
+                let event = ev(&c.namespace, &format!("h{i}"), 1);
+                let _ = r;
+                sends.push(tokio::spawn(async move {
+                    client.scale(event).await.unwrap();
+                }));
+            }
+        }
+        for send in sends {
+            send.await.unwrap();
+        }
+        eventually(
+            Duration::from_secs(20),
+            "the window applied everywhere",
+            || async {
+                let mut done = true;
+                for i in 0..HRAS {
+                    done &= c.reservations(&format!("h{i}")).await == 3 * window;
+                }
+                done
+            },
+        )
+        .await;
+    }
+    if let Some(api) = c.fake() {
+        let (patches, conflicts) = (api.count("patch"), api.count("conflict"));
+        let per_window = patches as f64 / (HRAS * WINDOWS) as f64;
+        eprintln!(
+            "scale-out: 3 replicas, {HRAS} HRAs, {WINDOWS} windows: {patches} writes ({per_window:.2} per dirty HRA-window), {conflicts} conflicts"
+        );
+        assert!(
+            per_window <= 1.10,
+            "{per_window:.2} writes per dirty HRA-window"
+        );
+        assert!(
+            conflicts as f64 <= 0.01 * patches as f64,
+            "{conflicts} conflicts in {patches} writes"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_one_delivery_sent_to_two_replicas_is_applied_once() {
+    let c = TestCluster::start().await;
+    c.create(hra_object(&c.namespace, "a", None)).await;
+    let all = replicas(&c, 3).await;
+    let (mut first, mut second) = (all[0].client().await, all[1].client().await);
+    // Job-less: only the event id can tell the two apart.
+    let delivery = pb::ScaleEvent {
+        event_id: "d-7b5c".into(),
+        ..ev(&c.namespace, "a", 1)
+    };
+    let (a, b) = tokio::join!(
+        first.scale_and_wait(delivery.clone()),
+        second.scale_and_wait(delivery)
+    );
+    let (a, b) = (a.unwrap().into_inner(), b.unwrap().into_inner());
+    assert_eq!(c.reservations("a").await, 1, "{a:?} {b:?}");
+    assert!(a.duplicate || b.duplicate, "one of them is the duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_a_stopped_owner_hands_its_hras_over_and_nothing_is_lost() {
+    const HRAS: usize = 12;
+    const ROUNDS: usize = 5;
+    let c = TestCluster::start().await;
+    for i in 0..HRAS {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
+            .await;
+    }
+    let mut all = replicas(&c, 3).await;
+    let mut survivor = all[0].client().await;
+    // A rolling update: one replica stops (its Lease expired on the way out) while events
+    // keep coming to another, which forwarded a third of them to it.
+    let mut leaving = all.remove(2);
+    let namespace = c.namespace.clone();
+    let sender = tokio::spawn(async move {
+        for _ in 0..ROUNDS {
+            for i in 0..HRAS {
+                let answer = survivor
+                    .scale_and_wait(ev(&namespace, &format!("h{i}"), 1))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(
+                    answer.batch.map(|b| b.outcome),
+                    Some(pb::Outcome::Applied as i32)
+                );
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    leaving.shutdown().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), sender)
+        .await
+        .expect("every event answered")
+        .unwrap();
+    for i in 0..HRAS {
+        assert_eq!(c.reservations(&format!("h{i}")).await, ROUNDS, "h{i}");
+    }
+    // The others own everything now.
+    let mut stats = all[1].client().await;
+    eventually(Duration::from_secs(10), "two members left", || {
+        let mut stats = stats.clone();
+        async move {
+            stats
+                .get_stats(pb::GetStatsRequest {})
+                .await
+                .is_ok_and(|s| s.into_inner().members == 2)
+        }
+    })
+    .await;
+    let owned = stats
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .owned_hras
+        + all[0]
+            .client()
+            .await
+            .get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .owned_hras;
+    assert_eq!(owned as usize, HRAS);
+}
