@@ -247,6 +247,7 @@ pub async fn serve(
         service,
         settings.grpc.clone(),
         calls.clone(),
+        stop.clone(),
         health,
         close_grpc.clone().cancelled_owned(),
     ));

@@ -3,7 +3,9 @@
 //! to kills and foreign writes). Producers send `ScaleAndWait` with job and delivery ids to
 //! random replicas (queued, completed, redeliveries, completed before queued, unknown HRAs)
 //! and retry on errors as the README tells them to, while the harness SIGKILLs and restarts
-//! replicas, injects 5xx bursts and latency, and writes foreign fields concurrently.
+//! replicas, injects 5xx bursts and latency, and writes foreign fields concurrently. The
+//! replicas share the HRAs out (member Leases of 3 s) and forward to owners, so killed owners
+//! are taken over; the time until a killed owner's HRA is applied again is printed.
 //!
 //! At the end, for every HRA the named reservations are exactly the jobs whose `queued` was
 //! acknowledged and whose `completed` was not, without duplicates; the foreign writer's
@@ -14,7 +16,13 @@
 
 mod common;
 
-use batch_scaler::api::pb::{self, batch_scaler_client::BatchScalerClient};
+use batch_scaler::{
+    api::pb::{self, batch_scaler_client::BatchScalerClient},
+    domain::{
+        hra::HraKey,
+        ownership::{Member, owner},
+    },
+};
 use batch_scaler_testkit::{apiserver::Fault, cluster::TestCluster, process::ServiceProcess};
 use common::hra_object;
 use fastrand::Rng;
@@ -27,7 +35,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tonic::{Request, transport::Channel};
 
@@ -76,19 +84,93 @@ struct Harness {
     /// Job-less events for [`ANON`] by reservation life: acknowledged, and sent without an
     /// answer.
     anon: Mutex<(BTreeSet<u64>, BTreeSet<u64>)>,
+    /// The member name of each replica now.
+    members: Mutex<Vec<String>>,
+    /// Numbers the member names (a restarted replica is a new member).
+    generation: AtomicU64,
+    /// Every kill, the HRAs its victim owned, and when one of them was applied again.
+    kills: Mutex<Vec<Kill>>,
+}
+
+/// A replica killed while it owned `owned`.
+struct Kill {
+    at: Instant,
+    owned: BTreeSet<&'static str>,
+    took: Option<Duration>,
 }
 
 impl Harness {
-    async fn start_replica(&self) -> ServiceProcess {
+    /// Starts replica `i` under a new member name (as a Deployment's new pod would be).
+    async fn start_replica(&self, i: usize) -> ServiceProcess {
         let binary = Path::new(env!("CARGO_BIN_EXE_batch-scaler"));
-        ServiceProcess::start(
+        let name = format!(
+            "{}-r{i}-g{}",
+            self.cluster.namespace,
+            self.generation.fetch_add(1, Relaxed)
+        );
+        let process = ServiceProcess::start(
             binary,
             &self.kubeconfig,
             &self.cluster.namespace,
             "100ms",
-            &["--request-timeout", "2s"],
+            &[
+                "--request-timeout",
+                "2s",
+                "--member-name",
+                &name,
+                "--advertise-address",
+                "127.0.0.1:0",
+                "--peer-namespace",
+                &self.cluster.namespace,
+                "--member-lease",
+                "3s",
+            ],
         )
-        .await
+        .await;
+        let mut members = self.members.lock();
+        if members.len() <= i {
+            members.resize(i + 1, String::new());
+        }
+        members[i] = name;
+        process
+    }
+
+    /// Notes a kill of replica `i`: the HRAs it owned then.
+    fn note_kill(&self, i: usize) {
+        let members: Vec<Member> = self
+            .members
+            .lock()
+            .iter()
+            .map(|id| Member {
+                id: id.clone(),
+                address: String::new(),
+            })
+            .collect();
+        let victim = members[i].id.clone();
+        let owned: BTreeSet<&'static str> = HRAS
+            .into_iter()
+            .chain([ANON])
+            .filter(|hra| {
+                owner(&HraKey::new(self.cluster.namespace.clone(), *hra), &members)
+                    .is_some_and(|m| m.id == victim)
+            })
+            .collect();
+        self.kills.lock().push(Kill {
+            at: Instant::now(),
+            owned,
+            took: None,
+        });
+    }
+
+    /// Notes that a batch of `hra` was applied: the first after a kill of its owner ends that
+    /// owner's takeover.
+    fn note_applied(&self, hra: &str) {
+        let now = Instant::now();
+        for kill in self.kills.lock().iter_mut() {
+            if kill.took.is_none() && kill.owned.contains(hra) {
+                kill.took = Some(now - kill.at);
+            }
+        }
     }
 
     fn event(&self, hra: &str, amount: i32, job: &str, delivery: &str) -> pb::ScaleEvent {
@@ -123,7 +205,10 @@ impl Harness {
             self.note(&event, &answer);
             match answer {
                 Ok(r) if r.duplicate => break,
-                Ok(pb::ScaleResult { batch: Some(b), .. }) if b.outcome == APPLIED => break,
+                Ok(pb::ScaleResult { batch: Some(b), .. }) if b.outcome == APPLIED => {
+                    self.note_applied(&event.name);
+                    break;
+                }
                 Ok(pb::ScaleResult { batch: Some(b), .. }) if event.name == GHOST => {
                     assert!(b.error.contains("not found"), "{}", b.error);
                     return Err(b.error);
@@ -262,6 +347,7 @@ impl Harness {
             let answer = client.scale_and_wait(request).await.map(|r| r.into_inner());
             let applied = matches!(&answer, Ok(pb::ScaleResult { batch: Some(b), .. }) if b.outcome == APPLIED);
             if applied {
+                self.note_applied(ANON);
                 self.anon.lock().0.insert(life);
                 self.figures.acked.fetch_add(1, Relaxed);
             } else {
@@ -285,8 +371,9 @@ impl Harness {
             self.sample_rss(&replicas);
             let i = rng.usize(..REPLICAS);
             self.clients.lock()[i] = None;
+            self.note_kill(i);
             let fresh = self
-                .start_after_kill(replicas.swap_remove(i), rng.u64(300..1000))
+                .start_after_kill(i, replicas.swap_remove(i), rng.u64(300..1000))
                 .await;
             self.clients.lock()[i] = Some(fresh.client.clone());
             replicas.push(fresh);
@@ -296,11 +383,16 @@ impl Harness {
         replicas
     }
 
-    async fn start_after_kill(&self, victim: ServiceProcess, pause_ms: u64) -> ServiceProcess {
+    async fn start_after_kill(
+        &self,
+        i: usize,
+        victim: ServiceProcess,
+        pause_ms: u64,
+    ) -> ServiceProcess {
         victim.kill().await;
         self.figures.kills.fetch_add(1, Relaxed);
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        self.start_replica().await
+        self.start_replica(i).await
     }
 
     fn sample_rss(&self, replicas: &[ServiceProcess]) {
@@ -415,10 +507,13 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         log: Mutex::default(),
         active: Mutex::default(),
         anon: Mutex::default(),
+        members: Mutex::default(),
+        generation: AtomicU64::new(0),
+        kills: Mutex::default(),
     });
     let mut replicas = Vec::new();
-    for _ in 0..REPLICAS {
-        let r = harness.start_replica().await;
+    for i in 0..REPLICAS {
+        let r = harness.start_replica(i).await;
         harness.clients.lock().push(Some(r.client.clone()));
         replicas.push(r);
     }
@@ -557,6 +652,25 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         .fake()
         .map_or(0, |fake| fake.count("conflict"));
     let max_rss_mib = f.max_rss_kib.load(Relaxed) / 1024;
+    let mut takeovers: Vec<u128> = harness
+        .kills
+        .lock()
+        .iter()
+        .filter_map(|k| k.took.map(|t| t.as_millis()))
+        .collect();
+    takeovers.sort_unstable();
+    let takeover = |q: f64| {
+        takeovers
+            .get(((takeovers.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "chaos: takeovers={} (a killed owner's HRA applied again after p50 {} ms, max {} ms)",
+        takeovers.len(),
+        takeover(0.5),
+        takeover(1.0)
+    );
     println!(
         "chaos: seed={seed} seconds={seconds} jobs={} job_less={} calls={} acked={} retries={} kills={} faults={} \
          foreign_writes={} conflicts={conflicts} reserved={} max_rss_mib={max_rss_mib} violations={}",

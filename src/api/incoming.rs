@@ -1,7 +1,10 @@
 //! Accepting connections for the gRPC server: TCP (no Nagle delay), and TLS handshakes done
 //! off the accept loop (a slow or silent client cannot hold up the next one) with the
 //! credentials current at each handshake. A listener that can no longer accept at all ends
-//! the stream, which stops the server with an error instead of spinning on it.
+//! the stream, which stops the server with an error instead of spinning on it. Once shutdown
+//! starts the listener is closed (new connections are refused and go to another replica, and
+//! a new process can bind the port) while the connections open go on until their answers
+//! are sent.
 
 use std::{io, sync::Arc, time::Duration};
 use tokio::{
@@ -10,6 +13,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,14 +48,39 @@ async fn accept(listener: &TcpListener) -> Option<TcpStream> {
     }
 }
 
-/// Plain TCP connections.
-pub fn tcp(listener: TcpListener) -> ReceiverStream<io::Result<TcpStream>> {
+/// Accepts until `stop` (or the server stops taking connections); returns whether the
+/// stream must stay open (stopped by shutdown: connections already open go on).
+async fn accept_until<F, Fut>(listener: TcpListener, stop: &CancellationToken, mut take: F) -> bool
+where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        let stream = tokio::select! {
+            stream = accept(&listener) => stream,
+            () = stop.cancelled() => return true,
+        };
+        let Some(stream) = stream else { return false };
+        if !take(stream).await {
+            return false;
+        }
+    }
+}
+
+/// Plain TCP connections, until `stop`.
+pub fn tcp(
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> ReceiverStream<io::Result<TcpStream>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        while let Some(stream) = accept(&listener).await {
-            if tx.send(Ok(stream)).await.is_err() {
-                break;
-            }
+        let take = |stream| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(stream)).await.is_ok() }
+        };
+        if accept_until(listener, &stop, take).await {
+            // The listener is closed; the stream stays open until the server lets it go.
+            tx.closed().await;
         }
     });
     ReceiverStream::new(rx)
@@ -62,24 +91,31 @@ pub fn tcp(listener: TcpListener) -> ReceiverStream<io::Result<TcpStream>> {
 pub fn tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    stop: CancellationToken,
 ) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = Arc::new(acceptor);
     tokio::spawn(async move {
-        while let Some(stream) = accept(&listener).await {
-            if tx.is_closed() {
-                break;
-            }
+        let take = |stream| {
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
+            async move {
+                if tx.is_closed() {
+                    return false;
                 }
-            });
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send(Ok(tls)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+                true
+            }
+        };
+        if accept_until(listener, &stop, take).await {
+            tx.closed().await;
         }
     });
     ReceiverStream::new(rx)

@@ -126,12 +126,15 @@ pub async fn mark_serving(reporter: &HealthReporter, serving: bool) {
 }
 
 /// Serves every gRPC service on `listener` until `shutdown`, then finishes open calls;
-/// `calls` counts the `BatchScaler` calls whose answers are not sent yet.
+/// `calls` counts the `BatchScaler` calls whose answers are not sent yet. From
+/// `stop_accepting` on, new connections are refused (open ones go on).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     service: BatchScalerService,
     options: GrpcOptions,
     calls: InFlightRequestsCounter,
+    stop_accepting: tokio_util::sync::CancellationToken,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -177,12 +180,15 @@ pub async fn serve(
         Some(credentials) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server_config()?);
             router
-                .serve_with_incoming_shutdown(incoming::tls(listener, acceptor), shutdown)
+                .serve_with_incoming_shutdown(
+                    incoming::tls(listener, acceptor, stop_accepting),
+                    shutdown,
+                )
                 .await?
         }
         None => {
             router
-                .serve_with_incoming_shutdown(incoming::tcp(listener), shutdown)
+                .serve_with_incoming_shutdown(incoming::tcp(listener, stop_accepting), shutdown)
                 .await?
         }
     }
