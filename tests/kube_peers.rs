@@ -227,3 +227,32 @@ async fn kube_a_stopped_owner_hands_its_hras_over_and_nothing_is_lost() {
             .owned_hras;
     assert_eq!(owned as usize, HRAS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_a_publish_to_one_replica_reaches_every_owner_in_order() {
+    const HRAS: usize = 9;
+    let c = TestCluster::start().await;
+    for i in 0..HRAS {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None)).await;
+    }
+    let all = replicas(&c, 3).await;
+    // Per HRA: +3, -1, +2 in that order (the order decides nothing here, but it must hold:
+    // -1 before the +3 would leave 5).
+    let mut events = Vec::new();
+    for amount in [3, -1, 2] {
+        for i in 0..HRAS {
+            events.push(ev(&c.namespace, &format!("h{i}"), amount));
+        }
+    }
+    let n = events.len() as u64;
+    let summary = all[0].try_publish(events).await.unwrap();
+    assert_eq!((summary.accepted, summary.duplicates), (n, 0));
+    eventually(Duration::from_secs(20), "every HRA written", || async {
+        let mut done = true;
+        for i in 0..HRAS {
+            done &= c.reservations(&format!("h{i}")).await == 4;
+        }
+        done
+    })
+    .await;
+}

@@ -7,7 +7,7 @@ use super::{
     deadline::waited,
     error::ApiError,
     pb,
-    peer_link::Answer,
+    peer_link::{Answer, PeerLink},
     peers::{Destination, FORWARD_TIMEOUT, wire},
     service::BatchScalerService,
 };
@@ -144,38 +144,96 @@ impl BatchScalerService {
 }
 
 impl BatchScalerService {
-    /// Delivers `events` each where it goes, in order, and waits for every answer; returns
-    /// how many were queued and how many were duplicates before the first refused, and why.
-    pub(super) async fn deliver_all(&self, events: &[ScaleEvent]) -> (u64, u64, Option<ApiError>) {
-        let mut deliveries = Vec::with_capacity(events.len());
-        let mut refused = None;
+    /// Sends `events` each where it goes, in order: this replica's queued here under one lock
+    /// (counted), each other owner's sent as one message on its link. Returns how many were
+    /// queued here and how many were duplicates, why any was refused here, and the messages
+    /// sent, whose answers [`BatchScalerService::settle_forwards`] collects later (a
+    /// `Publish` goes on reading meanwhile).
+    pub(super) fn spread(
+        &self,
+        events: &[ScaleEvent],
+    ) -> (u64, u64, Option<ApiError>, Vec<Forwarded>) {
+        let Some(peers) = &self.peers else {
+            let (queued, duplicates, refused) = self.engine.batcher.submit_all(events);
+            return (queued, duplicates, refused.map(ApiError::from), Vec::new());
+        };
+        let mut local = Vec::new();
+        let mut remote: Vec<(PeerLink, Vec<ScaleEvent>)> = Vec::new();
         for event in events {
-            match self.start_delivery(event, false, None, false) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err(e) => {
-                    refused = Some(e);
-                    break;
+            match peers.destination(&event.key) {
+                Destination::Local => local.push(event.clone()),
+                Destination::Owner(link) => {
+                    match remote.iter_mut().find(|(l, _)| l.address == link.address) {
+                        Some((_, batch)) => batch.push(event.clone()),
+                        None => remote.push((link, vec![event.clone()])),
+                    }
                 }
             }
         }
-        let answers = futures::future::join_all(
-            deliveries
-                .into_iter()
-                .map(|d| self.finish_delivery(d, None)),
-        )
-        .await;
-        let (mut queued, mut duplicates) = (0, 0);
-        for answer in answers {
-            match answer {
-                Ok(d) if d.duplicate => duplicates += 1,
-                Ok(_) => queued += 1,
-                Err(e) => {
-                    refused.get_or_insert(e);
+        let sent = remote
+            .into_iter()
+            .map(|(link, batch)| {
+                let answer = link.enqueue_many(batch.iter().map(wire).collect());
+                Forwarded { batch, answer }
+            })
+            .collect();
+        let (queued, duplicates, refused) = self.engine.batcher.submit_all(&local);
+        self.metrics.event("accepted", queued);
+        self.metrics.event("duplicate", duplicates);
+        (queued, duplicates, refused.map(ApiError::from), sent)
+    }
+
+    /// The owners' answers to `sent`: how many they queued and how many were duplicates, and
+    /// why any was refused. An owner that could not be reached has its events queued here.
+    pub(super) async fn settle_forwards(
+        &self,
+        sent: Vec<Forwarded>,
+    ) -> (u64, u64, Option<ApiError>) {
+        let (mut queued, mut duplicates, mut refused) = (0, 0, None);
+        let count = |result, n| {
+            if let Some(p) = &self.peers {
+                p.counted(result, n)
+            }
+        };
+        for Forwarded { batch, answer } in sent {
+            let got = match answer {
+                Some(answer) => tokio::time::timeout(FORWARD_TIMEOUT, answer).await.ok(),
+                None => None,
+            };
+            match got {
+                Some(Ok(Ok(a))) if a.code != UNAVAILABLE => {
+                    count("forwarded", a.accepted + a.duplicates);
+                    queued += a.accepted;
+                    duplicates += a.duplicates;
+                    if a.code != 0 {
+                        refused.get_or_insert(ApiError::Owner {
+                            code: a.code,
+                            message: a.message,
+                        });
+                    }
+                }
+                // Unreachable, shutting down, or no answer in time: queued here.
+                _ => {
+                    count("local", batch.len() as u64);
+                    let (q, d, r) = self.engine.batcher.submit_all(&batch);
+                    self.metrics.event("accepted", q);
+                    self.metrics.event("duplicate", d);
+                    queued += q;
+                    duplicates += d;
+                    if let Some(r) = r {
+                        refused.get_or_insert(r.into());
+                    }
                 }
             }
         }
         (queued, duplicates, refused)
     }
+}
+
+/// Events sent to their owner as one message, and its answer to come.
+pub(super) struct Forwarded {
+    batch: Vec<ScaleEvent>,
+    answer: Option<oneshot::Receiver<Answer>>,
 }
 
 async fn finish_here(

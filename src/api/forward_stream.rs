@@ -26,6 +26,38 @@ fn refused(seq: u64, e: ApiError) -> pb::ForwardedAnswer {
 }
 
 impl BatchScalerService {
+    /// Several forwarded events nobody waits for (a `Publish`), queued here under one lock;
+    /// the answer counts them, or says why it stopped (the events before stay queued).
+    fn take_forwarded_events(&self, seq: u64, events: Vec<pb::ScaleEvent>) -> pb::ForwardedAnswer {
+        let mut valid = Vec::with_capacity(events.len());
+        let mut invalid = None;
+        for event in events {
+            match self.validate(event) {
+                Ok(e) => valid.push(e),
+                Err(e) => {
+                    invalid = Some(e);
+                    break;
+                }
+            }
+        }
+        let (accepted, duplicates, stopped) = self.engine.batcher.submit_all(&valid);
+        self.metrics.event("accepted", accepted);
+        self.metrics.event("duplicate", duplicates);
+        let mut answer = match stopped.map(ApiError::from).or(invalid) {
+            Some(e) => {
+                self.metrics.event(e.metric_result(), 1);
+                refused(seq, e)
+            }
+            None => pb::ForwardedAnswer {
+                seq,
+                ..Default::default()
+            },
+        };
+        answer.accepted = accepted;
+        answer.duplicates = duplicates;
+        answer
+    }
+
     /// Serves one `Forward` stream.
     pub(super) fn forward_stream(&self, incoming: Streaming<pb::ForwardedEvent>) -> ForwardAnswers {
         let (tx, rx) = mpsc::channel(1024);
@@ -44,6 +76,9 @@ impl BatchScalerService {
         loop {
             let answer = tokio::select! {
                 next = incoming.message(), if reading => match next {
+                    Ok(Some(forwarded)) if !forwarded.events.is_empty() => {
+                        self.take_forwarded_events(forwarded.seq, forwarded.events)
+                    }
                     Ok(Some(forwarded)) => {
                         let seq = forwarded.seq;
                         let started = forwarded

@@ -27,7 +27,8 @@ pub struct Unreached(pub String);
 pub type Answer = Result<pb::ForwardedAnswer, Unreached>;
 
 struct Outgoing {
-    event: pb::ScaleEvent,
+    event: Option<pb::ScaleEvent>,
+    events: Vec<pb::ScaleEvent>,
     wait: bool,
     wait_timeout: Option<Duration>,
     answer: oneshot::Sender<Answer>,
@@ -37,6 +38,8 @@ struct Outgoing {
 #[derive(Clone)]
 pub struct PeerLink {
     inbox: mpsc::Sender<Outgoing>,
+    /// The peer's address: one link per peer.
+    pub address: std::sync::Arc<str>,
 }
 
 /// Makes the `Forward` request of a new stream (metadata: who forwards, credentials).
@@ -47,11 +50,29 @@ pub type Opener = Box<
 >;
 
 impl PeerLink {
-    /// A link over `client`; the stream opens with the first event.
-    pub fn start(client: BatchScalerClient<Channel>, open: Opener) -> Self {
+    /// A link to `address` over `client`; the stream opens with the first event.
+    pub fn start(address: &str, client: BatchScalerClient<Channel>, open: Opener) -> Self {
         let (inbox, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(client, open, rx));
-        Self { inbox }
+        Self {
+            inbox,
+            address: address.into(),
+        }
+    }
+
+    /// Queues several events that nobody waits for, as one message; the answer counts them.
+    pub fn enqueue_many(&self, events: Vec<pb::ScaleEvent>) -> Option<oneshot::Receiver<Answer>> {
+        let (answer, rx) = oneshot::channel();
+        self.inbox
+            .try_send(Outgoing {
+                event: None,
+                events,
+                wait: false,
+                wait_timeout: None,
+                answer,
+            })
+            .ok()?;
+        Some(rx)
     }
 
     /// Queues `event` for the peer, in order with every event queued before; the answer
@@ -65,7 +86,8 @@ impl PeerLink {
         let (answer, rx) = oneshot::channel();
         self.inbox
             .try_send(Outgoing {
-                event,
+                event: Some(event),
+                events: Vec::new(),
                 wait,
                 wait_timeout,
                 answer,
@@ -121,7 +143,8 @@ async fn run(
                 seq += 1;
                 let event = pb::ForwardedEvent {
                     seq,
-                    event: Some(out.event),
+                    event: out.event,
+                    events: out.events,
                     wait: out.wait,
                     wait_timeout: out.wait_timeout.and_then(|d| prost_types::Duration::try_from(d).ok()),
                 };

@@ -129,7 +129,7 @@ impl Peers {
             }
             request
         });
-        let link = PeerLink::start(client, open);
+        let link = PeerLink::start(&member.address, client, open);
         links.insert(member.address.clone(), link.clone());
         Some(link)
     }

@@ -104,6 +104,9 @@ impl BatchScalerService {
 /// Most `Publish` events queued under one lock.
 const PUBLISH_CHUNK: usize = 256;
 
+/// Most `Publish` messages to other owners whose answers are not collected yet.
+const FORWARDS_IN_FLIGHT: usize = 256;
+
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
 
 /// The answer stream of `ScaleJobs`.
@@ -138,6 +141,9 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         let shutdown = self.shutdown.cancelled();
         tokio::pin!(shutdown);
         let mut valid = Vec::with_capacity(PUBLISH_CHUNK);
+        // Messages sent to other owners, whose answers are collected later (at most this many
+        // in flight, then the older half is waited for).
+        let mut sent = Vec::new();
         loop {
             let arrived = tokio::select! {
                 biased;
@@ -158,16 +164,29 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                     }
                 }
             }
-            let (queued, dups, refused) = if spread {
-                self.deliver_all(&valid).await
+            let (mut queued, mut dups, mut refused) = if spread {
+                let (queued, dups, refused, forwarded) = self.spread(&valid);
+                sent.extend(forwarded);
+                (queued, dups, refused)
             } else {
                 let (queued, dups, refused) = self.engine.batcher.submit_all(&valid);
                 (queued, dups, refused.map(ApiError::from))
             };
             valid.clear();
+            if sent.len() > FORWARDS_IN_FLIGHT || refused.is_some() || stopped.is_some() {
+                let older = sent.drain(..sent.len() / 2).collect();
+                let (q, d, r) = self.settle_forwards(older).await;
+                (queued, dups) = (queued + q, dups + d);
+                refused = refused.or(r);
+            }
             accepted += queued;
             duplicates += dups;
-            match refused.or(stopped) {
+            let error = refused.or(stopped);
+            if error.is_some() {
+                let (q, d, _) = self.settle_forwards(std::mem::take(&mut sent)).await;
+                (accepted, duplicates) = (accepted + q, duplicates + d);
+            }
+            match error {
                 None => {}
                 Some(ApiError::Transport(status)) => {
                     count(accepted, duplicates);
@@ -184,6 +203,16 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
                     return Err(stopped.into());
                 }
             }
+        }
+        let (q, d, refused) = self.settle_forwards(sent).await;
+        (accepted, duplicates) = (accepted + q, duplicates + d);
+        if let Some(e) = refused {
+            let stopped = ApiError::PublishStopped {
+                cause: Box::new(e),
+                accepted,
+                duplicates,
+            };
+            return Err(stopped.into());
         }
         count(accepted, duplicates);
         if self.shutdown.is_cancelled() {
