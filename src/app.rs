@@ -297,8 +297,12 @@ pub async fn serve(
     serving.abort();
     reloading.abort();
     owned.abort();
+    // The others take this replica's HRAs over now, not once its Lease expires, and what
+    // still arrives here goes to them instead of being refused.
+    if let Some(peers) = &peers {
+        peers.start_leaving();
+    }
     if let Some(membership) = &settings.membership {
-        // The others take this replica's HRAs over now, not once its Lease expires.
         membership.leave().await;
     }
     transport::mark_serving(&health_reporter, false).await;

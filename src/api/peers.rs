@@ -49,6 +49,8 @@ pub struct Peers {
     token: Box<dyn Fn() -> Option<String> + Send + Sync>,
     tls: Option<ClientTlsConfig>,
     metrics: Arc<Metrics>,
+    /// Set once this replica shuts down: every event goes to another member.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Peers {
@@ -65,12 +67,31 @@ impl Peers {
             token: Box::new(token),
             tls,
             metrics,
+            leaving: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// From now on this replica owns nothing: events it still receives (on connections open
+    /// when shutdown started) go to the other members instead of being refused.
+    pub fn start_leaving(&self) {
+        self.leaving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The members that may own an HRA now.
+    fn owners(&self) -> Vec<Member> {
+        let members = self.membership.members();
+        if self.leaving.load(std::sync::atomic::Ordering::Relaxed) {
+            let me = self.membership.identity();
+            members.iter().filter(|m| m.id != me).cloned().collect()
+        } else {
+            members.to_vec()
         }
     }
 
     /// The owner of `key`: this replica, or a link to another.
     pub fn destination(&self, key: &HraKey) -> Destination {
-        let members = self.membership.members();
+        let members = self.owners();
         match owner(key, &members) {
             Some(m) if m.id != self.membership.identity() => match self.link(m) {
                 Some(link) => Destination::Owner(link),
@@ -82,7 +103,7 @@ impl Peers {
 
     /// True if this replica owns `key`.
     pub fn owns(&self, key: &HraKey) -> bool {
-        let members = self.membership.members();
+        let members = self.owners();
         owner(key, &members).is_none_or(|m| m.id == self.membership.identity())
     }
 
