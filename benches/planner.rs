@@ -33,6 +33,7 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
         applied_batches: vec![],
         trigger_duration: None,
         finished_jobs: vec![],
+        job_repositories: Default::default(),
         object_bytes: 0,
     };
     let events = (0..1000)

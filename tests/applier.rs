@@ -57,6 +57,8 @@ fn event(name: &str, amount: i32, job_id: Option<&str>) -> ScaleEvent {
         duration: Some(TimeDelta::minutes(5)),
         event_id: None,
         job_id: job_id.map(str::to_owned),
+        repository: None,
+        origin: Default::default(),
     }
 }
 

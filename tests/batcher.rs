@@ -98,6 +98,8 @@ fn event(name: &str, amount: i32) -> ScaleEvent {
         duration: Some(TimeDelta::minutes(10)),
         event_id: None,
         job_id: None,
+        repository: None,
+        origin: Default::default(),
     }
 }
 

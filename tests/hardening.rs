@@ -59,6 +59,8 @@ fn event(name: &str, amount: i32, event_id: Option<&str>) -> ScaleEvent {
         duration: Some(TimeDelta::minutes(5)),
         event_id: event_id.map(str::to_owned),
         job_id: None,
+        repository: None,
+        origin: Default::default(),
     }
 }
 

@@ -5,7 +5,7 @@ use super::pb;
 use crate::{
     domain::{
         duration::saturating_delta,
-        event::{MAX_DURATION, RawScaleEvent, ScaleEvent},
+        event::{MAX_DURATION, Origin, RawScaleEvent, ScaleEvent},
         hra::{Hra, HraKey},
         report::{BatchReport, Outcome},
         routing::{Route, WorkflowJob},
@@ -25,8 +25,40 @@ pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
         amount: e.amount,
         event_id: e.event_id,
         job_id: e.job_id,
+        repository: e.repository,
     };
     ScaleEvent::validate(raw)
+}
+
+/// The wire form of a validated event (to forward it).
+pub fn wire_event(event: &ScaleEvent) -> pb::ScaleEvent {
+    pb::ScaleEvent {
+        namespace: event.key.namespace.clone(),
+        name: event.key.name.clone(),
+        amount: event.amount,
+        duration: event.duration.map(duration_to_pb),
+        event_id: event.event_id.clone().unwrap_or_default(),
+        job_id: event.job_id.clone().unwrap_or_default(),
+        repository: event.repository.as_deref().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The wire form of an event's origin.
+pub fn wire_origin(origin: Origin) -> pb::EventOrigin {
+    match origin {
+        Origin::Producer => pb::EventOrigin::Producer,
+        Origin::Recovered => pb::EventOrigin::Recovered,
+        Origin::Verified => pb::EventOrigin::Verified,
+    }
+}
+
+/// An event origin from the wire (unknown values: a producer's).
+pub fn origin(wire: i32) -> Origin {
+    match pb::EventOrigin::try_from(wire) {
+        Ok(pb::EventOrigin::Recovered) => Origin::Recovered,
+        Ok(pb::EventOrigin::Verified) => Origin::Verified,
+        _ => Origin::Producer,
+    }
 }
 
 /// Validates a wire workflow job.
@@ -145,6 +177,8 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
         at: Some(timestamp(r.at)),
         batch_id: r.batch_id.clone(),
         missed,
+        recovered: clamp(r.recovered),
+        verified: clamp(r.verified),
     }
 }
 
@@ -202,6 +236,9 @@ pub fn stats(
         apply_latency_p99: latency(snapshot.apply_latency.1),
         members: clamp(cluster.0 as u64),
         owned_hras: clamp(cluster.1 as u64),
+        deliveries_recovered: snapshot.deliveries_recovered,
+        reservations_verified: snapshot.reservations_verified,
+        reservations_completed: snapshot.reservations_completed,
     }
 }
 
@@ -273,6 +310,8 @@ mod tests {
             error: Some("boom".into()),
             at: Utc::now(),
             batch_id: "b3".into(),
+            recovered: 0,
+            verified: 0,
         };
         let pb = batch_result(&r, 7);
         assert_eq!(pb.outcome, pb::Outcome::Retrying as i32);

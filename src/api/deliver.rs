@@ -8,7 +8,7 @@ use super::{
     error::ApiError,
     pb,
     peer_link::{Answer, PeerLink},
-    peers::{Destination, FORWARD_TIMEOUT, wire},
+    peers::{Destination, FORWARD_TIMEOUT},
     service::BatchScalerService,
 };
 use crate::{
@@ -57,7 +57,9 @@ impl BatchScalerService {
             && let Destination::Owner(link) = peers.destination(&event.key)
         {
             let wait_timeout = deadline.filter(|_| wait);
-            if let Some(answer) = link.enqueue(wire(event), wait, wait_timeout) {
+            if let Some(answer) =
+                link.enqueue(convert::wire_event(event), event.origin, wait, wait_timeout)
+            {
                 return Ok(Delivery::Forwarded {
                     event: event.clone(),
                     wait,
@@ -173,7 +175,7 @@ impl BatchScalerService {
         let sent = remote
             .into_iter()
             .map(|(link, batch)| {
-                let answer = link.enqueue_many(batch.iter().map(wire).collect());
+                let answer = link.enqueue_many(batch.iter().map(convert::wire_event).collect());
                 Forwarded { batch, answer }
             })
             .collect();

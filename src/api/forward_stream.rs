@@ -10,6 +10,7 @@ use super::{
     pb,
     service::{BatchScalerService, ForwardAnswers},
 };
+use crate::domain::event::ScaleEvent;
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -81,10 +82,12 @@ impl BatchScalerService {
                     }
                     Ok(Some(forwarded)) => {
                         let seq = forwarded.seq;
+                        let origin = convert::origin(forwarded.origin);
                         let started = forwarded
                             .event
                             .ok_or_else(|| ApiError::from(crate::domain::validate::FieldError::new("event", "missing")))
                             .and_then(|e| self.validate(e))
+                            .map(|event| ScaleEvent { origin, ..event })
                             .and_then(|event| {
                                 let timeout = convert::wait_timeout(forwarded.wait_timeout.as_ref())?;
                                 Ok((timeout, self.submit_here(&event, forwarded.wait)?))

@@ -4,10 +4,11 @@
 
 use super::{convert, deliver::Delivery, error::ApiError, pb, service::BatchScalerService};
 use crate::domain::{
-    event::{ScaleEvent, non_empty},
+    event::{Origin, ScaleEvent, non_empty},
     routing::{Route, RouteResult, WorkflowJob},
+    validate::check_repository,
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// A job routed and, if it scales anything, on its way (queued here or to its HRA's owner):
 /// what is left is its answer.
@@ -80,6 +81,18 @@ impl BatchScalerService {
     ) -> Result<QueuedJob, ApiError> {
         let wait = job.wait;
         let job = convert::workflow_job(job)?;
+        self.queue_job(job, Origin::Producer, wait, deadline, forwarded)
+    }
+
+    /// Routes a validated job and sends its event (from `origin`) where it goes.
+    pub(super) fn queue_job(
+        &self,
+        job: WorkflowJob,
+        origin: Origin,
+        wait: bool,
+        deadline: Option<Duration>,
+        forwarded: bool,
+    ) -> Result<QueuedJob, ApiError> {
         let route = self.route(&job)?;
         let result = pb::ScaleJobResult {
             route: Some(convert::route(&route, self.default_life)),
@@ -93,12 +106,18 @@ impl BatchScalerService {
                 delivery: None,
             });
         };
+        // Kept with the reservation so that it can be checked against GitHub (a name that
+        // could not be a URL path segment is not kept: that reservation is left to expiry).
+        let repository = (!job.job_id.is_empty() && check_repository(&job.repository).is_ok())
+            .then(|| Arc::from(job.repository.as_str()));
         let event = ScaleEvent {
             key,
             amount: route.amount,
             duration: route.duration,
             event_id: non_empty(job.event_id),
             job_id: non_empty(job.job_id),
+            repository,
+            origin,
         };
         let delivery = self.start_delivery(&event, wait, deadline, forwarded)?;
         Ok(QueuedJob {

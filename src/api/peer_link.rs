@@ -4,7 +4,11 @@
 //! events still waiting get `UNAVAILABLE` (their receiver applies them itself) and the next
 //! event opens a new stream; while the peer cannot be reached, events fail at once.
 
-use super::pb::{self, batch_scaler_client::BatchScalerClient};
+use super::{
+    convert,
+    pb::{self, batch_scaler_client::BatchScalerClient},
+};
+use crate::domain::event::Origin;
 use std::{collections::HashMap, time::Duration};
 use tokio::{
     sync::{mpsc, oneshot},
@@ -27,6 +31,7 @@ pub struct Unreached(pub String);
 pub type Answer = Result<pb::ForwardedAnswer, Unreached>;
 
 struct Outgoing {
+    origin: pb::EventOrigin,
     event: Option<pb::ScaleEvent>,
     events: Vec<pb::ScaleEvent>,
     wait: bool,
@@ -65,6 +70,7 @@ impl PeerLink {
         let (answer, rx) = oneshot::channel();
         self.inbox
             .try_send(Outgoing {
+                origin: pb::EventOrigin::Producer,
                 event: None,
                 events,
                 wait: false,
@@ -80,12 +86,14 @@ impl PeerLink {
     pub fn enqueue(
         &self,
         event: pb::ScaleEvent,
+        origin: Origin,
         wait: bool,
         wait_timeout: Option<Duration>,
     ) -> Option<oneshot::Receiver<Answer>> {
         let (answer, rx) = oneshot::channel();
         self.inbox
             .try_send(Outgoing {
+                origin: convert::wire_origin(origin),
                 event: Some(event),
                 events: Vec::new(),
                 wait,
@@ -147,6 +155,7 @@ async fn run(
                     events: out.events,
                     wait: out.wait,
                     wait_timeout: out.wait_timeout.and_then(|d| prost_types::Duration::try_from(d).ok()),
+                    origin: out.origin.into(),
                 };
                 let sent = match &stream {
                     Some(open) => open.to_peer.send(event).await.is_ok(),

@@ -7,7 +7,7 @@
 //! itself, and conditional writes keep that correct.
 
 use super::{
-    pb::{self, batch_scaler_client::BatchScalerClient},
+    pb::batch_scaler_client::BatchScalerClient,
     peer_link::{Opener, PeerLink},
 };
 use crate::{
@@ -158,17 +158,5 @@ impl Peers {
     /// Counts `n` events by what forwarding did with them.
     pub fn counted(&self, result: &'static str, n: u64) {
         self.metrics.forwarded(result, n);
-    }
-}
-
-/// The wire form of a validated event, to forward.
-pub fn wire(event: &crate::domain::event::ScaleEvent) -> pb::ScaleEvent {
-    pb::ScaleEvent {
-        namespace: event.key.namespace.clone(),
-        name: event.key.name.clone(),
-        amount: event.amount,
-        duration: event.duration.map(super::convert::duration_to_pb),
-        event_id: event.event_id.clone().unwrap_or_default(),
-        job_id: event.job_id.clone().unwrap_or_default(),
     }
 }

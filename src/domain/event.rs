@@ -3,7 +3,7 @@
 use super::{
     hra::HraKey,
     planner::PlanEvent,
-    validate::{FieldError, validate_name, validate_namespace},
+    validate::{FieldError, check_repository, validate_name, validate_namespace},
 };
 use chrono::TimeDelta;
 use std::sync::Arc;
@@ -29,6 +29,34 @@ pub struct ScaleEvent {
     pub event_id: Option<String>,
     /// Workflow job id, if the producer gave one.
     pub job_id: Option<String>,
+    /// The job's repository (`OWNER/REPO`), when known: its reservation can then be checked
+    /// against GitHub.
+    pub repository: Option<Arc<str>>,
+    /// Where the event came from.
+    pub origin: Origin,
+}
+
+/// Where an event came from: a producer, or this service repairing drift from GitHub.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Sent by a producer (a webhook frontend, an operator).
+    #[default]
+    Producer,
+    /// Recovered from a webhook delivery that failed.
+    Recovered,
+    /// A reservation whose job GitHub reports finished (or gone).
+    Verified,
+}
+
+impl Origin {
+    /// Lowercase name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::Recovered => "recovered",
+            Self::Verified => "verified",
+        }
+    }
 }
 
 /// The fields of a scale event as a producer sent them (empty strings meaning "unset").
@@ -46,6 +74,8 @@ pub struct RawScaleEvent {
     pub event_id: String,
     /// Workflow job id.
     pub job_id: String,
+    /// The job's repository, `OWNER/REPO`.
+    pub repository: String,
 }
 
 impl ScaleEvent {
@@ -58,6 +88,7 @@ impl ScaleEvent {
             duration,
             event_id,
             job_id,
+            repository,
         } = raw;
         let key = validate_target(namespace, name)?;
         if amount.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
@@ -93,12 +124,22 @@ impl ScaleEvent {
                 format!("must be 1 or -1 for an event with a job_id, got {amount}"),
             ));
         }
+        if !repository.is_empty() {
+            check_repository(&repository).map_err(|why| {
+                FieldError::new(
+                    "repository",
+                    format!("must be OWNER/REPO ({why}), got {repository:?}"),
+                )
+            })?;
+        }
         Ok(Self {
             key,
             amount,
             duration,
             event_id: non_empty(event_id),
             job_id: non_empty(job_id),
+            repository: (!repository.is_empty()).then(|| Arc::from(repository)),
+            origin: Origin::Producer,
         })
     }
 
@@ -217,6 +258,34 @@ mod tests {
             ..event("a", "b", 1)
         };
         assert_eq!(field_of(long), "event_id");
+    }
+
+    #[test]
+    fn a_repository_must_be_owner_slash_repo() {
+        for bad in [
+            "octo",
+            "octo/",
+            "/repo",
+            "a/b/c",
+            "octo/re po",
+            "octo/..",
+            "o?x/r",
+        ] {
+            let e = RawScaleEvent {
+                job_id: "42".into(),
+                repository: bad.into(),
+                ..event("a", "b", 1)
+            };
+            assert_eq!(field_of(e), "repository", "{bad:?}");
+        }
+        let e = RawScaleEvent {
+            job_id: "42".into(),
+            repository: "octo-org/hello_world.rs".into(),
+            ..event("a", "b", 1)
+        };
+        let e = ScaleEvent::validate(e).unwrap();
+        assert_eq!(e.repository.as_deref(), Some("octo-org/hello_world.rs"));
+        assert_eq!(e.origin, Origin::Producer);
     }
 
     #[test]

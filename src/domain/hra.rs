@@ -1,7 +1,10 @@
 //! HRAs as the planner sees them: key, bounds, capacity reservations (chrono for all times)
 //! and the ids of the batches already applied to them.
 
-use super::tombstones::{self, Tombstone};
+use super::{
+    job_repos::JobRepos,
+    tombstones::{self, Tombstone},
+};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -80,6 +83,8 @@ pub struct Hra {
     pub trigger_duration: Option<TimeDelta>,
     /// Jobs remembered as finished in the HRA's finished-jobs annotation, soonest expiry first.
     pub finished_jobs: Vec<Tombstone>,
+    /// The repository of job-named reservations, from the job-repositories annotation.
+    pub job_repositories: JobRepos,
     /// Size of the whole object as stored (compact JSON), 0 where the store cannot tell.
     pub object_bytes: usize,
 }
@@ -110,13 +115,15 @@ impl Hra {
             .saturating_add(reservations.saturating_mul(MIN_RESERVATION_BYTES as u64))
     }
 
-    /// The object's size after a write replacing the reservations and our two annotation
-    /// values, estimated from [`Hra::object_bytes`] and the serialized size of what changes.
+    /// The object's size after a write replacing the reservations and our annotation values
+    /// (applied batches, finished jobs, job repositories), estimated from
+    /// [`Hra::object_bytes`] and the serialized size of what changes.
     pub fn projected_bytes(
         &self,
         reservations: &[CapacityReservation],
         applied_batches: &str,
         finished_jobs: &str,
+        job_repositories: &str,
     ) -> usize {
         let list_bytes =
             |list: &[CapacityReservation]| serde_json::to_vec(list).map_or(0, |v| v.len());
@@ -124,10 +131,12 @@ impl Hra {
         let annotation = |value_len: usize| if value_len == 0 { 0 } else { value_len + 64 };
         let old = list_bytes(&self.capacity_reservations)
             + annotation(self.applied_batches.iter().map(|b| b.len() + 1).sum())
-            + annotation(tombstones::format(&self.finished_jobs).len());
+            + annotation(tombstones::format(&self.finished_jobs).len())
+            + annotation(self.job_repositories.format().len());
         let new = list_bytes(reservations)
             + annotation(applied_batches.len())
-            + annotation(finished_jobs.len());
+            + annotation(finished_jobs.len())
+            + annotation(job_repositories.len());
         (self.object_bytes + new).saturating_sub(old)
     }
 }
@@ -294,6 +303,7 @@ mod tests {
             applied_batches: vec![],
             trigger_duration: None,
             finished_jobs: vec![],
+            job_repositories: Default::default(),
             object_bytes: 0,
         };
         assert_eq!(hra.reserved_replicas(now), 3);

@@ -4,7 +4,9 @@
 
 pub mod duration;
 pub mod event;
+pub mod github;
 pub mod hra;
+pub mod job_repos;
 pub mod namespaces;
 pub mod ownership;
 pub mod planner;

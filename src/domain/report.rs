@@ -52,4 +52,8 @@ pub struct BatchReport {
     pub at: DateTime<Utc>,
     /// Unique per batch, the same on every attempt.
     pub batch_id: String,
+    /// Of `events`, how many were recovered from failed webhook deliveries.
+    pub recovered: u64,
+    /// Of `events`, how many completed reservations whose job GitHub reports finished.
+    pub verified: u64,
 }

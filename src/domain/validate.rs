@@ -82,3 +82,29 @@ pub fn check_dns1123_subdomain(s: &str) -> Result<(), &'static str> {
         })
     })
 }
+
+/// Checks a repository's full name as GitHub spells them, `OWNER/REPO`: an owner of letters,
+/// digits and `-` (at most 39), a repository of letters, digits, `-`, `_` and `.` (at most
+/// 100, not `.` or `..`). Anything else could not be a path segment of a REST API URL.
+pub fn check_repository(s: &str) -> Result<(), &'static str> {
+    let Some((owner, repo)) = s.split_once('/') else {
+        return Err("no '/'");
+    };
+    if owner.is_empty() || owner.len() > 39 {
+        return Err("the owner must have 1 to 39 characters");
+    }
+    if !owner
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err("the owner has only letters, digits and '-'");
+    }
+    if repo.is_empty() || repo.len() > 100 {
+        return Err("the repository must have 1 to 100 characters");
+    }
+    let repo_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if !repo.bytes().all(repo_char) || repo == "." || repo == ".." {
+        return Err("the repository has only letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}

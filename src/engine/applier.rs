@@ -60,6 +60,15 @@ impl RetryPolicy {
     }
 }
 
+/// Events that arrived since a batch's last attempt, and their jobs' repositories.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Late<'a> {
+    /// The events, in order.
+    pub events: &'a [PlanEvent],
+    /// (job id, `OWNER/REPO`) of those that gave one.
+    pub repositories: &'a [(Arc<str>, Arc<str>)],
+}
+
 /// What a plan that was made came to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Planned {
@@ -183,7 +192,7 @@ impl Applier {
     /// One attempt of `batch`, with `late` (events that arrived since the last attempt)
     /// appended, unless an earlier write of every event of the batch turns out to have landed
     /// (then nothing is written and `late` is not used).
-    pub async fn attempt(&self, batch: &Batch, late: &[PlanEvent], at: Attempt) -> Verdict {
+    pub async fn attempt(&self, batch: &Batch, late: Late<'_>, at: Attempt) -> Verdict {
         let mut planned = None;
         let error = match self.try_write(batch, late, &at, &mut planned).await {
             Ok(true) => return Verdict::Written(planned.unwrap_or_default()),
@@ -236,10 +245,18 @@ impl Applier {
     async fn try_write(
         &self,
         batch: &Batch,
-        late: &[PlanEvent],
+        late: Late<'_>,
         at: &Attempt,
         planned: &mut Option<Planned>,
     ) -> Result<bool, Stop> {
+        let late_repos;
+        let repositories: &[(Arc<str>, Arc<str>)] = if late.repositories.is_empty() {
+            &batch.provenance.repositories
+        } else {
+            late_repos = [&batch.provenance.repositories[..], late.repositories].concat();
+            &late_repos
+        };
+        let late = late.events;
         for replan in 0..MAX_CONFLICT_REPLANS {
             // Only the first read may come from a cache: after a conflict or a failure the
             // backend itself must answer.
@@ -282,6 +299,11 @@ impl Applier {
                 self.policy.tombstones,
             );
             let finished_jobs = tombstones::format(&tombstones.list);
+            let job_repos = hra.job_repositories.next(
+                repositories,
+                plan.reservations.iter().map(|r| r.name.as_str()),
+            );
+            let job_repositories = job_repos.format();
             let keep_for = self
                 .policy
                 .retry
@@ -293,8 +315,12 @@ impl Applier {
                 now,
                 saturating_delta(keep_for),
             );
-            let projected =
-                hra.projected_bytes(&plan.reservations, &applied_batches, &finished_jobs);
+            let projected = hra.projected_bytes(
+                &plan.reservations,
+                &applied_batches,
+                &finished_jobs,
+                &job_repositories,
+            );
             if projected > limit && projected > hra.object_bytes {
                 return Err(Stop::TooLarge { projected, limit });
             }
@@ -304,6 +330,7 @@ impl Applier {
                 reservations: &plan.reservations,
                 applied_batches: &applied_batches,
                 finished_jobs: (tombstones.list != hra.finished_jobs).then_some(&*finished_jobs),
+                job_repositories: (job_repos != hra.job_repositories).then_some(&*job_repositories),
                 dry_run: self.policy.dry_run,
             };
             let started = Instant::now();

@@ -3,6 +3,7 @@
 //! events (callers waiting for the outcome, event ids to settle).
 
 use crate::domain::{
+    event::Origin,
     hra::{HraKey, batch_id_of},
     planner::PlanEvent,
     report::BatchReport,
@@ -31,6 +32,47 @@ impl Promises {
     }
 }
 
+/// Where a batch's events came from, as far as its write and its report need it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The repository of each job-named event that gave one (job id, `OWNER/REPO`).
+    pub repositories: Vec<(Arc<str>, Arc<str>)>,
+    /// Events recovered from failed webhook deliveries.
+    pub recovered: u64,
+    /// Completions of reservations whose job GitHub reports finished.
+    pub verified: u64,
+}
+
+/// What one event adds to its batch's [`Provenance`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Source<'a> {
+    /// Where it came from.
+    pub origin: Origin,
+    /// Its job's repository, if known.
+    pub repository: Option<&'a Arc<str>>,
+}
+
+impl Provenance {
+    /// Notes one event (its job id, if any, from `job`).
+    pub fn note(&mut self, source: Source<'_>, job: Option<&Arc<str>>) {
+        match source.origin {
+            Origin::Producer => {}
+            Origin::Recovered => self.recovered += 1,
+            Origin::Verified => self.verified += 1,
+        }
+        if let (Some(job), Some(repo)) = (job, source.repository) {
+            self.repositories.push((job.clone(), repo.clone()));
+        }
+    }
+
+    /// Takes on another batch part's provenance.
+    pub fn extend(&mut self, other: Provenance) {
+        self.repositories.extend(other.repositories);
+        self.recovered += other.recovered;
+        self.verified += other.verified;
+    }
+}
+
 /// Events taken from an HRA's queue to join its running batch at its next attempt.
 #[derive(Debug)]
 pub struct Joining {
@@ -40,6 +82,8 @@ pub struct Joining {
     pub count: u64,
     /// Their waiters and event ids.
     pub promises: Promises,
+    /// Where they came from.
+    pub provenance: Provenance,
     /// What they weigh against the bounds.
     pub(super) weight: u64,
     /// When the oldest of them was accepted.
@@ -59,6 +103,8 @@ pub struct Batch {
     pub events: Vec<PlanEvent>,
     /// How many producer events these stand for.
     pub event_count: u64,
+    /// Where they came from.
+    pub provenance: Provenance,
     /// When the oldest of them was accepted.
     pub since: Instant,
     /// Writes sent so far (they may have landed): the id each carried in the applied-batches
@@ -75,6 +121,7 @@ impl Batch {
             key,
             events,
             event_count,
+            provenance: Provenance::default(),
             since,
             writes: Vec::new(),
         }
@@ -84,6 +131,7 @@ impl Batch {
     pub fn absorb(&mut self, joining: Joining) -> Promises {
         self.events.extend(joining.events);
         self.event_count += joining.count;
+        self.provenance.extend(joining.provenance);
         joining.promises
     }
 

@@ -9,7 +9,7 @@
 use super::{
     applier::Applier,
     idempotency::{Idempotency, Sighting},
-    queue::{Bounds, Exhausted, Queues, Waiter, weight},
+    queue::{Bounds, Exhausted, Queues, Source, Waiter, weight},
     run::{BatchRun, Shared},
     sink::OutcomeSink,
     slots::WriteSlots,
@@ -145,6 +145,10 @@ impl Batcher {
             event.plan_event(),
             waiter,
             event.event_id.as_ref(),
+            Source {
+                origin: event.origin,
+                repository: event.repository.as_ref(),
+            },
             self.window,
         );
         // Refused, not seen: the producer's retry must not count as a duplicate.

@@ -174,6 +174,8 @@ mod tests {
             error: None,
             at: Utc::now(),
             batch_id: format!("b{n}"),
+            recovered: 0,
+            verified: 0,
         }
     }
 

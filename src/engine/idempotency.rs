@@ -173,6 +173,8 @@ mod tests {
         Arc::new(BatchReport {
             key: HraKey::new("ns", "a"),
             batch_id: "b".into(),
+            recovered: 0,
+            verified: 0,
             outcome,
             counts: Counts::default(),
             events: 1,

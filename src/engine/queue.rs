@@ -6,7 +6,7 @@
 //! caller waiting on a repeat of a pending event id weighs 1, so neither a few huge events
 //! nor many waiting repeats can hold more than the bounds allow.
 
-pub use super::batch::{Batch, Joining, Promises, Waiter};
+pub use super::batch::{Batch, Joining, Promises, Provenance, Source, Waiter};
 use crate::domain::{
     hra::HraKey,
     planner::{Fold, PlanEvent},
@@ -26,6 +26,8 @@ struct Pending {
     weight: u64,
     /// Waiters and event ids of these events.
     promises: Promises,
+    /// Where these events came from.
+    provenance: Provenance,
     /// When the first of these events was accepted.
     since: Instant,
     /// When this HRA's window closes.
@@ -142,6 +144,7 @@ impl Queues {
         event: PlanEvent,
         waiter: Option<Waiter>,
         event_id: Option<&String>,
+        source: Source<'_>,
         window: Duration,
     ) -> Result<bool, Exhausted> {
         let weight = weight(event.amount);
@@ -161,12 +164,14 @@ impl Queues {
                     count: 0,
                     weight: 0,
                     promises: Promises::default(),
+                    provenance: Provenance::default(),
                     since: now,
                     due,
                 };
                 self.pending.entry(key.clone()).or_insert(fresh)
             }
         };
+        pending.provenance.note(source, event.job.as_ref());
         pending.events.push(event);
         pending.count += 1;
         pending.weight += weight;
@@ -205,12 +210,13 @@ impl Queues {
         }
         let pending = self.pending.remove(key)?;
         self.running.insert(key.clone(), pending.weight);
-        let batch = Batch::new(
+        let mut batch = Batch::new(
             key.clone(),
             pending.events.into_events(),
             pending.count,
             pending.since,
         );
+        batch.provenance = pending.provenance;
         Some((batch, pending.promises))
     }
 
@@ -223,6 +229,7 @@ impl Queues {
             events: pending.events.into_events(),
             count: pending.count,
             promises: pending.promises,
+            provenance: pending.provenance,
             weight: pending.weight,
             since: pending.since,
             due: pending.due,
@@ -243,6 +250,7 @@ impl Queues {
             count: joining.count,
             weight: joining.weight,
             promises: joining.promises,
+            provenance: joining.provenance,
             since: joining.since,
             due: joining.due,
         };
@@ -251,6 +259,7 @@ impl Queues {
             restored.count += newer.count;
             restored.weight += newer.weight;
             restored.promises.extend(newer.promises);
+            restored.provenance.extend(newer.provenance);
             restored.due = restored.due.min(newer.due);
         }
         self.pending.insert(key.clone(), restored);

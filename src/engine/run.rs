@@ -3,7 +3,7 @@
 //! its report after every attempt. The applier makes one attempt; this decides what follows.
 
 use super::{
-    applier::{Applier, Attempt, Planned, Verdict},
+    applier::{Applier, Attempt, Late, Planned, Verdict},
     batch::{Batch, Promises},
     queue::Queues,
     sink::OutcomeSink,
@@ -70,8 +70,11 @@ impl BatchRun {
             } else {
                 None
             };
-            let joining_events = joining.as_ref().map_or(&[][..], |j| j.events.as_slice());
-            let write_id = self.batch.write_id(joining_events.len());
+            let late = joining.as_ref().map_or(Late::default(), |j| Late {
+                events: &j.events,
+                repositories: &j.provenance.repositories,
+            });
+            let write_id = self.batch.write_id(late.events.len());
             let attempt = Attempt {
                 number,
                 started: self.started,
@@ -80,7 +83,7 @@ impl BatchRun {
             };
             let verdict = {
                 let _slot = shared.slots.acquire(number > 1 || troubled).await;
-                AssertUnwindSafe(shared.applier.attempt(&self.batch, joining_events, attempt))
+                AssertUnwindSafe(shared.applier.attempt(&self.batch, late, attempt))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| {

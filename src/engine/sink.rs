@@ -54,6 +54,8 @@ impl OutcomeSink {
             error,
             at: Utc::now(),
             batch_id: batch.id.clone(),
+            recovered: batch.provenance.recovered,
+            verified: batch.provenance.verified,
         });
         log(&report);
         self.metrics.batch(outcome.as_str());

@@ -1,6 +1,6 @@
 //! Prometheus metrics of the pipeline (prometheus-client), encoded as text on scrape.
 
-use super::peer_metrics::PeerMetrics;
+use super::{github_metrics::GithubMetrics, peer_metrics::PeerMetrics};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use prometheus_client::{
@@ -37,6 +37,12 @@ pub struct Snapshot {
     pub retries: u64,
     /// Median and 99th percentile of the last applied batches' oldest-event age.
     pub apply_latency: (Duration, Duration),
+    /// Failed deliveries recovered from GitHub and queued.
+    pub deliveries_recovered: u64,
+    /// Reservations checked against GitHub.
+    pub reservations_verified: u64,
+    /// Of those, completed because their job finished (or is gone).
+    pub reservations_completed: u64,
 }
 
 /// Label of `events_received`.
@@ -90,6 +96,8 @@ pub struct Metrics {
     credentials_reloads: Family<ReloadLabels, Counter>,
     /// Scale-out: members, owned HRAs, forwarding.
     pub peers: PeerMetrics,
+    /// Drift repair: GitHub requests, recovered deliveries, verified reservations.
+    pub github: GithubMetrics,
 }
 
 impl Default for Metrics {
@@ -205,6 +213,7 @@ impl Metrics {
             credentials_reloads.clone(),
         );
         let peers = PeerMetrics::register(&mut registry);
+        let github = GithubMetrics::register(&mut registry);
         Self {
             registry,
             events,
@@ -227,6 +236,7 @@ impl Metrics {
             tls_expiry_seconds,
             credentials_reloads,
             peers,
+            github,
         }
     }
 
@@ -304,6 +314,7 @@ impl Metrics {
             let i = ((recent.len() as f64 - 1.0) * q).round() as usize;
             recent.get(i).copied().unwrap_or_default()
         };
+        let (recovered, verified, completed) = self.github.totals();
         Snapshot {
             started: self.started,
             events_accepted: events("accepted"),
@@ -316,6 +327,9 @@ impl Metrics {
             write_conflicts: self.conflicts.get(),
             retries: self.retries.get(),
             apply_latency: (at(0.5), at(0.99)),
+            deliveries_recovered: recovered,
+            reservations_verified: verified,
+            reservations_completed: completed,
         }
     }
 
@@ -339,52 +353,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_snapshot_reads_the_counters_and_recent_latency() {
-        let m = Metrics::new();
-        m.event("accepted", 5);
-        m.event("invalid", 1);
-        m.event("exhausted", 2);
-        m.batch("applied");
-        m.batch("failed");
-        for ms in 1..=100 {
-            m.event_age(Duration::from_millis(ms));
-        }
-        let s = m.snapshot();
-        assert_eq!((s.events_accepted, s.events_rejected), (5, 3));
-        assert_eq!(s.batches, [1, 0, 1, 0]);
-        assert_eq!(
-            s.apply_latency,
-            (Duration::from_millis(51), Duration::from_millis(99))
-        );
-    }
-
-    #[test]
-    fn encodes_every_metric_with_its_labels() {
-        let m = Metrics::new();
-        m.event("accepted", 3);
-        m.batch("applied");
-        m.batch("retrying");
-        m.write(Duration::from_millis(3), true);
-        m.pending_hras.set(2);
-        let text = m.encode();
-        for line in [
-            "batch_scaler_events_received_total{result=\"accepted\"} 3",
-            "batch_scaler_batches_total{outcome=\"applied\"} 1",
-            "batch_scaler_retries_total 1",
-            "batch_scaler_write_conflicts_total 1",
-            "batch_scaler_write_duration_seconds_count 1",
-            "batch_scaler_pending_hras 2",
-            "batch_scaler_applies_in_flight 0",
-            "batch_scaler_watchers 0",
-            "batch_scaler_watch_results_dropped_total 0",
-            "batch_scaler_event_age_at_apply_seconds_count 0",
-            "batch_scaler_dedupe_hits_total 0",
-        ] {
-            assert!(text.contains(line), "missing {line:?} in\n{text}");
-        }
-    }
-}
+mod tests;

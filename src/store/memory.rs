@@ -236,6 +236,7 @@ mod tests {
             reservations: list,
             applied_batches: "b1",
             finished_jobs: None,
+            job_repositories: Default::default(),
             dry_run: false,
         }
     }

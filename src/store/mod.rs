@@ -35,6 +35,8 @@ pub struct Write<'a> {
     pub applied_batches: &'a str,
     /// New value of the finished-jobs annotation (empty: removed; `None`: left as it is).
     pub finished_jobs: Option<&'a str>,
+    /// New value of the job-repositories annotation (empty: removed; `None`: left as it is).
+    pub job_repositories: Option<&'a str>,
     /// Validate only, change nothing.
     pub dry_run: bool,
 }

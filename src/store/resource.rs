@@ -9,6 +9,7 @@ use super::{
 use crate::domain::{
     duration::parse_go_duration,
     hra::{CapacityReservation, Hra, HraKey, parse_batch_ids},
+    job_repos::JobRepos,
     tombstones,
 };
 use chrono::TimeDelta;
@@ -30,6 +31,9 @@ pub const PLURAL: &str = "horizontalrunnerautoscalers";
 pub const APPLIED_BATCHES_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/applied-batches";
 /// Annotation holding the jobs remembered as finished (see [`crate::domain::tombstones`]).
 pub const FINISHED_JOBS_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/finished-jobs";
+/// Annotation holding the repository of each job-named reservation (see `domain::job_repos`).
+pub const JOB_REPOSITORIES_ANNOTATION: &str =
+    "batch-scaler.actions.summerwind.dev/job-repositories";
 
 /// A HorizontalRunnerAutoscaler with only the fields we use, and the size of the whole object.
 #[derive(Clone, Debug)]
@@ -187,6 +191,16 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
                 Vec::new()
             }
         };
+        let job_repositories = match annotation(JOB_REPOSITORIES_ANNOTATION)
+            .map(|v| JobRepos::parse(v))
+        {
+            None => JobRepos::default(),
+            Some(Ok(repos)) => repos,
+            Some(Err(e)) => {
+                tracing::warn!(hra = ?name, error = %e, "ignoring unreadable job-repositories annotation");
+                JobRepos::default()
+            }
+        };
         Hra {
             key: HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default()),
             resource_version: resource_version.unwrap_or_default(),
@@ -196,6 +210,7 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             capacity_reservations: o.spec.capacity_reservations.unwrap_or_default(),
             applied_batches,
             finished_jobs,
+            job_repositories,
             object_bytes: o.object_bytes,
         }
     }
@@ -242,7 +257,8 @@ pub fn hra_schema(object: &Value) -> Result<(), SchemaViolation> {
 }
 
 /// The merge patch of one write: the resourceVersion precondition, the whole reservation list
-/// (null removes it) and our two annotations (an empty finished-jobs list removes that one).
+/// (null removes it) and our annotations (an empty finished-jobs or job-repositories value
+/// removes that one).
 /// Nothing else of the object. It borrows the write and serializes straight to the request
 /// body (a 1 MiB list is never held as a JSON tree).
 pub fn merge_patch<'a>(write: &Write<'a>) -> MergePatch<'a> {
@@ -254,6 +270,9 @@ pub fn merge_patch<'a>(write: &Write<'a>) -> MergePatch<'a> {
                 finished_jobs: write
                     .finished_jobs
                     .map(|jobs| (!jobs.is_empty()).then_some(jobs)),
+                job_repositories: write
+                    .job_repositories
+                    .map(|repos| (!repos.is_empty()).then_some(repos)),
             },
         },
         spec: PatchSpec {
@@ -276,8 +295,8 @@ struct PatchMetadata<'a> {
     annotations: PatchAnnotations<'a>,
 }
 
-/// Our annotations ([`APPLIED_BATCHES_ANNOTATION`], [`FINISHED_JOBS_ANNOTATION`]; a test
-/// checks the names match).
+/// Our annotations ([`APPLIED_BATCHES_ANNOTATION`], [`FINISHED_JOBS_ANNOTATION`],
+/// [`JOB_REPOSITORIES_ANNOTATION`]; a test checks the names match).
 #[derive(Debug, Serialize)]
 struct PatchAnnotations<'a> {
     #[serde(rename = "batch-scaler.actions.summerwind.dev/applied-batches")]
@@ -288,6 +307,12 @@ struct PatchAnnotations<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     finished_jobs: Option<Option<&'a str>>,
+    /// Absent: left as it is; `Some(None)`: removed.
+    #[serde(
+        rename = "batch-scaler.actions.summerwind.dev/job-repositories",
+        skip_serializing_if = "Option::is_none"
+    )]
+    job_repositories: Option<Option<&'a str>>,
 }
 
 #[derive(Debug, Serialize)]

@@ -75,6 +75,7 @@ pub struct Plan {
 ///     applied_batches: vec![],
 ///     trigger_duration: None,
 ///     finished_jobs: vec![],
+///     job_repositories: Default::default(),
 ///     object_bytes: 0,
 /// };
 /// let ten_min = TimeDelta::minutes(10);

@@ -35,6 +35,7 @@ pub(super) fn hra(max: Option<i32>, list: Vec<CapacityReservation>) -> Hra {
         applied_batches: vec![],
         trigger_duration: None,
         finished_jobs: vec![],
+        job_repositories: Default::default(),
         object_bytes: 0,
     }
 }

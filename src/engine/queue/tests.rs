@@ -15,13 +15,18 @@ async fn restored_events_go_back_before_newer_ones() {
     let mut q = Queues::default();
     let now = Instant::now();
     let window = Duration::from_secs(1);
-    assert!(q.push(&key, ev(2), None, None, window).unwrap());
+    assert!(
+        q.push(&key, ev(2), None, None, Source::default(), window)
+            .unwrap()
+    );
     let (batch, _) = q.take_ready(&key, now + window).unwrap();
     assert!(q.take_ready(&key, now + window).is_none(), "running");
-    q.push(&key, ev(-1), None, None, window).unwrap();
+    q.push(&key, ev(-1), None, None, Source::default(), window)
+        .unwrap();
     let joining = q.take_joining(&key).unwrap();
     tokio::time::advance(window).await;
-    q.push(&key, ev(5), None, None, window).unwrap();
+    q.push(&key, ev(5), None, None, Source::default(), window)
+        .unwrap();
     q.restore(&key, joining);
     q.release(&key);
     let (next, _) = q.take_ready(&key, now + window).unwrap();
@@ -39,11 +44,16 @@ async fn bounds_count_replicas_queued_running_and_joined_until_released() {
         per_hra: 30,
     });
     let window = Duration::from_secs(1);
-    q.push(&a, ev(10), None, None, window).unwrap();
-    q.push(&a, ev(-10), None, None, window).unwrap();
-    q.push(&a, ev(0), None, None, window).unwrap();
+    q.push(&a, ev(10), None, None, Source::default(), window)
+        .unwrap();
+    q.push(&a, ev(-10), None, None, Source::default(), window)
+        .unwrap();
+    q.push(&a, ev(0), None, None, Source::default(), window)
+        .unwrap();
     assert_eq!(q.held(), 21, "10 + 10 + 1: a refresh weighs one");
-    let full = q.push(&a, ev(10), None, None, window).unwrap_err();
+    let full = q
+        .push(&a, ev(10), None, None, Source::default(), window)
+        .unwrap_err();
     assert_eq!(
         full,
         Exhausted::Hra {
@@ -52,14 +62,18 @@ async fn bounds_count_replicas_queued_running_and_joined_until_released() {
         }
     );
     assert!(full.to_string().contains("ns/a") && full.to_string().contains("30"));
-    q.push(&a, ev(9), None, None, window).unwrap();
+    q.push(&a, ev(9), None, None, Source::default(), window)
+        .unwrap();
     // Running (a retrying batch) still counts, and so do callers waiting on repeats.
     let now = Instant::now() + window;
     q.take_ready(&a, now).unwrap();
     assert!(q.check_room(&a, 1).is_err(), "30 held for a");
-    q.push(&b, ev(15), None, None, window).unwrap();
+    q.push(&b, ev(15), None, None, Source::default(), window)
+        .unwrap();
     q.hold_joined(&b, 5);
-    let total = q.push(&b, ev(1), None, None, window).unwrap_err();
+    let total = q
+        .push(&b, ev(1), None, None, Source::default(), window)
+        .unwrap_err();
     assert_eq!(
         total,
         Exhausted::Total {
@@ -71,7 +85,8 @@ async fn bounds_count_replicas_queued_running_and_joined_until_released() {
     assert_eq!(q.held(), 45);
     q.release(&a);
     assert_eq!(q.held(), 15);
-    q.push(&a, ev(3), None, None, window).unwrap();
+    q.push(&a, ev(3), None, None, Source::default(), window)
+        .unwrap();
     let joining = q.take_joining(&a).unwrap();
     q.restore(&a, joining);
     assert_eq!(q.held(), 18, "restored events are held once");

@@ -105,6 +105,7 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
         reservations: &list,
         applied_batches: "b1,b2",
         finished_jobs: None,
+        job_repositories: Default::default(),
         dry_run: false,
     };
     assert_eq!(
