@@ -7,11 +7,13 @@ mod scale_out;
 use crate::{
     api::{
         auth::TokenFile,
+        github_intake::ServiceIntake,
         service::BatchScalerService,
         transport::{self, TransportError},
     },
     config::{Args, Backend, Settings},
     engine::Engine,
+    github,
     ops::{
         metrics::Metrics,
         probes,
@@ -201,6 +203,20 @@ pub async fn serve(
         default_life: chrono::TimeDelta::from_std(settings.engine.default_duration)
             .context("--default-duration")?,
     };
+    // Drift repair: its own tasks, stopped first on shutdown.
+    let drift_stop = CancellationToken::new();
+    let drift = settings.github.clone().map(|config| {
+        tracing::info!(api = %config.api_url, hooks = config.hooks.len(), verify_after = ?config.verify_after,
+            "keeping HRAs true to GitHub: recovering failed deliveries, verifying stale reservations");
+        github::start(
+            config,
+            store.clone(),
+            Arc::new(ServiceIntake::new(service.clone())),
+            metrics.github.clone(),
+            settings.engine.clock.clone(),
+            drift_stop.clone(),
+        )
+    });
     let (health_reporter, health) = tonic_health::server::health_reporter();
     // NOT_SERVING until every watch cache has listed everything (HRAs, and each runner kind
     // routing reads), and again once shutdown starts: a probe can route on it.
@@ -293,6 +309,10 @@ pub async fn serve(
             failure = Some(e);
             http = None;
         }
+    }
+    drift_stop.cancel();
+    if let Some(mut drift) = drift {
+        while drift.join_next().await.is_some() {}
     }
     serving.abort();
     reloading.abort();

@@ -7,7 +7,10 @@ use clap::{Parser, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub mod defaults;
+mod github;
 mod settings;
+
+pub use github::{GithubArgs, GithubConfigError};
 
 pub use settings::{ConfigError, Settings};
 
@@ -239,6 +242,10 @@ pub struct Args {
     /// On shutdown, how long pending batches may keep retrying before they are given up.
     #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value_t = human(defaults::SHUTDOWN_GRACE), value_parser = at_most(HOUR, false))]
     pub shutdown_grace: humantime::Duration,
+
+    /// Drift repair: `--github-*`.
+    #[command(flatten)]
+    pub github: GithubArgs,
 }
 
 #[cfg(test)]

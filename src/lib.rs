@@ -10,5 +10,6 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod github;
 pub mod ops;
 pub mod store;

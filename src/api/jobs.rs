@@ -18,6 +18,11 @@ pub(super) struct QueuedJob {
 }
 
 impl QueuedJob {
+    /// True if the job scales an HRA (an event is on its way).
+    pub(super) fn scales(&self) -> bool {
+        self.delivery.is_some()
+    }
+
     /// The job's answer: at once, or (with `wait`) once its batch is final or `deadline` passes.
     pub(super) async fn answer(
         self,

@@ -8,6 +8,7 @@ pub mod deadline;
 mod deliver;
 pub mod error;
 mod forward_stream;
+pub mod github_intake;
 mod incoming;
 mod jobs;
 mod jobs_stream;

@@ -49,3 +49,15 @@ pub const MAX_PENDING_PER_HRA: u64 = 10_000;
 pub const REPLAY_CAPACITY: usize = 1024;
 /// Results buffered per watcher before it starts missing them.
 pub const WATCHER_BUFFER: usize = 1024;
+/// `--github-api-url`.
+pub const GITHUB_API_URL: &str = "https://api.github.com";
+/// `--github-poll-interval`.
+pub const GITHUB_POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// `--github-lookback`.
+pub const GITHUB_LOOKBACK: Duration = Duration::from_secs(3600);
+/// `--github-verify-after`.
+pub const GITHUB_VERIFY_AFTER: Duration = Duration::from_secs(15 * 60);
+/// `--github-requests-per-hour`.
+pub const GITHUB_REQUESTS_PER_HOUR: u32 = 1000;
+/// Longest one GitHub request may take.
+pub const GITHUB_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

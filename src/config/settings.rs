@@ -3,6 +3,7 @@
 
 use super::{Args, defaults};
 use super::{Backend, PeersMode};
+use crate::github::GithubConfig;
 use crate::store::membership::{Membership, MembershipConfig};
 use crate::{
     api::{
@@ -42,6 +43,9 @@ pub enum ConfigError {
     /// The token file cannot be used.
     #[error("--auth-token-file: {0}")]
     Tokens(#[from] TokenFileError),
+    /// The `--github-*` flags cannot be used.
+    #[error(transparent)]
+    Github(#[from] super::GithubConfigError),
 }
 
 /// Everything the running service needs besides its store and listeners.
@@ -61,6 +65,8 @@ pub struct Settings {
     pub reload_interval: Duration,
     /// The members this replica shares HRAs with, when scale-out is on.
     pub membership: Option<Arc<Membership>>,
+    /// Drift repair against GitHub, when configured.
+    pub github: Option<GithubConfig>,
 }
 
 impl Default for Settings {
@@ -97,6 +103,7 @@ impl Default for Settings {
             token_file: None,
             reload_interval: defaults::RELOAD_INTERVAL,
             membership: None,
+            github: None,
         }
     }
 }
@@ -149,6 +156,7 @@ impl Args {
             shutdown_grace,
             max_pending_events,
             max_pending_per_hra,
+            github,
         } = self;
         for ns in allowed_namespaces {
             check_dns1123_label(ns).map_err(|why| ConfigError::Namespace {
@@ -205,6 +213,7 @@ impl Args {
             token_file: auth_token_file.clone(),
             reload_interval: **reload_interval,
             membership: None,
+            github: github.config()?,
         })
     }
 

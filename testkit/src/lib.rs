@@ -5,6 +5,7 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod faulty;
+pub mod github;
 pub mod process;
 
 pub use faulty::{FaultyStore, WriteFault};

@@ -139,6 +139,12 @@ impl DeliveryLedger {
         self.settled.insert(guid.clone(), at);
     }
 
+    /// Drops what a poll that could not reach its end (budget, rate limit, an error) has read,
+    /// so that the next poll reads those pages again instead of skipping what lay beyond them.
+    pub fn abort_poll(&mut self) {
+        self.polled.clear();
+    }
+
     /// Failed deliveries waiting to be recovered.
     pub fn backlog(&self) -> usize {
         self.backlog.len()
