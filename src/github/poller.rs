@@ -16,11 +16,12 @@ use crate::{
             rest::next_cursor,
         },
         hra::HraKey,
+        routing::WorkflowJob,
     },
     ops::github_metrics::GithubMetrics,
 };
 use chrono::TimeDelta;
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,9 @@ pub(super) struct Poller {
     metrics: GithubMetrics,
     clock: Clock,
     ledger: DeliveryLedger,
+    /// Jobs fetched whose recovery the intake refused (not ready, full): tried again from
+    /// here, not fetched again.
+    fetched: HashMap<u64, WorkflowJob>,
     lookback: TimeDelta,
     interval: Duration,
 }
@@ -50,6 +54,7 @@ pub(super) async fn run(mut poller: Poller, stop: CancellationToken) {
         if !poller.intake.owns(&poller.key) {
             // Another replica polls it; if this one owns it again later, it starts afresh.
             poller.ledger = DeliveryLedger::default();
+            poller.fetched.clear();
             continue;
         }
         tokio::select! {
@@ -95,6 +100,7 @@ impl Poller {
             metrics,
             clock,
             ledger: DeliveryLedger::default(),
+            fetched: HashMap::new(),
             lookback: TimeDelta::from_std(config.lookback).unwrap_or(TimeDelta::hours(1)),
             interval: config.poll_interval,
         }
@@ -160,6 +166,8 @@ impl Poller {
             }
         }
         let (due, dropped) = self.ledger.finish_poll(forget_before(now, self.lookback));
+        let due_ids: std::collections::HashSet<u64> = due.iter().map(|d| d.id).collect();
+        self.fetched.retain(|id, _| due_ids.contains(id));
         if dropped > 0 {
             tracing::warn!(hook = %self.hook, dropped, "too many failed deliveries waiting: the oldest were dropped");
             self.metrics.recovered("dropped", dropped);
@@ -182,45 +190,22 @@ impl Poller {
             self.metrics.recovered("ignored", 1);
             return true;
         }
-        let path = format!("{}/{}", self.hook.deliveries_path(), d.id);
-        let answer = match self.client.get("delivery", &path, self.who).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.failed("fetching a delivery", &e);
-                return false;
-            }
+        let job = match self.fetched.remove(&d.id) {
+            Some(job) => job,
+            None => match self.fetch(d).await {
+                Some(Some(job)) => job,
+                Some(None) => return true,
+                None => return false,
+            },
         };
-        match answer.status {
-            200 => {}
-            404 => {
-                self.ledger.done(d);
-                self.metrics.recovered("gone", 1);
-                return true;
-            }
-            status => {
-                tracing::warn!(hook = %self.hook, status, delivery = d.id, "{}", self.hint(status));
-                return false;
-            }
-        }
-        let job = serde_json::from_slice::<DeliveryDetail>(&answer.body)
-            .map_err(|e| e.to_string())
-            .and_then(|detail| detail.workflow_job().map_err(|e| e.to_string()));
-        let job = match job {
-            Ok(job) => job,
-            Err(why) => {
-                tracing::warn!(hook = %self.hook, delivery = d.id, guid = %d.guid, why, "a failed delivery cannot be read: skipped");
-                self.ledger.done(d);
-                self.metrics.recovered("invalid", 1);
-                return true;
-            }
-        };
-        let result = match self.intake.recover(job).await {
+        let result = match self.intake.recover(job.clone()).await {
             Recovery::Queued => "queued",
             Recovery::Duplicate => "duplicate",
             Recovery::Ignored => "ignored",
             Recovery::Refused(why) => {
                 tracing::warn!(hook = %self.hook, delivery = d.id, why, "a recovered delivery was refused: tried again next poll");
                 self.metrics.recovered("refused", 1);
+                self.fetched.insert(d.id, job);
                 return true;
             }
         };
@@ -230,5 +215,42 @@ impl Poller {
         self.ledger.done(d);
         self.metrics.recovered(result, 1);
         true
+    }
+
+    /// Fetches a failed delivery's job: `None` if GitHub cannot be asked now, `Some(None)` if
+    /// there is nothing to recover (gone, unreadable: settled).
+    async fn fetch(&mut self, d: &DeliverySummary) -> Option<Option<WorkflowJob>> {
+        let path = format!("{}/{}", self.hook.deliveries_path(), d.id);
+        let answer = match self.client.get("delivery", &path, self.who).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.failed("fetching a delivery", &e);
+                return None;
+            }
+        };
+        match answer.status {
+            200 => {}
+            404 => {
+                self.ledger.done(d);
+                self.metrics.recovered("gone", 1);
+                return Some(None);
+            }
+            status => {
+                tracing::warn!(hook = %self.hook, status, delivery = d.id, "{}", self.hint(status));
+                return None;
+            }
+        }
+        let job = serde_json::from_slice::<DeliveryDetail>(&answer.body)
+            .map_err(|e| e.to_string())
+            .and_then(|detail| detail.workflow_job().map_err(|e| e.to_string()));
+        match job {
+            Ok(job) => Some(Some(job)),
+            Err(why) => {
+                tracing::warn!(hook = %self.hook, delivery = d.id, guid = %d.guid, why, "a failed delivery cannot be read: skipped");
+                self.ledger.done(d);
+                self.metrics.recovered("invalid", 1);
+                Some(None)
+            }
+        }
     }
 }

@@ -1,0 +1,162 @@
+//! Keeping HRAs true to GitHub on the Kubernetes backend with two replicas sharing the HRAs
+//! out: each failed delivery is recovered once (one replica polls the hook), each stale
+//! reservation is checked once (by its HRA's owner), and a job completed on GitHub loses its
+//! reservation. On the test API server, or an existing cluster with
+//! `USE_EXISTING_CLUSTER=true`; GitHub is always the local fake.
+
+mod common;
+
+use batch_scaler::{
+    api::pb,
+    store::{
+        HraStore,
+        kubernetes::KubeStore,
+        membership::{Membership, MembershipConfig},
+    },
+};
+use batch_scaler_testkit::{
+    cluster::TestCluster,
+    github::{FakeGithub, workflow_job_payload},
+};
+use common::*;
+use serde_json::json;
+use std::{collections::HashMap, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+
+const WINDOW: Duration = Duration::from_millis(200);
+const HRAS: usize = 4;
+const JOBS: u64 = 12;
+
+async fn replica(c: &TestCluster, name: &str, gh: &FakeGithub, hook: &str) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let mut settings = test_settings(WINDOW);
+    settings.membership = Some(Arc::new(Membership::start(
+        c.client(),
+        MembershipConfig {
+            namespace: c.namespace.clone(),
+            identity: format!("{}-{name}", c.namespace),
+            address,
+            lease_duration: Duration::from_secs(6),
+            renew_every: Duration::from_secs(2),
+        },
+    )));
+    settings.github = Some(gh.config(&[hook], Duration::from_secs(3)));
+    let store = KubeStore::new(c.client(), Duration::from_secs(10))
+        .with_watch_cache(std::slice::from_ref(&c.namespace));
+    let store: Arc<dyn HraStore> = Arc::new(store);
+    TestServer::start_on(listener, store, settings).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_two_replicas_recover_each_delivery_and_verify_each_reservation_once() {
+    let c = TestCluster::start().await;
+    let org = c.namespace.clone();
+    for i in 0..HRAS {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
+            .await;
+        c.create(
+            json!({"apiVersion": "actions.summerwind.dev/v1alpha1", "kind": "RunnerDeployment",
+            "metadata": {"name": format!("h{i}")},
+            "spec": {"template": {"spec": {"repository": format!("{org}/r{i}")}}}}),
+        )
+        .await;
+    }
+    let gh = FakeGithub::start().await;
+    let hook_path = format!("/orgs/{org}/hooks/9/deliveries");
+    let repo = |job: u64| format!("{org}/r{}", job as usize % HRAS);
+    let hook = format!("org/{org}/9");
+    let a = replica(&c, "a", &gh, &hook).await;
+    let b = replica(&c, "b", &gh, &hook).await;
+    for r in [&a, &b] {
+        let client = r.client().await;
+        eventually(Duration::from_secs(20), "both members seen", || {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_stats(pb::GetStatsRequest {})
+                    .await
+                    .is_ok_and(|s| s.into_inner().members == 2)
+            }
+        })
+        .await;
+    }
+    // Once the replicas know each other: jobs 1..=12 queued, every delivery failed; GitHub says the even ones have completed.
+    for job in 1..=JOBS {
+        gh.deliver(
+            &hook_path,
+            "workflow_job",
+            workflow_job_payload("queued", job, &repo(job), &["self-hosted"]),
+            502,
+        );
+        let status = if job % 2 == 0 {
+            "completed"
+        } else {
+            "in_progress"
+        };
+        gh.set_job(&repo(job), &job.to_string(), status);
+    }
+    let names = || async {
+        let mut all = Vec::new();
+        for i in 0..HRAS {
+            let hra = c.object(&format!("h{i}")).await.unwrap();
+            for r in hra["spec"]["capacityReservations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                all.push(r["name"].as_str().unwrap().parse::<u64>().unwrap());
+            }
+        }
+        all.sort();
+        all
+    };
+    // The even jobs' reservations are removed once verified; the odd ones stay.
+    let odd: Vec<u64> = (1..=JOBS).filter(|j| j % 2 == 1).collect();
+    eventually(
+        Duration::from_secs(40),
+        "recovered, then the completed ones verified",
+        || async { names().await == odd },
+    )
+    .await;
+    let requests = gh.requests();
+    let details = requests
+        .iter()
+        .filter(|r| r.path.starts_with(&format!("{hook_path}/")))
+        .count();
+    assert_eq!(details, JOBS as usize, "each failed delivery fetched once");
+    let mut checks: HashMap<String, usize> = HashMap::new();
+    for r in requests
+        .iter()
+        .filter(|r| r.path.contains("/actions/jobs/"))
+    {
+        *checks
+            .entry(r.path.rsplit('/').next().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    for job in (1..=JOBS).filter(|j| j % 2 == 0) {
+        assert_eq!(
+            checks.get(&job.to_string()),
+            Some(&1),
+            "job {job} checked once: {checks:?}"
+        );
+    }
+    for job in &odd {
+        assert!(
+            checks.get(&job.to_string()).is_some_and(|n| *n <= 2),
+            "job {job}: {checks:?}"
+        );
+    }
+    let mut recovered = 0;
+    for r in [&a, &b] {
+        let stats = r
+            .client()
+            .await
+            .get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        recovered += stats.deliveries_recovered;
+    }
+    assert_eq!(recovered, JOBS, "each delivery recovered by one replica");
+}
