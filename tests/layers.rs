@@ -8,7 +8,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const LAYERS: [&str; 7] = ["domain", "store", "engine", "ops", "api", "config", "app"];
+const LAYERS: [&str; 8] = [
+    "domain", "store", "engine", "ops", "github", "api", "config", "app",
+];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -116,7 +118,7 @@ fn layers_use_only_the_layers_below_them_and_no_wire_types() {
         (
             "domain",
             (
-                &["store", "engine", "ops", "api", "config", "app"][..],
+                &["store", "engine", "ops", "github", "api", "config", "app"][..],
                 &[
                     "tonic::",
                     "prost::",
@@ -129,14 +131,14 @@ fn layers_use_only_the_layers_below_them_and_no_wire_types() {
         (
             "store",
             (
-                &["engine", "ops", "api", "config", "app"][..],
+                &["engine", "ops", "github", "api", "config", "app"][..],
                 &["tonic::", "prost::", "prost_types::"][..],
             ),
         ),
         (
             "engine",
             (
-                &["api", "config", "app"][..],
+                &["github", "api", "config", "app"][..],
                 &[
                     "tonic::",
                     "prost::",
@@ -149,8 +151,23 @@ fn layers_use_only_the_layers_below_them_and_no_wire_types() {
         (
             "ops",
             (
-                &["domain", "store", "engine", "api", "config", "app"][..],
+                &[
+                    "domain", "store", "engine", "github", "api", "config", "app",
+                ][..],
                 &["tonic::", "prost::"][..],
+            ),
+        ),
+        (
+            "github",
+            (
+                &["engine", "api", "config", "app"][..],
+                &[
+                    "tonic::",
+                    "prost::",
+                    "prost_types::",
+                    "kube::",
+                    "k8s_openapi::",
+                ][..],
             ),
         ),
     ]);

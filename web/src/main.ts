@@ -95,8 +95,14 @@ function card(r: BatchResult, withName: boolean): string {
   const k = keyOf(r.namespace, r.name);
   const err = r.error ? `<div class="err">${esc(r.error)}</div>` : "";
   const missed = r.missed > 0n ? `<div class="missed">missed ${plural(r.missed, "result")} before this one</div>` : "";
+  // What GitHub, not a producer, caused: failed webhook deliveries recovered, and
+  // completions of jobs GitHub reports finished.
+  const causes = [
+    r.recovered > 0 ? `<span class="cause recovered" title="events recovered from failed webhook deliveries">recovered ${r.recovered}</span>` : "",
+    r.verified > 0 ? `<span class="cause verified" title="completions of reserved jobs GitHub reports finished">verified ${r.verified}</span>` : "",
+  ].join("");
   return `<li class="${o}" data-hra="${esc(k)}"><span class="badge ${o}">${o}</span>
-    <div class="body">${withName ? `<b>${hraLink(r.namespace, r.name)}</b> ` : ""}<span class="meta">${plural(r.events, "event")} · attempt ${r.attempt}</span>
+    <div class="body">${withName ? `<b>${hraLink(r.namespace, r.name)}</b> ` : ""}<span class="meta">${plural(r.events, "event")} · attempt ${r.attempt}</span>${causes}
     <div class="meta counts">before ${r.before} · expired ${r.expired} · added ${r.added} · completed ${r.completed} · after ${r.after}</div>${err}${missed}</div>
     <span class="when"><span class="clock" title="${fullDate(at(r))}">${clock(at(r))}</span> ${ageTag(at(r))}</span></li>`;
 }
@@ -210,6 +216,9 @@ function renderHealth(s: Stats) {
     tile("apply latency p50 / p99", p50 || p99 ? `${seconds(p50)} / ${seconds(p99)}` : "—"),
     tile("since start", `${s.batchesFailed} failed · ${s.retries} retries`),
     tile("replicas · owned HRAs", `${s.members || 1} · ${s.ownedHras}`),
+    tile("from GitHub: recovered · verified (ended)",
+      `${s.deliveriesRecovered} · ${s.reservationsVerified} (${s.reservationsCompleted})`,
+      s.deliveriesRecovered + s.reservationsCompleted > 0n ? "busy" : ""),
   ].join("");
   previous = s;
 }
