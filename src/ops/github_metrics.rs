@@ -54,9 +54,10 @@ impl GithubMetrics {
         );
         registry.register(
             "github_ratelimit_remaining",
-            "x-ratelimit-remaining of GitHub's last answer",
+            "x-ratelimit-remaining of GitHub's last answer (-1 until an answer carried it)",
             m.ratelimit_remaining.clone(),
         );
+        m.ratelimit_remaining.set(-1);
         m
     }
 

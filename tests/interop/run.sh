@@ -220,6 +220,33 @@ if [ -n "$FRONTEND" ]; then
     curl -sf "http://$FRONTEND/metrics"
 fi
 
+echo "== drift repair: the release binary against the fake GitHub (flags and env)"
+cargo build -q -p batch-scaler-testkit --bin fake-github || exit 1
+rm -f "$WORK/run-gh-url"
+"$ROOT/target/debug/fake-github" "$WORK/run-gh-url" "$WORK/run-gh-token" /orgs/my-org/hooks/1/deliveries \
+  my-org/small small 9101 completed >"$WORK/run-fake-github.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$WORK/run-gh-url" ] && break; sleep 0.1; done
+BATCH_SCALER_GITHUB_TOKEN_FILE=$WORK/run-gh-token BATCH_SCALER_GITHUB_HOOK=org/my-org/1 \
+  SEED=tests/interop/dashboard.yaml WINDOW=300ms start drift --github-api-url "$(cat "$WORK/run-gh-url")" \
+  --github-poll-interval 200ms --github-verify-after 2s
+DRIFT_ADDR=$ADDR DRIFT_METRICS=$METRICS
+verified='batch_scaler_verified_reservations_total\{result="completed"\} 1$'
+for _ in $(seq 150); do curl -sf "http://$DRIFT_METRICS/metrics" | grep -Eq "$verified" && break; sleep 0.1; done
+check "the failed queued delivery is recovered once" 'batch_scaler_recovered_deliveries_total\{result="queued"\} 1$' \
+  curl -sf "http://$DRIFT_METRICS/metrics"
+check "the job GitHub reports completed loses its reservation after --github-verify-after" "$verified" \
+  curl -sf "http://$DRIFT_METRICS/metrics"
+check "a batch result says it came from a recovered delivery" '"recovered": 1' \
+  timeout 3 "$GRPCURL" -plaintext -d '{"replay":20}' "$DRIFT_ADDR" batchscaler.v1.BatchScaler/WatchBatches
+check "a batch result says it came from a verification" '"verified": 1' \
+  timeout 3 "$GRPCURL" -plaintext -d '{"replay":20}' "$DRIFT_ADDR" batchscaler.v1.BatchScaler/WatchBatches
+check "GetStats counts recovered deliveries and verified reservations" '"deliveriesRecovered": "1"' \
+  "$GRPCURL" -plaintext "$DRIFT_ADDR" batchscaler.v1.BatchScaler/GetStats
+check "a bad --github-hook stops the service at start, naming the flag" "--github-hook" \
+  "$BIN" --github-token-file "$WORK/run-gh-token" --github-hook org/only-two
+export DASH_DRIFT_ADDR=$DRIFT_ADDR
+
 echo "== dashboard in headless Chromium"
 if [ ! -x /usr/bin/chromium ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \

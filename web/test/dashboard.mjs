@@ -251,6 +251,26 @@ if (process.env.DASH_FLOOD_ADDR) {
     await fp.close();
   });
 }
+// With DASH_DRIFT_ADDR set: a service that recovered a failed delivery for ci/small and then
+// verified that job completed on GitHub.
+if (process.env.DASH_DRIFT_ADDR) {
+  await check("batches caused by GitHub are marked in the feed, on the HRA's page and in the health strip", async () => {
+    const dp = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+    await dp.goto(`http://${process.env.DASH_DRIFT_ADDR}/`);
+    await dp.waitForSelector("#feed .cause.recovered", { timeout: 10000 });
+    await dp.waitForSelector("#feed .cause.verified", { timeout: 10000 });
+    const recovered = await dp.textContent("#feed .cause.recovered");
+    assert(recovered.trim() === "recovered 1", `feed says ${recovered}`);
+    await dp.goto(`http://${process.env.DASH_DRIFT_ADDR}/#/ci/small`);
+    await dp.waitForSelector("#detail-feed .cause.verified", { timeout: 10000 });
+    await dp.waitForFunction(() => /recovered · verified/.test(document.getElementById("health").textContent), null,
+      { timeout: 10000 });
+    const tile = await dp.evaluate(() => [...document.querySelectorAll("#health .tile")]
+      .map((t) => t.textContent).find((t) => t.includes("from GitHub")));
+    assert(/1 · 1 \(1\)/.test(tile), `health strip says ${tile}`);
+    await dp.close();
+  });
+}
 // With DASH_PID/DASH_BIN/DASH_SEED set: the service goes away and comes back on its address.
 if (process.env.DASH_PID && process.env.DASH_BIN) {
   await check("says when the stream drops and reconnects by itself", async () => {
