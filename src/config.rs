@@ -243,6 +243,11 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_SHUTDOWN_GRACE", default_value_t = human(defaults::SHUTDOWN_GRACE), value_parser = at_most(HOUR, false))]
     pub shutdown_grace: humantime::Duration,
 
+    /// OTLP/gRPC endpoint traces are exported to (`http://collector:4317`); default
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; without either, no traces are made.
+    #[arg(long, env = "BATCH_SCALER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Drift repair: `--github-*`.
     #[command(flatten)]
     pub github: GithubArgs,

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     domain::{event::ScaleEvent, report::BatchReport},
     engine::batcher::Submitted,
+    ops::traces,
 };
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::oneshot, time::Instant};
@@ -42,6 +43,25 @@ pub(super) enum Delivery {
 /// The gRPC code of an owner shutting down (its intake closed): the receiver applies instead.
 const UNAVAILABLE: u32 = tonic::Code::Unavailable as u32;
 
+/// The span of one event taken in (traces exported only): the span its batch links to.
+fn enqueue_span(event: &ScaleEvent) -> tracing::Span {
+    if !traces::on() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "enqueue",
+        otel.name = "enqueue",
+        batch_scaler.hra = %event.key,
+        k8s.namespace.name = %event.key.namespace,
+        batch_scaler.amount = event.amount,
+        batch_scaler.event_id = event.event_id.as_deref().unwrap_or(""),
+        batch_scaler.job_id = event.job_id.as_deref().unwrap_or(""),
+        batch_scaler.origin = event.origin.as_str(),
+        batch_scaler.duplicate = tracing::field::Empty,
+        batch_scaler.forwarded = tracing::field::Empty,
+    )
+}
+
 impl BatchScalerService {
     /// Sends `event` where it goes, at once, so that its order among the events received is
     /// kept: submitted here (counted), or queued to its owner unless `forwarded` (an event
@@ -53,6 +73,8 @@ impl BatchScalerService {
         deadline: Option<Duration>,
         forwarded: bool,
     ) -> Result<Delivery, ApiError> {
+        let span = enqueue_span(event);
+        let _entered = span.enter();
         if let Some(peers) = self.peers.as_ref().filter(|_| !forwarded)
             && let Destination::Owner(link) = peers.destination(&event.key)
         {
@@ -60,6 +82,7 @@ impl BatchScalerService {
             if let Some(answer) =
                 link.enqueue(convert::wire_event(event), event.origin, wait, wait_timeout)
             {
+                span.record("batch_scaler.forwarded", true);
                 return Ok(Delivery::Forwarded {
                     event: event.clone(),
                     wait,
@@ -75,6 +98,9 @@ impl BatchScalerService {
     pub(super) fn submit_here(&self, event: &ScaleEvent, wait: bool) -> Result<Delivery, ApiError> {
         let (tx, rx) = oneshot::channel();
         let submitted = self.submit(event, wait.then_some(tx));
+        if let Ok(s) = &submitted {
+            tracing::Span::current().record("batch_scaler.duplicate", *s != Submitted::Queued);
+        }
         self.count(&submitted);
         Ok(Delivery::Local(submitted?, wait.then_some(rx)))
     }
@@ -133,7 +159,23 @@ impl BatchScalerService {
                 count("forwarded");
                 return Err(ApiError::DeadlineExceeded);
             }
-            // Unreachable, or no answer in time to a call that does not wait.
+            // Taken by the owner, then no answer (it stopped, or is slow): applying it here
+            // too is harmless only for a job-named event (its reservation is added once).
+            Some(Ok(Err(u))) if u.maybe_delivered && event.job_id.is_none() => {
+                count("unknown");
+                return Err(ApiError::OwnerLost {
+                    hra: event.key.to_string(),
+                    events: 1,
+                });
+            }
+            None if event.job_id.is_none() => {
+                count("unknown");
+                return Err(ApiError::OwnerLost {
+                    hra: event.key.to_string(),
+                    events: 1,
+                });
+            }
+            // Never reached the owner, or job-named: applied here.
             Some(Ok(Err(_))) | Some(Err(_)) | None => {}
         }
         count("local");
@@ -198,6 +240,7 @@ impl BatchScalerService {
             }
         };
         for Forwarded { batch, answer } in sent {
+            let answer_was_sent = answer.is_some();
             let got = match answer {
                 Some(answer) => tokio::time::timeout(FORWARD_TIMEOUT, answer).await.ok(),
                 None => None,
@@ -214,8 +257,28 @@ impl BatchScalerService {
                         });
                     }
                 }
-                // Unreachable, shutting down, or no answer in time: queued here.
-                _ => {
+                // Unreachable, shutting down, or no answer in time: queued here, but for
+                // job-less events the owner may already have applied (taken, then no answer).
+                other => {
+                    let unknown = match other {
+                        Some(Ok(Err(u))) => u.maybe_delivered,
+                        None => answer_was_sent,
+                        _ => false,
+                    };
+                    let batch = if unknown {
+                        let (named, job_less): (Vec<_>, Vec<_>) =
+                            batch.into_iter().partition(|e| e.job_id.is_some());
+                        if let Some(first) = job_less.first() {
+                            count("unknown", job_less.len() as u64);
+                            refused.get_or_insert(ApiError::OwnerLost {
+                                hra: first.key.to_string(),
+                                events: job_less.len(),
+                            });
+                        }
+                        named
+                    } else {
+                        batch
+                    };
                     count("local", batch.len() as u64);
                     let (q, d, r) = self.engine.batcher.submit_all(&batch);
                     self.metrics.event("accepted", q);

@@ -79,6 +79,17 @@ pub enum ApiError {
         /// Its message.
         message: String,
     },
+    /// Job-less events the HRA's owner took but did not answer (it stopped, or is slow): they
+    /// may have been applied there, so they are not applied here.
+    #[error(
+        "the owner of HRA {hra} took {events} job-less event(s) but did not answer (it stopped, or is slow): they may have been applied, so they were not applied here; a retry with the same event_id is safe once the owner answers again"
+    )]
+    OwnerLost {
+        /// The HRA.
+        hra: String,
+        /// How many events.
+        events: usize,
+    },
     /// The transport's own error (a broken stream), passed through as it came.
     #[error("{}", .0.message())]
     Transport(Status),
@@ -145,6 +156,7 @@ impl From<ApiError> for Status {
             | ApiError::RoutingNotReady { .. }
             | ApiError::Backend(_)
             | ApiError::Abandoned
+            | ApiError::OwnerLost { .. }
             | ApiError::PublishShutDown { .. } => tonic::Code::Unavailable,
         };
         Status::new(code, message)

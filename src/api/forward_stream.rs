@@ -10,7 +10,7 @@ use super::{
     pb,
     service::{BatchScalerService, ForwardAnswers},
 };
-use crate::domain::event::ScaleEvent;
+use crate::{domain::event::ScaleEvent, ops::traces};
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -78,9 +78,11 @@ impl BatchScalerService {
             let answer = tokio::select! {
                 next = incoming.message(), if reading => match next {
                     Ok(Some(forwarded)) if !forwarded.events.is_empty() => {
+                        let _span = traces::child_of_remote("forwarded", &forwarded.traceparent).entered();
                         self.take_forwarded_events(forwarded.seq, forwarded.events)
                     }
                     Ok(Some(forwarded)) => {
+                        let _span = traces::child_of_remote("forwarded", &forwarded.traceparent).entered();
                         let seq = forwarded.seq;
                         let origin = convert::origin(forwarded.origin);
                         let started = forwarded

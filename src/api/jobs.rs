@@ -8,6 +8,7 @@ use crate::domain::{
     routing::{Route, RouteResult, WorkflowJob},
     validate::check_repository,
 };
+use crate::ops::traces;
 use std::{sync::Arc, time::Duration};
 
 /// A job routed and, if it scales anything, on its way (queued here or to its HRA's owner):
@@ -49,7 +50,20 @@ impl BatchScalerService {
         let index = model.index().ok_or_else(|| ApiError::RoutingNotReady {
             unsynced: model.unsynced(),
         })?;
+        let span = traces::on().then(|| {
+            tracing::info_span!("route", otel.name = "route", batch_scaler.repository = %job.repository,
+                batch_scaler.job_id = %job.job_id, batch_scaler.action = %job.action,
+                batch_scaler.hra = tracing::field::Empty, batch_scaler.result = tracing::field::Empty,
+                batch_scaler.reason = tracing::field::Empty)
+        });
         let route = index.route(job, &self.allowed);
+        if let Some(span) = span {
+            if let Some(target) = &route.target {
+                span.record("batch_scaler.hra", target.to_string());
+            }
+            span.record("batch_scaler.result", route.result.as_str());
+            span.record("batch_scaler.reason", route.reason.as_str());
+        }
         self.metrics.job_routed(route.result.as_str());
         if route.result == RouteResult::Ambiguous {
             tracing::warn!(repository = %job.repository, reason = %route.reason, "ambiguous route");
@@ -85,6 +99,10 @@ impl BatchScalerService {
         forwarded: bool,
     ) -> Result<QueuedJob, ApiError> {
         let wait = job.wait;
+        // The delivery's own trace, when the job names one.
+        let span = (!job.traceparent.is_empty())
+            .then(|| traces::child_of_remote("workflow_job", &job.traceparent));
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let job = convert::workflow_job(job)?;
         self.queue_job(job, Origin::Producer, wait, deadline, forwarded)
     }

@@ -8,7 +8,7 @@ use super::{
     convert,
     pb::{self, batch_scaler_client::BatchScalerClient},
 };
-use crate::domain::event::Origin;
+use crate::{domain::event::Origin, engine::batcher::IntakeError, ops::traces};
 use std::{collections::HashMap, time::Duration};
 use tokio::{
     sync::{mpsc, oneshot},
@@ -22,16 +22,33 @@ const QUEUE: usize = 16 * 1024;
 /// After a failed connection, events fail at once for this long (the receiver applies them).
 const DOWN_FOR: Duration = Duration::from_millis(500);
 
-/// Why a forwarded event got no answer from its owner (its receiver applies it instead).
+/// Why a forwarded event got no answer from its owner.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("the owner could not be reached: {0}")]
-pub struct Unreached(pub String);
+#[error("the owner could not be reached: {why}")]
+pub struct Unreached {
+    /// What failed.
+    pub why: String,
+    /// The event was sent and the stream then broke: the owner may have applied it (the
+    /// receiver applies it too only if its job id makes that harmless). False when it never
+    /// left, or the owner ended the stream in order (everything it took was answered).
+    pub maybe_delivered: bool,
+}
+
+impl Unreached {
+    fn unsent(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            maybe_delivered: false,
+        }
+    }
+}
 
 /// The owner's answer to a forwarded event, or why there is none.
 pub type Answer = Result<pb::ForwardedAnswer, Unreached>;
 
 struct Outgoing {
     origin: pb::EventOrigin,
+    traceparent: String,
     event: Option<pb::ScaleEvent>,
     events: Vec<pb::ScaleEvent>,
     wait: bool,
@@ -71,6 +88,7 @@ impl PeerLink {
         self.inbox
             .try_send(Outgoing {
                 origin: pb::EventOrigin::Producer,
+                traceparent: traces::current_traceparent(),
                 event: None,
                 events,
                 wait: false,
@@ -94,6 +112,7 @@ impl PeerLink {
         self.inbox
             .try_send(Outgoing {
                 origin: convert::wire_origin(origin),
+                traceparent: traces::current_traceparent(),
                 event: Some(event),
                 events: Vec::new(),
                 wait,
@@ -131,7 +150,7 @@ async fn run(
             outgoing = inbox.recv() => {
                 let Some(out) = outgoing else { return };
                 if down_until.is_some_and(|t| Instant::now() < t) {
-                    let _ = out.answer.send(Err(Unreached("unreachable a moment ago".into())));
+                    let _ = out.answer.send(Err(Unreached::unsent("unreachable a moment ago")));
                     continue;
                 }
                 if stream.is_none() {
@@ -143,7 +162,7 @@ async fn run(
                         }
                         Err(status) => {
                             down_until = Some(Instant::now() + DOWN_FOR);
-                            let _ = out.answer.send(Err(Unreached(status.message().to_owned())));
+                            let _ = out.answer.send(Err(Unreached::unsent(status.message())));
                             continue;
                         }
                     }
@@ -156,6 +175,7 @@ async fn run(
                     wait: out.wait,
                     wait_timeout: out.wait_timeout.and_then(|d| prost_types::Duration::try_from(d).ok()),
                     origin: out.origin.into(),
+                    traceparent: out.traceparent,
                 };
                 let sent = match &stream {
                     Some(open) => open.to_peer.send(event).await.is_ok(),
@@ -164,7 +184,7 @@ async fn run(
                 if sent {
                     pending.insert(seq, out.answer);
                 } else {
-                    let _ = out.answer.send(Err(Unreached("the forward stream closed".into())));
+                    let _ = out.answer.send(Err(Unreached::unsent("the forward stream closed")));
                     stream = None;
                 }
             }
@@ -174,14 +194,20 @@ async fn run(
                         let _ = waiter.send(Ok(answer));
                     }
                 }
-                // Ended or broken: whatever is still waiting is the receiver's to apply.
+                // Ended in order (the owner answered all it took, and says it is shutting
+                // down): what is still waiting never reached it. Broken (killed, reset): it
+                // may have.
                 other => {
-                    let why = match other {
-                        Err(status) => status.message().to_owned(),
-                        _ => "the peer ended the forward stream".to_owned(),
+                    let shutting_down = IntakeError::ShuttingDown.to_string();
+                    let (why, maybe_delivered) = match other {
+                        Err(status) if status.code() == tonic::Code::Unavailable && status.message() == shutting_down => {
+                            (shutting_down, false)
+                        }
+                        Err(status) => (status.message().to_owned(), true),
+                        _ => ("the peer ended the forward stream".to_owned(), false),
                     };
                     for (_, waiter) in pending.drain() {
-                        let _ = waiter.send(Err(Unreached(why.clone())));
+                        let _ = waiter.send(Err(Unreached { why: why.clone(), maybe_delivered }));
                     }
                     stream = None;
                 }

@@ -9,6 +9,7 @@ use super::{
     service::BatchScalerService,
     tls::TlsCredentials,
 };
+use crate::ops::traces;
 use http::{HeaderName, HeaderValue, Method};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -67,6 +68,8 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
             "grpc-timeout",
             "authorization",
             "connect-protocol-version",
+            "traceparent",
+            "tracestate",
             "connect-timeout-ms",
         ]))
         .expose_headers(names(&[
@@ -127,6 +130,29 @@ pub async fn mark_serving(reporter: &HealthReporter, serving: bool) {
 
 /// Serves every gRPC service on `listener` until `shutdown`, then finishes open calls;
 /// `calls` counts the `BatchScaler` calls whose answers are not sent yet. From
+/// The span of one `BatchScaler` call, child of the caller's `traceparent` (gRPC metadata,
+/// or a gRPC-Web header); none at all unless traces are exported.
+fn rpc_span<B>(request: &http::Request<B>) -> tracing::Span {
+    const SERVICE: &str = "batchscaler.v1.BatchScaler";
+    let method = request
+        .uri()
+        .path()
+        .strip_prefix("/batchscaler.v1.BatchScaler/");
+    let Some(method) = method.filter(|_| traces::on()) else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        "rpc",
+        otel.name = %format_args!("{SERVICE}/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = SERVICE,
+        rpc.method = method,
+    );
+    traces::set_remote_parent(&span, traces::extract(request.headers()));
+    span
+}
+
 /// `stop_accepting` on, new connections are refused (open ones go on).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
@@ -173,6 +199,7 @@ pub async fn serve(
         .layer(cors(&cors_origins))
         .layer(DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(rpc_span))
         .add_routes(routes);
     // Our own accept loops: TLS handshakes take the credentials current at that moment, and
     // a listener that cannot accept any more ends the server instead of spinning.

@@ -157,6 +157,7 @@ impl Args {
             max_pending_events,
             max_pending_per_hra,
             github,
+            otlp_endpoint: _,
         } = self;
         for ns in allowed_namespaces {
             check_dns1123_label(ns).map_err(|why| ConfigError::Namespace {

@@ -337,6 +337,10 @@ impl Applier {
             let written = self.store.write(write).await;
             let conflict = matches!(written, Err(StoreError::Conflict { .. }));
             self.metrics.write(started.elapsed(), conflict);
+            if conflict {
+                // On the attempt's span, when traced.
+                tracing::Span::current().record("batch_scaler.conflicts", true);
+            }
             match written {
                 Ok(_) => {
                     if !self.policy.dry_run {

@@ -2,12 +2,16 @@
 //! (each with the id it carries and how many events it held), and the promises made for its
 //! events (callers waiting for the outcome, event ids to settle).
 
-use crate::domain::{
-    event::Origin,
-    hra::{HraKey, batch_id_of},
-    planner::PlanEvent,
-    report::BatchReport,
+use crate::{
+    domain::{
+        event::Origin,
+        hra::{HraKey, batch_id_of},
+        planner::PlanEvent,
+        report::BatchReport,
+    },
+    ops::traces,
 };
+use opentelemetry::trace::SpanContext;
 use std::sync::Arc;
 use tokio::{sync::oneshot, time::Instant};
 
@@ -41,6 +45,8 @@ pub struct Provenance {
     pub recovered: u64,
     /// Completions of reservations whose job GitHub reports finished.
     pub verified: u64,
+    /// The spans the events arrived in (traces exported only), for the batch span's links.
+    pub traces: Vec<SpanContext>,
 }
 
 /// What one event adds to its batch's [`Provenance`].
@@ -50,6 +56,8 @@ pub struct Source<'a> {
     pub origin: Origin,
     /// Its job's repository, if known.
     pub repository: Option<&'a Arc<str>>,
+    /// The span it arrived in, when traces are exported.
+    pub trace: Option<&'a SpanContext>,
 }
 
 impl Provenance {
@@ -63,6 +71,16 @@ impl Provenance {
         if let (Some(job), Some(repo)) = (job, source.repository) {
             self.repositories.push((job.clone(), repo.clone()));
         }
+        // Several events of one call share its span: linked once.
+        if let Some(trace) = source.trace
+            && self.traces.len() < traces::MAX_LINKS as usize
+            && self
+                .traces
+                .last()
+                .is_none_or(|t| t.span_id() != trace.span_id())
+        {
+            self.traces.push(trace.clone());
+        }
     }
 
     /// Takes on another batch part's provenance.
@@ -70,6 +88,8 @@ impl Provenance {
         self.repositories.extend(other.repositories);
         self.recovered += other.recovered;
         self.verified += other.verified;
+        self.traces.extend(other.traces);
+        self.traces.truncate(traces::MAX_LINKS as usize);
     }
 }
 

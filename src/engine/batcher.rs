@@ -14,8 +14,12 @@ use super::{
     sink::OutcomeSink,
     slots::WriteSlots,
 };
-use crate::domain::{event::ScaleEvent, hra::HraKey};
+use crate::{
+    domain::{event::ScaleEvent, hra::HraKey},
+    ops::traces,
+};
 use futures::FutureExt as _;
+use opentelemetry::trace::SpanContext;
 use parking_lot::Mutex;
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 use tokio::{sync::Notify, time::Instant};
@@ -88,17 +92,20 @@ impl Batcher {
         event: &ScaleEvent,
         waiter: Option<Waiter>,
     ) -> Result<Submitted, IntakeError> {
+        // The span the event arrived in: its batch's span links to it.
+        let trace = traces::current();
         let mut queues = self.shared.queues.lock();
-        self.submit_locked(&mut queues, event, waiter)
+        self.submit_locked(&mut queues, event, waiter, trace.as_ref())
     }
 
     /// Queues several events under one lock, stopping at the first refused; returns how many
     /// were queued and how many were duplicates before it, and why it was refused.
     pub fn submit_all(&self, events: &[ScaleEvent]) -> (u64, u64, Option<IntakeError>) {
+        let trace = traces::current();
         let mut queues = self.shared.queues.lock();
         let (mut queued, mut duplicates) = (0, 0);
         for event in events {
-            match self.submit_locked(&mut queues, event, None) {
+            match self.submit_locked(&mut queues, event, None, trace.as_ref()) {
                 Ok(Submitted::Queued) => queued += 1,
                 Ok(Submitted::Duplicate | Submitted::Joined) => duplicates += 1,
                 Err(e) => return (queued, duplicates, Some(e)),
@@ -112,6 +119,7 @@ impl Batcher {
         queues: &mut Queues,
         event: &ScaleEvent,
         waiter: Option<Waiter>,
+        trace: Option<&SpanContext>,
     ) -> Result<Submitted, IntakeError> {
         if queues.closed {
             return Err(IntakeError::ShuttingDown);
@@ -148,6 +156,7 @@ impl Batcher {
             Source {
                 origin: event.origin,
                 repository: event.repository.as_ref(),
+                trace,
             },
             self.window,
         );

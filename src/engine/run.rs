@@ -9,12 +9,14 @@ use super::{
     sink::OutcomeSink,
     slots::WriteSlots,
 };
-use crate::domain::report::Outcome;
+use crate::{domain::report::Outcome, ops::traces};
 use futures::FutureExt as _;
 use parking_lot::Mutex;
 use std::panic::AssertUnwindSafe;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// What every running batch shares.
 pub struct Shared {
@@ -49,6 +51,39 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl BatchRun {
+    /// The batch's own trace (traces exported only), linked to the span each of its events
+    /// arrived in, so that every job's trace reaches the write that applied it.
+    fn span(&self) -> tracing::Span {
+        if !traces::on() {
+            return tracing::Span::none();
+        }
+        let b = &self.batch;
+        let span = tracing::info_span!(
+            parent: None,
+            "batch",
+            otel.name = "batch",
+            batch_scaler.batch_id = %b.id,
+            batch_scaler.hra = %b.key,
+            k8s.namespace.name = %b.key.namespace,
+            batch_scaler.events = b.event_count,
+            batch_scaler.recovered = b.provenance.recovered,
+            batch_scaler.verified = b.provenance.verified,
+            batch_scaler.outcome = tracing::field::Empty,
+            batch_scaler.attempts = tracing::field::Empty,
+            batch_scaler.before = tracing::field::Empty,
+            batch_scaler.expired = tracing::field::Empty,
+            batch_scaler.added = tracing::field::Empty,
+            batch_scaler.completed = tracing::field::Empty,
+            batch_scaler.after = tracing::field::Empty,
+            batch_scaler.error = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        for trace in &b.provenance.traces {
+            span.add_link(trace.clone());
+        }
+        span
+    }
+
     /// A batch about to make its first attempt.
     pub fn new(batch: Batch, promises: Promises) -> Self {
         Self {
@@ -62,6 +97,7 @@ impl BatchRun {
     /// Attempts until the outcome is final, reporting every attempt and settling the
     /// promises at the end. A panic inside an attempt ends the batch `FAILED`.
     pub async fn run(mut self, shared: &Shared) {
+        let span = self.span();
         let mut number = 1u32;
         let troubled = shared.queues.lock().is_troubled(&self.batch.key);
         loop {
@@ -70,6 +106,11 @@ impl BatchRun {
             } else {
                 None
             };
+            if let Some(j) = &joining {
+                for trace in &j.provenance.traces {
+                    span.add_link(trace.clone());
+                }
+            }
             let late = joining.as_ref().map_or(Late::default(), |j| Late {
                 events: &j.events,
                 repositories: &j.provenance.repositories,
@@ -81,10 +122,17 @@ impl BatchRun {
                 write_id: write_id.clone(),
                 last: shared.abort.is_cancelled(),
             };
+            let attempt_span = if span.is_disabled() {
+                tracing::Span::none()
+            } else {
+                tracing::info_span!(parent: &span, "apply", otel.name = "apply", batch_scaler.attempt = number,
+                    batch_scaler.conflicts = tracing::field::Empty, error.type = tracing::field::Empty)
+            };
             let verdict = {
                 let _slot = shared.slots.acquire(number > 1 || troubled).await;
                 AssertUnwindSafe(shared.applier.attempt(&self.batch, late, attempt))
                     .catch_unwind()
+                    .instrument(attempt_span.clone())
                     .await
                     .unwrap_or_else(|panic| {
                         let error =
@@ -135,6 +183,7 @@ impl BatchRun {
                     error,
                     planned,
                 } => {
+                    attempt_span.record("error.type", error.class());
                     self.planned = planned.or(self.planned.take());
                     let counts = self.planned.as_ref().map(|p| p.counts).unwrap_or_default();
                     let error = Some(error.to_string());
@@ -149,6 +198,19 @@ impl BatchRun {
                     continue;
                 }
             };
+            if let Some(error) = &error {
+                attempt_span.record("error.type", "failed");
+                span.record("batch_scaler.error", error.as_str());
+                span.record("otel.status_code", "ERROR");
+            }
+            let counts = self.planned.as_ref().map(|p| p.counts).unwrap_or_default();
+            span.record("batch_scaler.outcome", outcome.as_str());
+            span.record("batch_scaler.attempts", number);
+            span.record("batch_scaler.before", counts.before);
+            span.record("batch_scaler.expired", counts.expired);
+            span.record("batch_scaler.added", counts.added);
+            span.record("batch_scaler.completed", counts.completed);
+            span.record("batch_scaler.after", counts.after);
             let answered = shared.sink.settle(
                 &self.batch,
                 self.promises,

@@ -7,6 +7,7 @@ use super::{
     client::{As, CallError, Clock, GithubClient},
     hook_key,
 };
+use crate::ops::traces;
 use crate::{
     domain::{
         github::{
@@ -24,6 +25,7 @@ use chrono::TimeDelta;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// The state of one hook's polling.
 pub(super) struct Poller {
@@ -198,7 +200,15 @@ impl Poller {
                 None => return false,
             },
         };
-        let result = match self.intake.recover(job.clone()).await {
+        // A recovered delivery starts a trace of its own.
+        let span = if traces::on() {
+            tracing::info_span!(parent: None, "recover_delivery", otel.name = "recover_delivery",
+                batch_scaler.hook = %self.hook, batch_scaler.delivery_id = d.id,
+                batch_scaler.delivery_guid = %d.guid, batch_scaler.job_id = %job.job_id)
+        } else {
+            tracing::Span::none()
+        };
+        let result = match self.intake.recover(job.clone()).instrument(span).await {
             Recovery::Queued => "queued",
             Recovery::Duplicate => "duplicate",
             Recovery::Ignored => "ignored",

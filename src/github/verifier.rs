@@ -8,6 +8,7 @@ use super::{
     client::{As, CallError, Clock, GithubClient},
     scan_period,
 };
+use crate::ops::traces;
 use crate::{
     domain::{
         github::verify::{JobCheck, Stale, stale_reservations},
@@ -20,6 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// The verifier's state: when each job already checked is due again.
 pub(super) struct Verifier {
@@ -146,7 +148,19 @@ impl Verifier {
             }
             tracing::info!(hra = %s.key, job = %s.job, repository = %s.repository, result = check.as_str(),
                 "a reserved job has ended on GitHub: completing its reservation");
-            if let Err(why) = self.intake.complete(s.key, s.job, s.repository).await {
+            // A verification starts a trace of its own.
+            let span = if traces::on() {
+                tracing::info_span!(parent: None, "verify_reservation", otel.name = "verify_reservation",
+                    batch_scaler.hra = %s.key, batch_scaler.job_id = %s.job,
+                    batch_scaler.repository = %s.repository, batch_scaler.result = check.as_str())
+            } else {
+                tracing::Span::none()
+            };
+            let completed = self
+                .intake
+                .complete(s.key, s.job, s.repository)
+                .instrument(span);
+            if let Err(why) = completed.await {
                 tracing::warn!(why, "a verified completion was refused: tried again later");
             }
         }

@@ -7,6 +7,7 @@ use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
         counter::Counter,
+        exemplar::HistogramWithExemplars,
         family::Family,
         gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
@@ -68,12 +69,19 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// The exemplar of a write: the trace it was made in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabel {
+    /// Hex trace id.
+    pub trace_id: String,
+}
+
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
     events: Family<ResultLabel, Counter>,
     batches: Family<OutcomeLabel, Counter>,
-    write_seconds: Histogram,
+    write_seconds: HistogramWithExemplars<TraceLabel>,
     conflicts: Counter,
     retries: Counter,
     event_age_seconds: Histogram,
@@ -122,7 +130,7 @@ impl Metrics {
             "Batch outcomes reported, by outcome (applied, retrying, failed, dry_run)",
             batches.clone(),
         );
-        let write_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let write_seconds = HistogramWithExemplars::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "write_duration_seconds",
             "Time of one HRA write (conditional patch), success or not",
@@ -214,6 +222,7 @@ impl Metrics {
         );
         let peers = PeerMetrics::register(&mut registry);
         let github = GithubMetrics::register(&mut registry);
+        super::traces::register(&mut registry);
         Self {
             registry,
             events,
@@ -288,7 +297,12 @@ impl Metrics {
 
     /// Records one write's duration, and whether it met a conflict.
     pub fn write(&self, took: Duration, conflict: bool) {
-        self.write_seconds.observe(took.as_secs_f64());
+        // With traces on, the bucket keeps the trace of its latest write as an exemplar.
+        let exemplar = super::traces::current().map(|sc| TraceLabel {
+            trace_id: sc.trace_id().to_string(),
+        });
+        self.write_seconds
+            .observe(took.as_secs_f64(), exemplar, None);
         if conflict {
             self.conflicts.inc();
         }

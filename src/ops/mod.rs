@@ -6,3 +6,4 @@ pub mod peer_metrics;
 pub mod probes;
 pub mod reload;
 pub mod telemetry;
+pub mod traces;

@@ -47,7 +47,7 @@ impl PeerMetrics {
         );
         registry.register(
             "forwarded_events",
-            "Events received for an HRA another replica owns, by result (forwarded, local: owner unreachable, refused: the owner's error answered)",
+            "Events received for an HRA another replica owns, by result (forwarded, local: owner unreachable, refused: the owner's error answered, unknown: job-less events the owner took but did not answer, not applied here and answered UNAVAILABLE)",
             m.forwarded.clone(),
         );
         m

@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod faulty;
 pub mod github;
+pub mod otlp;
 pub mod process;
 
 pub use faulty::{FaultyStore, WriteFault};
