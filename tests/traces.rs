@@ -1,8 +1,9 @@
 //! Traces end to end on the Kubernetes backend (the test API server, or an existing cluster):
 //! a `ScaleJob` sent with a `traceparent` yields, in that trace, the RPC, routing and enqueue
 //! spans; the batch's own trace links to it, and its apply attempt has the PATCH as a child
-//! with its status; a batch of events from three traces links all three. Spans go to an OTLP
-//! receiver in `testkit`. One test: the tracer provider is process-wide.
+//! with its status; a batch of events from three traces links all three; jobs on one
+//! `ScaleJobs` stream each join their own trace; a recovered delivery starts a trace of its
+//! own. Spans go to an OTLP receiver in `testkit`. One test: the tracer provider is process-wide.
 
 mod common;
 
@@ -16,6 +17,7 @@ use batch_scaler::{
 };
 use batch_scaler_testkit::{
     cluster::TestCluster,
+    github::{FakeGithub, workflow_job_payload},
     otlp::{OtlpReceiver, ReceivedSpan},
 };
 use common::*;
@@ -52,8 +54,12 @@ async fn kube_a_jobs_trace_reaches_the_write_that_applied_it() {
         .await;
     let store = KubeStore::new(c.client(), Duration::from_secs(10))
         .with_watch_cache(std::slice::from_ref(&c.namespace));
-    let server =
-        TestServer::start(Arc::new(store), test_settings(Duration::from_millis(200))).await;
+    // Drift repair on: one failed delivery to recover, in a trace of its own.
+    let gh = FakeGithub::start().await;
+    let hook_path = format!("/orgs/{org}/hooks/5/deliveries");
+    let mut settings = test_settings(Duration::from_millis(200));
+    settings.github = Some(gh.config(&[&format!("org/{org}/5")], Duration::from_secs(3600)));
+    let server = TestServer::start(Arc::new(store), settings).await;
     let mut client = server.client().await;
 
     // One job, in the frontend's trace.
@@ -237,6 +243,23 @@ async fn kube_a_jobs_trace_reaches_the_write_that_applied_it() {
             })
         },
     )
+    .await;
+    // A delivery that failed: recovered in a trace of its own, from the recovery to the enqueue.
+    let payload = workflow_job_payload("queued", 7100, &format!("{org}/app"), &["self-hosted"]);
+    let (_, guid) = gh.deliver(&hook_path, "workflow_job", payload, 502);
+    eventually(Duration::from_secs(15), "the recovery's trace", || async {
+        let all = spans();
+        all.iter().any(|r| {
+            r.name == "recover_delivery"
+                && r.attr("batch_scaler.delivery_guid") == Some(guid.as_str())
+                && r.parent_span_id.is_empty()
+                && all.iter().any(|e| {
+                    e.trace_id == r.trace_id
+                        && e.name == "enqueue"
+                        && e.attr("batch_scaler.origin") == Some("recovered")
+                })
+        })
+    })
     .await;
     traces.shutdown();
 }

@@ -16,6 +16,10 @@ its job's fields; past --max-in-flight deliveries it answers 503 at once.
 
 With --routes FILE it routes by its own table instead and publishes with ScaleAndWait (an
 override for clusters whose runner objects routing cannot read).
+
+With OTEL_EXPORTER_OTLP_ENDPOINT set (and the OpenTelemetry SDK installed), each delivery is a
+span (guid, event, action, job id) exported over OTLP/gRPC, and its W3C traceparent travels
+with the job, so batch-scaler's spans for that job join the delivery's trace.
 """
 import argparse
 import asyncio
@@ -46,6 +50,42 @@ except ImportError:
         return json.dumps(value).encode()
 
 HERE = Path(__file__).resolve().parent
+
+# Set by setup_tracing() when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+TRACER = None
+
+
+def setup_tracing():
+    """Exports a span per delivery over OTLP/gRPC when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    returns the provider to shut down (None when off)."""
+    global TRACER
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    name = os.environ.get("OTEL_SERVICE_NAME") or "webhook-frontend"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    TRACER = trace.get_tracer("webhook-frontend")
+    return provider
+
+
+def current_traceparent() -> str:
+    """The W3C traceparent of the current span ("" when tracing is off)."""
+    if TRACER is None:
+        return ""
+    from opentelemetry.propagate import inject
+
+    carrier = {}
+    inject(carrier)
+    return carrier.get("traceparent", "")
 # gRPC status codes by number, as ScaleJobs answers carry them.
 CODES = {c.value[0]: c for c in grpc.StatusCode}
 
@@ -352,7 +392,7 @@ class Frontend:
             enterprise=(payload.get("enterprise") or {}).get("slug", ""),
             labels=job.get("labels") or [], conclusion=job.get("conclusion") or "",
             has_runner=job.get("runner_id") is not None, job_id=str(job.get("id") or ""),
-            event_id=delivery, wait=True)
+            event_id=delivery, wait=True, traceparent=current_traceparent())
         if self.default_duration:
             request.duration.seconds = self.default_duration
         return request
@@ -372,8 +412,12 @@ class Frontend:
             if answer.code:
                 return CODES.get(answer.code, grpc.StatusCode.UNKNOWN), answer.message, None
             return grpc.StatusCode.OK, "", answer
+        metadata = self.metadata
+        traceparent = current_traceparent()
+        if traceparent:
+            metadata = metadata + (("traceparent", traceparent),)
         try:
-            result = await getattr(next(self.stubs), method)(request, timeout=left, metadata=self.metadata)
+            result = await getattr(next(self.stubs), method)(request, timeout=left, metadata=metadata)
         except grpc.aio.AioRpcError as e:
             return e.code(), e.details(), None
         return grpc.StatusCode.OK, "", result
@@ -411,6 +455,19 @@ class Frontend:
             return 422, f"{outcome}: {result.batch.error}", result
 
     async def webhook(self, request: web.Request) -> web.Response:
+        if TRACER is None:
+            return await self.handle(request)
+        from opentelemetry.trace import SpanKind
+
+        delivery = request.headers.get("x-github-delivery", "")
+        event = request.headers.get("x-github-event", "")
+        with TRACER.start_as_current_span("webhook delivery", kind=SpanKind.SERVER, attributes={
+                "github.delivery": delivery, "github.event": event}) as span:
+            response = await self.handle(request)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    async def handle(self, request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.deadline
@@ -434,6 +491,12 @@ class Frontend:
                 del body
                 if isinstance(payload, dict):
                     job = str((payload.get("workflow_job") or {}).get("id", ""))
+                    if TRACER is not None:
+                        from opentelemetry import trace
+
+                        span = trace.get_current_span()
+                        span.set_attribute("github.action", str(payload.get("action") or ""))
+                        span.set_attribute("github.workflow_job.id", job)
                     decided = self.prepare(event, delivery, payload)
                     # Only the request goes on waiting: the payload is ~8 KiB of JSON.
                     del payload
@@ -504,6 +567,7 @@ async def flush_every(seconds: float):
 
 
 async def serve(args, pb, rpc):
+    tracing = setup_tracing()
     frontend = Frontend(args, pb, rpc)
     await frontend.connect()
     app = web.Application(client_max_size=args.max_body_bytes)
@@ -527,6 +591,8 @@ async def serve(args, pb, rpc):
     # Stop accepting; deliveries in flight get their answers (at most --deadline).
     await runner.cleanup()
     await frontend.close()
+    if tracing is not None:
+        tracing.shutdown()
     sys.stdout.flush()
 
 

@@ -187,9 +187,12 @@ impl BatchRun {
                     self.planned = planned.or(self.planned.take());
                     let counts = self.planned.as_ref().map(|p| p.counts).unwrap_or_default();
                     let error = Some(error.to_string());
-                    shared
-                        .sink
-                        .report(&self.batch, Outcome::Retrying, counts, number, error);
+                    // Logged within the batch's span: JSON lines carry its trace id.
+                    span.in_scope(|| {
+                        shared
+                            .sink
+                            .report(&self.batch, Outcome::Retrying, counts, number, error)
+                    });
                     tokio::select! {
                         () = tokio::time::sleep(after) => {}
                         () = shared.abort.cancelled() => {}
@@ -211,14 +214,16 @@ impl BatchRun {
             span.record("batch_scaler.added", counts.added);
             span.record("batch_scaler.completed", counts.completed);
             span.record("batch_scaler.after", counts.after);
-            let answered = shared.sink.settle(
-                &self.batch,
-                self.promises,
-                outcome,
-                self.planned.as_ref(),
-                number,
-                error,
-            );
+            let answered = span.in_scope(|| {
+                shared.sink.settle(
+                    &self.batch,
+                    self.promises,
+                    outcome,
+                    self.planned.as_ref(),
+                    number,
+                    error,
+                )
+            });
             let mut queues = shared.queues.lock();
             let clean = outcome != Outcome::Failed && number == 1;
             queues.set_troubled(&self.batch.key, !clean);

@@ -41,11 +41,14 @@ pub fn init(format: LogFormat, tracer: Option<opentelemetry_sdk::trace::Tracer>)
             .boxed(),
         LogFormat::Json => fmt::layer()
             .with_writer(std::io::stdout)
+            .with_ansi(false)
+            .fmt_fields(fmt::format::JsonFields::new())
             .event_format(WithTraceIds(
                 fmt::format()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false),
+                    .with_current_span(false)
+                    .with_span_list(false),
             ))
             .boxed(),
     };

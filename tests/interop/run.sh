@@ -205,6 +205,21 @@ if [ -n "$FRONTEND" ]; then
     --target "$ROUTED_ADDR" --secret "$SECRET"
 fi
 
+echo "== traces across processes: the frontend's delivery span is the parent of batch-scaler's"
+cargo build -q -p batch-scaler-testkit --bin otlp-receiver || exit 1
+rm -f "$WORK/run-otlp-endpoint" "$WORK/run-spans.jsonl"
+"$ROOT/target/debug/otlp-receiver" "$WORK/run-otlp-endpoint" "$WORK/run-spans.jsonl" >"$WORK/run-otlp.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$WORK/run-otlp-endpoint" ] && break; sleep 0.1; done
+OTLP=$(cat "$WORK/run-otlp-endpoint")
+SEED=tests/interop/routing.yaml start traced --otlp-endpoint "$OTLP" --log-format json
+TRACED_ADDR=$ADDR
+OTEL_EXPORTER_OTLP_ENDPOINT=$OTLP start_frontend traced "$TRACED_ADDR"
+if [ -n "$FRONTEND" ]; then
+  relay "$PY" tests/interop/traces_check.py --frontend "http://$FRONTEND" --secret "$SECRET" \
+    --spans "$WORK/run-spans.jsonl" --log "$WORK/run-traced.log"
+fi
+
 echo "== matrix burst: 1,000 deliveries at once through the frontend, batch-scaler at its default window"
 SEED=tests/interop/burst.yaml WINDOW=3s start burst
 BURST_ADDR=$ADDR
