@@ -199,7 +199,17 @@ pub async fn serve(
         .layer(cors(&cors_origins))
         .layer(DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(rpc_span))
+        .layer(
+            // Spans only: the call's outcome is logged and counted elsewhere, and a client's
+            // error is no error of ours to log.
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(rpc_span)
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
         .add_routes(routes);
     // Our own accept loops: TLS handshakes take the credentials current at that moment, and
     // a listener that cannot accept any more ends the server instead of spinning.
