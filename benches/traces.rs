@@ -1,7 +1,7 @@
 //! What tracing costs a request: `Scale` calls (each with a `traceparent`, as a traced
 //! frontend sends them) from 16 concurrent clients into one service on the memory backend,
 //! with traces off, sampled at 1 % and at 100 % (exported to an OTLP receiver in this
-//! process). Each configuration runs in a process of its own (the tracer is process-wide).
+//! process), and at 100 % to a collector that accepts connections and never answers. Each configuration runs in a process of its own (the tracer is process-wide).
 //! Prints `name: value` lines and the ratios. Run: `cargo bench --bench traces`.
 
 use batch_scaler::{
@@ -28,13 +28,24 @@ const CLIENTS: usize = 16;
 
 async fn run(mode: &str) {
     let receiver = OtlpReceiver::start().await;
+    // A collector that accepts connections and never answers: spans pile up and are dropped.
+    let stalled = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_endpoint = format!("http://{}", stalled.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = stalled.accept().await {
+            held.push(socket);
+        }
+    });
+    let endpoint = if mode.contains("stalled") {
+        stalled_endpoint
+    } else {
+        receiver.endpoint()
+    };
     let traces = match mode {
         "off" => None,
         _ => {
-            let (t, tracer) = Traces::start(&TraceSettings {
-                endpoint: receiver.endpoint(),
-            })
-            .unwrap();
+            let (t, tracer) = Traces::start(&TraceSettings { endpoint }).unwrap();
             // Quiet logs: only the cost of traces is measured.
             // SAFETY: single-threaded setup, before any logging starts.
             unsafe { std::env::set_var("RUST_LOG", "warn") };
@@ -97,11 +108,12 @@ async fn run(mode: &str) {
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     println!(
-        "traces {mode}: {:.0} calls/s; p50 {:?}; p99 {:?}; spans received {}",
+        "traces {mode}: {:.0} calls/s; p50 {:?}; p99 {:?}; spans received {}, dropped {}",
         CALLS as f64 / took.as_secs_f64(),
         at(0.5),
         at(0.99),
-        receiver.spans().len()
+        receiver.spans().len(),
+        batch_scaler::ops::traces::SPANS_DROPPED.get()
     );
     let _ = stop.send(());
     let _ = server.await;
@@ -117,7 +129,12 @@ fn main() {
     }
     let me = std::env::current_exe().unwrap();
     let mut rates = Vec::new();
-    for (mode, sampler) in [("off", None), ("1%", Some("0.01")), ("100%", Some("1.0"))] {
+    for (mode, sampler) in [
+        ("off", None),
+        ("1%", Some("0.01")),
+        ("100%", Some("1.0")),
+        ("100%-collector-stalled", Some("1.0")),
+    ] {
         let mut cmd = Command::new(&me);
         cmd.env("BENCH_TRACES_MODE", mode);
         if let Some(ratio) = sampler {
