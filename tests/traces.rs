@@ -108,6 +108,7 @@ async fn kube_a_jobs_trace_reaches_the_write_that_applied_it() {
     assert_eq!(rpc.parent_span_id, parent, "a child of the caller's span");
     assert_eq!(rpc.attr("rpc.system"), Some("grpc"));
     assert_eq!(rpc.attr("rpc.method"), Some("ScaleJob"));
+    assert_eq!(rpc.attr("rpc.grpc.status_code"), Some("0"));
     assert_eq!(rpc.service, "batch-scaler");
     let route = job_spans
         .iter()

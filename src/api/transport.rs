@@ -148,9 +148,21 @@ fn rpc_span<B>(request: &http::Request<B>) -> tracing::Span {
         rpc.system = "grpc",
         rpc.service = SERVICE,
         rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
     );
     traces::set_remote_parent(&span, traces::extract(request.headers()));
     span
+}
+
+/// Notes the call's `grpc-status` on its span.
+fn record_grpc_status(headers: &http::HeaderMap, span: &tracing::Span) {
+    if let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        span.record("rpc.grpc.status_code", code);
+    }
 }
 
 /// `stop_accepting` on, new connections are refused (open ones go on).
@@ -205,9 +217,20 @@ pub async fn serve(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .make_span_with(rpc_span)
                 .on_request(())
-                .on_response(())
+                .on_response(
+                    |response: &http::Response<_>, _: Duration, span: &tracing::Span| {
+                        // A trailers-only answer (an error) carries its status here.
+                        record_grpc_status(response.headers(), span);
+                    },
+                )
                 .on_body_chunk(())
-                .on_eos(())
+                .on_eos(
+                    |trailers: Option<&http::HeaderMap>, _: Duration, span: &tracing::Span| {
+                        if let Some(trailers) = trailers {
+                            record_grpc_status(trailers, span);
+                        }
+                    },
+                )
                 .on_failure(()),
         )
         .add_routes(routes);
