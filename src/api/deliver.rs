@@ -161,14 +161,7 @@ impl BatchScalerService {
             }
             // Taken by the owner, then no answer (it stopped, or is slow): applying it here
             // too is harmless only for a job-named event (its reservation is added once).
-            Some(Ok(Err(u))) if u.maybe_delivered && event.job_id.is_none() => {
-                count("unknown");
-                return Err(ApiError::OwnerLost {
-                    hra: event.key.to_string(),
-                    events: 1,
-                });
-            }
-            None if event.job_id.is_none() => {
+            _ if event.job_id.is_none() && fate_unknown(&got, true) => {
                 count("unknown");
                 return Err(ApiError::OwnerLost {
                     hra: event.key.to_string(),
@@ -260,12 +253,7 @@ impl BatchScalerService {
                 // Unreachable, shutting down, or no answer in time: queued here, but for
                 // job-less events the owner may already have applied (taken, then no answer).
                 other => {
-                    let unknown = match other {
-                        Some(Ok(Err(u))) => u.maybe_delivered,
-                        None => answer_was_sent,
-                        _ => false,
-                    };
-                    let batch = if unknown {
+                    let batch = if fate_unknown(&other, answer_was_sent) {
                         let (named, job_less): (Vec<_>, Vec<_>) =
                             batch.into_iter().partition(|e| e.job_id.is_some());
                         if let Some(first) = job_less.first() {
@@ -292,6 +280,16 @@ impl BatchScalerService {
             }
         }
         (queued, duplicates, refused)
+    }
+}
+
+/// True when the owner may have taken what was sent without answering: the stream broke
+/// after it was sent, or no answer came in time to what was `sent`.
+fn fate_unknown(got: &Option<Result<Answer, oneshot::error::RecvError>>, sent: bool) -> bool {
+    match got {
+        Some(Ok(Err(unreached))) => unreached.maybe_delivered,
+        None => sent,
+        _ => false,
     }
 }
 

@@ -3,7 +3,6 @@
 //! OpenTelemetry layer over the same spans.
 
 use super::traces;
-use opentelemetry::trace::TraceContextExt as _;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::{
     EnvFilter, Layer,
@@ -80,15 +79,7 @@ where
     ) -> std::fmt::Result {
         let mut line = String::new();
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        let ids = traces::on()
-            .then(|| {
-                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-                let cx = tracing::Span::current().context();
-                let sc = cx.span().span_context().clone();
-                sc.is_valid().then_some(sc)
-            })
-            .flatten();
-        match (ids, line.trim_end().strip_suffix('}')) {
+        match (traces::current(), line.trim_end().strip_suffix('}')) {
             (Some(sc), Some(body)) => writeln!(
                 writer,
                 "{body},\"trace_id\":\"{}\",\"span_id\":\"{}\"}}",
