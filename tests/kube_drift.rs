@@ -6,46 +6,25 @@
 
 mod common;
 
-use batch_scaler::{
-    api::pb,
-    store::{
-        HraStore,
-        kubernetes::KubeStore,
-        membership::{Membership, MembershipConfig},
-    },
-};
+use batch_scaler::api::pb;
 use batch_scaler_testkit::{
     cluster::TestCluster,
     github::{FakeGithub, workflow_job_payload},
+    members::{await_members, member},
 };
 use common::*;
 use serde_json::json;
-use std::{collections::HashMap, sync::Arc, time::Duration};
-use tokio::net::TcpListener;
+use std::{collections::HashMap, time::Duration};
 
 const WINDOW: Duration = Duration::from_millis(200);
 const HRAS: usize = 4;
 const JOBS: u64 = 12;
 
+/// A replica of the service polling `hook` and verifying after 3 s.
 async fn replica(c: &TestCluster, name: &str, gh: &FakeGithub, hook: &str) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
     let mut settings = test_settings(WINDOW);
-    settings.membership = Some(Arc::new(Membership::start(
-        c.client(),
-        MembershipConfig {
-            namespace: c.namespace.clone(),
-            identity: format!("{}-{name}", c.namespace),
-            address,
-            lease_duration: Duration::from_secs(6),
-            renew_every: Duration::from_secs(2),
-        },
-    )));
     settings.github = Some(gh.config(&[hook], Duration::from_secs(3)));
-    let store = KubeStore::new(c.client(), Duration::from_secs(10))
-        .with_watch_cache(std::slice::from_ref(&c.namespace));
-    let store: Arc<dyn HraStore> = Arc::new(store);
-    TestServer::start_on(listener, store, settings).await
+    member(c, name, settings).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,21 +45,11 @@ async fn kube_two_replicas_recover_each_delivery_and_verify_each_reservation_onc
     let hook_path = format!("/orgs/{org}/hooks/9/deliveries");
     let repo = |job: u64| format!("{org}/r{}", job as usize % HRAS);
     let hook = format!("org/{org}/9");
-    let a = replica(&c, "a", &gh, &hook).await;
-    let b = replica(&c, "b", &gh, &hook).await;
-    for r in [&a, &b] {
-        let client = r.client().await;
-        eventually(Duration::from_secs(20), "both members seen", || {
-            let mut client = client.clone();
-            async move {
-                client
-                    .get_stats(pb::GetStatsRequest {})
-                    .await
-                    .is_ok_and(|s| s.into_inner().members == 2)
-            }
-        })
-        .await;
-    }
+    let both = [
+        replica(&c, "a", &gh, &hook).await,
+        replica(&c, "b", &gh, &hook).await,
+    ];
+    await_members(&both, 2).await;
     // Once the replicas know each other: jobs 1..=12 queued, every delivery failed; GitHub says the even ones have completed.
     for job in 1..=JOBS {
         gh.deliver(
@@ -148,7 +117,7 @@ async fn kube_two_replicas_recover_each_delivery_and_verify_each_reservation_onc
         );
     }
     let mut recovered = 0;
-    for r in [&a, &b] {
+    for r in &both {
         let stats = r
             .client()
             .await

@@ -5,64 +5,22 @@
 
 mod common;
 
-use batch_scaler::{
-    api::pb,
-    store::{
-        HraStore,
-        kubernetes::KubeStore,
-        membership::{Membership, MembershipConfig},
-    },
+use batch_scaler::api::pb;
+use batch_scaler_testkit::{
+    cluster::TestCluster,
+    members::{await_members, member},
 };
-use batch_scaler_testkit::cluster::TestCluster;
 use common::*;
-use std::{sync::Arc, time::Duration};
-use tokio::net::TcpListener;
+use std::time::Duration;
 
 const WINDOW: Duration = Duration::from_millis(300);
-
-/// A replica of the service, member `name` of the test's namespace.
-async fn replica(c: &TestCluster, name: &str) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let mut settings = test_settings(WINDOW);
-    settings.membership = Some(Arc::new(Membership::start(
-        c.client(),
-        MembershipConfig {
-            namespace: c.namespace.clone(),
-            identity: format!("{}-{name}", c.namespace),
-            address,
-            lease_duration: Duration::from_secs(6),
-            renew_every: Duration::from_secs(2),
-        },
-    )));
-    let store = KubeStore::new(c.client(), Duration::from_secs(10))
-        .with_watch_cache(std::slice::from_ref(&c.namespace));
-    let store: Arc<dyn HraStore> = Arc::new(store);
-    TestServer::start_on(listener, store, settings).await
-}
 
 async fn replicas(c: &TestCluster, n: usize) -> Vec<TestServer> {
     let mut all = Vec::new();
     for i in 0..n {
-        all.push(replica(c, &format!("r{i}")).await);
+        all.push(member(c, &format!("r{i}"), test_settings(WINDOW)).await);
     }
-    for r in &all {
-        let client = r.client().await;
-        eventually(
-            Duration::from_secs(20),
-            "every replica sees every member",
-            || {
-                let mut client = client.clone();
-                async move {
-                    client
-                        .get_stats(pb::GetStatsRequest {})
-                        .await
-                        .is_ok_and(|s| s.into_inner().members as usize == n)
-                }
-            },
-        )
-        .await;
-    }
+    await_members(&all, n).await;
     all
 }
 
