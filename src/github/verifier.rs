@@ -18,7 +18,11 @@ use crate::{
     store::HraStore,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -32,7 +36,8 @@ pub(super) struct Verifier {
     clock: Clock,
     verify_after: TimeDelta,
     period: Duration,
-    next_check: HashMap<(HraKey, Arc<str>), DateTime<Utc>>,
+    /// Per owned HRA, per job already checked.
+    next_check: HashMap<HraKey, HashMap<Arc<str>, DateTime<Utc>>>,
 }
 
 /// Runs `verifier` until `stop`.
@@ -88,24 +93,31 @@ impl Verifier {
                 return None;
             }
         };
-        let mut live = std::collections::HashSet::new();
         let mut stale = Vec::new();
-        for hra in hras.iter().filter(|h| self.intake.owns(&h.key)) {
-            for r in hra
-                .capacity_reservations
-                .iter()
-                .filter(|r| !r.name.is_empty())
-            {
-                live.insert((hra.key.clone(), r.name.as_str()));
+        let mut kept = HashMap::new();
+        for hra in &hras {
+            if !self.intake.owns(&hra.key) {
+                continue;
             }
-            let next = &self.next_check;
-            stale.extend(stale_reservations(hra, now, self.verify_after, |k, j| {
-                next.get(&(k.clone(), Arc::from(j))).copied()
+            let mut checked = self.next_check.remove(&hra.key).unwrap_or_default();
+            stale.extend(stale_reservations(hra, now, self.verify_after, |_, job| {
+                checked.get(job).copied()
             }));
+            // Jobs no longer reserved (completed, expired) are forgotten.
+            if !checked.is_empty() {
+                let reserved: HashSet<&str> = hra
+                    .capacity_reservations
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                checked.retain(|job, _| reserved.contains(&**job));
+                if !checked.is_empty() {
+                    kept.insert(hra.key.clone(), checked);
+                }
+            }
         }
-        // Jobs no longer reserved (completed, expired, or another replica's now) are forgotten.
-        self.next_check
-            .retain(|(k, j), _| live.contains(&(k.clone(), &**j)));
+        // So are the HRAs gone, or now another replica's.
+        self.next_check = kept;
         stale.sort_by(|a, b| (a.since, &a.key, &a.job).cmp(&(b.since, &b.key, &b.job)));
         Some(stale)
     }
@@ -137,12 +149,17 @@ impl Verifier {
             let Some(check) = JobCheck::of_answer(answer.status, status.as_deref()) else {
                 refused.get_or_insert(answer.status);
                 // Asked again after another --github-verify-after, not every scan.
-                self.next_check.insert((s.key, s.job), due_again);
+                self.next_check
+                    .entry(s.key)
+                    .or_default()
+                    .insert(s.job, due_again);
                 continue;
             };
             self.metrics.verified(check.as_str());
             self.next_check
-                .insert((s.key.clone(), s.job.clone()), due_again);
+                .entry(s.key.clone())
+                .or_default()
+                .insert(s.job.clone(), due_again);
             if check == JobCheck::Kept {
                 continue;
             }
