@@ -4,6 +4,7 @@
 //! answer with its code; on shutdown the waiting ones are answered and the stream ends
 //! `UNAVAILABLE`, so the sender applies what it still holds itself.
 
+use super::stream_answers::{Taken, answer_each};
 use super::{
     convert,
     error::ApiError,
@@ -11,7 +12,6 @@ use super::{
     service::{BatchScalerService, ForwardAnswers},
 };
 use crate::{domain::event::ScaleEvent, ops::traces};
-use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -68,77 +68,51 @@ impl BatchScalerService {
 
     async fn serve_forwarded(
         self,
-        mut incoming: Streaming<pb::ForwardedEvent>,
+        incoming: Streaming<pb::ForwardedEvent>,
         answers: mpsc::Sender<Result<pb::ForwardedAnswer, Status>>,
     ) {
-        let mut waiting = FuturesUnordered::new();
-        let mut reading = true;
         let shutdown = self.shutdown.clone();
-        loop {
-            let answer = tokio::select! {
-                next = incoming.message(), if reading => match next {
-                    Ok(Some(forwarded)) if !forwarded.events.is_empty() => {
-                        let _span = traces::child_of_remote("forwarded", &forwarded.traceparent).entered();
-                        self.take_forwarded_events(forwarded.seq, forwarded.events)
-                    }
-                    Ok(Some(forwarded)) => {
-                        let _span = traces::child_of_remote("forwarded", &forwarded.traceparent).entered();
-                        let seq = forwarded.seq;
-                        let origin = convert::origin(forwarded.origin);
-                        let started = forwarded
-                            .event
-                            .ok_or_else(|| ApiError::from(crate::domain::validate::FieldError::new("event", "missing")))
-                            .and_then(|e| self.validate(e))
-                            .map(|event| ScaleEvent { origin, ..event })
-                            .and_then(|event| {
-                                let timeout = convert::wait_timeout(forwarded.wait_timeout.as_ref())?;
-                                Ok((timeout, self.submit_here(&event, forwarded.wait)?))
-                            });
-                        match started {
-                            Ok((timeout, delivery)) => {
-                                let this = self.clone();
-                                waiting.push(async move {
-                                    match this.finish_delivery(delivery, timeout).await {
-                                        Ok(d) => pb::ForwardedAnswer {
-                                            seq,
-                                            duplicate: d.duplicate,
-                                            batch: d.batch,
-                                            ..Default::default()
-                                        },
-                                        Err(e) => refused(seq, e),
-                                    }
-                                });
-                                continue;
-                            }
-                            Err(e) => refused(seq, e),
-                        }
-                    }
-                    Ok(None) => {
-                        reading = false;
-                        continue;
-                    }
-                    Err(status) => {
-                        let _ = answers.send(Err(status)).await;
-                        return;
-                    }
-                },
-                Some(answer) = waiting.next(), if !waiting.is_empty() => answer,
-                () = shutdown.cancelled(), if reading => {
-                    reading = false;
-                    continue;
-                }
-                else => break,
-            };
-            if answers.send(Ok(answer)).await.is_err() {
-                return;
-            }
+        answer_each(incoming, answers, shutdown, |forwarded| {
+            self.take_forwarded(forwarded)
+        })
+        .await
+    }
+
+    /// Submits one forwarded message here, in the forwarding replica's trace.
+    fn take_forwarded(&self, forwarded: pb::ForwardedEvent) -> Taken<pb::ForwardedAnswer> {
+        let _span = traces::child_of_remote("forwarded", &forwarded.traceparent).entered();
+        if !forwarded.events.is_empty() {
+            return Taken::Now(self.take_forwarded_events(forwarded.seq, forwarded.events));
         }
-        if shutdown.is_cancelled() {
-            let _ = answers
-                .send(Err(Status::from(ApiError::Intake(
-                    crate::engine::batcher::IntakeError::ShuttingDown,
-                ))))
-                .await;
+        let seq = forwarded.seq;
+        let origin = convert::origin(forwarded.origin);
+        let started = forwarded
+            .event
+            .ok_or_else(|| {
+                ApiError::from(crate::domain::validate::FieldError::new("event", "missing"))
+            })
+            .and_then(|e| self.validate(e))
+            .map(|event| ScaleEvent { origin, ..event })
+            .and_then(|event| {
+                let timeout = convert::wait_timeout(forwarded.wait_timeout.as_ref())?;
+                Ok((timeout, self.submit_here(&event, forwarded.wait)?))
+            });
+        match started {
+            Ok((timeout, delivery)) => {
+                let this = self.clone();
+                Taken::Later(Box::pin(async move {
+                    match this.finish_delivery(delivery, timeout).await {
+                        Ok(d) => pb::ForwardedAnswer {
+                            seq,
+                            duplicate: d.duplicate,
+                            batch: d.batch,
+                            ..Default::default()
+                        },
+                        Err(e) => refused(seq, e),
+                    }
+                }))
+            }
+            Err(e) => Taken::Now(refused(seq, e)),
         }
     }
 }

@@ -3,13 +3,13 @@
 //! carrying the job's ids, and a failed job is an answer with its status code, not the end of
 //! the stream. A frontend holds one call instead of one per pending delivery.
 
+use super::stream_answers::{Taken, answer_each};
 use super::{
     convert,
     error::ApiError,
     pb,
     service::{BatchScalerService, JobAnswers},
 };
-use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -47,64 +47,34 @@ impl BatchScalerService {
     /// reconnects elsewhere.
     async fn serve_jobs(
         self,
-        mut incoming: Streaming<pb::WorkflowJob>,
+        incoming: Streaming<pb::WorkflowJob>,
         answers: mpsc::Sender<Result<pb::ScaleJobResult, Status>>,
         forwarded: bool,
     ) {
-        let mut waiting = FuturesUnordered::new();
-        let mut reading = true;
         let shutdown = self.shutdown.clone();
-        loop {
-            let answer = tokio::select! {
-                next = incoming.message(), if reading => match next {
-                    Ok(Some(job)) => {
-                        let (job_id, event_id) = (job.job_id.clone(), job.event_id.clone());
-                        let queued = convert::wait_timeout(job.wait_timeout.as_ref())
-                            .map_err(ApiError::from)
-                            .and_then(|timeout| {
-                                Ok((timeout, self.queue_workflow_job(job, timeout, forwarded)?))
-                            });
-                        match queued {
-                            Ok((timeout, queued)) => {
-                                let this = self.clone();
-                                waiting.push(async move {
-                                    queued
-                                        .answer(&this, timeout)
-                                        .await
-                                        .unwrap_or_else(|e| failed(e, job_id, event_id))
-                                });
-                                continue;
-                            }
-                            Err(e) => failed(e, job_id, event_id),
-                        }
-                    }
-                    Ok(None) => {
-                        reading = false;
-                        continue;
-                    }
-                    Err(status) => {
-                        // The caller's side broke: nobody is left to answer.
-                        let _ = answers.send(Err(status)).await;
-                        return;
-                    }
-                },
-                Some(answer) = waiting.next(), if !waiting.is_empty() => answer,
-                () = shutdown.cancelled(), if reading => {
-                    reading = false;
-                    continue;
-                }
-                else => break,
-            };
-            if answers.send(Ok(answer)).await.is_err() {
-                return;
+        answer_each(incoming, answers, shutdown, |job| {
+            self.take_job(job, forwarded)
+        })
+        .await
+    }
+
+    /// Routes and queues one job of the stream; its answer comes once its batch is final.
+    fn take_job(&self, job: pb::WorkflowJob, forwarded: bool) -> Taken<pb::ScaleJobResult> {
+        let (job_id, event_id) = (job.job_id.clone(), job.event_id.clone());
+        let queued = convert::wait_timeout(job.wait_timeout.as_ref())
+            .map_err(ApiError::from)
+            .and_then(|timeout| Ok((timeout, self.queue_workflow_job(job, timeout, forwarded)?)));
+        match queued {
+            Ok((timeout, queued)) => {
+                let this = self.clone();
+                Taken::Later(Box::pin(async move {
+                    queued
+                        .answer(&this, timeout)
+                        .await
+                        .unwrap_or_else(|e| failed(e, job_id, event_id))
+                }))
             }
-        }
-        if shutdown.is_cancelled() {
-            let _ = answers
-                .send(Err(Status::from(ApiError::Intake(
-                    crate::engine::batcher::IntakeError::ShuttingDown,
-                ))))
-                .await;
+            Err(e) => Taken::Now(failed(e, job_id, event_id)),
         }
     }
 }

@@ -16,5 +16,6 @@ pub mod pb;
 mod peer_link;
 pub mod peers;
 pub mod service;
+mod stream_answers;
 pub mod tls;
 pub mod transport;
