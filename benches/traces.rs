@@ -14,7 +14,7 @@ use batch_scaler::{
     },
     store::MemoryStore,
 };
-use batch_scaler_testkit::otlp::OtlpReceiver;
+use batch_scaler_testkit::otlp::{OtlpReceiver, stalled_collector};
 use serde_json::json;
 use std::{
     process::Command,
@@ -29,16 +29,8 @@ const CLIENTS: usize = 16;
 async fn run(mode: &str) {
     let receiver = OtlpReceiver::start().await;
     // A collector that accepts connections and never answers: spans pile up and are dropped.
-    let stalled = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stalled_endpoint = format!("http://{}", stalled.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = stalled.accept().await {
-            held.push(socket);
-        }
-    });
     let endpoint = if mode.contains("stalled") {
-        stalled_endpoint
+        stalled_collector().await
     } else {
         receiver.endpoint()
     };

@@ -11,21 +11,14 @@ use batch_scaler::{
     },
     store::{HraStore, MemoryStore},
 };
+use batch_scaler_testkit::otlp::stalled_collector;
 use common::*;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_collector_loses_no_event_and_its_spans_are_dropped_and_counted() {
     // Accepts, then holds every connection without a byte in answer.
-    let stalled = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", stalled.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = stalled.accept().await {
-            held.push(socket);
-        }
-    });
+    let endpoint = stalled_collector().await;
     let (traces, tracer) = Traces::start(&TraceSettings { endpoint }).unwrap();
     telemetry::init(LogFormat::Text, Some(tracer));
 

@@ -153,3 +153,17 @@ impl OtlpReceiver {
             .collect()
     }
 }
+
+/// A collector that accepts connections and never answers (nor closes them): the endpoint
+/// for `--otlp-endpoint`. Serves until the runtime ends.
+pub async fn stalled_collector() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    endpoint
+}
