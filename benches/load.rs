@@ -280,13 +280,22 @@ async fn fanout() {
         api.insert(hra("bench", n));
     }
     api.set_latency(Duration::from_millis(20));
-    let store = KubeStore::new(api.client(), Duration::from_secs(10)).with_watch_cache(&[]);
+    // A real API server answers the watcher's LIST in pages of the 500 it asks for; the test
+    // API server's own page size (3) is there to exercise paging, and would make this list
+    // 334 round trips.
+    api.set_page_size(500);
+    let store =
+        Arc::new(KubeStore::new(api.client(), Duration::from_secs(10)).with_watch_cache(&[]));
     let window = Duration::from_millis(200);
-    let (addr, stop, task) = serve(Arc::new(store), with_window(window)).await;
+    let (addr, stop, task) = serve(store.clone(), with_window(window)).await;
     // Cold: the service has just started; its cache is filling while the first window runs.
     let cold_ms = one_window(addr, &hras, window).await;
     let cold_calls = calls(&api);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Steady: the cache has listed and watches (a cache that never synced would time out
+    // here instead of being measured as GET + PATCH).
+    tokio::time::timeout(Duration::from_secs(30), store.cache().unwrap().ready())
+        .await
+        .expect("the watch cache synced");
     api.reset_counts();
     let steady_ms = one_window(addr, &hras, window).await;
     let steady_calls = calls(&api);

@@ -197,6 +197,18 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
+    /// HTTP/2 flow-control window of each call's request stream, in bytes.
+    #[arg(long, env = "BATCH_SCALER_STREAM_WINDOW_BYTES", default_value_t = defaults::STREAM_WINDOW_BYTES,
+          value_parser = clap::value_parser!(u32).range(16_384..=2_147_483_647))]
+    pub stream_window_bytes: u32,
+
+    /// HTTP/2 flow-control window of a whole connection, in bytes (at least the stream
+    /// window); h2 closes a connection holding more unread small DATA frames than half of it
+    /// can pay for.
+    #[arg(long, env = "BATCH_SCALER_CONNECTION_WINDOW_BYTES", default_value_t = defaults::CONNECTION_WINDOW_BYTES,
+          value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    pub connection_window_bytes: u32,
+
     /// Most concurrent HTTP/2 streams (calls) per connection; by default as many as
     /// --max-pending-events, so the pending bounds, not the connection, limit waiting calls.
     #[arg(long, env = "BATCH_SCALER_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS,

@@ -6,6 +6,8 @@
 //! a new process can bind the port) while the connections open go on until their answers
 //! are sent.
 
+use super::connection::Connection;
+use crate::ops::connection_metrics::ConnectionMetrics;
 use std::{io, sync::Arc, time::Duration};
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -71,11 +73,14 @@ where
 pub fn tcp(
     listener: TcpListener,
     stop: CancellationToken,
-) -> ReceiverStream<io::Result<TcpStream>> {
+    metrics: ConnectionMetrics,
+) -> ReceiverStream<io::Result<Connection<TcpStream>>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let take = |stream| {
+        let take = |stream: TcpStream| {
             let tx = tx.clone();
+            let peer = stream.peer_addr().ok();
+            let stream = Connection::new(stream, metrics.clone(), peer);
             async move { tx.send(Ok(stream)).await.is_ok() }
         };
         if accept_until(listener, &stop, take).await {
@@ -92,23 +97,31 @@ pub fn tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     stop: CancellationToken,
-) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
+    metrics: ConnectionMetrics,
+) -> ReceiverStream<io::Result<Connection<TlsStream<TcpStream>>>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = Arc::new(acceptor);
     tokio::spawn(async move {
-        let take = |stream| {
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        let take = |stream: TcpStream| {
+            let (acceptor, tx, metrics) = (acceptor.clone(), tx.clone(), metrics.clone());
             async move {
                 if tx.is_closed() {
                     return false;
                 }
                 tokio::spawn(async move {
+                    let peer = stream.peer_addr().ok();
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send(Ok(tls)).await;
+                            let _ = tx.send(Ok(Connection::new(tls, metrics, peer))).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                        Ok(Err(e)) => {
+                            metrics.closed("tls_handshake_failed");
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            metrics.closed("tls_handshake_timeout");
+                            tracing::debug!("TLS handshake timed out");
+                        }
                     }
                 });
                 true

@@ -2,6 +2,7 @@
 //! error → `Status` mapping, bearer tokens, TLS, gRPC-Web/CORS and the dashboard's assets.
 
 pub mod auth;
+mod connection;
 pub mod convert;
 pub mod dashboard;
 pub mod deadline;
@@ -9,6 +10,7 @@ mod deliver;
 pub mod error;
 mod forward_stream;
 pub mod github_intake;
+mod goaway;
 mod incoming;
 mod jobs;
 mod jobs_stream;

@@ -41,6 +41,11 @@ pub enum Destination {
     Owner(PeerLink),
 }
 
+/// HTTP/2 window of a `Forward` link's answer stream.
+const LINK_STREAM_WINDOW: u32 = 64 * 1024;
+/// HTTP/2 window of a `Forward` link's connection (h2's small-frame budget is half of it).
+const LINK_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// The other replicas, and links to them.
 pub struct Peers {
     membership: Arc<Membership>,
@@ -126,7 +131,14 @@ impl Peers {
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", member.address))
             .ok()?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Set, never adaptive: the owner answers each forwarded message with its own
+            // small message on one long stream, and h2 closes the link (GOAWAY
+            // ENHANCE_YOUR_CALM) once unread small frames cost more than half the connection
+            // window. 64 KiB per stream keeps the unread answers far below that budget (4 MiB).
+            .initial_stream_window_size(LINK_STREAM_WINDOW)
+            .initial_connection_window_size(LINK_CONNECTION_WINDOW)
+            .http2_adaptive_window(false);
         if let Some(tls) = &self.tls {
             let host = member
                 .address

@@ -50,6 +50,12 @@ pub struct GrpcOptions {
     pub max_message_bytes: usize,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// HTTP/2 flow-control window of each request stream (0: hyper's 1 MiB, on which h2's
+    /// flood protection cuts fast producers' streams; `Settings` sets it).
+    pub stream_window_bytes: u32,
+    /// HTTP/2 flow-control window of a connection (h2's small-frame budget is half of it;
+    /// 0: hyper's 1 MiB).
+    pub connection_window_bytes: u32,
 }
 
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
@@ -184,7 +190,10 @@ pub async fn serve(
         cors_origins,
         max_message_bytes,
         max_concurrent_streams,
+        stream_window_bytes,
+        connection_window_bytes,
     } = options;
+    let connections = service.metrics.connections.clone();
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -205,9 +214,17 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(scaler);
+    // Windows set, never adaptive: h2 closes a whole connection (GOAWAY ENHANCE_YOUR_CALM
+    // "too_many_data_frames") once its unread small DATA frames cost more than half the
+    // connection window, and gRPC clients send each streamed message as its own small frame.
+    // A small stream window slows a fast producer by flow control long before that; a large
+    // connection window gives many such streams room (config/defaults.rs has the figures).
     let router = Server::builder()
         .accept_http1(true)
         .max_concurrent_streams(max_concurrent_streams)
+        .initial_stream_window_size(Some(stream_window_bytes).filter(|&w| w > 0))
+        .initial_connection_window_size(Some(connection_window_bytes).filter(|&w| w > 0))
+        .http2_adaptive_window(Some(false))
         .layer(cors(&cors_origins))
         .layer(DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
@@ -241,14 +258,17 @@ pub async fn serve(
             let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server_config()?);
             router
                 .serve_with_incoming_shutdown(
-                    incoming::tls(listener, acceptor, stop_accepting),
+                    incoming::tls(listener, acceptor, stop_accepting, connections),
                     shutdown,
                 )
                 .await?
         }
         None => {
             router
-                .serve_with_incoming_shutdown(incoming::tcp(listener, stop_accepting), shutdown)
+                .serve_with_incoming_shutdown(
+                    incoming::tcp(listener, stop_accepting, connections),
+                    shutdown,
+                )
                 .await?
         }
     }

@@ -21,6 +21,19 @@ pub const MAX_CONCURRENT_WRITES: u32 = 32;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--max-message-bytes`.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// `--stream-window-bytes`: the HTTP/2 flow-control window of each call's request stream.
+/// Small enough that a producer writing faster than its handler reads is slowed by flow
+/// control long before h2's budget of unread small DATA frames (half the connection window)
+/// can be spent: one stream of 60-byte messages holds at most ~1,100 unread frames, which
+/// cost ~210 KiB of that budget (13-byte messages, the smallest valid event: ~1.2 MiB). And
+/// large enough for one `--max-message-bytes` message and, at 1 ms of round trip, 64 MB/s.
+pub const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
+/// `--connection-window-bytes`: the HTTP/2 flow-control window of a whole connection. h2
+/// (0.4.19+) sizes its small-DATA-frame budget to half of it, 4 MiB here: ~19 streams of
+/// 60-byte messages (3 of the smallest) may all be stalled at once before the connection is
+/// closed with ENHANCE_YOUR_CALM, while a flood of 1-byte frames is still refused after
+/// ~16,000 of them. It also bounds the request bytes a connection can have buffered.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 /// `--max-concurrent-streams`: as many as `--max-pending-events` by default, so a producer's
 /// waiting calls are limited by the pending bounds (answered RESOURCE_EXHAUSTED), never
 /// queued unseen in its client because one connection ran out of streams.

@@ -98,6 +98,8 @@ impl Default for Settings {
             grpc: GrpcOptions {
                 max_message_bytes: defaults::MAX_MESSAGE_BYTES,
                 max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+                stream_window_bytes: defaults::STREAM_WINDOW_BYTES,
+                connection_window_bytes: defaults::CONNECTION_WINDOW_BYTES,
                 ..GrpcOptions::default()
             },
             token_file: None,
@@ -148,6 +150,8 @@ impl Args {
             allowed_namespaces,
             max_message_bytes,
             max_concurrent_streams,
+            stream_window_bytes,
+            connection_window_bytes,
             dedupe_ttl,
             dedupe_capacity,
             tombstone_ttl,
@@ -210,6 +214,8 @@ impl Args {
                 cors_origins,
                 max_message_bytes: *max_message_bytes,
                 max_concurrent_streams: *max_concurrent_streams,
+                stream_window_bytes: *stream_window_bytes,
+                connection_window_bytes: (*connection_window_bytes).max(*stream_window_bytes),
             },
             token_file: auth_token_file.clone(),
             reload_interval: **reload_interval,

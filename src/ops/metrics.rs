@@ -1,6 +1,8 @@
 //! Prometheus metrics of the pipeline (prometheus-client), encoded as text on scrape.
 
-use super::{github_metrics::GithubMetrics, peer_metrics::PeerMetrics};
+use super::{
+    connection_metrics::ConnectionMetrics, github_metrics::GithubMetrics, peer_metrics::PeerMetrics,
+};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use prometheus_client::{
@@ -106,6 +108,8 @@ pub struct Metrics {
     pub peers: PeerMetrics,
     /// Drift repair: GitHub requests, recovered deliveries, verified reservations.
     pub github: GithubMetrics,
+    /// The gRPC port's connections: open, and closed by reason.
+    pub connections: ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -221,6 +225,7 @@ impl Metrics {
             credentials_reloads.clone(),
         );
         let peers = PeerMetrics::register(&mut registry);
+        let connections = ConnectionMetrics::register(&mut registry);
         let github = GithubMetrics::register(&mut registry);
         super::traces::register(&mut registry);
         Self {
@@ -246,6 +251,7 @@ impl Metrics {
             credentials_reloads,
             peers,
             github,
+            connections,
         }
     }
 

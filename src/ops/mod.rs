@@ -1,5 +1,6 @@
 //! Running it: Prometheus metrics, the probes listener and logging setup.
 
+pub mod connection_metrics;
 pub mod github_metrics;
 pub mod metrics;
 pub mod peer_metrics;

@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod faulty;
 pub mod github;
+pub mod h2_raw;
 pub mod members;
 pub mod otlp;
 pub mod process;

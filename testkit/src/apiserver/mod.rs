@@ -65,10 +65,16 @@ struct State {
     after_get: HashMap<Key, VecDeque<ObjectEdit>>,
     counts: HashMap<&'static str, u64>,
     patches: Vec<Value>,
-    /// Every change, for watches resuming from a resourceVersion.
-    history: VecDeque<WatchEvent>,
+    /// Every recent change (and when it was made), for watches resuming from a
+    /// resourceVersion.
+    history: VecDeque<(std::time::Instant, WatchEvent)>,
     /// Per resource, the newest revision dropped from `history` (older watches get 410).
     compacted: HashMap<&'static str, u64>,
+    /// Per resource, the revision of the last [`ApiServer::compact`] (etcd's compaction):
+    /// continue tokens older than it get 410. Unlike watches, a LIST's continue token does not
+    /// expire as the watch history slides: etcd keeps every revision until it compacts
+    /// (every 5 minutes by default), so a long paged LIST survives any number of writes.
+    list_compacted: HashMap<&'static str, u64>,
     changes: Option<broadcast::Sender<WatchEvent>>,
     /// Bumped to end every open watch stream.
     watch_epoch: Option<watch::Sender<u64>>,
@@ -103,6 +109,7 @@ impl Default for State {
             patches: Vec::new(),
             history: VecDeque::new(),
             compacted: HashMap::new(),
+            list_compacted: HashMap::new(),
             changes: None,
             watch_epoch: None,
             watch_held: None,
@@ -175,8 +182,13 @@ struct WatchEvent {
     object: Value,
 }
 
-/// Changes kept for watches resuming from a resourceVersion.
-const HISTORY_KEPT: usize = 1000;
+/// Changes kept for watches resuming from a resourceVersion: as kube-apiserver's watch
+/// cache, up to 100 × 1,024 events, dropped once older than 75 s. (A window of 1,000 changes
+/// sent a watcher that listed while the bench wrote 1,000 HRAs a 410 at every start, so it
+/// never watched.)
+const HISTORY_KEPT: usize = 100 * 1024;
+/// How long a change stays in the watch history once more recent ones exist.
+const HISTORY_FRESH: std::time::Duration = std::time::Duration::from_secs(75);
 /// Patch bodies kept for [`ApiServer::patches`].
 const PATCHES_KEPT: usize = 1000;
 
@@ -188,11 +200,18 @@ fn record(s: &mut State, plural: &'static str, kind: &'static str, object: &Valu
         kind,
         object: object.clone(),
     };
-    s.history.push_back(event.clone());
-    // Like etcd compaction: a bounded window of changes; older resourceVersions are gone.
-    if s.history.len() > HISTORY_KEPT
-        && let Some(old) = s.history.pop_front()
+    let now = std::time::Instant::now();
+    s.history.push_back((now, event.clone()));
+    // Like the API server's watch cache: a bounded window of changes; watches from older
+    // resourceVersions are told 410.
+    while s.history.len() > HISTORY_KEPT
+        || s.history
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > HISTORY_FRESH)
     {
+        let Some((_, old)) = s.history.pop_front() else {
+            break;
+        };
         s.compacted.insert(old.plural, old.revision);
     }
     if let Some(tx) = &s.changes {
@@ -421,6 +440,7 @@ impl ApiServer {
         for plural in PLURALS.into_iter().chain([LEASES]) {
             let revision = s.of(plural).revision() + 1;
             s.compacted.insert(plural, revision);
+            s.list_compacted.insert(plural, revision);
         }
     }
 

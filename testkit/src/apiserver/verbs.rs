@@ -77,7 +77,11 @@ pub(super) fn list(
         Some(Some((revision, key))) => (revision, Some(key)),
         Some(None) => return status(400, "BadRequest", "invalid continue token".into(), ""),
     };
-    if token.is_some() && s.compacted.get(plural).is_some_and(|&gone| revision < gone) {
+    if token.is_some()
+        && s.list_compacted
+            .get(plural)
+            .is_some_and(|&gone| revision < gone)
+    {
         return status(
             410,
             "Expired",

@@ -33,6 +33,7 @@ pub(super) fn watch_stream(
     let backlog: Vec<WatchEvent> = s
         .history
         .iter()
+        .map(|(_, e)| e)
         .filter(|e| e.plural == plural && e.revision > since)
         .cloned()
         .collect();
