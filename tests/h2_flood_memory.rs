@@ -67,7 +67,7 @@ async fn a_million_one_byte_frames_leave_memory_flat_and_others_are_served() {
     flooding.store(false, Ordering::Relaxed);
     let (slowest, answered) = prober.await.unwrap();
     let response = answer.await.unwrap().unwrap();
-    let (bytes, status) = read_answer(response.into_body()).await;
+    let (bytes, status) = read_answer(response).await;
     assert_eq!(status["grpc-status"], "0", "{status:?}");
     let summary = pb::PublishSummary::decode(&bytes[5..]).unwrap();
     assert_eq!(summary.accepted as usize, events);

@@ -8,9 +8,11 @@ mod common;
 use batch_scaler::api::pb;
 use batch_scaler_testkit::{
     cluster::TestCluster,
+    h2_raw,
     members::{await_members, member},
 };
 use common::*;
+use prost::Message;
 use std::time::Duration;
 
 const WINDOW: Duration = Duration::from_millis(300);
@@ -239,4 +241,92 @@ async fn kube_a_publish_to_one_replica_reaches_every_owner_in_order() {
         done
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_producers_at_full_speed_never_cut_a_peer_link() {
+    // Producers as gRPC C-core writes them (each event its own small DATA frame), at full
+    // speed into one replica, which forwards two thirds of it to the owners over its links.
+    const HRAS: usize = 30;
+    const PRODUCERS: usize = 4;
+    const STREAMS: usize = 2;
+    const EVENTS: usize = 2500;
+    let c = TestCluster::start().await;
+    for i in 0..HRAS {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
+            .await;
+    }
+    let mut settings = test_settings(WINDOW);
+    settings.engine.bounds = Default::default();
+    let mut all = Vec::new();
+    for i in 0..3 {
+        all.push(member(&c, &format!("r{i}"), settings.clone()).await);
+    }
+    await_members(&all, 3).await;
+    let target = all[0].addr;
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let namespace = c.namespace.clone();
+        producers.push(tokio::spawn(async move {
+            let (send, _conn) = h2_raw::connect(target).await;
+            let mut accepted = 0;
+            for s in 0..STREAMS {
+                let mut send = send.clone().ready().await.unwrap();
+                let (answer, mut stream) = send
+                    .send_request(h2_raw::grpc_call(target, "Publish"), false)
+                    .unwrap();
+                for i in 0..EVENTS {
+                    let event = pb::ScaleEvent {
+                        event_id: format!("p{p}-s{s}-e{i}"),
+                        ..ev(&namespace, &format!("h{}", i % HRAS), 1)
+                    };
+                    let sent = h2_raw::send_frame(
+                        &mut stream,
+                        h2_raw::framed(&event),
+                        Duration::from_secs(20),
+                    )
+                    .await;
+                    assert!(
+                        matches!(sent, Ok(true)),
+                        "producer {p} stream {s}: {sent:?}"
+                    );
+                }
+                stream.send_data(bytes::Bytes::new(), true).unwrap();
+                let (body, trailers) = h2_raw::read_answer(answer.await.unwrap()).await;
+                assert_eq!(trailers["grpc-status"], "0", "{trailers:?}");
+                accepted += pb::PublishSummary::decode(&body[5..]).unwrap().accepted;
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for p in producers {
+        accepted += p.await.unwrap();
+    }
+    assert_eq!(accepted as usize, PRODUCERS * STREAMS * EVENTS);
+    let metrics = scrape(all[0].http_addr).await;
+    let forwarded = |result: &str| {
+        sample(
+            &metrics,
+            &format!("batch_scaler_forwarded_events_total{{result=\"{result}\"}}"),
+        )
+    };
+    eprintln!(
+        "peer links under full-speed producers: {} forwarded, {} applied here for an unreachable owner, {} unknown",
+        forwarded("forwarded"),
+        forwarded("local"),
+        forwarded("unknown")
+    );
+    assert!(forwarded("forwarded") > 0.0);
+    assert_eq!((forwarded("local"), forwarded("unknown")), (0.0, 0.0));
+    for replica in &all {
+        let metrics = scrape(replica.http_addr).await;
+        for line in metrics.lines() {
+            assert!(
+                !line.starts_with("batch_scaler_connections_closed_total{reason=\"goaway_")
+                    || line.contains("goaway_no_error"),
+                "{line}"
+            );
+        }
+    }
 }

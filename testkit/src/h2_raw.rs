@@ -68,8 +68,13 @@ pub async fn send_frame(
     }
 }
 
-/// Reads a whole answer body (releasing its window as it goes) and its trailers.
-pub async fn read_answer(mut body: h2::RecvStream) -> (Vec<u8>, http::HeaderMap) {
+/// Reads a whole answer body (releasing its window as it goes) and its status: the trailers,
+/// or the headers of a trailers-only answer (an error).
+pub async fn read_answer(answer: http::Response<h2::RecvStream>) -> (Vec<u8>, http::HeaderMap) {
+    let (head, mut body) = answer.into_parts();
+    if head.headers.contains_key("grpc-status") {
+        return (Vec::new(), head.headers);
+    }
     let mut bytes = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.unwrap();
