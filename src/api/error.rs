@@ -135,11 +135,72 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Most bytes of an error message sent: bad values are quoted short already
+/// (`domain::validate::quote`); this bounds whatever else a message carries.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message`, cut at [`MAX_MESSAGE_BYTES`] on a character boundary.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let total = message.len();
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(&format!("… ({total} bytes in all)"));
+    }
+    message
+}
+
+/// What tonic's decoder says of a message over `--max-message-bytes` (it answers
+/// OUT_OF_RANGE; the gRPC spec says RESOURCE_EXHAUSTED).
+const DECODED_TOO_LARGE: &str = "Error, decoded message length too large: found ";
+
+/// A status from the transport as we pass it on: a request message over the size limit is
+/// `RESOURCE_EXHAUSTED` naming the limit, as the gRPC spec has it; anything else as it came.
+pub fn transport_status(status: Status) -> Status {
+    match status.message().strip_prefix(DECODED_TOO_LARGE) {
+        Some(rest) if status.code() == tonic::Code::OutOfRange => {
+            let found = rest.split(' ').next().unwrap_or("?");
+            let limit = rest
+                .rsplit("the limit is: ")
+                .next()
+                .and_then(|l| l.split(' ').next())
+                .unwrap_or("?");
+            Status::resource_exhausted(format!(
+                "a request message of {found} bytes is larger than --max-message-bytes ({limit})"
+            ))
+        }
+        _ => status,
+    }
+}
+
+/// [`transport_status`] for an answer whose status is in its headers (a unary call refused
+/// before its handler ran).
+pub fn transport_answer<B>(mut answer: http::Response<B>) -> http::Response<B> {
+    let headers = answer.headers();
+    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(b"11") {
+        return answer;
+    }
+    let Some(status) = Status::from_header_map(headers) else {
+        return answer;
+    };
+    let mapped = transport_status(status);
+    if mapped.code() == tonic::Code::ResourceExhausted {
+        let headers = answer.headers_mut();
+        headers.remove("grpc-status");
+        headers.remove("grpc-message");
+        let _ = mapped.add_header(headers);
+    }
+    answer
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        let message = e.to_string();
+        let message = bounded(e.to_string());
         let code = match e {
-            ApiError::Transport(status) => return status,
+            ApiError::Transport(status) => return transport_status(status),
             ApiError::Owner { code, .. } => tonic::Code::from_i32(code as i32),
             ApiError::PublishStopped { cause, .. } => Status::from(*cause).code(),
             ApiError::InvalidArgument(_) => tonic::Code::InvalidArgument,
@@ -192,5 +253,23 @@ mod tests {
         assert_eq!(Status::from(missing).code(), tonic::Code::NotFound);
         let down = ApiError::from(IntakeError::ShuttingDown);
         assert_eq!(Status::from(down).code(), tonic::Code::Unavailable);
+    }
+
+    #[test]
+    fn messages_are_bounded_and_oversized_requests_are_resource_exhausted() {
+        let long = Status::from(ApiError::PermissionDenied("x".repeat(100_000)));
+        assert!(long.message().len() < 1100, "{}", long.message().len());
+        assert!(long.message().ends_with("(100000 bytes in all)"));
+        let decoded = Status::out_of_range(
+            "Error, decoded message length too large: found 70000 bytes, the limit is: 65536 bytes",
+        );
+        let mapped = Status::from(ApiError::Transport(decoded));
+        assert_eq!(mapped.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            mapped.message(),
+            "a request message of 70000 bytes is larger than --max-message-bytes (65536)"
+        );
+        let other = Status::out_of_range("something else");
+        assert_eq!(transport_status(other).code(), tonic::Code::OutOfRange);
     }
 }

@@ -45,7 +45,7 @@ pub(super) async fn answer_each<R, A>(
                 }
                 Err(status) => {
                     // The caller's side broke: nobody is left to answer.
-                    let _ = answers.send(Err(status)).await;
+                    let _ = answers.send(Err(super::error::transport_status(status))).await;
                     return;
                 }
             },

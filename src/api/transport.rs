@@ -226,6 +226,11 @@ pub async fn serve(
         .initial_connection_window_size(Some(connection_window_bytes).filter(|&w| w > 0))
         .http2_adaptive_window(Some(false))
         .layer(cors(&cors_origins))
+        // A unary request over --max-message-bytes is refused by tonic before any handler
+        // runs, with OUT_OF_RANGE: RESOURCE_EXHAUSTED, as the gRPC spec has it.
+        .layer(tower::util::MapResponseLayer::new(
+            super::error::transport_answer::<tonic::body::Body>,
+        ))
         .layer(DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(

@@ -3,7 +3,7 @@
 use super::{
     hra::HraKey,
     planner::PlanEvent,
-    validate::{FieldError, check_repository, validate_name, validate_namespace},
+    validate::{FieldError, check_repository, quote, validate_name, validate_namespace},
 };
 use chrono::TimeDelta;
 use std::sync::Arc;
@@ -128,7 +128,7 @@ impl ScaleEvent {
             check_repository(&repository).map_err(|why| {
                 FieldError::new(
                     "repository",
-                    format!("must be OWNER/REPO ({why}), got {repository:?}"),
+                    format!("must be OWNER/REPO ({why}), got {}", quote(&repository)),
                 )
             })?;
         }

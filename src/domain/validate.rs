@@ -29,12 +29,30 @@ impl FieldError {
     }
 }
 
+/// Most characters of a bad value an error message quotes.
+pub const QUOTED_CHARS: usize = 128;
+
+/// A bad value as an error message quotes it: whole (debug-quoted) up to [`QUOTED_CHARS`]
+/// characters, else its first [`QUOTED_CHARS`] and its length, so that a huge value never
+/// makes a huge message (a client's metadata limit would turn INVALID_ARGUMENT into
+/// RESOURCE_EXHAUSTED).
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!(
+            "{:?}… ({} characters)",
+            &value[..cut],
+            value.chars().count()
+        ),
+    }
+}
+
 /// Validates a namespace (DNS-1123 label), naming the `namespace` field.
 pub fn validate_namespace(namespace: &str) -> Result<(), FieldError> {
     check_dns1123_label(namespace).map_err(|why| {
         FieldError::new(
             "namespace",
-            format!("must be a DNS-1123 label ({why}), got {namespace:?}"),
+            format!("must be a DNS-1123 label ({why}), got {}", quote(namespace)),
         )
     })
 }
@@ -44,7 +62,7 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
     check_dns1123_subdomain(name).map_err(|why| {
         FieldError::new(
             "name",
-            format!("must be a DNS-1123 subdomain ({why}), got {name:?}"),
+            format!("must be a DNS-1123 subdomain ({why}), got {}", quote(name)),
         )
     })
 }

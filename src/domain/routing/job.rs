@@ -1,11 +1,16 @@
 //! A workflow job as routing sees it: validated fields, and what its action means (+1, -1,
 //! or ignored, with why).
 
-use crate::domain::{event::MAX_ID_LEN, validate::FieldError};
+use crate::domain::{
+    event::MAX_ID_LEN,
+    validate::{FieldError, quote},
+};
 use chrono::TimeDelta;
 
 /// Most labels one job may carry.
 pub const MAX_LABELS: usize = 64;
+/// Longest `repository` (GitHub's own limits make `OWNER/REPO` at most 140 bytes).
+pub const MAX_REPOSITORY_LEN: usize = 256;
 /// Longest label.
 pub const MAX_LABEL_LEN: usize = 256;
 
@@ -45,12 +50,18 @@ impl WorkflowJob {
             ));
         }
         match self.repository.split_once('/') {
-            Some((owner, repo)) if !owner.is_empty() && !repo.is_empty() && !repo.contains('/') => {
-            }
+            Some((owner, repo))
+                if !owner.is_empty()
+                    && !repo.is_empty()
+                    && !repo.contains('/')
+                    && self.repository.len() <= MAX_REPOSITORY_LEN => {}
             _ => {
                 return Err(FieldError::new(
                     "repository",
-                    format!("must be OWNER/REPO, got {:?}", self.repository),
+                    format!(
+                        "must be OWNER/REPO of at most {MAX_REPOSITORY_LEN} bytes, got {}",
+                        quote(&self.repository)
+                    ),
                 ));
             }
         }
