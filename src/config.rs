@@ -193,6 +193,11 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_ALLOWED_NAMESPACES", value_delimiter = ',')]
     pub allowed_namespaces: Vec<String>,
 
+    /// Host names browsers may reach the dashboard and gRPC-Web under, besides IP addresses
+    /// and localhost (comma-separated; `*.example.com` for its subdomains).
+    #[arg(long, env = "BATCH_SCALER_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
     /// Largest decoded request message, in bytes.
     #[arg(long, env = "BATCH_SCALER_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,

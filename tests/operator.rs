@@ -429,6 +429,132 @@ async fn the_dashboard_is_served_on_the_grpc_port() {
         .unwrap();
 }
 
+/// A raw HTTP/1.1 request to `addr` with `Host: host`: the whole response.
+async fn http1(addr: std::net::SocketAddr, head: &str, host: &str, body: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{head}\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).to_lowercase()
+}
+
+#[tokio::test]
+async fn the_dashboard_is_sent_with_security_headers() {
+    let (server, _store) = TestServer::with_store(store(), test_settings(WINDOW)).await;
+    for path in ["/", "/app.js"] {
+        let page = http1(
+            server.addr,
+            &format!("GET {path} HTTP/1.1"),
+            "127.0.0.1",
+            b"",
+        )
+        .await;
+        assert!(page.starts_with("http/1.1 200"), "{page}");
+        for header in [
+            "content-security-policy: default-src 'self'; style-src 'self' 'sha256-",
+            "frame-ancestors 'none'",
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+        ] {
+            assert!(page.contains(header), "{path}: {header}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn browsers_are_answered_only_under_an_ip_localhost_or_an_allowed_host() {
+    let settings = Settings {
+        grpc: GrpcOptions {
+            allowed_hosts: vec!["scaler.example.com".into()],
+            ..test_settings(WINDOW).grpc
+        },
+        ..test_settings(WINDOW)
+    };
+    let (server, _store) = TestServer::with_store(store(), settings).await;
+    let web = grpc_web_frame(&pb::TargetRef {
+        namespace: "ci".into(),
+        name: "a".into(),
+    });
+    let post = "POST /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nContent-Type: application/grpc-web+proto";
+    for host in [
+        "127.0.0.1:1",
+        "[::1]:50051",
+        "localhost:8080",
+        "scaler.example.com",
+    ] {
+        let page = http1(server.addr, "GET / HTTP/1.1", host, b"").await;
+        assert!(page.starts_with("http/1.1 200"), "{host}: {page}");
+        let answer = http1(server.addr, post, host, &web).await;
+        assert!(answer.contains("grpc-status:0"), "{host}: {answer}");
+    }
+    // A rebound name: refused, saying how to allow it.
+    let page = http1(server.addr, "GET / HTTP/1.1", "attacker.example", b"").await;
+    assert!(page.starts_with("http/1.1 403"), "{page}");
+    assert!(page.contains("--allowed-hosts attacker.example"), "{page}");
+    let answer = http1(server.addr, post, "attacker.example:50051", &web).await;
+    assert!(
+        answer.starts_with("http/1.1 403") && answer.contains("grpc-status: 7"),
+        "{answer}"
+    );
+    // Native gRPC does not care what the authority says.
+    let channel = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .origin("http://attacker.example".parse().unwrap())
+        .connect()
+        .await
+        .unwrap();
+    BatchScalerClient::new(channel)
+        .scale(ev("ci", "a", 1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn grpc_web_without_a_token_reads_status_16_over_http2_too() {
+    use batch_scaler_testkit::h2_raw;
+    let settings = Settings {
+        grpc: GrpcOptions {
+            auth: TokenAuth::parse("secret\n").unwrap(),
+            ..test_settings(WINDOW).grpc
+        },
+        ..test_settings(WINDOW)
+    };
+    let (server, _store) = TestServer::with_store(store(), settings).await;
+    let frame = bytes::Bytes::from(grpc_web_frame(&pb::TargetRef {
+        namespace: "ci".into(),
+        name: "a".into(),
+    }));
+    let (send, _conn) = h2_raw::connect(server.addr).await;
+    for i in 0..5 {
+        let mut send = send.clone().ready().await.unwrap();
+        let request = http::Request::post(format!(
+            "http://127.0.0.1/batchscaler.v1.BatchScaler/GetTarget"
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(())
+        .unwrap();
+        let (answer, mut body) = send.send_request(request, false).unwrap();
+        // The body comes in two pieces, the second after the server could have answered.
+        body.send_data(frame.slice(..3), false).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        body.send_data(frame.slice(3..), true).unwrap();
+        let answer = answer.await.unwrap_or_else(|e| panic!("call {i}: {e:?}"));
+        let (_, status) = h2_raw::read_answer(answer).await;
+        assert_eq!(
+            status.get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"16"[..]),
+            "call {i}: {status:?}"
+        );
+    }
+}
+
 fn grpc_web_frame(msg: &impl prost::Message) -> Vec<u8> {
     let body = msg.encode_to_vec();
     let mut frame = vec![0u8];
@@ -453,7 +579,7 @@ async fn grpc_web_and_cors_work_over_http1() {
     });
     let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "POST /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web+proto\r\n\
+        "POST /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/grpc-web+proto\r\n\
          X-Grpc-Web: 1\r\nOrigin: http://dashboard.example\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
@@ -473,7 +599,7 @@ async fn grpc_web_and_cors_work_over_http1() {
     // A preflight from an origin not on the list gets no CORS grant.
     let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     s.write_all(
-        b"OPTIONS /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\
+        b"OPTIONS /batchscaler.v1.BatchScaler/GetTarget HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\
           Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
     )
     .await

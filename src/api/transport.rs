@@ -50,6 +50,9 @@ pub struct GrpcOptions {
     pub max_message_bytes: usize,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Host names browsers may use besides IP addresses and `localhost` (`*.` prefix: any
+    /// subdomain).
+    pub allowed_hosts: Vec<String>,
     /// HTTP/2 flow-control window of each request stream (0: hyper's 1 MiB, on which h2's
     /// flood protection cuts fast producers' streams; `Settings` sets it).
     pub stream_window_bytes: u32,
@@ -192,6 +195,7 @@ pub async fn serve(
         max_concurrent_streams,
         stream_window_bytes,
         connection_window_bytes,
+        allowed_hosts,
     } = options;
     let connections = service.metrics.connections.clone();
     let reflection = || {
@@ -225,6 +229,10 @@ pub async fn serve(
         .initial_stream_window_size(Some(stream_window_bytes).filter(|&w| w > 0))
         .initial_connection_window_size(Some(connection_window_bytes).filter(|&w| w > 0))
         .http2_adaptive_window(Some(false))
+        .layer(super::browser::BrowserLayer::new(
+            &allowed_hosts,
+            max_message_bytes + 5,
+        ))
         .layer(cors(&cors_origins))
         // A unary request over --max-message-bytes is refused by tonic before any handler
         // runs, with OUT_OF_RANGE: RESOURCE_EXHAUSTED, as the gRPC spec has it.
