@@ -533,13 +533,11 @@ async fn grpc_web_without_a_token_reads_status_16_over_http2_too() {
     let (send, _conn) = h2_raw::connect(server.addr).await;
     for i in 0..5 {
         let mut send = send.clone().ready().await.unwrap();
-        let request = http::Request::post(format!(
-            "http://127.0.0.1/batchscaler.v1.BatchScaler/GetTarget"
-        ))
-        .header("content-type", "application/grpc-web+proto")
-        .header("x-grpc-web", "1")
-        .body(())
-        .unwrap();
+        let request = http::Request::post("http://127.0.0.1/batchscaler.v1.BatchScaler/GetTarget")
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .body(())
+            .unwrap();
         let (answer, mut body) = send.send_request(request, false).unwrap();
         // The body comes in two pieces, the second after the server could have answered.
         body.send_data(frame.slice(..3), false).unwrap();
