@@ -240,6 +240,16 @@ pub async fn serve(
         reloadable.push(tls.clone());
     }
     if let Some(path) = &settings.token_file {
+        let bare = settings.grpc.auth.bare_tokens();
+        if bare > 0 {
+            tracing::warn!(
+                file = %path.display(),
+                tokens = bare,
+                "token lines without roles may do everything (read, produce, peer): give each \
+                 its roles, e.g. `TOKEN read` for the dashboard, `TOKEN produce` for a \
+                 frontend, `TOKEN peer` for the replicas"
+            );
+        }
         reloadable.push(Arc::new(TokenFile {
             path: path.clone(),
             auth: settings.grpc.auth.clone(),

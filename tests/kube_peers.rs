@@ -330,3 +330,76 @@ async fn kube_producers_at_full_speed_never_cut_a_peer_link() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_replicas_forward_with_their_peer_token_and_a_producer_token_cannot() {
+    const HRAS: usize = 12;
+    let c = TestCluster::start().await;
+    for i in 0..HRAS {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
+            .await;
+    }
+    let mut settings = test_settings(WINDOW);
+    settings.grpc.auth =
+        batch_scaler::api::auth::TokenAuth::parse("frontend produce\nreplicas peer\nops read\n")
+            .unwrap();
+    let mut all = Vec::new();
+    for i in 0..3 {
+        all.push(member(&c, &format!("r{i}"), settings.clone()).await);
+    }
+    let with = |token: &str, event: pb::ScaleEvent| {
+        let mut r = tonic::Request::new(event);
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    // Each replica's members count needs a read token.
+    for server in &all {
+        let client = server.client().await;
+        eventually(Duration::from_secs(20), "every replica sees 3", || {
+            let mut client = client.clone();
+            async move {
+                let mut r = tonic::Request::new(pb::GetStatsRequest {});
+                r.metadata_mut()
+                    .insert("authorization", "Bearer ops".parse().unwrap());
+                client
+                    .get_stats(r)
+                    .await
+                    .is_ok_and(|s| s.into_inner().members == 3)
+            }
+        })
+        .await;
+    }
+    let mut producer = all[0].client().await;
+    for i in 0..HRAS {
+        let answer = producer
+            .scale_and_wait(with("frontend", ev(&c.namespace, &format!("h{i}"), 1)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.batch.map(|b| b.outcome),
+            Some(pb::Outcome::Applied as i32)
+        );
+    }
+    let metrics = scrape(all[0].http_addr).await;
+    let forwarded = sample(
+        &metrics,
+        "batch_scaler_forwarded_events_total{result=\"forwarded\"}",
+    );
+    assert!(forwarded > 0.0, "owners took the forwarded events");
+    // A producer's token may not pose as a replica.
+    let refused = producer
+        .forward(tonic::Request::from_parts(
+            {
+                let mut m = tonic::metadata::MetadataMap::new();
+                m.insert("authorization", "Bearer frontend".parse().unwrap());
+                m
+            },
+            Default::default(),
+            tokio_stream::iter(Vec::<pb::ForwardedEvent>::new()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}

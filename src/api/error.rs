@@ -196,6 +196,12 @@ pub fn transport_answer<B>(mut answer: http::Response<B>) -> http::Response<B> {
     answer
 }
 
+/// The whole answer to a call refused before its request was read (no token, or not the
+/// role it needs).
+pub fn refusal(e: ApiError) -> http::Response<tonic::body::Body> {
+    Status::from(e).into_http()
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         let message = bounded(e.to_string());

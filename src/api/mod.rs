@@ -2,6 +2,7 @@
 //! error → `Status` mapping, bearer tokens, TLS, gRPC-Web/CORS and the dashboard's assets.
 
 pub mod auth;
+mod authorize;
 pub mod browser;
 mod connection;
 pub mod convert;

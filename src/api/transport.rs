@@ -13,10 +13,7 @@ use crate::ops::traces;
 use http::{HeaderName, HeaderValue, Method};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
-use tonic::{
-    service::{Routes, interceptor::InterceptedService},
-    transport::Server,
-};
+use tonic::{service::Routes, transport::Server};
 use tonic_health::server::HealthReporter;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -206,7 +203,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let scaler = Counted(InFlightRequests::new(
-        InterceptedService::new(
+        super::authorize::Authorized::new(
             service
                 .into_server()
                 .max_decoding_message_size(max_message_bytes),

@@ -42,7 +42,7 @@ pub(super) fn peers_for(
     let auth = settings.grpc.auth.clone();
     let peers = Peers::new(
         membership.clone(),
-        Box::new(move || auth.any_token()),
+        Box::new(move || auth.token_with(crate::api::auth::Role::Peer)),
         tls,
         metrics.clone(),
     );
