@@ -214,11 +214,37 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
     pub connection_window_bytes: u32,
 
-    /// Most concurrent HTTP/2 streams (calls) per connection; by default as many as
-    /// --max-pending-events, so the pending bounds, not the connection, limit waiting calls.
+    /// Most concurrent HTTP/2 streams (calls) per connection.
     #[arg(long, env = "BATCH_SCALER_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_streams: u32,
+
+    /// Most concurrent health and reflection calls (open to anyone) per connection.
+    #[arg(long, env = "BATCH_SCALER_MAX_OPEN_SERVICE_STREAMS", default_value_t = defaults::MAX_OPEN_SERVICE_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_open_service_streams: u32,
+
+    /// Most connections to the gRPC port at once; 0: the open-file limit less an eighth (at
+    /// least 64) of headroom.
+    #[arg(long, env = "BATCH_SCALER_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: u32,
+
+    /// A connection that has not started a call this long after it was accepted (TLS
+    /// handshake included) is closed.
+    #[arg(long, env = "BATCH_SCALER_PREFACE_TIMEOUT", default_value_t = human(defaults::PREFACE_TIMEOUT), value_parser = at_most(Duration::from_secs(60), true))]
+    pub preface_timeout: humantime::Duration,
+
+    /// A connection with no call open this long is closed.
+    #[arg(long, env = "BATCH_SCALER_IDLE_TIMEOUT", default_value_t = human(defaults::IDLE_TIMEOUT), value_parser = at_most(DAY, true))]
+    pub idle_timeout: humantime::Duration,
+
+    /// An HTTP/2 PING after this long without frames from the peer (0s: none).
+    #[arg(long, env = "BATCH_SCALER_KEEPALIVE_INTERVAL", default_value_t = human(defaults::KEEPALIVE_INTERVAL), value_parser = at_most(HOUR, false))]
+    pub keepalive_interval: humantime::Duration,
+
+    /// A PING unanswered this long closes the connection.
+    #[arg(long, env = "BATCH_SCALER_KEEPALIVE_TIMEOUT", default_value_t = human(defaults::KEEPALIVE_TIMEOUT), value_parser = at_most(HOUR, true))]
+    pub keepalive_timeout: humantime::Duration,
 
     /// Events whose event_id was seen within this long are dropped as duplicates.
     #[arg(long, env = "BATCH_SCALER_DEDUPE_TTL", default_value_t = human(defaults::DEDUPE_TTL), value_parser = at_most(30 * DAY, true))]

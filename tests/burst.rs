@@ -1,5 +1,6 @@
-//! A matrix burst over gRPC: thousands of waiting calls on one connection, and `ScaleJobs`,
-//! the streaming form of `ScaleJob` that answers each job in completion order with its ids.
+//! A matrix burst over gRPC: ten thousand waiting calls (on twenty connections of at most 512
+//! calls each), and `ScaleJobs`, the streaming form of `ScaleJob` that answers each job in
+//! completion order with its ids.
 
 mod common;
 
@@ -55,9 +56,12 @@ async fn pending_events(client: &mut pb::batch_scaler_client::BatchScalerClient<
 }
 
 #[tokio::test]
-async fn ten_thousand_calls_wait_at_once_on_one_connection_with_the_default_limits() {
+async fn ten_thousand_calls_wait_at_once_on_twenty_connections_with_the_default_limits() {
     const CALLS: usize = 10_000;
     const POOLS: usize = 4;
+    // A connection holds at most --max-concurrent-streams (512) calls at once: a frontend
+    // with more waiting deliveries uses ScaleJobs, or more connections, as here.
+    const CONNECTIONS: usize = 20;
     // Default limits, a window long enough that every call is waiting before it closes.
     let settings = test_settings(Duration::from_secs(600));
     assert_eq!(
@@ -65,10 +69,15 @@ async fn ten_thousand_calls_wait_at_once_on_one_connection_with_the_default_limi
         Settings::default().grpc.max_concurrent_streams
     );
     let (mut server, _store) = TestServer::with_store(store(POOLS), settings).await;
-    let client = pb::batch_scaler_client::BatchScalerClient::new(channel(&server).await);
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(pb::batch_scaler_client::BatchScalerClient::new(
+            channel(&server).await,
+        ));
+    }
     let calls: Vec<_> = (0..CALLS)
         .map(|i| {
-            let mut client = client.clone();
+            let mut client = clients[i % CONNECTIONS].clone();
             tokio::spawn(async move { client.scale_job(pool_job(i, POOLS)).await })
         })
         .collect();

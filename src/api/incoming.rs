@@ -6,7 +6,10 @@
 //! a new process can bind the port) while the connections open go on until their answers
 //! are sent.
 
-use super::connection::Connection;
+use super::{
+    connection::Connection,
+    limits::{ConnectionLimits, Registry},
+};
 use crate::ops::connection_metrics::ConnectionMetrics;
 use std::{io, sync::Arc, time::Duration};
 use tokio::{
@@ -17,8 +20,16 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How accepted connections are held to their limits and counted.
+#[derive(Clone)]
+pub struct Admission {
+    /// Counts connections open and closed.
+    pub metrics: ConnectionMetrics,
+    /// The process's connections against the cap.
+    pub registry: Arc<Registry>,
+    /// The limits each connection is held to.
+    pub limits: ConnectionLimits,
+}
 
 /// True for an accept error after which the listener is of no further use.
 fn fatal(e: &io::Error) -> bool {
@@ -73,15 +84,27 @@ where
 pub fn tcp(
     listener: TcpListener,
     stop: CancellationToken,
-    metrics: ConnectionMetrics,
+    admission: Admission,
 ) -> ReceiverStream<io::Result<Connection<TcpStream>>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let take = |stream: TcpStream| {
             let tx = tx.clone();
-            let peer = stream.peer_addr().ok();
-            let stream = Connection::new(stream, metrics.clone(), peer);
-            async move { tx.send(Ok(stream)).await.is_ok() }
+            let Admission {
+                metrics,
+                registry,
+                limits,
+            } = admission.clone();
+            async move {
+                let Some(state) = registry.admit() else {
+                    // At the cap, and every connection is in use: this one is refused.
+                    metrics.closed("connection_cap");
+                    return true;
+                };
+                let peer = stream.peer_addr().ok();
+                let stream = Connection::new(stream, metrics, peer, state, limits);
+                tx.send(Ok(stream)).await.is_ok()
+            }
         };
         if accept_until(listener, &stop, take).await {
             // The listener is closed; the stream stays open until the server lets it go.
@@ -97,22 +120,44 @@ pub fn tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     stop: CancellationToken,
-    metrics: ConnectionMetrics,
+    admission: Admission,
 ) -> ReceiverStream<io::Result<Connection<TlsStream<TcpStream>>>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = Arc::new(acceptor);
     tokio::spawn(async move {
         let take = |stream: TcpStream| {
-            let (acceptor, tx, metrics) = (acceptor.clone(), tx.clone(), metrics.clone());
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let Admission {
+                metrics,
+                registry,
+                limits,
+            } = admission.clone();
             async move {
                 if tx.is_closed() {
                     return false;
                 }
+                let Some(state) = registry.admit() else {
+                    metrics.closed("connection_cap");
+                    return true;
+                };
                 tokio::spawn(async move {
                     let peer = stream.peer_addr().ok();
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    // The handshake counts against the preface deadline, and gives way at
+                    // the connection cap like a connection that has not started a call.
+                    let handshake =
+                        tokio::time::timeout(limits.preface_timeout, acceptor.accept(stream));
+                    let evicted = state.stop.notified();
+                    let done = tokio::select! {
+                        done = handshake => done,
+                        () = evicted => {
+                            metrics.closed("evicted_at_cap");
+                            return;
+                        }
+                    };
+                    match done {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send(Ok(Connection::new(tls, metrics, peer))).await;
+                            let connection = Connection::new(tls, metrics, peer, state, limits);
+                            let _ = tx.send(Ok(connection)).await;
                         }
                         Ok(Err(e)) => {
                             metrics.closed("tls_handshake_failed");

@@ -4,6 +4,7 @@
 pub mod auth;
 mod authorize;
 pub mod browser;
+mod calls;
 mod connection;
 pub mod convert;
 pub mod dashboard;
@@ -16,6 +17,7 @@ mod goaway;
 mod incoming;
 mod jobs;
 mod jobs_stream;
+pub mod limits;
 pub mod pb;
 mod peer_link;
 pub mod peers;

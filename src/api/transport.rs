@@ -50,6 +50,12 @@ pub struct GrpcOptions {
     /// Host names browsers may use besides IP addresses and `localhost` (`*.` prefix: any
     /// subdomain).
     pub allowed_hosts: Vec<String>,
+    /// Per-connection deadlines, the connection cap and the open-service budget.
+    pub limits: super::limits::ConnectionLimits,
+    /// HTTP/2 keepalive: a PING after this long without frames (zero: none).
+    pub keepalive_interval: Duration,
+    /// A connection whose PING is not answered within this is closed.
+    pub keepalive_timeout: Duration,
     /// HTTP/2 flow-control window of each request stream (0: hyper's 1 MiB, on which h2's
     /// flood protection cuts fast producers' streams; `Settings` sets it).
     pub stream_window_bytes: u32,
@@ -193,8 +199,23 @@ pub async fn serve(
         stream_window_bytes,
         connection_window_bytes,
         allowed_hosts,
+        limits,
+        keepalive_interval,
+        keepalive_timeout,
     } = options;
-    let connections = service.metrics.connections.clone();
+    let registry = Arc::new(super::limits::Registry::new(&limits));
+    tracing::info!(
+        max_connections = registry.cap(),
+        file_limit = super::limits::file_limit(),
+        max_streams_per_connection = max_concurrent_streams,
+        "connection limits"
+    );
+    let admission = incoming::Admission {
+        metrics: service.metrics.connections.clone(),
+        registry,
+        limits,
+    };
+    let keepalive = (!keepalive_interval.is_zero()).then_some(keepalive_interval);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -226,6 +247,10 @@ pub async fn serve(
         .initial_stream_window_size(Some(stream_window_bytes).filter(|&w| w > 0))
         .initial_connection_window_size(Some(connection_window_bytes).filter(|&w| w > 0))
         .http2_adaptive_window(Some(false))
+        // Dead peers are found by PINGs and dropped.
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(keepalive.map(|_| keepalive_timeout))
+        .layer(super::calls::CallLayer::new(limits.open_streams))
         .layer(super::browser::BrowserLayer::new(
             &allowed_hosts,
             max_message_bytes + 5,
@@ -268,7 +293,7 @@ pub async fn serve(
             let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server_config()?);
             router
                 .serve_with_incoming_shutdown(
-                    incoming::tls(listener, acceptor, stop_accepting, connections),
+                    incoming::tls(listener, acceptor, stop_accepting, admission),
                     shutdown,
                 )
                 .await?
@@ -276,7 +301,7 @@ pub async fn serve(
         None => {
             router
                 .serve_with_incoming_shutdown(
-                    incoming::tcp(listener, stop_accepting, connections),
+                    incoming::tcp(listener, stop_accepting, admission),
                     shutdown,
                 )
                 .await?

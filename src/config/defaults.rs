@@ -34,10 +34,24 @@ pub const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
 /// closed with ENHANCE_YOUR_CALM, while a flood of 1-byte frames is still refused after
 /// ~16,000 of them. It also bounds the request bytes a connection can have buffered.
 pub const CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
-/// `--max-concurrent-streams`: as many as `--max-pending-events` by default, so a producer's
-/// waiting calls are limited by the pending bounds (answered RESOURCE_EXHAUSTED), never
-/// queued unseen in its client because one connection ran out of streams.
-pub const MAX_CONCURRENT_STREAMS: u32 = MAX_PENDING_EVENTS as u32;
+/// `--max-concurrent-streams`: calls at once on one connection. Hundreds, so that one
+/// connection cannot hold a million streams (~6.5 KiB each); a producer with more waiting
+/// calls uses `ScaleJobs` (any number of jobs on one stream) or more connections.
+pub const MAX_CONCURRENT_STREAMS: u32 = 512;
+/// `--max-open-service-streams`: health and reflection calls (open to anyone) at once on one
+/// connection.
+pub const MAX_OPEN_SERVICE_STREAMS: u32 = 32;
+/// `--max-connections`: 0, derived from the file limit (less an eighth, at least 64, for the
+/// service's own files and its API-server and peer connections).
+pub const MAX_CONNECTIONS: u32 = 0;
+/// `--preface-timeout`: from accept to the first call, TLS handshake included.
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--idle-timeout`: a connection with no call open this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// `--keepalive-interval`: an HTTP/2 PING after this long without frames.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// `--keepalive-timeout`: a PING unanswered this long closes the connection.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// `--dedupe-ttl`.
 pub const DEDUPE_TTL: Duration = Duration::from_secs(3600);
 /// `--dedupe-capacity`.
