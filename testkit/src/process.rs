@@ -59,12 +59,20 @@ impl ServiceProcess {
         window: &str,
         extra: &[&str],
     ) -> Self {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--backend", "kubernetes", "--listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--window", window, "--watch-namespace", namespace])
             .args(extra)
-            .env("KUBECONFIG", kubeconfig)
+            .env("KUBECONFIG", kubeconfig);
+        Self::spawn(command).await
+    }
+
+    /// Starts `command` (the service binary with its flags, listening on port 0 for gRPC
+    /// and metrics); returns once it logs where it listens.
+    pub async fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
