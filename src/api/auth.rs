@@ -5,73 +5,10 @@
 //! (`Forward`: the replicas' own); a bare `TOKEN` has all three, as before roles existed.
 
 use super::error::ApiError;
+pub use super::roles::{Role, Roles};
 use arc_swap::ArcSwap;
 use std::{path::PathBuf, sync::Arc};
 use subtle::ConstantTimeEq;
-
-/// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// `WatchBatches`, `GetTarget`, `ListTargets`, `RouteJob`, `GetStats`; the dashboard.
-    Read,
-    /// Everything `read` may, plus `Publish`, `Scale`, `ScaleAndWait`, `ScaleJob`, `ScaleJobs`.
-    Produce,
-    /// `Forward`, the replicas' own RPC.
-    Peer,
-}
-
-impl Role {
-    /// Its name in a token file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Produce => "produce",
-            Self::Peer => "peer",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        match self {
-            Self::Read => 1,
-            Self::Produce => 2,
-            Self::Peer => 4,
-        }
-    }
-
-    /// The role a `BatchScaler` method needs (by its path); `None` for other services
-    /// (health and reflection are open).
-    pub fn for_path(path: &str) -> Option<Self> {
-        let method = path.strip_prefix("/batchscaler.v1.BatchScaler/")?;
-        Some(match method {
-            "Forward" => Self::Peer,
-            "Publish" | "Scale" | "ScaleAndWait" | "ScaleJob" | "ScaleJobs" => Self::Produce,
-            _ => Self::Read,
-        })
-    }
-}
-
-/// A set of roles.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Roles(u8);
-
-impl Roles {
-    /// All three: a bare token, or no token file at all.
-    pub const ALL: Self = Self(7);
-
-    /// Whether these roles may do what `needed` allows (`produce` includes `read`).
-    pub fn may(self, needed: Role) -> bool {
-        let mut have = self.0;
-        if have & Role::Produce.bit() != 0 {
-            have |= Role::Read.bit();
-        }
-        have & needed.bit() != 0
-    }
-
-    /// Whether `role` is among them.
-    pub fn has(self, role: Role) -> bool {
-        self.0 & role.bit() != 0
-    }
-}
 
 /// Why a token file's text could not be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +73,7 @@ fn parse_tokens(text: &str) -> Result<Tokens, TokenParseError> {
                             line: i + 1,
                             role: name.chars().take(32).collect(),
                         })?;
-                    roles.0 |= role.bit();
+                    roles = roles.with(role);
                 }
                 (secret, roles)
             }
@@ -251,10 +188,10 @@ impl TokenAuth {
         for t in &tokens.list {
             let hit = t.secret.as_slice().ct_eq(given);
             matched |= hit;
-            roles |= t.roles.0 & 0u8.wrapping_sub(hit.unwrap_u8());
+            roles |= t.roles.bits() & 0u8.wrapping_sub(hit.unwrap_u8());
         }
         if bool::from(matched) {
-            Ok(Roles(roles))
+            Ok(Roles::from_bits(roles))
         } else {
             Err(Denied::Unknown)
         }

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod pb;
 mod peer_link;
 pub mod peers;
+pub mod roles;
 pub mod service;
 mod stream_answers;
 pub mod tls;

@@ -132,6 +132,12 @@ relay "$PY" tests/interop/producers.py --target "$ADDR" --metrics "$METRICS" --p
   --producers 4 --streams 12 --events 8000
 kill "$LAST_PID" 2>/dev/null
 
+echo "== hostile clients: limits, roles, bounded errors, browser headers"
+printf 'dash read\nhook produce\n' >"$WORK/run-roles.tokens"
+start attacks --auth-token-file "$WORK/run-roles.tokens" --preface-timeout 2s
+relay "$PY" tests/interop/attacks.py --target "$ADDR" --pid "$LAST_PID"
+kill "$LAST_PID" 2>/dev/null
+
 echo "== TLS instance with tokens and client certificates"
 TLS=$WORK/run-tls
 mkdir -p "$TLS"
