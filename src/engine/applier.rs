@@ -8,7 +8,7 @@ use super::batch::Batch;
 use crate::{
     domain::{
         duration::saturating_delta,
-        hra::record_batch,
+        hra::{Hra, record_batch},
         planner::{self, Counts, PlanEvent},
         tombstones::{self, TombstoneLimits},
     },
@@ -93,6 +93,14 @@ pub enum Verdict {
         /// The plan made, if one was.
         planned: Option<Planned>,
     },
+    /// Nothing written: only the batch's events before its job event number `keep_jobs`
+    /// fit the HRA; the rest fail (`error` says why) and the kept ones are attempted again.
+    Split {
+        /// Job events kept, in arrival order.
+        keep_jobs: u32,
+        /// Why the rest fail.
+        error: String,
+    },
     /// Given up (terminal error, retry deadline passed, or shutting down).
     Failed {
         /// Why.
@@ -123,7 +131,7 @@ impl Verdict {
         match self {
             Self::Written(_) => true,
             Self::Retry { planned, .. } | Self::Failed { planned, .. } => planned.is_some(),
-            Self::AlreadyLanded => false,
+            Self::AlreadyLanded | Self::Split { .. } => false,
         }
     }
 }
@@ -151,7 +159,16 @@ pub struct Policy {
 #[derive(Debug)]
 enum Stop {
     Store(StoreError),
-    TooLarge { projected: usize, limit: usize },
+    TooLarge {
+        projected: usize,
+        limit: usize,
+    },
+    /// Only the events before job event number `keep_jobs` of the batch fit.
+    Split {
+        keep_jobs: u32,
+        projected: usize,
+        limit: usize,
+    },
 }
 
 impl From<StoreError> for Stop {
@@ -198,6 +215,21 @@ impl Applier {
             Ok(true) => return Verdict::Written(planned.unwrap_or_default()),
             Ok(false) => return Verdict::AlreadyLanded,
             Err(Stop::Store(e)) => e,
+            Err(Stop::Split {
+                keep_jobs,
+                projected,
+                limit,
+            }) => {
+                return Verdict::Split {
+                    keep_jobs,
+                    error: format!(
+                        "these events did not fit: with them the HRA object would grow to \
+                         {projected} bytes, over --max-hra-bytes ({limit}); the events that \
+                         arrived before them were applied (too many reservations: raise \
+                         maxReplicas or shorten durations)"
+                    ),
+                };
+            }
             Err(Stop::TooLarge { projected, limit }) => {
                 return Verdict::Failed {
                     error: format!(
@@ -237,6 +269,102 @@ impl Applier {
             error,
             planned,
             too_large: false,
+        }
+    }
+
+    /// What a write of `events` to `hra` would make of its object, in bytes.
+    fn projected_bytes(
+        &self,
+        hra: &Hra,
+        events: &[PlanEvent],
+        now: DateTime<Utc>,
+        at: &Attempt,
+        repositories: &[(Arc<str>, Arc<str>)],
+    ) -> usize {
+        let runs = planner::plan_runs(hra, events, now, self.policy.default_life);
+        let floor = hra.size_floor(runs.len());
+        if floor > self.policy.max_hra_bytes as u64 {
+            return usize::try_from(floor).unwrap_or(usize::MAX);
+        }
+        let plan = runs.materialize();
+        let tombstones = tombstones::next(
+            &hra.finished_jobs,
+            &plan.finished_jobs,
+            now,
+            self.policy.tombstones,
+        );
+        let job_repos = hra.job_repositories.next(
+            repositories,
+            plan.reservations.iter().map(|r| r.name.as_str()),
+        );
+        let keep_for = self
+            .policy
+            .retry
+            .deadline
+            .saturating_add(APPLIED_KEPT_BEYOND_DEADLINE);
+        let applied = record_batch(
+            &hra.applied_batches,
+            &at.write_id,
+            now,
+            saturating_delta(keep_for),
+        );
+        hra.projected_bytes(
+            &plan.reservations,
+            &applied,
+            &tombstones::format(&tombstones.list),
+            &job_repos.format(),
+        )
+    }
+
+    /// The batch's events do not fit: the largest prefix in arrival order, cut before a job
+    /// event, that does (and holds an event) is kept and the rest fail (`Split`); if none
+    /// does, the whole batch fails (`TooLarge`). Events that arrived earlier are never failed
+    /// by ones that arrived after them.
+    #[allow(clippy::too_many_arguments)]
+    fn split_or_too_large(
+        &self,
+        batch: &Batch,
+        hra: &Hra,
+        landed: usize,
+        all: &[PlanEvent],
+        now: DateTime<Utc>,
+        at: &Attempt,
+        repositories: &[(Arc<str>, Arc<str>)],
+        projected: usize,
+    ) -> Stop {
+        let limit = self.policy.max_hra_bytes;
+        let job_at: Vec<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.job.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let fits = |jobs: usize| {
+            let cut = job_at.get(jobs).copied().unwrap_or(all.len());
+            cut > 0 && self.projected_bytes(hra, &all[..cut], now, at, repositories) <= limit
+        };
+        // The largest number of job events kept whose prefix fits (fewer kept, smaller); an
+        // empty prefix is no split.
+        let mut lo = usize::from(job_at.first() == Some(&0));
+        let mut hi = job_at.len();
+        if lo >= hi || !fits(lo) {
+            return Stop::TooLarge { projected, limit };
+        }
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid) { lo = mid } else { hi = mid - 1 }
+        }
+        if lo >= job_at.len() {
+            return Stop::TooLarge { projected, limit };
+        }
+        let before = batch.events[..landed.min(batch.events.len())]
+            .iter()
+            .filter(|e| e.job.is_some())
+            .count();
+        Stop::Split {
+            keep_jobs: u32::try_from(before + lo).unwrap_or(u32::MAX),
+            projected,
+            limit,
         }
     }
 
@@ -289,7 +417,16 @@ impl Applier {
             let floor = hra.size_floor(runs.len());
             if floor > limit as u64 && floor > hra.object_bytes as u64 {
                 let projected = usize::try_from(floor).unwrap_or(usize::MAX);
-                return Err(Stop::TooLarge { projected, limit });
+                return Err(self.split_or_too_large(
+                    batch,
+                    &hra,
+                    landed,
+                    all,
+                    now,
+                    at,
+                    repositories,
+                    projected,
+                ));
             }
             let plan = runs.materialize();
             let tombstones = tombstones::next(
@@ -322,7 +459,16 @@ impl Applier {
                 &job_repositories,
             );
             if projected > limit && projected > hra.object_bytes {
-                return Err(Stop::TooLarge { projected, limit });
+                return Err(self.split_or_too_large(
+                    batch,
+                    &hra,
+                    landed,
+                    all,
+                    now,
+                    at,
+                    repositories,
+                    projected,
+                ));
             }
             let write = Write {
                 key: &batch.key,

@@ -18,21 +18,145 @@ use tokio::{sync::oneshot, time::Instant};
 /// Receives the final outcome of the batch that held an event.
 pub type Waiter = oneshot::Sender<Arc<BatchReport>>;
 
+/// Where an event stands among its batch's job events, so that a batch can be split in
+/// arrival order at a job event: the job events before it, and whether it is one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    jobs_before: u32,
+    job: bool,
+}
+
+impl Place {
+    /// The place of an event arriving after `jobs_before` job events.
+    pub fn new(jobs_before: u32, job: bool) -> Self {
+        Self { jobs_before, job }
+    }
+
+    /// True if a split keeping the first `jobs` job events (and the job-less events before
+    /// the next one) keeps this event.
+    pub fn kept(self, jobs: u32) -> bool {
+        if self.job {
+            self.jobs_before < jobs
+        } else {
+            self.jobs_before <= jobs
+        }
+    }
+
+    fn after(self, jobs: u32) -> Self {
+        Self {
+            jobs_before: self.jobs_before.saturating_add(jobs),
+            ..self
+        }
+    }
+}
+
 /// What is owed for a batch's events once it is final: answers to waiting callers, and the
-/// event ids to remember (applied) or forget (failed).
+/// event ids to remember (applied) or forget (failed), each with its event's [`Place`].
 #[derive(Debug, Default)]
 pub struct Promises {
     /// `ScaleAndWait` callers.
     pub waiters: Vec<Waiter>,
     /// Event ids of the batch's events.
     pub event_ids: Vec<String>,
+    waiter_places: Vec<Place>,
+    id_places: Vec<Place>,
 }
 
 impl Promises {
-    /// Takes on another set of promises.
-    pub fn extend(&mut self, other: Promises) {
+    /// Notes what is owed for one event at `place`.
+    pub fn add(&mut self, place: Place, waiter: Option<Waiter>, event_id: Option<&String>) {
+        if let Some(waiter) = waiter {
+            self.waiters.push(waiter);
+            self.waiter_places.push(place);
+        }
+        if let Some(id) = event_id {
+            self.event_ids.push(id.clone());
+            self.id_places.push(place);
+        }
+    }
+
+    /// Takes on the promises of events that came after `jobs` job events of these.
+    pub fn extend_after(&mut self, jobs: u32, other: Promises) {
         self.waiters.extend(other.waiters);
         self.event_ids.extend(other.event_ids);
+        self.waiter_places
+            .extend(other.waiter_places.into_iter().map(|p| p.after(jobs)));
+        self.id_places
+            .extend(other.id_places.into_iter().map(|p| p.after(jobs)));
+    }
+
+    /// Keeps the promises of the events a split keeping `jobs` job events keeps; returns the
+    /// others.
+    pub fn split_off(&mut self, jobs: u32) -> Promises {
+        fn part<T>(items: &mut Vec<T>, places: &mut Vec<Place>, jobs: u32) -> (Vec<T>, Vec<Place>) {
+            let (mut kept, mut gone) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+            for (item, place) in items.drain(..).zip(places.drain(..)) {
+                let to = if place.kept(jobs) {
+                    &mut kept
+                } else {
+                    &mut gone
+                };
+                to.0.push(item);
+                to.1.push(place);
+            }
+            (*items, *places) = kept;
+            gone
+        }
+        let (waiters, waiter_places) = part(&mut self.waiters, &mut self.waiter_places, jobs);
+        let (event_ids, id_places) = part(&mut self.event_ids, &mut self.id_places, jobs);
+        Promises {
+            waiters,
+            event_ids,
+            waiter_places,
+            id_places,
+        }
+    }
+}
+
+/// Producer events per stretch between job events: `[0]` before the first job event, `[j]`
+/// between job events `j - 1` and `j` (job events themselves are one each). What a split
+/// keeps is counted from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stretches(Vec<u64>);
+
+impl Stretches {
+    /// Job events so far.
+    pub fn jobs(&self) -> u32 {
+        u32::try_from(self.0.len().saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Counts one more event.
+    pub fn note(&mut self, job: bool) {
+        if self.0.is_empty() {
+            self.0.push(0);
+        }
+        if job {
+            self.0.push(0);
+        } else if let Some(last) = self.0.last_mut() {
+            *last += 1;
+        }
+    }
+
+    /// Takes on the events of another set, which came after these.
+    pub fn extend(&mut self, other: Stretches) {
+        let mut rest = other.0.into_iter();
+        if let Some(first) = rest.next() {
+            match self.0.last_mut() {
+                Some(last) => *last += first,
+                None => self.0.push(first),
+            }
+        }
+        self.0.extend(rest);
+    }
+
+    /// Producer events a split keeping `jobs` job events keeps, or `None` if unknown.
+    fn kept(&self, jobs: u32) -> Option<u64> {
+        let jobs = jobs as usize;
+        (jobs < self.0.len()).then(|| jobs as u64 + self.0[..=jobs].iter().sum::<u64>())
+    }
+
+    fn truncate(&mut self, jobs: u32) {
+        self.0.truncate(jobs as usize + 1);
     }
 }
 
@@ -104,6 +228,8 @@ pub struct Joining {
     pub promises: Promises,
     /// Where they came from.
     pub provenance: Provenance,
+    /// Producer events per stretch between their job events.
+    pub(super) stretches: Stretches,
     /// What they weigh against the bounds.
     pub(super) weight: u64,
     /// When the oldest of them was accepted.
@@ -125,6 +251,8 @@ pub struct Batch {
     pub event_count: u64,
     /// Where they came from.
     pub provenance: Provenance,
+    /// Producer events per stretch between job events (empty: not known).
+    pub stretches: Stretches,
     /// When the oldest of them was accepted.
     pub since: Instant,
     /// Writes sent so far (they may have landed): the id each carried in the applied-batches
@@ -142,17 +270,58 @@ impl Batch {
             events,
             event_count,
             provenance: Provenance::default(),
+            stretches: Stretches::default(),
             since,
             writes: Vec::new(),
         }
     }
 
-    /// Takes on events that joined it between attempts, returning their promises.
-    pub fn absorb(&mut self, joining: Joining) -> Promises {
+    /// Job events among its events.
+    pub fn jobs(&self) -> u32 {
+        let n = self.events.iter().filter(|e| e.job.is_some()).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Takes on events that joined it between attempts into `promises`.
+    pub fn absorb(&mut self, joining: Joining, promises: &mut Promises) {
+        let jobs = self.jobs();
         self.events.extend(joining.events);
         self.event_count += joining.count;
         self.provenance.extend(joining.provenance);
-        joining.promises
+        self.stretches.extend(joining.stretches);
+        promises.extend_after(jobs, joining.promises);
+    }
+
+    /// Splits it in arrival order: it keeps its events before its job event number `jobs`
+    /// (0-based), with their promises; the rest, a batch of their own (`ID-overflow`), and
+    /// their promises are returned.
+    pub fn split_off(&mut self, jobs: u32, promises: &mut Promises) -> (Batch, Promises) {
+        let at = self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.job.is_some())
+            .nth(jobs as usize)
+            .map_or(self.events.len(), |(i, _)| i);
+        let rest = self.events.split_off(at);
+        let kept = self
+            .stretches
+            .kept(jobs)
+            .unwrap_or(self.events.len() as u64)
+            .min(self.event_count);
+        let overflow = Batch {
+            id: format!("{}-overflow", self.id),
+            key: self.key.clone(),
+            event_count: self.event_count - kept,
+            events: rest,
+            provenance: Provenance::default(),
+            stretches: Stretches::default(),
+            since: self.since,
+            writes: Vec::new(),
+        };
+        self.event_count = kept;
+        self.stretches.truncate(jobs);
+        (overflow, promises.split_off(jobs))
     }
 
     /// The id a write of all events so far plus `joining` more carries: the batch id for the
@@ -182,5 +351,66 @@ impl Batch {
             .rev()
             .find(|(id, _)| applied.iter().any(|entry| batch_id_of(entry) == id))
             .map(|(_, held)| *held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::planner::PlanEvent;
+
+    fn job(id: &str) -> PlanEvent {
+        PlanEvent {
+            amount: 1,
+            duration: None,
+            job: Some(id.into()),
+        }
+    }
+
+    fn jobless() -> PlanEvent {
+        PlanEvent {
+            amount: 1,
+            duration: None,
+            job: None,
+        }
+    }
+
+    #[test]
+    fn a_split_keeps_events_before_a_job_event_in_arrival_order() {
+        // Arrival: jobless a, job 1, jobless b, jobless c, job 2, job 3 (+ promises for each).
+        let arrivals = [
+            (false, "a"),
+            (true, "1"),
+            (false, "b"),
+            (false, "c"),
+            (true, "2"),
+            (true, "3"),
+        ];
+        let mut stretches = Stretches::default();
+        let mut promises = Promises::default();
+        let mut events = Vec::new();
+        for (is_job, name) in arrivals {
+            promises.add(
+                Place::new(stretches.jobs(), is_job),
+                None,
+                Some(&name.to_owned()),
+            );
+            stretches.note(is_job);
+            events.push(if is_job { job(name) } else { jobless() });
+        }
+        let mut batch = Batch::new(HraKey::new("ci", "a"), events, 6, Instant::now());
+        batch.stretches = stretches;
+        // Keep two job events: everything before job 3.
+        let (overflow, gone) = batch.split_off(2, &mut promises);
+        assert_eq!(promises.event_ids, ["a", "1", "b", "c", "2"]);
+        assert_eq!(gone.event_ids, ["3"]);
+        assert_eq!((batch.event_count, overflow.event_count), (5, 1));
+        assert_eq!((batch.events.len(), overflow.events.len()), (5, 1));
+        assert_eq!(overflow.id, format!("{}-overflow", batch.id));
+        // Keep none: only what came before job 1.
+        let (_, gone) = batch.split_off(0, &mut promises);
+        assert_eq!(promises.event_ids, ["a"]);
+        assert_eq!(gone.event_ids, ["1", "b", "c", "2"]);
+        assert_eq!(batch.event_count, 1);
     }
 }

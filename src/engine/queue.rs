@@ -6,7 +6,7 @@
 //! caller waiting on a repeat of a pending event id weighs 1, so neither a few huge events
 //! nor many waiting repeats can hold more than the bounds allow.
 
-pub use super::batch::{Batch, Joining, Promises, Provenance, Source, Waiter};
+pub use super::batch::{Batch, Joining, Place, Promises, Provenance, Source, Stretches, Waiter};
 use crate::domain::{
     hra::HraKey,
     planner::{Fold, PlanEvent},
@@ -22,6 +22,8 @@ struct Pending {
     events: Fold,
     /// Producer events these stand for.
     count: u64,
+    /// Producer events per stretch between job events.
+    stretches: Stretches,
     /// What they weigh against the bounds.
     weight: u64,
     /// Waiters and event ids of these events.
@@ -162,6 +164,7 @@ impl Queues {
                 let fresh = Pending {
                     events: Fold::default(),
                     count: 0,
+                    stretches: Stretches::default(),
                     weight: 0,
                     promises: Promises::default(),
                     provenance: Provenance::default(),
@@ -172,11 +175,13 @@ impl Queues {
             }
         };
         pending.provenance.note(source, event.job.as_ref());
+        let job = event.job.is_some();
+        let place = Place::new(pending.stretches.jobs(), job);
+        pending.stretches.note(job);
         pending.events.push(event);
         pending.count += 1;
         pending.weight += weight;
-        pending.promises.waiters.extend(waiter);
-        pending.promises.event_ids.extend(event_id.cloned());
+        pending.promises.add(place, waiter, event_id);
         Ok(first)
     }
 
@@ -217,6 +222,7 @@ impl Queues {
             pending.since,
         );
         batch.provenance = pending.provenance;
+        batch.stretches = pending.stretches;
         Some((batch, pending.promises))
     }
 
@@ -228,6 +234,7 @@ impl Queues {
         Some(Joining {
             events: pending.events.into_events(),
             count: pending.count,
+            stretches: pending.stretches,
             promises: pending.promises,
             provenance: pending.provenance,
             weight: pending.weight,
@@ -248,6 +255,7 @@ impl Queues {
         let mut restored = Pending {
             events,
             count: joining.count,
+            stretches: joining.stretches,
             weight: joining.weight,
             promises: joining.promises,
             provenance: joining.provenance,
@@ -258,7 +266,10 @@ impl Queues {
             restored.events.extend(newer.events);
             restored.count += newer.count;
             restored.weight += newer.weight;
-            restored.promises.extend(newer.promises);
+            restored
+                .promises
+                .extend_after(restored.stretches.jobs(), newer.promises);
+            restored.stretches.extend(newer.stretches);
             restored.provenance.extend(newer.provenance);
             restored.due = restored.due.min(newer.due);
         }

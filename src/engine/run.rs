@@ -150,7 +150,7 @@ impl BatchRun {
                 (Verdict::AlreadyLanded, Some(joining)) => {
                     shared.queues.lock().restore(&self.batch.key, joining)
                 }
-                (_, Some(joining)) => self.promises.extend(self.batch.absorb(joining)),
+                (_, Some(joining)) => self.batch.absorb(joining, &mut self.promises),
                 (_, None) => {}
             }
             if verdict.wrote() {
@@ -167,6 +167,27 @@ impl BatchRun {
                     (written, None)
                 }
                 Verdict::AlreadyLanded => (Outcome::Applied, None),
+                Verdict::Split { keep_jobs, error } => {
+                    // The events that did not fit fail now, reported as a batch of their own;
+                    // the earlier ones are attempted again at once.
+                    let (overflow, promises) = self.batch.split_off(keep_jobs, &mut self.promises);
+                    shared.sink.too_large(overflow.event_count);
+                    let answered = span.in_scope(|| {
+                        shared.sink.settle(
+                            &overflow,
+                            promises,
+                            Outcome::Failed,
+                            None,
+                            number,
+                            Some(error),
+                        )
+                    });
+                    let mut queues = shared.queues.lock();
+                    for (key, n) in answered {
+                        queues.release_joined(&key, n);
+                    }
+                    continue;
+                }
                 Verdict::Failed {
                     error,
                     planned,
