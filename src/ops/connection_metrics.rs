@@ -12,7 +12,8 @@ use prometheus_client::{
 pub struct ReasonLabel {
     /// `goaway_<code>` (we sent HTTP/2 GOAWAY with that error code, e.g.
     /// `goaway_enhance_your_calm`), `peer` (closed by the client or the network without a
-    /// GOAWAY of ours), `tls_handshake_failed`, `tls_handshake_timeout`.
+    /// GOAWAY of ours), a limit of ours (`preface_timeout`, `idle_timeout`, `evicted_at_cap`,
+    /// `connection_cap`), `tls_handshake_failed`, `tls_handshake_timeout`.
     pub reason: &'static str,
 }
 
@@ -35,7 +36,7 @@ impl ConnectionMetrics {
         );
         registry.register(
             "connections_closed",
-            "Connections to the gRPC port closed, by reason: goaway_<code> (we sent HTTP/2 GOAWAY with that error code; goaway_enhance_your_calm is h2's flood protection), peer (closed by the client or the network), tls_handshake_failed, tls_handshake_timeout",
+            "Connections to the gRPC port closed, by reason: goaway_<code> (we sent HTTP/2 GOAWAY with that error code; goaway_enhance_your_calm is h2 flood protection), peer (closed by the client or the network), preface_timeout, idle_timeout, evicted_at_cap, connection_cap, tls_handshake_failed, tls_handshake_timeout",
             m.closed.clone(),
         );
         m
