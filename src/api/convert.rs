@@ -179,6 +179,7 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
         missed,
         recovered: clamp(r.recovered),
         verified: clamp(r.verified),
+        failed_job_ids: r.failed_jobs.iter().map(|j| j.to_string()).collect(),
     }
 }
 
@@ -312,6 +313,7 @@ mod tests {
             batch_id: "b3".into(),
             recovered: 0,
             verified: 0,
+            failed_jobs: Vec::new(),
         };
         let pb = batch_result(&r, 7);
         assert_eq!(pb.outcome, pb::Outcome::Retrying as i32);

@@ -56,4 +56,9 @@ pub struct BatchReport {
     pub recovered: u64,
     /// Of `events`, how many completed reservations whose job GitHub reports finished.
     pub verified: u64,
+    /// On FAILED: the job ids of its job events (at most [`FAILED_JOBS_REPORTED`]).
+    pub failed_jobs: Vec<std::sync::Arc<str>>,
 }
+
+/// Most failed job ids one report names.
+pub const FAILED_JOBS_REPORTED: usize = 100;

@@ -176,6 +176,7 @@ mod tests {
             batch_id: format!("b{n}"),
             recovered: 0,
             verified: 0,
+            failed_jobs: Vec::new(),
         }
     }
 

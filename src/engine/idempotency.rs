@@ -175,6 +175,7 @@ mod tests {
             batch_id: "b".into(),
             recovered: 0,
             verified: 0,
+            failed_jobs: Vec::new(),
             outcome,
             counts: Counts::default(),
             events: 1,

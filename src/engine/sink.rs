@@ -56,6 +56,16 @@ impl OutcomeSink {
             batch_id: batch.id.clone(),
             recovered: batch.provenance.recovered,
             verified: batch.provenance.verified,
+            failed_jobs: if outcome == Outcome::Failed {
+                batch
+                    .events
+                    .iter()
+                    .filter_map(|e| e.job.clone())
+                    .take(crate::domain::report::FAILED_JOBS_REPORTED)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         });
         log(&report);
         self.metrics.batch(outcome.as_str());
