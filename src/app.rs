@@ -88,9 +88,14 @@ pub async fn store_from_args(
                 Some(path) => seed::read_file(path)?,
                 None => seed::parse(EMBEDDED_SEED).context("the embedded seed")?,
             };
-            let count = objects.len();
+            let kind = |o: &serde_json::Value, k: &str| o["kind"].as_str() == Some(k);
+            let runners = objects
+                .iter()
+                .filter(|o| kind(o, "RunnerDeployment") || kind(o, "RunnerSet"))
+                .count();
+            let hras = objects.len() - runners;
             let store = MemoryStore::with_objects(objects).context("loading seed")?;
-            tracing::info!(hras = count, "memory backend ready");
+            tracing::info!(hras, runner_targets = runners, "memory backend ready");
             Ok((Arc::new(store), None))
         }
         Backend::Kubernetes => {

@@ -120,6 +120,33 @@ fn deployment_is_three_hardened_replicas_sharing_hras_out_with_valid_flags() {
 }
 
 #[test]
+fn kustomize_never_applies_a_crd_over_actions_runner_controllers() {
+    let kustomization = &docs("kustomization.yaml")[0];
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(!resources.contains(&"crd.yaml"), "{resources:?}");
+    for file in resources {
+        for doc in docs(file) {
+            assert_ne!(doc["kind"], "CustomResourceDefinition", "{file}");
+        }
+    }
+}
+
+#[test]
+fn the_image_build_context_leaves_build_output_and_node_modules_out() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".dockerignore");
+    let ignored = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = ignored.lines().map(str::trim).collect();
+    for needed in ["target/", "web/node_modules/", ".git/"] {
+        assert!(lines.contains(&needed), "{needed} not in .dockerignore");
+    }
+}
+
+#[test]
 fn the_crd_types_capacity_reservations_like_the_real_one() {
     let crd = &docs("crd.yaml")[0];
     assert_eq!(crd["spec"]["group"], "actions.summerwind.dev");

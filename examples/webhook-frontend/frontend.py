@@ -523,7 +523,7 @@ class Frontend:
         return web.Response(body=body, status=status, content_type="application/json")
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": 200, "message": "ok"})
+        return web.Response(text="ok\n")
 
     async def prometheus(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry),

@@ -174,6 +174,9 @@ async fn export(exporter: opentelemetry_otlp::SpanExporter, mut rx: mpsc::Receiv
         match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(sent)).await {
             Ok(Ok(())) => {
                 SPANS_EXPORTED.inc_by(n);
+                if FAILING.swap(false, Ordering::Relaxed) {
+                    tracing::info!(target: "batch_scaler::traces", "trace export works again");
+                }
             }
             Ok(Err(e)) => failed(n, &e),
             Err(_) => failed(n, &OTelSdkError::Timeout(EXPORT_TIMEOUT)),
@@ -181,9 +184,19 @@ async fn export(exporter: opentelemetry_otlp::SpanExporter, mut rx: mpsc::Receiv
     }
 }
 
+/// True from a failed export until the next one that works.
+static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Counts a failed export; the first of a run of failures is logged as a warning (the rest at
+/// debug, so a collector that is down does not flood the log), and so is the recovery.
 fn failed(n: u64, e: &OTelSdkError) {
     SPANS_FAILED.inc_by(n);
-    tracing::debug!(target: "batch_scaler::traces", spans = n, error = %e, "trace export failed");
+    if FAILING.swap(true, Ordering::Relaxed) {
+        tracing::debug!(target: "batch_scaler::traces", spans = n, error = %e, "trace export failed");
+    } else {
+        tracing::warn!(target: "batch_scaler::traces", spans = n, error = %e,
+            "trace export failed (counted in batch_scaler_trace_spans_export_failed_total; logged again once it works)");
+    }
 }
 
 /// The span context of the current `tracing` span, when traces are exported and it has one.
