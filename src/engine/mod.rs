@@ -12,6 +12,7 @@ pub mod batcher;
 mod expiring;
 pub mod hub;
 pub mod idempotency;
+pub mod promises;
 pub mod queue;
 pub mod run;
 pub mod sink;

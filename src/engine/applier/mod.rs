@@ -4,12 +4,17 @@
 //! and never reaches back into the batcher: the batcher owns each HRA's queue, hands the
 //! events that arrived meanwhile to the next attempt, and sleeps the delay.
 
+mod fit;
+mod verdict;
+
+pub use verdict::{Attempt, Late, Planned, RetryPolicy, Verdict};
+
 use super::batch::Batch;
 use crate::{
     domain::{
         duration::saturating_delta,
-        hra::{Hra, record_batch},
-        planner::{self, Counts, PlanEvent},
+        hra::record_batch,
+        planner::{self, PlanEvent},
         tombstones::{self, TombstoneLimits},
     },
     ops::metrics::Metrics,
@@ -28,112 +33,6 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// The wall clock.
 pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
-}
-
-/// Back-off for transient errors: `first`, doubling up to `max`, until `deadline` has passed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Delay after the first failure.
-    pub first: Duration,
-    /// Longest delay.
-    pub max: Duration,
-    /// Give up once the next attempt would start later than this after the first.
-    pub deadline: Duration,
-}
-
-impl RetryPolicy {
-    /// The documented schedule (1, 2, 4, 8, 16, 16, … s) with the given deadline.
-    pub fn with_deadline(deadline: Duration) -> Self {
-        Self {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(16),
-            deadline,
-        }
-    }
-
-    /// Delay before attempt `failures + 1`, after `failures` failed attempts (≥ 1).
-    pub fn delay(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.first.saturating_mul(factor).min(self.max)
-    }
-}
-
-/// Events that arrived since a batch's last attempt, and their jobs' repositories.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Late<'a> {
-    /// The events, in order.
-    pub events: &'a [PlanEvent],
-    /// (job id, `OWNER/REPO`) of those that gave one.
-    pub repositories: &'a [(Arc<str>, Arc<str>)],
-}
-
-/// What a plan that was made came to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Planned {
-    /// The planner's counters.
-    pub counts: Counts,
-}
-
-/// How an attempt ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Written (validated only, on a dry run) from this plan, `late` events included.
-    Written(Planned),
-    /// An earlier attempt's write had landed although its answer was lost: nothing was
-    /// written now, and the `late` events were not used.
-    AlreadyLanded,
-    /// Failed for now: try again after `after`, with events that arrive meanwhile.
-    Retry {
-        /// The delay.
-        after: Duration,
-        /// Why the attempt failed.
-        error: StoreError,
-        /// The plan made, if one was.
-        planned: Option<Planned>,
-    },
-    /// Nothing written: only the batch's events before its job event number `keep_jobs`
-    /// fit the HRA; the rest fail (`error` says why) and the kept ones are attempted again.
-    Split {
-        /// Job events kept, in arrival order.
-        keep_jobs: u32,
-        /// Why the rest fail.
-        error: String,
-    },
-    /// Given up (terminal error, retry deadline passed, or shutting down).
-    Failed {
-        /// Why.
-        error: String,
-        /// The plan made, if one was.
-        planned: Option<Planned>,
-        /// True if the write would have made the HRA object larger than allowed.
-        too_large: bool,
-    },
-}
-
-/// Where an attempt stands in its batch's life.
-#[derive(Clone, Debug)]
-pub struct Attempt {
-    /// 1 on the first try.
-    pub number: u32,
-    /// When the first attempt started.
-    pub started: Instant,
-    /// The id this attempt's write carries ([`Batch::write_id`]).
-    pub write_id: String,
-    /// True once no further retry may be started (shutdown grace over): this is the last.
-    pub last: bool,
-}
-
-impl Verdict {
-    /// True if the attempt sent a write (which may have landed whatever it answered).
-    pub fn wrote(&self) -> bool {
-        match self {
-            Self::Written(_) => true,
-            Self::Retry { planned, .. } | Self::Failed { planned, .. } => planned.is_some(),
-            Self::AlreadyLanded | Self::Split { .. } => false,
-        }
-    }
 }
 
 /// How long a write's id stays in the applied-batches annotation beyond the retry deadline,
@@ -269,102 +168,6 @@ impl Applier {
             error,
             planned,
             too_large: false,
-        }
-    }
-
-    /// What a write of `events` to `hra` would make of its object, in bytes.
-    fn projected_bytes(
-        &self,
-        hra: &Hra,
-        events: &[PlanEvent],
-        now: DateTime<Utc>,
-        at: &Attempt,
-        repositories: &[(Arc<str>, Arc<str>)],
-    ) -> usize {
-        let runs = planner::plan_runs(hra, events, now, self.policy.default_life);
-        let floor = hra.size_floor(runs.len());
-        if floor > self.policy.max_hra_bytes as u64 {
-            return usize::try_from(floor).unwrap_or(usize::MAX);
-        }
-        let plan = runs.materialize();
-        let tombstones = tombstones::next(
-            &hra.finished_jobs,
-            &plan.finished_jobs,
-            now,
-            self.policy.tombstones,
-        );
-        let job_repos = hra.job_repositories.next(
-            repositories,
-            plan.reservations.iter().map(|r| r.name.as_str()),
-        );
-        let keep_for = self
-            .policy
-            .retry
-            .deadline
-            .saturating_add(APPLIED_KEPT_BEYOND_DEADLINE);
-        let applied = record_batch(
-            &hra.applied_batches,
-            &at.write_id,
-            now,
-            saturating_delta(keep_for),
-        );
-        hra.projected_bytes(
-            &plan.reservations,
-            &applied,
-            &tombstones::format(&tombstones.list),
-            &job_repos.format(),
-        )
-    }
-
-    /// The batch's events do not fit: the largest prefix in arrival order, cut before a job
-    /// event, that does (and holds an event) is kept and the rest fail (`Split`); if none
-    /// does, the whole batch fails (`TooLarge`). Events that arrived earlier are never failed
-    /// by ones that arrived after them.
-    #[allow(clippy::too_many_arguments)]
-    fn split_or_too_large(
-        &self,
-        batch: &Batch,
-        hra: &Hra,
-        landed: usize,
-        all: &[PlanEvent],
-        now: DateTime<Utc>,
-        at: &Attempt,
-        repositories: &[(Arc<str>, Arc<str>)],
-        projected: usize,
-    ) -> Stop {
-        let limit = self.policy.max_hra_bytes;
-        let job_at: Vec<usize> = all
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.job.is_some())
-            .map(|(i, _)| i)
-            .collect();
-        let fits = |jobs: usize| {
-            let cut = job_at.get(jobs).copied().unwrap_or(all.len());
-            cut > 0 && self.projected_bytes(hra, &all[..cut], now, at, repositories) <= limit
-        };
-        // The largest number of job events kept whose prefix fits (fewer kept, smaller); an
-        // empty prefix is no split.
-        let mut lo = usize::from(job_at.first() == Some(&0));
-        let mut hi = job_at.len();
-        if lo >= hi || !fits(lo) {
-            return Stop::TooLarge { projected, limit };
-        }
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            if fits(mid) { lo = mid } else { hi = mid - 1 }
-        }
-        if lo >= job_at.len() {
-            return Stop::TooLarge { projected, limit };
-        }
-        let before = batch.events[..landed.min(batch.events.len())]
-            .iter()
-            .filter(|e| e.job.is_some())
-            .count();
-        Stop::Split {
-            keep_jobs: u32::try_from(before + lo).unwrap_or(u32::MAX),
-            projected,
-            limit,
         }
     }
 
@@ -504,18 +307,5 @@ impl Applier {
             "still conflicting after {MAX_CONFLICT_REPLANS} re-plans"
         ))
         .into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_schedule_is_1_2_4_8_16_then_16() {
-        let p = RetryPolicy::with_deadline(Duration::from_secs(600));
-        let delays: Vec<u64> = (1..=8).map(|n| p.delay(n).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 16, 16, 16]);
-        assert_eq!(p.delay(200).as_secs(), 16);
     }
 }
