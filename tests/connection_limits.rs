@@ -115,7 +115,7 @@ async fn a_long_call_keeps_its_connection_past_the_idle_timeout() {
     assert!(result.is_some(), "the watch is still open");
 }
 
-async fn tls_pair() -> (Settings, tonic::transport::ClientTlsConfig, tempdir::Dir) {
+async fn tls_pair() -> (Settings, String, tempdir::Dir) {
     let dir = tempdir::Dir::new();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
@@ -134,10 +134,7 @@ async fn tls_pair() -> (Settings, tonic::transport::ClientTlsConfig, tempdir::Di
         })
         .unwrap(),
     );
-    let client = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(cert.pem()))
-        .domain_name("localhost");
-    (settings, client, dir)
+    (settings, cert.pem(), dir)
 }
 
 /// A scratch directory removed when dropped.
@@ -162,18 +159,10 @@ mod tempdir {
 
 #[tokio::test]
 async fn a_connection_silent_after_its_tls_handshake_is_closed() {
-    let (settings, tls, _dir) = tls_pair().await;
+    let (settings, ca, _dir) = tls_pair().await;
     let server = server(settings).await;
     // A real client works.
-    let channel =
-        tonic::transport::Channel::from_shared(format!("https://localhost:{}", server.addr.port()))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    pb::batch_scaler_client::BatchScalerClient::new(channel)
+    pb::batch_scaler_client::BatchScalerClient::new(tls_channel(server.addr, &ca).await)
         .get_stats(pb::GetStatsRequest {})
         .await
         .unwrap();
@@ -181,9 +170,11 @@ async fn a_connection_silent_after_its_tls_handshake_is_closed() {
     let mut half = TcpStream::connect(server.addr).await.unwrap();
     half.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
     closed_within(half, Duration::from_secs(5)).await;
-    eventually(Duration::from_secs(5), "the close counted", || async {
-        closed(&scrape(server.http_addr).await, "tls_handshake_timeout") == 1.0
-    })
+    await_sample(
+        server.http_addr,
+        "batch_scaler_connections_closed_total{reason=\"tls_handshake_timeout\"}",
+        1.0,
+    )
     .await;
 }
 

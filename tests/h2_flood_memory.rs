@@ -81,12 +81,11 @@ async fn a_million_one_byte_frames_leave_memory_flat_and_others_are_served() {
             "read whole".to_owned()
         }
         Some(i) => {
-            eventually(Duration::from_secs(5), "the refusal counted", || async {
-                sample(
-                    &scrape(server.http_addr).await,
-                    "batch_scaler_connections_closed_total{reason=\"goaway_enhance_your_calm\"}",
-                ) == 1.0
-            })
+            await_sample(
+                server.http_addr,
+                "batch_scaler_connections_closed_total{reason=\"goaway_enhance_your_calm\"}",
+                1.0,
+            )
             .await;
             format!("refused with GOAWAY ENHANCE_YOUR_CALM after {i} frames")
         }

@@ -123,12 +123,11 @@ async fn with_hypers_default_windows_the_same_producer_is_cut() {
     let error = error.unwrap_or_else(|| panic!("{sent} frames sent and the connection held"));
     // The client sees the GOAWAY, or a broken pipe if its write lost the race with it.
     assert!(calm(&error) || error.is_io(), "{error:?}");
-    eventually(Duration::from_secs(5), "the close counted", || async {
-        sample(
-            &scrape(server.http_addr).await,
-            "batch_scaler_connections_closed_total{reason=\"goaway_enhance_your_calm\"}",
-        ) == 1.0
-    })
+    await_sample(
+        server.http_addr,
+        "batch_scaler_connections_closed_total{reason=\"goaway_enhance_your_calm\"}",
+        1.0,
+    )
     .await;
 }
 
@@ -141,11 +140,10 @@ async fn one_byte_frames_into_a_stalled_stream_are_refused_and_others_are_served
     // Another connection is served all along.
     let mut client = server.client().await;
     client.get_stats(pb::GetStatsRequest {}).await.unwrap();
-    eventually(Duration::from_secs(5), "the close counted", || async {
-        sample(
-            &scrape(server.http_addr).await,
-            "batch_scaler_connections_closed_total{reason=\"goaway_enhance_your_calm\"}",
-        ) == 1.0
-    })
+    await_sample(
+        server.http_addr,
+        "batch_scaler_connections_closed_total{reason=\"goaway_enhance_your_calm\"}",
+        1.0,
+    )
     .await;
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use batch_scaler::api::pb;
+use batch_scaler::{api::pb, config::Settings};
 use batch_scaler_testkit::{
     cluster::TestCluster,
     h2_raw,
@@ -18,12 +18,26 @@ use std::time::Duration;
 const WINDOW: Duration = Duration::from_millis(300);
 
 async fn replicas(c: &TestCluster, n: usize) -> Vec<TestServer> {
-    let mut all = Vec::new();
-    for i in 0..n {
-        all.push(member(c, &format!("r{i}"), test_settings(WINDOW)).await);
-    }
+    let all = replicas_with(c, n, test_settings(WINDOW)).await;
     await_members(&all, n).await;
     all
+}
+
+/// `n` members with `settings` (not waited for).
+async fn replicas_with(c: &TestCluster, n: usize, settings: Settings) -> Vec<TestServer> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        all.push(member(c, &format!("r{i}"), settings.clone()).await);
+    }
+    all
+}
+
+/// HRAs `h0`…`h{n-1}`.
+async fn hras(c: &TestCluster, n: usize) {
+    for i in 0..n {
+        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
+            .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,16 +266,10 @@ async fn kube_producers_at_full_speed_never_cut_a_peer_link() {
     const STREAMS: usize = 2;
     const EVENTS: usize = 2500;
     let c = TestCluster::start().await;
-    for i in 0..HRAS {
-        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
-            .await;
-    }
+    hras(&c, HRAS).await;
     let mut settings = test_settings(WINDOW);
     settings.engine.bounds = Default::default();
-    let mut all = Vec::new();
-    for i in 0..3 {
-        all.push(member(&c, &format!("r{i}"), settings.clone()).await);
-    }
+    let all = replicas_with(&c, 3, settings).await;
     await_members(&all, 3).await;
     let target = all[0].addr;
     let mut producers = Vec::new();
@@ -335,18 +343,12 @@ async fn kube_producers_at_full_speed_never_cut_a_peer_link() {
 async fn kube_replicas_forward_with_their_peer_token_and_a_producer_token_cannot() {
     const HRAS: usize = 12;
     let c = TestCluster::start().await;
-    for i in 0..HRAS {
-        c.create(hra_object(&c.namespace, &format!("h{i}"), None))
-            .await;
-    }
+    hras(&c, HRAS).await;
     let mut settings = test_settings(WINDOW);
     settings.grpc.auth =
         batch_scaler::api::auth::TokenAuth::parse("frontend produce\nreplicas peer\nops read\n")
             .unwrap();
-    let mut all = Vec::new();
-    for i in 0..3 {
-        all.push(member(&c, &format!("r{i}"), settings.clone()).await);
-    }
+    let all = replicas_with(&c, 3, settings).await;
     let with = |token: &str, event: pb::ScaleEvent| {
         let mut r = tonic::Request::new(event);
         r.metadata_mut()

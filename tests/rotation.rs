@@ -20,10 +20,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use tonic::{
-    Code, Request,
-    transport::{Channel, ClientTlsConfig},
-};
+use tonic::{Code, Request, transport::Channel};
 
 struct Ca {
     cert: Certificate,
@@ -106,17 +103,7 @@ async fn served_serial(addr: std::net::SocketAddr, ca: &Ca) -> u64 {
 }
 
 async fn tls_client(addr: std::net::SocketAddr, ca: &Ca) -> BatchScalerClient<Channel> {
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(ca.cert.pem()))
-        .domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://localhost:{}", addr.port()))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    BatchScalerClient::new(channel)
+    BatchScalerClient::new(tls_channel(addr, &ca.cert.pem()).await)
 }
 
 fn settings_from(flags: &[&str]) -> batch_scaler::config::Settings {

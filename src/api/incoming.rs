@@ -80,6 +80,18 @@ where
     }
 }
 
+impl Admission {
+    /// A place for a connection just accepted, or `None` (counted) when it is refused at the
+    /// connection cap.
+    fn admit(&self) -> Option<Arc<super::limits::ConnState>> {
+        let admitted = self.registry.admit();
+        if admitted.is_none() {
+            self.metrics.closed("connection_cap");
+        }
+        admitted
+    }
+}
+
 /// Plain TCP connections, until `stop`.
 pub fn tcp(
     listener: TcpListener,
@@ -90,18 +102,16 @@ pub fn tcp(
     tokio::spawn(async move {
         let take = |stream: TcpStream| {
             let tx = tx.clone();
-            let Admission {
-                metrics,
-                registry,
-                limits,
-            } = admission.clone();
+            let admission = admission.clone();
             async move {
-                let Some(state) = registry.admit() else {
-                    // At the cap, and every connection is in use: this one is refused.
-                    metrics.closed("connection_cap");
+                // At the cap, with every connection in use, this one is refused.
+                let Some(state) = admission.admit() else {
                     return true;
                 };
                 let peer = stream.peer_addr().ok();
+                let Admission {
+                    metrics, limits, ..
+                } = admission;
                 let stream = Connection::new(stream, metrics, peer, state, limits);
                 tx.send(Ok(stream)).await.is_ok()
             }
@@ -127,19 +137,17 @@ pub fn tls(
     tokio::spawn(async move {
         let take = |stream: TcpStream| {
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            let Admission {
-                metrics,
-                registry,
-                limits,
-            } = admission.clone();
+            let admission = admission.clone();
             async move {
                 if tx.is_closed() {
                     return false;
                 }
-                let Some(state) = registry.admit() else {
-                    metrics.closed("connection_cap");
+                let Some(state) = admission.admit() else {
                     return true;
                 };
+                let Admission {
+                    metrics, limits, ..
+                } = admission;
                 tokio::spawn(async move {
                     let peer = stream.peer_addr().ok();
                     // The handshake counts against the preface deadline, and gives way at

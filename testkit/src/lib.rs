@@ -169,6 +169,28 @@ pub fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits up to 5 s until the metric `series` at `metrics_addr` reads `value`.
+pub async fn await_sample(metrics_addr: SocketAddr, series: &str, value: f64) {
+    eventually(Duration::from_secs(5), series, || async {
+        sample(&scrape(metrics_addr).await, series) == value
+    })
+    .await;
+}
+
+/// A channel to `https://localhost:PORT` of `addr`, trusting the CA certificate `ca_pem`.
+pub async fn tls_channel(addr: SocketAddr, ca_pem: &str) -> Channel {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    Channel::from_shared(format!("https://localhost:{}", addr.port()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// Waits until the service at `metrics_addr` has accepted `n` events in all.
 pub async fn wait_accepted(metrics_addr: SocketAddr, n: u64) {
     let series = "batch_scaler_events_received_total{result=\"accepted\"}";

@@ -2,13 +2,11 @@
 //! in arrival order and cut before a job event, that does. Events that arrived earlier are
 //! never failed by ones that arrived after them.
 
-use super::{APPLIED_KEPT_BEYOND_DEADLINE, Applier, Attempt, Stop};
+use super::{Applier, Attempt, Stop};
 use crate::{
     domain::{
-        duration::saturating_delta,
-        hra::{Hra, record_batch},
+        hra::Hra,
         planner::{self, PlanEvent},
-        tombstones,
     },
     engine::batch::Batch,
 };
@@ -31,32 +29,12 @@ impl Applier {
             return usize::try_from(floor).unwrap_or(usize::MAX);
         }
         let plan = runs.materialize();
-        let tombstones = tombstones::next(
-            &hra.finished_jobs,
-            &plan.finished_jobs,
-            now,
-            self.policy.tombstones,
-        );
-        let job_repos = hra.job_repositories.next(
-            repositories,
-            plan.reservations.iter().map(|r| r.name.as_str()),
-        );
-        let keep_for = self
-            .policy
-            .retry
-            .deadline
-            .saturating_add(APPLIED_KEPT_BEYOND_DEADLINE);
-        let applied = record_batch(
-            &hra.applied_batches,
-            &at.write_id,
-            now,
-            saturating_delta(keep_for),
-        );
+        let a = self.annotations(hra, &plan, now, at, repositories);
         hra.projected_bytes(
             &plan.reservations,
-            &applied,
-            &tombstones::format(&tombstones.list),
-            &job_repos.format(),
+            &a.applied_batches,
+            &a.finished_jobs,
+            &a.job_repositories,
         )
     }
 

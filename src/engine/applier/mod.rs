@@ -13,7 +13,7 @@ use super::batch::Batch;
 use crate::{
     domain::{
         duration::saturating_delta,
-        hra::record_batch,
+        hra::{Hra, record_batch},
         planner::{self, PlanEvent},
         tombstones::{self, TombstoneLimits},
     },
@@ -74,6 +74,16 @@ impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
     }
+}
+
+/// What a write carries beside its reservations: the finished jobs, the jobs' repositories
+/// and the applied batch ids, each as the HRA's annotation will hold it.
+struct Annotations {
+    tombstones: tombstones::NextTombstones,
+    finished_jobs: String,
+    job_repos: crate::domain::job_repos::JobRepos,
+    job_repositories: String,
+    applied_batches: String,
 }
 
 /// Applies batches to a store.
@@ -171,6 +181,47 @@ impl Applier {
         }
     }
 
+    /// The annotations a write of `plan` to `hra` carries.
+    fn annotations(
+        &self,
+        hra: &Hra,
+        plan: &planner::Plan,
+        now: DateTime<Utc>,
+        at: &Attempt,
+        repositories: &[(Arc<str>, Arc<str>)],
+    ) -> Annotations {
+        let tombstones = tombstones::next(
+            &hra.finished_jobs,
+            &plan.finished_jobs,
+            now,
+            self.policy.tombstones,
+        );
+        let finished_jobs = tombstones::format(&tombstones.list);
+        let job_repos = hra.job_repositories.next(
+            repositories,
+            plan.reservations.iter().map(|r| r.name.as_str()),
+        );
+        let job_repositories = job_repos.format();
+        let keep_for = self
+            .policy
+            .retry
+            .deadline
+            .saturating_add(APPLIED_KEPT_BEYOND_DEADLINE);
+        let applied_batches = record_batch(
+            &hra.applied_batches,
+            &at.write_id,
+            now,
+            saturating_delta(keep_for),
+        );
+        Annotations {
+            tombstones,
+            finished_jobs,
+            job_repos,
+            job_repositories,
+            applied_batches,
+        }
+    }
+
     /// Reads, plans and writes, re-planning at once on conflicts. `Ok(false)`: an earlier
     /// attempt had landed.
     async fn try_write(
@@ -217,44 +268,21 @@ impl Applier {
             // Counted before anything is written out: no batch allocates much more than the
             // largest HRA it may write.
             let limit = self.policy.max_hra_bytes;
+            let split = |projected| {
+                self.split_or_too_large(batch, &hra, landed, all, now, at, repositories, projected)
+            };
             let floor = hra.size_floor(runs.len());
             if floor > limit as u64 && floor > hra.object_bytes as u64 {
-                let projected = usize::try_from(floor).unwrap_or(usize::MAX);
-                return Err(self.split_or_too_large(
-                    batch,
-                    &hra,
-                    landed,
-                    all,
-                    now,
-                    at,
-                    repositories,
-                    projected,
-                ));
+                return Err(split(usize::try_from(floor).unwrap_or(usize::MAX)));
             }
             let plan = runs.materialize();
-            let tombstones = tombstones::next(
-                &hra.finished_jobs,
-                &plan.finished_jobs,
-                now,
-                self.policy.tombstones,
-            );
-            let finished_jobs = tombstones::format(&tombstones.list);
-            let job_repos = hra.job_repositories.next(
-                repositories,
-                plan.reservations.iter().map(|r| r.name.as_str()),
-            );
-            let job_repositories = job_repos.format();
-            let keep_for = self
-                .policy
-                .retry
-                .deadline
-                .saturating_add(APPLIED_KEPT_BEYOND_DEADLINE);
-            let applied_batches = record_batch(
-                &hra.applied_batches,
-                &at.write_id,
-                now,
-                saturating_delta(keep_for),
-            );
+            let Annotations {
+                tombstones,
+                finished_jobs,
+                job_repos,
+                job_repositories,
+                applied_batches,
+            } = self.annotations(&hra, &plan, now, at, repositories);
             let projected = hra.projected_bytes(
                 &plan.reservations,
                 &applied_batches,
@@ -262,16 +290,7 @@ impl Applier {
                 &job_repositories,
             );
             if projected > limit && projected > hra.object_bytes {
-                return Err(self.split_or_too_large(
-                    batch,
-                    &hra,
-                    landed,
-                    all,
-                    now,
-                    at,
-                    repositories,
-                    projected,
-                ));
+                return Err(split(projected));
             }
             let write = Write {
                 key: &batch.key,
