@@ -61,7 +61,7 @@ async fn kube_a_completion_on_one_replica_stops_a_late_queued_on_another_and_aft
 }
 
 #[tokio::test]
-async fn kube_a_batch_that_would_grow_the_hra_past_max_hra_bytes_fails_once_and_writes_nothing() {
+async fn kube_a_batch_over_max_hra_bytes_applies_the_earliest_that_fit_and_fails_the_rest_once() {
     let c = TestCluster::start().await;
     let ns = c.namespace.clone();
     c.create(hra_object(&ns, "big", None)).await;
@@ -79,20 +79,37 @@ async fn kube_a_batch_that_would_grow_the_hra_past_max_hra_bytes_fails_once_and_
         .map(|i| job_ev(&ns, "big", 1, &format!("j{i}"), &format!("d{i}")))
         .collect();
     server.publish(flood).await;
-    let r = recv(&mut watch).await;
-    assert_eq!((r.name.as_str(), r.outcome, r.attempt), ("big", FAILED, 1));
-    assert!(r.error.contains("--max-hra-bytes"), "{}", r.error);
-    assert_eq!(c.reservations("big").await, 0, "nothing was written");
+    // The events that do not fit fail at once, as a batch of their own…
+    let failed = recv(&mut watch).await;
+    assert_eq!(
+        (failed.name.as_str(), failed.outcome, failed.attempt),
+        ("big", FAILED, 1)
+    );
+    assert!(
+        failed.batch_id.ends_with("-overflow"),
+        "{}",
+        failed.batch_id
+    );
+    assert!(failed.error.contains("--max-hra-bytes"), "{}", failed.error);
+    // …and the earliest ones, which fit, are written.
+    let applied = recv(&mut watch).await;
+    assert_eq!((applied.outcome, applied.attempt), (APPLIED, 1));
+    assert_eq!(applied.events + failed.events, 40);
+    let kept = c.reservations("big").await;
+    assert!(kept > 0 && kept < 40, "{kept}");
+    assert_eq!(kept, applied.events as usize);
+    assert_eq!(failed.failed_job_ids[0], format!("j{kept}"));
 
-    // Another HRA, and a batch that fits, go on.
-    let fits = send(&server, job_ev(&ns, "big", 1, "j0", "d-again")).await;
-    assert_eq!((fits.outcome, fits.added), (APPLIED, 1));
+    // The HRA and another one go on (a job-less completion: it adds no finished job, which
+    // would grow this HRA's annotations past its tight limit).
+    let done = send(&server, ev(&ns, "big", -1)).await;
+    assert_eq!((done.outcome, done.completed), (APPLIED, 1), "{done:?}");
     let other = send(&server, ev(&ns, "small", 3)).await;
     assert_eq!(other.outcome, APPLIED);
     let metrics = scrape(server.http_addr).await;
     assert_eq!(
         sample(&metrics, "batch_scaler_hra_too_large_events_total"),
-        40.0,
+        f64::from(failed.events),
         "{metrics}"
     );
 }
