@@ -11,6 +11,7 @@ use crate::{
         service::BatchScalerService,
         transport::{self, TransportError},
     },
+    config::PeersMode,
     config::{Args, Backend, Settings},
     engine::Engine,
     github,
@@ -136,6 +137,20 @@ pub async fn run(
                 "sharing HRAs out among the replicas (member Leases)");
             settings.membership = Some(Arc::new(Membership::start(client, config)));
         }
+        (Err(why), _) if args.peers == PeersMode::On => {
+            anyhow::bail!(
+                "--peers on: this replica cannot share the HRAs out: {why} (set them, or run with --peers auto or off)"
+            );
+        }
+        (Err(why), Some(_)) if args.peers == PeersMode::Auto => {
+            tracing::warn!(
+                why,
+                "scale-out off: with several replicas, each writes every HRA it receives events \
+                 for (more writes, and conflicts); give each replica --member-name/POD_NAME and \
+                 --advertise-address/POD_IP, or run one replica"
+            );
+            settings.scale_out_off = Some(why);
+        }
         (Err(why), _) => tracing::info!(why, "one writer for every HRA this replica receives"),
         (Ok(_), None) => {}
     }
@@ -188,6 +203,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listeners.grpc.local_addr()?;
     let metrics = Arc::new(Metrics::new());
+    if let Some(why) = settings.scale_out_off {
+        metrics.peers.set_scale_out_off(why);
+    }
     let engine = Engine::new(store.clone(), &settings.engine, metrics.clone());
     let stop = CancellationToken::new();
     // The gRPC server closes its connections only once every waiting caller has its answer.

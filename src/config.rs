@@ -18,8 +18,11 @@ pub use settings::{ConfigError, Settings};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PeersMode {
     /// On with the Kubernetes backend when this replica knows its name and address
-    /// (`--member-name`/`POD_NAME`, `--advertise-address`/`POD_IP`).
+    /// (`--member-name`/`POD_NAME`, `--advertise-address`/`POD_IP`); when it does not, it
+    /// writes alone and says so (a warning at every start, `GetStats`, a metric).
     Auto,
+    /// On: refuses to start, naming what is missing, unless it can share the HRAs out.
+    On,
     /// Every replica writes what it receives.
     Off,
 }

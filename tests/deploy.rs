@@ -110,7 +110,7 @@ fn deployment_is_three_hardened_replicas_sharing_hras_out_with_valid_flags() {
             ("POD_NAMESPACE", "metadata.namespace")
         ]
     );
-    assert_eq!(args.peers, batch_scaler::config::PeersMode::Auto);
+    assert_eq!(args.peers, batch_scaler::config::PeersMode::On);
     let pdb = &docs("pdb.yaml")[0];
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
     assert_eq!(args.backend, batch_scaler::config::Backend::Kubernetes);

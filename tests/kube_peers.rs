@@ -405,3 +405,56 @@ async fn kube_replicas_forward_with_their_peer_token_and_a_producer_token_cannot
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 }
+
+/// The service binary on the Kubernetes backend of `c`, without a member name or address.
+fn nameless(c: &TestCluster, peers: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_batch-scaler"));
+    command
+        .args(["--backend", "kubernetes", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--peers", peers])
+        .args(["--watch-namespace", &c.namespace])
+        .env("KUBECONFIG", c.kubeconfig())
+        .env_remove("POD_NAME")
+        .env_remove("POD_IP");
+    command
+}
+
+#[tokio::test]
+async fn kube_scale_out_misconfigured_is_refused_with_on_and_shown_with_auto() {
+    let c = TestCluster::start().await;
+    // --peers on: refuses to start, naming what is missing.
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        nameless(&c, "on").kill_on_drop(true).output(),
+    )
+    .await
+    .expect("exited in time")
+    .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("--peers on") && said.contains("no --member-name or POD_NAME"),
+        "{said}"
+    );
+    // --peers auto: starts alone, and says so in GetStats and a metric.
+    let mut service =
+        batch_scaler_testkit::process::ServiceProcess::spawn(nameless(&c, "auto")).await;
+    let stats = service
+        .client
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.scale_out_off, "no --member-name or POD_NAME");
+    let metrics = scrape(service.metrics).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "batch_scaler_scale_out_off{reason=\"no --member-name or POD_NAME\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    service.kill().await;
+}

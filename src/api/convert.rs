@@ -240,6 +240,7 @@ pub fn stats(
         deliveries_recovered: snapshot.deliveries_recovered,
         reservations_verified: snapshot.reservations_verified,
         reservations_completed: snapshot.reservations_completed,
+        scale_out_off: String::new(),
     }
 }
 

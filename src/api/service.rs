@@ -368,11 +368,13 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             ),
             None => (1, hras.len()),
         };
-        Ok(Response::new(convert::stats(
-            &snapshot,
-            gauges,
-            cluster,
-            (self.clock)(),
-        )))
+        let mut stats = convert::stats(&snapshot, gauges, cluster, (self.clock)());
+        stats.scale_out_off = self
+            .metrics
+            .peers
+            .scale_out_off()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Response::new(stats))
     }
 }

@@ -66,6 +66,9 @@ pub struct Settings {
     pub reload_interval: Duration,
     /// The members this replica shares HRAs with, when scale-out is on.
     pub membership: Option<Arc<Membership>>,
+    /// Why scale-out is off on the Kubernetes backend with `--peers auto` (several replicas
+    /// would each write what they receive): shown in `GetStats` and a metric.
+    pub scale_out_off: Option<&'static str>,
     /// Drift repair against GitHub, when configured.
     pub github: Option<GithubConfig>,
 }
@@ -114,6 +117,7 @@ impl Default for Settings {
             token_file: None,
             reload_interval: defaults::RELOAD_INTERVAL,
             membership: None,
+            scale_out_off: None,
             github: None,
         }
     }
@@ -245,6 +249,7 @@ impl Args {
             token_file: auth_token_file.clone(),
             reload_interval: **reload_interval,
             membership: None,
+            scale_out_off: None,
             github: github.config()?,
         })
     }

@@ -215,7 +215,9 @@ function renderHealth(s: Stats) {
     tile("applies in flight", String(s.appliesInFlight)),
     tile("apply latency p50 / p99", p50 || p99 ? `${seconds(p50)} / ${seconds(p99)}` : "—"),
     tile("since start", `${s.batchesFailed} failed · ${s.retries} retries`),
-    tile("replicas · owned HRAs", `${s.members || 1} · ${s.ownedHras}`),
+    s.scaleOutOff
+      ? tile("replicas · owned HRAs", `scale-out off: ${esc(s.scaleOutOff)}`, "warn")
+      : tile("replicas · owned HRAs", `${s.members || 1} · ${s.ownedHras}`),
     tile("from GitHub: recovered · verified (ended)",
       `${s.deliveriesRecovered} · ${s.reservationsVerified} (${s.reservationsCompleted})`,
       s.deliveriesRecovered + s.reservationsCompleted > 0n ? "busy" : ""),
