@@ -9,9 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use std::{
-    future::Future,
     net::IpAddr,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -95,8 +93,6 @@ pub struct Browser<S> {
     layer: BrowserLayer,
 }
 
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
 /// A refusal a browser can read: HTTP 403, with a gRPC status for gRPC-Web clients.
 fn refused(
     grpc_web: bool,
@@ -130,7 +126,7 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -29,13 +29,8 @@ impl Applier {
             return usize::try_from(floor).unwrap_or(usize::MAX);
         }
         let plan = runs.materialize();
-        let a = self.annotations(hra, &plan, now, at, repositories);
-        hra.projected_bytes(
-            &plan.reservations,
-            &a.applied_batches,
-            &a.finished_jobs,
-            &a.job_repositories,
-        )
+        self.annotations(hra, &plan, now, at, repositories)
+            .projected
     }
 
     /// The batch's events do not fit: the largest prefix in arrival order, cut before a job

@@ -77,13 +77,15 @@ impl From<StoreError> for Stop {
 }
 
 /// What a write carries beside its reservations: the finished jobs, the jobs' repositories
-/// and the applied batch ids, each as the HRA's annotation will hold it.
+/// and the applied batch ids, each as the HRA's annotation will hold it, and the size the
+/// object would have with them.
 struct Annotations {
     tombstones: tombstones::NextTombstones,
     finished_jobs: String,
     job_repos: crate::domain::job_repos::JobRepos,
     job_repositories: String,
     applied_batches: String,
+    projected: usize,
 }
 
 /// Applies batches to a store.
@@ -181,7 +183,7 @@ impl Applier {
         }
     }
 
-    /// The annotations a write of `plan` to `hra` carries.
+    /// The annotations a write of `plan` to `hra` carries, and the object's projected size.
     fn annotations(
         &self,
         hra: &Hra,
@@ -213,12 +215,19 @@ impl Applier {
             now,
             saturating_delta(keep_for),
         );
+        let projected = hra.projected_bytes(
+            &plan.reservations,
+            &applied_batches,
+            &finished_jobs,
+            &job_repositories,
+        );
         Annotations {
             tombstones,
             finished_jobs,
             job_repos,
             job_repositories,
             applied_batches,
+            projected,
         }
     }
 
@@ -282,13 +291,8 @@ impl Applier {
                 job_repos,
                 job_repositories,
                 applied_batches,
+                projected,
             } = self.annotations(&hra, &plan, now, at, repositories);
-            let projected = hra.projected_bytes(
-                &plan.reservations,
-                &applied_batches,
-                &finished_jobs,
-                &job_repositories,
-            );
             if projected > limit && projected > hra.object_bytes {
                 return Err(split(projected));
             }
