@@ -2,6 +2,7 @@
 //! and the planner. No IO, no wire format, no Kubernetes client: everything here is a value
 //! or a function of values, tested by tables beside it.
 
+pub mod codec;
 pub mod duration;
 pub mod event;
 pub mod github;
