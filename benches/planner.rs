@@ -30,9 +30,9 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
         min_replicas: Some(1),
         max_replicas: Some(500),
         capacity_reservations: list,
-        applied_batches: vec![],
+        applied_batches: Default::default(),
         trigger_duration: None,
-        finished_jobs: vec![],
+        finished_jobs: Default::default(),
         job_repositories: Default::default(),
         object_bytes: 0,
     };

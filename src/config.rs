@@ -262,8 +262,8 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_TOMBSTONE_TTL", default_value_t = human(defaults::TOMBSTONE_TTL), value_parser = at_most(30 * DAY, true))]
     pub tombstone_ttl: humantime::Duration,
 
-    /// Most finished jobs one HRA remembers in its finished-jobs annotation (soonest-expiring
-    /// dropped first).
+    /// Most finished jobs one HRA remembers in its finished-jobs annotations (soonest-expiring
+    /// dropped first; the default holds the 1h TTL at 5 completions a second).
     #[arg(long, env = "BATCH_SCALER_TOMBSTONE_CAPACITY", default_value_t = defaults::TOMBSTONE_CAPACITY,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tombstone_capacity: u32,

@@ -256,7 +256,7 @@ async fn reservations_of_jobs_ended_on_github_are_completed_after_verify_after_a
     // The completion is remembered: a late queued for 401 adds nothing.
     use batch_scaler::store::HraStore;
     let hra = store.get(&key("ci", "app")).await.unwrap();
-    assert!(hra.finished_jobs.iter().any(|t| &*t.job == "401"));
+    assert!(hra.finished_jobs.contains("401", chrono::Utc::now()));
     let mut late = queued_job("octo/app", &["self-hosted"], "401");
     late.wait = true;
     client.scale_job(late).await.unwrap();

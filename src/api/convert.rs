@@ -180,6 +180,7 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
         recovered: clamp(r.recovered),
         verified: clamp(r.verified),
         failed_job_ids: r.failed_jobs.iter().map(|j| j.to_string()).collect(),
+        finished_jobs_forgotten: r.finished_jobs_forgotten,
     }
 }
 
@@ -315,6 +316,7 @@ mod tests {
             recovered: 0,
             verified: 0,
             failed_jobs: Vec::new(),
+            finished_jobs_forgotten: 0,
         };
         let pb = batch_result(&r, 7);
         assert_eq!(pb.outcome, pb::Outcome::Retrying as i32);

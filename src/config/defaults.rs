@@ -59,7 +59,7 @@ pub const DEDUPE_CAPACITY: u32 = 100_000;
 /// `--tombstone-ttl`.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 /// `--tombstone-capacity`.
-pub const TOMBSTONE_CAPACITY: u32 = 1000;
+pub const TOMBSTONE_CAPACITY: u32 = crate::domain::tombstones::DEFAULT_CAPACITY as u32;
 /// `--max-hra-bytes`.
 pub const MAX_HRA_BYTES: u64 = 1024 * 1024;
 /// `--member-lease`.

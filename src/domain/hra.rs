@@ -2,8 +2,9 @@
 //! and the ids of the batches already applied to them.
 
 use super::{
+    codec::{BATCH_IDS_PREFIX, BatchIds, CodecError, batch_hash},
     job_repos::JobRepos,
-    tombstones::{self, Tombstone},
+    tombstones::{FinishedJobs, FinishedWrite},
 };
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -77,12 +78,12 @@ pub struct Hra {
     /// `spec.capacityReservations`, in list order.
     pub capacity_reservations: Vec<CapacityReservation>,
     /// Batch ids recorded in the applied-batches annotation, oldest first.
-    pub applied_batches: Vec<String>,
+    pub applied_batches: AppliedBatches,
     /// The life of a reservation added by an event that gives none: the duration of the HRA's
     /// single scale-up trigger, when it has exactly one and that duration is positive.
     pub trigger_duration: Option<TimeDelta>,
-    /// Jobs remembered as finished in the HRA's finished-jobs annotation, soonest expiry first.
-    pub finished_jobs: Vec<Tombstone>,
+    /// Jobs remembered as finished in the HRA's finished-jobs annotations.
+    pub finished_jobs: FinishedJobs,
     /// The repository of job-named reservations, from the job-repositories annotation.
     pub job_repositories: JobRepos,
     /// Size of the whole object as stored (compact JSON), 0 where the store cannot tell.
@@ -116,27 +117,39 @@ impl Hra {
     }
 
     /// The object's size after a write replacing the reservations and our annotation values
-    /// (applied batches, finished jobs, job repositories), estimated from
-    /// [`Hra::object_bytes`] and the serialized size of what changes.
+    /// (applied batches, the finished-jobs buckets it changes, job repositories), estimated
+    /// from [`Hra::object_bytes`] and the serialized size of what changes.
     pub fn projected_bytes(
         &self,
         reservations: &[CapacityReservation],
         applied_batches: &str,
-        finished_jobs: &str,
+        finished_jobs: &FinishedWrite,
         job_repositories: &str,
     ) -> usize {
         let list_bytes =
             |list: &[CapacityReservation]| serde_json::to_vec(list).map_or(0, |v| v.len());
         // Each annotation, when present, also costs its key and JSON punctuation.
         let annotation = |value_len: usize| if value_len == 0 { 0 } else { value_len + 64 };
-        let old = list_bytes(&self.capacity_reservations)
-            + annotation(self.applied_batches.iter().map(|b| b.len() + 1).sum())
-            + annotation(tombstones::format(&self.finished_jobs).len())
+        let finished = &self.finished_jobs;
+        let mut old = list_bytes(&self.capacity_reservations)
+            + annotation(self.applied_batches.encoded_len)
             + annotation(self.job_repositories.format().len());
-        let new = list_bytes(reservations)
+        let mut new = list_bytes(reservations)
             + annotation(applied_batches.len())
-            + annotation(finished_jobs.len())
             + annotation(job_repositories.len());
+        if finished_jobs.remove_legacy {
+            old += finished
+                .legacy
+                .as_ref()
+                .map_or(0, |b| annotation(b.encoded_len));
+        }
+        for (start, value) in &finished_jobs.changes {
+            old += finished
+                .buckets
+                .get(start)
+                .map_or(0, |b| annotation(b.encoded_len));
+            new += value.as_ref().map_or(0, |v| annotation(v.len()));
+        }
         (self.object_bytes + new).saturating_sub(old)
     }
 }
@@ -145,44 +158,78 @@ impl Hra {
 /// (`{"effectiveTime":"…Z","expirationTime":"…Z","replicas":1}`).
 pub const MIN_RESERVATION_BYTES: usize = 93;
 
-/// Splits the applied-batches annotation into batch ids.
-pub fn parse_batch_ids(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// The ids of the batches recorded in the applied-batches annotation, as 64-bit hashes
+/// ([`batch_hash`]) with the second each was written, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppliedBatches {
+    /// The entries.
+    pub ids: BatchIds,
+    /// Bytes of the annotation value as read.
+    pub encoded_len: usize,
 }
 
-/// The batch id of an applied-batches entry (`ID@UNIX_SECONDS`, or a bare `ID` as written
-/// before entries carried their time).
-pub fn batch_id_of(entry: &str) -> &str {
-    entry.split_once('@').map_or(entry, |(id, _)| id)
-}
+/// Written at the start of time: an entry of the oldest format, without its time.
+const NEVER: i64 = -(1 << 40);
 
-/// When an applied-batches entry was written (a bare id: never, so it is dropped first).
-fn written_at(entry: &str) -> i64 {
-    entry
-        .split_once('@')
-        .and_then(|(_, at)| at.parse().ok())
-        .unwrap_or(i64::MIN)
+impl AppliedBatches {
+    /// Reads the annotation value: the compact form, or the older `ID@UNIX_SECONDS,…` (or
+    /// bare `ID`) list, which the next write rewrites compactly. A value that is neither is
+    /// an error naming what is wrong.
+    pub fn parse(value: &str) -> Result<Self, CodecError> {
+        let ids = if value.starts_with(BATCH_IDS_PREFIX) {
+            BatchIds::decode(value)?
+        } else {
+            BatchIds(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|entry| match entry.split_once('@') {
+                        Some((id, at)) => (batch_hash(id), at.parse().unwrap_or(NEVER)),
+                        None => (batch_hash(entry), NEVER),
+                    })
+                    .collect(),
+            )
+        };
+        Ok(Self {
+            ids,
+            encoded_len: value.len(),
+        })
+    }
+
+    /// True if a write carrying `batch_id` is recorded.
+    pub fn contains(&self, batch_id: &str) -> bool {
+        let hash = batch_hash(batch_id);
+        self.ids.0.iter().any(|(h, _)| *h == hash)
+    }
+
+    /// How many writes are recorded.
+    pub fn len(&self) -> usize {
+        self.ids.0.len()
+    }
+
+    /// True when none is.
+    pub fn is_empty(&self) -> bool {
+        self.ids.0.is_empty()
+    }
 }
 
 /// The applied-batches annotation value after recording `batch_id` written at `now`: every
 /// entry younger than `keep_for` (however many other writes came since, so a batch retrying
 /// within its retry deadline always finds its own write), at most [`APPLIED_BATCHES_KEPT`]
-/// of them, oldest first, comma separated.
+/// of them, oldest first.
 ///
 /// ```
-/// # use batch_scaler::domain::hra::record_batch;
+/// # use batch_scaler::domain::hra::{record_batch, AppliedBatches};
 /// # use chrono::{DateTime, TimeDelta};
 /// let now = DateTime::from_timestamp(1_000_000, 0).unwrap();
-/// let kept = ["a@999990".to_owned(), "b@100".to_owned()];
-/// assert_eq!(record_batch(&kept, "c", now, TimeDelta::minutes(15)), "a@999990,c@1000000");
+/// let kept = AppliedBatches::parse("a@999990,b@100").unwrap();
+/// let value = record_batch(&kept, "c", now, TimeDelta::minutes(15));
+/// let written = AppliedBatches::parse(&value).unwrap();
+/// assert!(written.contains("a") && written.contains("c") && !written.contains("b"));
 /// ```
 pub fn record_batch(
-    existing: &[String],
+    existing: &AppliedBatches,
     batch_id: &str,
     now: DateTime<Utc>,
     keep_for: TimeDelta,
@@ -190,16 +237,17 @@ pub fn record_batch(
     let oldest = now
         .checked_sub_signed(keep_for)
         .map_or(i64::MIN, |t| t.timestamp());
-    let young: Vec<&str> = existing
+    let young: Vec<(u64, i64)> = existing
+        .ids
+        .0
         .iter()
-        .map(String::as_str)
-        .filter(|e| written_at(e) >= oldest)
+        .copied()
+        .filter(|(_, at)| *at >= oldest)
         .collect();
     let start = young.len().saturating_sub(APPLIED_BATCHES_KEPT - 1);
     let mut entries = young[start..].to_vec();
-    let entry = format!("{batch_id}@{}", now.timestamp());
-    entries.push(&entry);
-    entries.join(",")
+    entries.push((batch_hash(batch_id), now.timestamp()));
+    BatchIds(entries).encode()
 }
 
 /// Formats a time the way Kubernetes writes `metav1.Time`: RFC 3339, UTC, whole seconds.
@@ -261,24 +309,31 @@ mod tests {
     fn record_batch_keeps_every_young_entry_whatever_came_since() {
         let now = DateTime::from_timestamp(10_000, 0).unwrap();
         let keep = TimeDelta::seconds(100);
-        // Forty writes within the last 100 s (another replica's), one too old, one bare.
+        // Forty writes within the last 100 s (another replica's), one too old, one bare, in
+        // the older format.
         let mut entries: Vec<String> = (0..40).map(|i| format!("b{i}@{}", 9_950 + i)).collect();
         entries.insert(0, "old@9000".into());
         entries.insert(0, "bare".into());
-        let v = record_batch(&entries, "new", now, keep);
-        let kept: Vec<&str> = v.split(',').collect();
+        let read = AppliedBatches::parse(&entries.join(",")).unwrap();
+        assert!(read.contains("bare") && read.contains("old") && read.contains("b39"));
+        let v = record_batch(&read, "new", now, keep);
+        let kept = AppliedBatches::parse(&v).unwrap();
         assert_eq!(kept.len(), 41);
-        assert_eq!(kept[0], "b0@9950");
-        assert_eq!(*kept.last().unwrap(), "new@10000");
-        assert_eq!(batch_id_of(kept[0]), "b0");
-        assert_eq!(batch_id_of("bare"), "bare");
+        assert!(kept.contains("b0") && kept.contains("new") && !kept.contains("old"));
+        assert!(
+            !kept.contains("bare"),
+            "an entry without its time goes first"
+        );
+        assert!(v.len() <= 41 * 20, "{} bytes for 41 ids", v.len());
         // Past the cap, the oldest go first.
         let many: Vec<String> = (0..APPLIED_BATCHES_KEPT + 10)
             .map(|i| format!("m{i}@9999"))
             .collect();
-        let v = record_batch(&many, "new", now, keep);
-        assert_eq!(v.split(',').count(), APPLIED_BATCHES_KEPT);
-        assert!(v.starts_with("m11@"), "{}", &v[..20]);
+        let read = AppliedBatches::parse(&many.join(",")).unwrap();
+        let v = AppliedBatches::parse(&record_batch(&read, "new", now, keep)).unwrap();
+        assert_eq!(v.len(), APPLIED_BATCHES_KEPT);
+        assert!(!v.contains("m10") && v.contains("m11"));
+        assert!(AppliedBatches::parse("b1:!").is_err());
     }
 
     #[test]
@@ -300,9 +355,9 @@ mod tests {
                 mk(now, 1),
                 mk(now + TimeDelta::seconds(1), 1),
             ],
-            applied_batches: vec![],
+            applied_batches: Default::default(),
             trigger_duration: None,
-            finished_jobs: vec![],
+            finished_jobs: Default::default(),
             job_repositories: Default::default(),
             object_bytes: 0,
         };

@@ -58,6 +58,9 @@ pub struct BatchReport {
     pub verified: u64,
     /// On FAILED: the job ids of its job events (at most [`FAILED_JOBS_REPORTED`]).
     pub failed_jobs: Vec<std::sync::Arc<str>>,
+    /// Finished jobs this write forgot before their TTL, to stay within the HRA's capacity
+    /// for them (`--tombstone-capacity`): a redelivered `queued` of one of them would add.
+    pub finished_jobs_forgotten: u64,
 }
 
 /// Most failed job ids one report names.

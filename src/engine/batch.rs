@@ -6,7 +6,7 @@ pub use super::promises::{Place, Promises, Stretches, Waiter};
 use crate::{
     domain::{
         event::Origin,
-        hra::{HraKey, batch_id_of},
+        hra::{AppliedBatches, HraKey},
         planner::PlanEvent,
     },
     ops::traces,
@@ -200,11 +200,11 @@ impl Batch {
 
     /// How many of the events the latest write found in `applied` (the HRA's applied-batches
     /// entries) held: those have landed. `None` if none of its writes is there.
-    pub fn landed(&self, applied: &[String]) -> Option<usize> {
+    pub fn landed(&self, applied: &AppliedBatches) -> Option<usize> {
         self.writes
             .iter()
             .rev()
-            .find(|(id, _)| applied.iter().any(|entry| batch_id_of(entry) == id))
+            .find(|(id, _)| applied.contains(id))
             .map(|(_, held)| *held)
     }
 }

@@ -177,6 +177,7 @@ mod tests {
             recovered: 0,
             verified: 0,
             failed_jobs: Vec::new(),
+            finished_jobs_forgotten: 0,
         }
     }
 

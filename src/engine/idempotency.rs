@@ -176,6 +176,7 @@ mod tests {
             recovered: 0,
             verified: 0,
             failed_jobs: Vec::new(),
+            finished_jobs_forgotten: 0,
             outcome,
             counts: Counts::default(),
             events: 1,

@@ -206,13 +206,16 @@ impl BatchRun {
                 } => {
                     attempt_span.record("error.type", error.class());
                     self.planned = planned.or(self.planned.take());
-                    let counts = self.planned.as_ref().map(|p| p.counts).unwrap_or_default();
                     let error = Some(error.to_string());
                     // Logged within the batch's span: JSON lines carry its trace id.
                     span.in_scope(|| {
-                        shared
-                            .sink
-                            .report(&self.batch, Outcome::Retrying, counts, number, error)
+                        shared.sink.report(
+                            &self.batch,
+                            Outcome::Retrying,
+                            self.planned.as_ref(),
+                            number,
+                            error,
+                        )
                     });
                     tokio::select! {
                         () = tokio::time::sleep(after) => {}

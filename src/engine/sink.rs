@@ -41,14 +41,15 @@ impl OutcomeSink {
         &self,
         batch: &Batch,
         outcome: Outcome,
-        counts: Counts,
+        planned: Option<&Planned>,
         attempt: u32,
         error: Option<String>,
     ) -> Arc<BatchReport> {
         let report = Arc::new(BatchReport {
             key: batch.key.clone(),
             outcome,
-            counts,
+            counts: planned.map(|p| p.counts).unwrap_or_default(),
+            finished_jobs_forgotten: planned.map_or(0, |p| p.forgotten),
             events: batch.event_count,
             attempt,
             error,
@@ -93,8 +94,7 @@ impl OutcomeSink {
         attempt: u32,
         error: Option<String>,
     ) -> Vec<(HraKey, u64)> {
-        let counts = planned.map(|p| p.counts).unwrap_or_default();
-        let report = self.report(batch, outcome, counts, attempt, error);
+        let report = self.report(batch, outcome, planned, attempt, error);
         let answered = self.idempotency.settle(&promises.event_ids, &report);
         for waiter in promises.waiters {
             let _ = waiter.send(report.clone());

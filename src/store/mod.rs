@@ -10,6 +10,7 @@ pub mod kubernetes;
 pub mod membership;
 pub mod memory;
 pub mod objects;
+pub mod remembered;
 pub mod resource;
 pub mod routing_cache;
 pub mod routing_model;
@@ -33,8 +34,9 @@ pub struct Write<'a> {
     pub reservations: &'a [CapacityReservation],
     /// New value of the applied-batches annotation, this batch's id last.
     pub applied_batches: &'a str,
-    /// New value of the finished-jobs annotation (empty: removed; `None`: left as it is).
-    pub finished_jobs: Option<&'a str>,
+    /// Finished-jobs annotations to set (`Some(value)`) or remove (`None`), by name
+    /// ([`resource::finished_jobs_changes`]); the others are left as they are.
+    pub finished_jobs: &'a [(String, Option<String>)],
     /// New value of the job-repositories annotation (empty: removed; `None`: left as it is).
     pub job_repositories: Option<&'a str>,
     /// Validate only, change nothing.

@@ -8,9 +8,9 @@ use super::{
 };
 use crate::domain::{
     duration::parse_go_duration,
-    hra::{CapacityReservation, Hra, HraKey, parse_batch_ids},
+    hra::{AppliedBatches, CapacityReservation, Hra, HraKey},
     job_repos::JobRepos,
-    tombstones,
+    tombstones::{FinishedWrite, parse_legacy},
 };
 use chrono::TimeDelta;
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
@@ -29,8 +29,29 @@ pub const KIND: &str = "HorizontalRunnerAutoscaler";
 pub const PLURAL: &str = "horizontalrunnerautoscalers";
 /// Annotation holding the ids of the most recent batches written to an HRA.
 pub const APPLIED_BATCHES_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/applied-batches";
-/// Annotation holding the jobs remembered as finished (see [`crate::domain::tombstones`]).
+/// Annotation that held the jobs remembered as finished before they were kept in buckets (read
+/// once on upgrade, then removed); each bucket is this name, a dot and the bucket's start
+/// second (see [`crate::domain::tombstones`]).
 pub const FINISHED_JOBS_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/finished-jobs";
+
+/// The annotation name of the finished-jobs bucket starting at `start`.
+pub fn finished_jobs_annotation(start: i64) -> String {
+    format!("{FINISHED_JOBS_ANNOTATION}.{start}")
+}
+
+/// The annotation changes of a finished-jobs write, by name (the older single annotation
+/// removed when the write moves its jobs into buckets).
+pub fn finished_jobs_changes(write: FinishedWrite) -> Vec<(String, Option<String>)> {
+    let legacy = write
+        .remove_legacy
+        .then(|| (FINISHED_JOBS_ANNOTATION.to_owned(), None));
+    write
+        .changes
+        .into_iter()
+        .map(|(start, value)| (finished_jobs_annotation(start), value))
+        .chain(legacy)
+        .collect()
+}
 /// Annotation holding the repository of each job-named reservation (see `domain::job_repos`).
 pub const JOB_REPOSITORIES_ANNOTATION: &str =
     "batch-scaler.actions.summerwind.dev/job-repositories";
@@ -178,17 +199,30 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             ..
         } = o.metadata;
         let annotation = |name| annotations.as_ref().and_then(|a| a.get(name));
-        let applied_batches = annotation(APPLIED_BATCHES_ANNOTATION)
-            .map(|v| parse_batch_ids(v))
-            .unwrap_or_default();
-        let finished_jobs = match annotation(FINISHED_JOBS_ANNOTATION).map(|v| tombstones::parse(v))
+        let key = HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default());
+        let applied_batches = match annotation(APPLIED_BATCHES_ANNOTATION)
+            .map(|v| AppliedBatches::parse(v))
         {
-            None => Vec::new(),
-            Some(Ok(list)) => list,
+            None => AppliedBatches::default(),
+            Some(Ok(applied)) => applied,
+            Some(Err(e)) => {
+                tracing::warn!(hra = %key, error = %e, "ignoring unreadable applied-batches annotation");
+                AppliedBatches::default()
+            }
+        };
+        let mut finished_jobs = annotations
+            .as_ref()
+            .map(|a| {
+                super::remembered::finished_jobs(&key, a, &format!("{FINISHED_JOBS_ANNOTATION}."))
+            })
+            .unwrap_or_default();
+        finished_jobs.legacy = match annotation(FINISHED_JOBS_ANNOTATION).map(|v| parse_legacy(v)) {
+            None => None,
+            Some(Ok(bucket)) => Some(bucket.into()),
             // Not ours any more (someone edited it): start over rather than fail every batch.
             Some(Err(e)) => {
-                tracing::warn!(hra = ?name, error = %e, "ignoring unreadable finished-jobs annotation");
-                Vec::new()
+                tracing::warn!(hra = %key, error = %e, "ignoring unreadable finished-jobs annotation");
+                None
             }
         };
         let job_repositories = match annotation(JOB_REPOSITORIES_ANNOTATION)
@@ -197,12 +231,12 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             None => JobRepos::default(),
             Some(Ok(repos)) => repos,
             Some(Err(e)) => {
-                tracing::warn!(hra = ?name, error = %e, "ignoring unreadable job-repositories annotation");
+                tracing::warn!(hra = %key, error = %e, "ignoring unreadable job-repositories annotation");
                 JobRepos::default()
             }
         };
         Hra {
-            key: HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default()),
+            key,
             resource_version: resource_version.unwrap_or_default(),
             trigger_duration: o.spec.trigger_duration(),
             min_replicas: o.spec.min_replicas,
@@ -257,19 +291,16 @@ pub fn hra_schema(object: &Value) -> Result<(), SchemaViolation> {
 }
 
 /// The merge patch of one write: the resourceVersion precondition, the whole reservation list
-/// (null removes it) and our annotations (an empty finished-jobs or job-repositories value
-/// removes that one).
-/// Nothing else of the object. It borrows the write and serializes straight to the request
-/// body (a 1 MiB list is never held as a JSON tree).
+/// (null removes it) and our annotations (an empty job-repositories value, or a finished-jobs
+/// bucket set to `None`, removes that one). Nothing else of the object. It borrows the write
+/// and serializes straight to the request body (a 1 MiB list is never held as a JSON tree).
 pub fn merge_patch<'a>(write: &Write<'a>) -> MergePatch<'a> {
     MergePatch {
         metadata: PatchMetadata {
             resource_version: write.resource_version,
             annotations: PatchAnnotations {
                 applied_batches: write.applied_batches,
-                finished_jobs: write
-                    .finished_jobs
-                    .map(|jobs| (!jobs.is_empty()).then_some(jobs)),
+                finished_jobs: write.finished_jobs,
                 job_repositories: write
                     .job_repositories
                     .map(|repos| (!repos.is_empty()).then_some(repos)),
@@ -295,24 +326,29 @@ struct PatchMetadata<'a> {
     annotations: PatchAnnotations<'a>,
 }
 
-/// Our annotations ([`APPLIED_BATCHES_ANNOTATION`], [`FINISHED_JOBS_ANNOTATION`],
-/// [`JOB_REPOSITORIES_ANNOTATION`]; a test checks the names match).
-#[derive(Debug, Serialize)]
+/// Our annotations ([`APPLIED_BATCHES_ANNOTATION`], the finished-jobs buckets,
+/// [`JOB_REPOSITORIES_ANNOTATION`]), each set, removed (null) or left out.
+#[derive(Debug)]
 struct PatchAnnotations<'a> {
-    #[serde(rename = "batch-scaler.actions.summerwind.dev/applied-batches")]
     applied_batches: &'a str,
+    finished_jobs: &'a [(String, Option<String>)],
     /// Absent: left as it is; `Some(None)`: removed.
-    #[serde(
-        rename = "batch-scaler.actions.summerwind.dev/finished-jobs",
-        skip_serializing_if = "Option::is_none"
-    )]
-    finished_jobs: Option<Option<&'a str>>,
-    /// Absent: left as it is; `Some(None)`: removed.
-    #[serde(
-        rename = "batch-scaler.actions.summerwind.dev/job-repositories",
-        skip_serializing_if = "Option::is_none"
-    )]
     job_repositories: Option<Option<&'a str>>,
+}
+
+impl Serialize for PatchAnnotations<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry(APPLIED_BATCHES_ANNOTATION, self.applied_batches)?;
+        for (name, value) in self.finished_jobs {
+            map.serialize_entry(name, value)?;
+        }
+        if let Some(repos) = self.job_repositories {
+            map.serialize_entry(JOB_REPOSITORIES_ANNOTATION, &repos)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -124,9 +124,9 @@ mod tests {
             min_replicas: None,
             max_replicas: None,
             capacity_reservations: list,
-            applied_batches: Vec::new(),
+            applied_batches: Default::default(),
             trigger_duration: None,
-            finished_jobs: Vec::new(),
+            finished_jobs: Default::default(),
             job_repositories: JobRepos::default(),
             object_bytes: 0,
         };

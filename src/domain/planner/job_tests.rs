@@ -133,19 +133,21 @@ fn named_entries_extend_and_expire_like_any_other() {
 /// replica plans it; an expired tombstone no longer blocks it.
 #[test]
 fn a_job_remembered_in_the_hra_as_finished_is_not_added() {
-    use crate::domain::tombstones::Tombstone;
+    use crate::domain::tombstones::{FinishedJobs, TombstoneLimits, next};
     let now = t0();
     let mut h = hra(None, vec![]);
-    h.finished_jobs = vec![
-        Tombstone {
-            job: "gone".into(),
-            expires: now,
-        },
-        Tombstone {
-            job: "done".into(),
-            expires: now + secs(1),
-        },
-    ];
+    let limits = TombstoneLimits {
+        ttl: secs(1),
+        capacity: 10,
+    };
+    let gone = next(
+        &FinishedJobs::default(),
+        &["gone".into()],
+        now - secs(1),
+        limits,
+    )
+    .after;
+    h.finished_jobs = next(&gone, &["done".into()], now, limits).after;
     let events = [
         job(1, "done"),
         job(1, "gone"),

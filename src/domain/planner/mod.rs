@@ -12,10 +12,7 @@ use super::{
     hra::{CapacityReservation, Hra},
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{
-    collections::{HashSet, VecDeque},
-    sync::Arc,
-};
+use std::{collections::VecDeque, sync::Arc};
 
 mod fold;
 pub use fold::Fold;
@@ -72,9 +69,9 @@ pub struct Plan {
 ///     min_replicas: None,
 ///     max_replicas: None,
 ///     capacity_reservations: vec![],
-///     applied_batches: vec![],
+///     applied_batches: Default::default(),
 ///     trigger_duration: None,
-///     finished_jobs: vec![],
+///     finished_jobs: Default::default(),
 ///     job_repositories: Default::default(),
 ///     object_bytes: 0,
 /// };
@@ -121,15 +118,9 @@ pub fn plan_runs(
         ..Counts::default()
     };
     let mut finished_jobs = Vec::new();
-    let remembered: HashSet<&str> = hra
-        .finished_jobs
-        .iter()
-        .filter(|t| t.expires > now)
-        .map(|t| &*t.job)
-        .collect();
     for event in events {
         match &event.job {
-            Some(job) if event.amount > 0 && remembered.contains(&**job) => {}
+            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {}
             Some(job) => apply_job_event(
                 &mut list,
                 event,

@@ -25,15 +25,9 @@ pub(super) fn plan(
         ..Counts::default()
     };
     let mut finished_jobs = Vec::new();
-    let remembered: HashSet<&str> = hra
-        .finished_jobs
-        .iter()
-        .filter(|t| t.expires > now)
-        .map(|t| &*t.job)
-        .collect();
     for event in events {
         match &event.job {
-            Some(job) if event.amount > 0 && remembered.contains(&**job) => {}
+            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {}
             Some(job) => apply_job_event(
                 &mut list,
                 event,

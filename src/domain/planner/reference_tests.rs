@@ -32,9 +32,9 @@ pub(super) fn hra(max: Option<i32>, list: Vec<CapacityReservation>) -> Hra {
         min_replicas: Some(1),
         max_replicas: max,
         capacity_reservations: list,
-        applied_batches: vec![],
+        applied_batches: Default::default(),
         trigger_duration: None,
-        finished_jobs: vec![],
+        finished_jobs: Default::default(),
         job_repositories: Default::default(),
         object_bytes: 0,
     }

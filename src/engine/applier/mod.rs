@@ -18,7 +18,7 @@ use crate::{
         tombstones::{self, TombstoneLimits},
     },
     ops::metrics::Metrics,
-    store::{HraStore, StoreError, Write},
+    store::{HraStore, StoreError, Write, resource::finished_jobs_changes},
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use std::{sync::Arc, time::Duration};
@@ -80,8 +80,10 @@ impl From<StoreError> for Stop {
 /// and the applied batch ids, each as the HRA's annotation will hold it, and the size the
 /// object would have with them.
 struct Annotations {
-    tombstones: tombstones::NextTombstones,
-    finished_jobs: String,
+    /// Finished-jobs buckets to set or remove, by annotation name.
+    finished_jobs: Vec<(String, Option<String>)>,
+    /// Finished jobs forgotten before their TTL to stay within the capacity.
+    forgotten: u64,
     job_repos: crate::domain::job_repos::JobRepos,
     job_repositories: String,
     applied_batches: String,
@@ -192,13 +194,12 @@ impl Applier {
         at: &Attempt,
         repositories: &[(Arc<str>, Arc<str>)],
     ) -> Annotations {
-        let tombstones = tombstones::next(
+        let finished = tombstones::next(
             &hra.finished_jobs,
             &plan.finished_jobs,
             now,
             self.policy.tombstones,
         );
-        let finished_jobs = tombstones::format(&tombstones.list);
         let job_repos = hra.job_repositories.next(
             repositories,
             plan.reservations.iter().map(|r| r.name.as_str()),
@@ -218,12 +219,12 @@ impl Applier {
         let projected = hra.projected_bytes(
             &plan.reservations,
             &applied_batches,
-            &finished_jobs,
+            &finished,
             &job_repositories,
         );
         Annotations {
-            tombstones,
-            finished_jobs,
+            forgotten: finished.dropped,
+            finished_jobs: finished_jobs_changes(finished),
             job_repos,
             job_repositories,
             applied_batches,
@@ -273,6 +274,7 @@ impl Applier {
             let runs = planner::plan_runs(&hra, all, now, self.policy.default_life);
             *planned = Some(Planned {
                 counts: runs.counts,
+                forgotten: 0,
             });
             // Counted before anything is written out: no batch allocates much more than the
             // largest HRA it may write.
@@ -286,8 +288,8 @@ impl Applier {
             }
             let plan = runs.materialize();
             let Annotations {
-                tombstones,
                 finished_jobs,
+                forgotten,
                 job_repos,
                 job_repositories,
                 applied_batches,
@@ -296,12 +298,15 @@ impl Applier {
             if projected > limit && projected > hra.object_bytes {
                 return Err(split(projected));
             }
+            if let Some(planned) = planned.as_mut() {
+                planned.forgotten = forgotten;
+            }
             let write = Write {
                 key: &batch.key,
                 resource_version: &hra.resource_version,
                 reservations: &plan.reservations,
                 applied_batches: &applied_batches,
-                finished_jobs: (tombstones.list != hra.finished_jobs).then_some(&*finished_jobs),
+                finished_jobs: &finished_jobs,
                 job_repositories: (job_repos != hra.job_repositories).then_some(&*job_repositories),
                 dry_run: self.policy.dry_run,
             };
@@ -316,7 +321,7 @@ impl Applier {
             match written {
                 Ok(_) => {
                     if !self.policy.dry_run {
-                        self.metrics.tombstones_dropped(tombstones.dropped);
+                        self.metrics.tombstones_dropped(forgotten);
                     }
                     return Ok(true);
                 }

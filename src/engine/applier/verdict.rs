@@ -50,6 +50,8 @@ pub struct Late<'a> {
 pub struct Planned {
     /// The planner's counters.
     pub counts: Counts,
+    /// Finished jobs the write forgot before their TTL (`--tombstone-capacity` reached).
+    pub forgotten: u64,
 }
 
 /// How an attempt ended.

@@ -21,7 +21,8 @@ fn parses_only_what_it_needs_and_accepts_fractional_seconds() {
     assert_eq!(hra.resource_version, "42");
     assert_eq!(hra.max_replicas, Some(3));
     assert_eq!(hra.min_replicas, None);
-    assert_eq!(hra.applied_batches, vec!["b1", "b2"]);
+    assert_eq!(hra.applied_batches.len(), 2);
+    assert!(hra.applied_batches.contains("b1") && hra.applied_batches.contains("b2"));
     assert_eq!(hra.object_bytes, serde_json::to_vec(&obj).unwrap().len());
     assert!(hra.finished_jobs.is_empty());
     let r = &hra.capacity_reservations[0];
@@ -67,16 +68,26 @@ fn null_times_read_as_go_zero_time() {
 
 #[test]
 fn finished_jobs_are_read_and_an_unreadable_annotation_is_ignored() {
-    let with = |value: &str| {
-        parse_hra(&json!({"metadata": {"name": "a",
-            "annotations": {FINISHED_JOBS_ANNOTATION: value}}}))
-        .unwrap()
-        .finished_jobs
+    let at = |s| chrono::DateTime::from_timestamp(s, 0).unwrap();
+    let with = |annotations: Value| {
+        parse_hra(&json!({"metadata": {"name": "a", "namespace": "finished", "annotations": annotations}}))
+            .unwrap()
+            .finished_jobs
     };
-    let jobs = with(r#"[["9",1800000009],["7",1800000007]]"#);
-    let ids: Vec<&str> = jobs.iter().map(|t| &*t.job).collect();
-    assert_eq!(ids, ["7", "9"], "soonest expiry first");
-    assert!(with("7,9").is_empty());
+    // The older single annotation.
+    let jobs = with(json!({FINISHED_JOBS_ANNOTATION: r#"[["9",1800000009],["7",1800000007]]"#}));
+    assert_eq!(jobs.until("7", at(1_800_000_000)), Some(at(1_800_000_007)));
+    assert!(jobs.contains("9", at(1_800_000_008)) && !jobs.contains("7", at(1_800_000_008)));
+    assert!(with(json!({FINISHED_JOBS_ANNOTATION: "7,9"})).is_empty());
+    // Buckets, one of them unreadable.
+    let mut set = crate::domain::codec::JobSet::default();
+    set.insert("11", 1_800_000_100);
+    let jobs = with(json!({
+        finished_jobs_annotation(1_800_000_060): set.encode(),
+        finished_jobs_annotation(1_800_000_120): "[garbage",
+    }));
+    assert_eq!(jobs.buckets.len(), 1);
+    assert!(jobs.contains("11", at(1_800_000_000)));
 }
 
 #[test]
@@ -104,7 +115,7 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
         resource_version: "7",
         reservations: &list,
         applied_batches: "b1,b2",
-        finished_jobs: None,
+        finished_jobs: &[],
         job_repositories: Default::default(),
         dry_run: false,
     };
@@ -124,24 +135,28 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
         merge_patch(&empty).to_value()["spec"]["capacityReservations"],
         Value::Null
     );
-    let jobs = |value| {
-        let w = Write {
-            finished_jobs: Some(value),
-            ..w.clone()
-        };
-        merge_patch(&w).to_value()["metadata"]["annotations"][FINISHED_JOBS_ANNOTATION].clone()
+    let changes = [
+        (finished_jobs_annotation(60), Some("z1:x".to_owned())),
+        (FINISHED_JOBS_ANNOTATION.to_owned(), None),
+    ];
+    let with_jobs = Write {
+        finished_jobs: &changes,
+        ..w.clone()
     };
-    assert_eq!(jobs(r#"[["42",1800000000]]"#), r#"[["42",1800000000]]"#);
+    let annotations = merge_patch(&with_jobs).to_value()["metadata"]["annotations"].clone();
     assert_eq!(
-        jobs(""),
-        Value::Null,
-        "an empty list removes the annotation"
+        annotations,
+        json!({APPLIED_BATCHES_ANNOTATION: "b1,b2", finished_jobs_annotation(60): "z1:x",
+            FINISHED_JOBS_ANNOTATION: null}),
+        "a bucket set, the older annotation removed"
     );
     let without = merge_patch(&w).to_value();
-    assert!(
+    assert_eq!(
         without["metadata"]["annotations"]
-            .get(FINISHED_JOBS_ANNOTATION)
-            .is_none(),
-        "None leaves it as it is"
+            .as_object()
+            .unwrap()
+            .len(),
+        1,
+        "buckets not named are left as they are"
     );
 }

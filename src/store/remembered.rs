@@ -1,0 +1,122 @@
+//! The decoded finished-jobs buckets of every HRA read, kept beside the objects: a read
+//! decodes only the buckets whose annotation value changed since the last read of that HRA
+//! (a write changes one or two), so reading and planning an HRA does not cost the number of
+//! jobs it remembers. Values are matched by length and a hash of their bytes.
+
+use crate::domain::{
+    hra::HraKey,
+    tombstones::{Bucket, FinishedJobs},
+};
+use parking_lot::Mutex;
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::Hasher,
+    sync::{Arc, LazyLock},
+};
+
+/// One decoded bucket and the value it was decoded from.
+struct Decoded {
+    start: i64,
+    len: usize,
+    hash: u64,
+    bucket: Arc<Bucket>,
+}
+
+/// The last buckets read of each HRA. One per process: a value decodes the same wherever it
+/// was read, and an HRA's entry is replaced at each read of it.
+static MEMO: LazyLock<Mutex<HashMap<HraKey, Vec<Decoded>>>> = LazyLock::new(Default::default);
+
+fn hash(value: &str) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(value.as_bytes());
+    h.finish()
+}
+
+/// The finished-jobs buckets among `annotations` (named `<prefix><start second>`), decoded
+/// or taken from the last read of `key` when unchanged. An unreadable bucket is skipped with
+/// a warning (someone else wrote it); the next write leaves it as it is.
+pub fn finished_jobs(
+    key: &HraKey,
+    annotations: &BTreeMap<String, String>,
+    prefix: &str,
+) -> FinishedJobs {
+    let values: Vec<(i64, &String)> = annotations
+        .range(prefix.to_owned()..)
+        .take_while(|(name, _)| name.starts_with(prefix))
+        .filter_map(|(name, value)| Some((name[prefix.len()..].parse().ok()?, value)))
+        .collect();
+    if values.is_empty() {
+        MEMO.lock().remove(key);
+        return FinishedJobs::default();
+    }
+    let known: HashMap<i64, (usize, u64, Arc<Bucket>)> = MEMO
+        .lock()
+        .get(key)
+        .map(|list| {
+            list.iter()
+                .map(|d| (d.start, (d.len, d.hash, d.bucket.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut decoded = Vec::with_capacity(values.len());
+    let mut buckets = BTreeMap::new();
+    for (start, value) in values {
+        let h = hash(value);
+        let bucket = match known.get(&start) {
+            Some((len, old, bucket)) if *len == value.len() && *old == h => bucket.clone(),
+            _ => match Bucket::decode(value) {
+                Ok(bucket) => Arc::new(bucket),
+                Err(e) => {
+                    tracing::warn!(hra = %key, bucket = start, error = %e, "ignoring unreadable finished-jobs bucket");
+                    continue;
+                }
+            },
+        };
+        decoded.push(Decoded {
+            start,
+            len: value.len(),
+            hash: h,
+            bucket: bucket.clone(),
+        });
+        buckets.insert(start, bucket);
+    }
+    MEMO.lock().insert(key.clone(), decoded);
+    FinishedJobs {
+        buckets,
+        legacy: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const FINISHED_JOBS_ANNOTATION: &str = "f";
+    const P: &str = "f.";
+
+    #[test]
+    fn unchanged_buckets_are_not_decoded_again() {
+        let key = HraKey::new("memo", "a");
+        let mut jobs = crate::domain::codec::JobSet::default();
+        jobs.insert("1", 100);
+        let mut annotations = BTreeMap::new();
+        annotations.insert(format!("{FINISHED_JOBS_ANNOTATION}.60"), jobs.encode());
+        annotations.insert(format!("{FINISHED_JOBS_ANNOTATION}.x"), "ignored".into());
+        let one = finished_jobs(&key, &annotations, P);
+        let two = finished_jobs(&key, &annotations, P);
+        assert!(Arc::ptr_eq(&one.buckets[&60], &two.buckets[&60]), "reused");
+        jobs.insert("2", 100);
+        annotations.insert(format!("{FINISHED_JOBS_ANNOTATION}.60"), jobs.encode());
+        annotations.insert(
+            format!("{FINISHED_JOBS_ANNOTATION}.120"),
+            "z1:garbage".into(),
+        );
+        let three = finished_jobs(&key, &annotations, P);
+        assert_eq!(
+            three.buckets[&60].jobs.len(),
+            2,
+            "a changed value is decoded"
+        );
+        assert_eq!(three.buckets.len(), 1, "an unreadable bucket is skipped");
+        assert!(finished_jobs(&key, &BTreeMap::new(), P).is_empty());
+    }
+}
