@@ -1,0 +1,202 @@
+//! What an HRA remembers (finished jobs, applied batch ids), in its compact form: an HRA
+//! written by an older version is read and rewritten with nothing lost, and the bytes a write
+//! sends stay flat in the number of remembered jobs. Over real HTTP against the test API
+//! server, or an existing cluster with `USE_EXISTING_CLUSTER=true` (byte counts need the fake).
+
+mod common;
+
+use batch_scaler::{
+    api::pb,
+    config::Settings,
+    domain::{
+        codec::JobSet,
+        hra::AppliedBatches,
+        tombstones::{FinishedJobs, TombstoneLimits, next},
+    },
+    store::{
+        HraStore,
+        kubernetes::KubeStore,
+        resource::{APPLIED_BATCHES_ANNOTATION, FINISHED_JOBS_ANNOTATION, finished_jobs_changes},
+    },
+};
+use batch_scaler_testkit::{cluster::TestCluster, fake_or_skip};
+use chrono::{TimeDelta, Utc};
+use common::*;
+use serde_json::{Map, Value, json};
+use std::{sync::Arc, time::Duration};
+
+const WINDOW: Duration = Duration::from_millis(100);
+const APPLIED: i32 = pb::Outcome::Applied as i32;
+
+async fn start(c: &TestCluster, settings: Settings) -> TestServer {
+    let store: Arc<dyn HraStore> = Arc::new(KubeStore::new(c.client(), Duration::from_secs(2)));
+    TestServer::start(store, settings).await
+}
+
+async fn send(server: &TestServer, event: pb::ScaleEvent) -> pb::BatchResult {
+    let r = server.client().await.scale_and_wait(event).await.unwrap();
+    r.into_inner().batch.expect("not a duplicate")
+}
+
+/// The finished-jobs buckets of an object, decoded, by annotation name.
+fn buckets(object: &Value) -> Vec<(String, JobSet)> {
+    let prefix = format!("{FINISHED_JOBS_ANNOTATION}.");
+    object["metadata"]["annotations"]
+        .as_object()
+        .map(|a| {
+            a.iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(name, v)| (name.clone(), JobSet::decode(v.as_str().unwrap()).unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn expiry_of(object: &Value, job: &str) -> Option<i64> {
+    buckets(object).iter().find_map(|(_, set)| set.get(job))
+}
+
+#[tokio::test]
+async fn kube_an_hra_in_the_older_format_is_rewritten_with_nothing_lost() {
+    let c = TestCluster::start().await;
+    let ns = c.namespace.clone();
+    let now = Utc::now().timestamp();
+    let mut object = hra_object(&ns, "old", None);
+    object["metadata"]["annotations"] = json!({
+        FINISHED_JOBS_ANNOTATION: format!(r#"[["7",{}],["x-9",{}],["gone",{}]]"#, now + 1800, now + 600, now - 5),
+        APPLIED_BATCHES_ANNOTATION: format!("earlier-batch@{now},bare"),
+        "kept.example.com/other": "untouched",
+    });
+    c.create(object).await;
+    let server = start(&c, test_settings(WINDOW)).await;
+
+    // Read as it is: a late `queued` of a job remembered there adds nothing.
+    let late = send(&server, job_ev(&ns, "old", 1, "7", "d-7")).await;
+    assert_eq!((late.outcome, late.added, late.after), (APPLIED, 0, 0));
+    let object = c.object("old").await.unwrap();
+    let annotations = &object["metadata"]["annotations"];
+    assert!(
+        annotations.get(FINISHED_JOBS_ANNOTATION).is_none(),
+        "the older annotation is removed: {object}"
+    );
+    assert_eq!(annotations["kept.example.com/other"], "untouched");
+    assert_eq!(expiry_of(&object, "7"), Some(now + 1800), "expiry kept");
+    assert_eq!(expiry_of(&object, "x-9"), Some(now + 600));
+    assert_eq!(
+        expiry_of(&object, "gone"),
+        None,
+        "expired before the upgrade"
+    );
+    let applied = annotations[APPLIED_BATCHES_ANNOTATION].as_str().unwrap();
+    assert!(applied.starts_with("b1:"), "{applied}");
+    let applied = AppliedBatches::parse(applied).unwrap();
+    assert!(applied.contains("earlier-batch"), "young ids are kept");
+    assert!(!applied.contains("bare"), "ids without a time go first");
+    assert_eq!(applied.len(), 2);
+
+    // A completion is remembered beside them; a restarted process reads them all.
+    let done = send(&server, job_ev(&ns, "old", -1, "8", "d-8")).await;
+    assert_eq!(done.outcome, APPLIED);
+    drop(server);
+    let again = start(&c, test_settings(WINDOW)).await;
+    for (job, id) in [("x-9", "d-x9"), ("8", "d-8q"), ("7", "d-7b")] {
+        let r = send(&again, job_ev(&ns, "old", 1, job, id)).await;
+        assert_eq!((r.outcome, r.added), (APPLIED, 0), "job {job}");
+    }
+    let fresh = send(&again, job_ev(&ns, "old", 1, "10", "d-10")).await;
+    assert_eq!((fresh.added, fresh.after), (1, 1));
+}
+
+/// Finished-jobs annotations holding `n` jobs finished evenly over the last hour, as the
+/// service would have written them.
+fn remembered_over_the_last_hour(n: usize, limits: TombstoneLimits) -> Map<String, Value> {
+    let now = Utc::now();
+    let mut finished = FinishedJobs::default();
+    let mut annotations = Map::new();
+    let per_second = n.div_ceil(3600).max(1);
+    let mut id = 31_000_000_000u64;
+    let mut left = n;
+    let mut second = 0;
+    while left > 0 {
+        let batch: Vec<Arc<str>> = (0..per_second.min(left))
+            .map(|_| {
+                id += 97;
+                Arc::from(id.to_string())
+            })
+            .collect();
+        left -= batch.len();
+        let at = now - TimeDelta::seconds(3600)
+            + TimeDelta::seconds(second * 3600 / (n as i64 / per_second as i64).max(1));
+        let write = next(&finished, &batch, at, limits);
+        finished = write.after.clone();
+        for (name, value) in finished_jobs_changes(write) {
+            match value {
+                Some(v) => annotations.insert(name, Value::String(v)),
+                None => annotations.remove(&name),
+            };
+        }
+        second += 1;
+    }
+    annotations
+}
+
+/// Bytes of the values of one patch's finished-jobs annotations, and of the whole patch.
+fn patch_bytes(patch: &Value) -> (usize, usize) {
+    let finished = patch["metadata"]["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with(FINISHED_JOBS_ANNOTATION))
+        .map(|(_, v)| v.as_str().map_or(0, str::len))
+        .sum();
+    (finished, serde_json::to_vec(patch).unwrap().len())
+}
+
+#[tokio::test]
+async fn kube_write_bytes_stay_flat_in_the_remembered_jobs() {
+    let c = TestCluster::start().await;
+    let fake = fake_or_skip!(c, "counts the bytes of each PATCH the fake receives");
+    let ns = c.namespace.clone();
+    let limits = TombstoneLimits {
+        ttl: TimeDelta::hours(1),
+        capacity: 40_000,
+    };
+    let sizes = [("none", 0), ("thousand", 1_000), ("many", 36_000)];
+    for (name, n) in sizes {
+        let mut object = hra_object(&ns, name, None);
+        object["metadata"]["annotations"] = Value::Object(remembered_over_the_last_hour(n, limits));
+        c.create(object).await;
+    }
+    let mut settings = test_settings(WINDOW);
+    settings.engine.idempotency.tombstone_capacity = limits.capacity;
+    let server = start(&c, settings).await;
+    let mut written = Vec::new();
+    for (name, n) in sizes {
+        // Warm: a first write per HRA, then the one measured.
+        send(&server, job_ev(&ns, name, 1, "1", &format!("{name}-w"))).await;
+        fake.reset_counts();
+        let r = send(&server, job_ev(&ns, name, -1, "1", &format!("{name}-d"))).await;
+        assert_eq!(
+            (r.outcome, r.completed, r.finished_jobs_forgotten),
+            (APPLIED, 1, 0)
+        );
+        let patches = fake.patches();
+        assert_eq!(patches.len(), 1, "one write per dirty HRA");
+        let (finished, total) = patch_bytes(&patches[0]);
+        let object = c.object(name).await.unwrap();
+        assert_eq!(
+            buckets(&object).iter().map(|(_, s)| s.len()).sum::<usize>(),
+            n + 1,
+            "{name}: every job still remembered"
+        );
+        eprintln!("{n} remembered jobs: {total} bytes written, {finished} of them finished jobs");
+        written.push((n, finished, total));
+    }
+    let (_, _, base) = written[0];
+    for (n, finished, total) in written {
+        // The newest bucket holds up to two minutes of completions (10 a second for
+        // 36,000): that, not the hour's 36,000, is what a write sends.
+        assert!(finished <= 6_000, "{n}: {finished} bytes of finished jobs");
+        assert!(total <= base + 6_000, "{n}: {total} bytes against {base}");
+    }
+}
