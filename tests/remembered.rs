@@ -8,21 +8,19 @@ mod common;
 use batch_scaler::{
     api::pb,
     config::Settings,
-    domain::{
-        codec::JobSet,
-        hra::AppliedBatches,
-        tombstones::{FinishedJobs, TombstoneLimits, next},
-    },
+    domain::{codec::JobSet, hra::AppliedBatches, tombstones::TombstoneLimits},
     store::{
         HraStore,
         kubernetes::KubeStore,
-        resource::{APPLIED_BATCHES_ANNOTATION, FINISHED_JOBS_ANNOTATION, finished_jobs_changes},
+        resource::{APPLIED_BATCHES_ANNOTATION, FINISHED_JOBS_ANNOTATION},
     },
 };
-use batch_scaler_testkit::{cluster::TestCluster, fake_or_skip};
+use batch_scaler_testkit::{
+    cluster::TestCluster, fake_or_skip, remembered::finished_over_the_last_hour,
+};
 use chrono::{TimeDelta, Utc};
 use common::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
 
 const WINDOW: Duration = Duration::from_millis(100);
@@ -107,39 +105,6 @@ async fn kube_an_hra_in_the_older_format_is_rewritten_with_nothing_lost() {
     assert_eq!((fresh.added, fresh.after), (1, 1));
 }
 
-/// Finished-jobs annotations holding `n` jobs finished evenly over the last hour, as the
-/// service would have written them.
-fn remembered_over_the_last_hour(n: usize, limits: TombstoneLimits) -> Map<String, Value> {
-    let now = Utc::now();
-    let mut finished = FinishedJobs::default();
-    let mut annotations = Map::new();
-    let per_second = n.div_ceil(3600).max(1);
-    let mut id = 31_000_000_000u64;
-    let mut left = n;
-    let mut second = 0;
-    while left > 0 {
-        let batch: Vec<Arc<str>> = (0..per_second.min(left))
-            .map(|_| {
-                id += 97;
-                Arc::from(id.to_string())
-            })
-            .collect();
-        left -= batch.len();
-        let at = now - TimeDelta::seconds(3600)
-            + TimeDelta::seconds(second * 3600 / (n as i64 / per_second as i64).max(1));
-        let write = next(&finished, &batch, at, limits);
-        finished = write.after.clone();
-        for (name, value) in finished_jobs_changes(write) {
-            match value {
-                Some(v) => annotations.insert(name, Value::String(v)),
-                None => annotations.remove(&name),
-            };
-        }
-        second += 1;
-    }
-    annotations
-}
-
 /// Bytes of the values of one patch's finished-jobs annotations, and of the whole patch.
 fn patch_bytes(patch: &Value) -> (usize, usize) {
     let finished = patch["metadata"]["annotations"]
@@ -164,7 +129,8 @@ async fn kube_write_bytes_stay_flat_in_the_remembered_jobs() {
     let sizes = [("none", 0), ("thousand", 1_000), ("many", 36_000)];
     for (name, n) in sizes {
         let mut object = hra_object(&ns, name, None);
-        object["metadata"]["annotations"] = Value::Object(remembered_over_the_last_hour(n, limits));
+        object["metadata"]["annotations"] =
+            Value::Object(finished_over_the_last_hour(n, limits, Utc::now()));
         c.create(object).await;
     }
     let mut settings = test_settings(WINDOW);

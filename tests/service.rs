@@ -89,6 +89,37 @@ async fn published_events_become_one_batch_per_hra_with_the_right_counters() {
     );
 }
 
+/// A frontend keeps one `Publish` stream open for good: what it sends is counted as it
+/// arrives, not when the stream ends.
+#[tokio::test]
+async fn an_open_publish_stream_is_counted_as_its_events_arrive() {
+    let (server, _store) = TestServer::with_store(two_hras(), test_settings(WINDOW)).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut client = server.client().await;
+    let stream = tokio::spawn(async move {
+        client
+            .publish(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    for _ in 0..3 {
+        tx.send(ev("ci", "a", 1)).await.unwrap();
+    }
+    wait_accepted(server.http_addr, 3).await;
+    assert!(!stream.is_finished(), "the stream is still open");
+    drop(tx);
+    let summary = stream.await.unwrap().unwrap().into_inner();
+    assert_eq!(summary.accepted, 3);
+    let text = scrape(server.http_addr).await;
+    assert_eq!(
+        sample(
+            &text,
+            "batch_scaler_events_received_total{result=\"accepted\"}"
+        ),
+        3.0,
+        "counted once"
+    );
+}
+
 #[tokio::test]
 async fn reservation_life_is_the_event_s_then_the_trigger_s_then_the_default() {
     let mut no_trigger = hra_object("ci", "plain", None);

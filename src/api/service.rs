@@ -131,7 +131,8 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         let spread = self.peers.is_some() && !forwarded(&request);
         let mut stream = request.into_inner().ready_chunks(PUBLISH_CHUNK);
         let (mut accepted, mut duplicates) = (0u64, 0u64);
-        // Counted once per stream, not per event: this is the hot path.
+        // Counted once per chunk of messages, not per event: this is the hot path. A stream
+        // may stay open for good (a frontend's), so its counts show as they arrive.
         let count = |accepted, duplicates| {
             if !spread {
                 self.metrics.event("accepted", accepted);
@@ -181,6 +182,7 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             }
             accepted += queued;
             duplicates += dups;
+            count(queued, dups);
             let error = refused.or(stopped);
             if error.is_some() {
                 let (q, d, _) = self.settle_forwards(std::mem::take(&mut sent)).await;
@@ -189,11 +191,9 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             match error {
                 None => {}
                 Some(ApiError::Transport(status)) => {
-                    count(accepted, duplicates);
                     return Err(ApiError::Transport(status).into());
                 }
                 Some(e) => {
-                    count(accepted, duplicates);
                     self.metrics.event(e.metric_result(), 1);
                     let stopped = ApiError::PublishStopped {
                         cause: Box::new(e.at_index(accepted + duplicates)),
@@ -214,7 +214,6 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             };
             return Err(stopped.into());
         }
-        count(accepted, duplicates);
         if self.shutdown.is_cancelled() {
             return Err(ApiError::PublishShutDown { accepted }.into());
         }

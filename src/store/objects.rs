@@ -225,35 +225,55 @@ impl Objects {
                 return Err(ObjectError::TooLarge { bytes, limit });
             }
         }
-        let object = self.replace(key, next)?;
         Ok(Patched {
-            object,
+            object: self.store_checked(key, next),
             changed: true,
         })
     }
 
-    fn replace(&mut self, key: &ObjectKey, mut object: Value) -> Result<Value, ObjectError> {
+    fn replace(&mut self, key: &ObjectKey, object: Value) -> Result<Value, ObjectError> {
         (self.schema)(&object)?;
+        Ok(self.store_checked(key, object))
+    }
+
+    /// Stores an object that passed the schema, with a new resourceVersion.
+    fn store_checked(&mut self, key: &ObjectKey, mut object: Value) -> Value {
         self.stamp(&mut object);
         self.objects.insert(key.clone(), object.clone());
-        Ok(object)
+        object
     }
 }
 
-/// Length of `value` as compact JSON, without building the text.
+/// Length of `value` as compact JSON (as `serde_json::to_vec` writes it), without building
+/// the text: strings are measured with their escapes in one pass over their bytes.
 pub fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
+    fn string_len(s: &str) -> usize {
+        let escapes: usize = s
+            .bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\t' | b'\r' | 0x08 | 0x0c => 1,
+                0..0x20 => 5,
+                _ => 0,
+            })
+            .sum();
+        s.len() + 2 + escapes
+    }
+    match value {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!b),
+        Value::Number(n) => n.to_string().len(),
+        Value::String(s) => string_len(s),
+        Value::Array(items) => {
+            2 + items.len().saturating_sub(1) + items.iter().map(json_len).sum::<usize>()
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        Value::Object(map) => {
+            2 + map.len().saturating_sub(1)
+                + map
+                    .iter()
+                    .map(|(k, v)| string_len(k) + 1 + json_len(v))
+                    .sum::<usize>()
         }
     }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 /// Checks that `metadata` is an object with a name, defaulting the namespace to `default`.
@@ -274,6 +294,30 @@ fn with_namespace(mut object: Value) -> Result<Value, ObjectError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_len_is_the_length_serde_json_writes() {
+        let text = "quote \" back \\ nl \n tab \t cr \r bs \u{8} ff \u{c} nul \u{0} esc \u{1b} del \u{7f} é 😀";
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-12),
+            json!(18_446_744_073_709_551_615u64),
+            json!(1.5),
+            json!(-0.000_125),
+            json!(1e300),
+            json!(text),
+            json!([]),
+            json!({}),
+            json!([1, "a", null, [true, {}]]),
+            json!({"metadata": {"annotations": {text: text}}, "spec": {"list": [{"x": 1.25}]}}),
+        ];
+        for v in values {
+            assert_eq!(json_len(&v), serde_json::to_vec(&v).unwrap().len(), "{v}");
+        }
+    }
 
     fn any(_: &Value) -> Result<(), SchemaViolation> {
         Ok(())

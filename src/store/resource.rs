@@ -285,9 +285,29 @@ pub fn hra_schema(object: &Value) -> Result<(), SchemaViolation> {
             }
         }
     }
-    HorizontalRunnerAutoscaler::from_value(object)
+    Checked::deserialize(object)
         .map(drop)
-        .map_err(|e| SchemaViolation(e.to_string()))
+        .map_err(|e| SchemaViolation(format!("malformed HorizontalRunnerAutoscaler object: {e}")))
+}
+
+/// What the schema checks beyond the reservations, read in place (no string is copied).
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Checked<'a> {
+    #[serde(borrow)]
+    metadata: CheckedMeta<'a>,
+    #[serde(default)]
+    spec: HraSpec,
+}
+
+/// Labels and annotations are maps of strings.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct CheckedMeta<'a> {
+    #[serde(borrow, default)]
+    labels: Option<std::collections::BTreeMap<&'a str, &'a str>>,
+    #[serde(borrow, default)]
+    annotations: Option<std::collections::BTreeMap<&'a str, &'a str>>,
 }
 
 /// The merge patch of one write: the resourceVersion precondition, the whole reservation list

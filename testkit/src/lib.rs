@@ -10,6 +10,7 @@ pub mod h2_raw;
 pub mod members;
 pub mod otlp;
 pub mod process;
+pub mod remembered;
 
 pub use faulty::{FaultyStore, WriteFault};
 
