@@ -166,3 +166,26 @@ async fn kube_write_bytes_stay_flat_in_the_remembered_jobs() {
         assert!(total <= base + 6_000, "{n}: {total} bytes against {base}");
     }
 }
+
+/// Past `--tombstone-capacity`, the soonest-expiring finished jobs are forgotten: the batch
+/// result and a metric say how many.
+#[tokio::test]
+async fn forgotten_finished_jobs_are_reported() {
+    let store = FaultyStore::with_objects([hra_object("ci", "a", None)]).unwrap();
+    let mut settings = test_settings(WINDOW);
+    settings.engine.idempotency.tombstone_capacity = 2;
+    let (server, _store) = TestServer::with_store(store, settings).await;
+    let first = send(&server, job_ev("ci", "a", -1, "1", "d1")).await;
+    assert_eq!(first.finished_jobs_forgotten, 0);
+    let events = (2..=4).map(|j| job_ev("ci", "a", -1, &j.to_string(), &format!("d{j}")));
+    server.try_publish(events.collect()).await.unwrap();
+    let mut forgotten = 0;
+    let mut watch = watch_all(&server).await;
+    while forgotten < 2 {
+        let r = recv(&mut watch).await;
+        forgotten += r.finished_jobs_forgotten;
+    }
+    assert_eq!(forgotten, 2, "four jobs finished, two remembered");
+    let text = scrape(server.http_addr).await;
+    assert_eq!(sample(&text, "batch_scaler_tombstones_dropped_total"), 2.0);
+}
