@@ -1,5 +1,7 @@
-//! The manifests in `deploy/` are what the README promises: least-privilege RBAC, two
-//! hardened replicas with a gRPC readiness probe, flags the binary accepts, a CRD typed like the real one.
+//! The manifests in `deploy/` (rendered from the Helm chart) are what the README promises:
+//! least-privilege RBAC, three hardened replicas with a gRPC readiness probe, flags the binary
+//! accepts, a CRD typed like the real one. `tests/chart/` checks the chart itself and that
+//! `deploy/` is what it renders.
 
 use batch_scaler::config::Args;
 use clap::Parser;
@@ -26,7 +28,7 @@ fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 
 #[test]
 fn rbac_grants_only_get_list_watch_patch_on_hras_and_reads_runners() {
-    let rbac = docs("rbac.yaml");
+    let rbac = docs("batch-scaler.yaml");
     let rules = kind(&rbac, "ClusterRole")["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 2);
     // Leases only in the service's own namespace.
@@ -63,7 +65,8 @@ fn rbac_grants_only_get_list_watch_patch_on_hras_and_reads_runners() {
 
 #[test]
 fn deployment_is_three_hardened_replicas_sharing_hras_out_with_valid_flags() {
-    let deployment = &docs("deployment.yaml")[0];
+    let all = docs("batch-scaler.yaml");
+    let deployment = kind(&all, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 3);
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -78,7 +81,11 @@ fn deployment_is_three_hardened_replicas_sharing_hras_out_with_valid_flags() {
     // Readiness follows gRPC health (NOT_SERVING until every cache has listed); liveness
     // must not: a long first list is no reason to restart.
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(c["livenessProbe"]["httpGet"]["port"], 9090);
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(
+        c["ports"][1],
+        serde_json::json!({"name": "metrics", "containerPort": 9090})
+    );
     assert_eq!(c["readinessProbe"]["grpc"]["port"], 50051);
     let mut argv = vec!["batch-scaler".to_owned()];
     argv.extend(
@@ -111,7 +118,7 @@ fn deployment_is_three_hardened_replicas_sharing_hras_out_with_valid_flags() {
         ]
     );
     assert_eq!(args.peers, batch_scaler::config::PeersMode::On);
-    let pdb = &docs("pdb.yaml")[0];
+    let pdb = kind(&all, "PodDisruptionBudget");
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
     assert_eq!(args.backend, batch_scaler::config::Backend::Kubernetes);
     // The drain must fit in the pod's termination grace period.
@@ -166,7 +173,7 @@ fn the_crd_types_capacity_reservations_like_the_real_one() {
 
 #[test]
 fn the_service_exposes_grpc_and_metrics() {
-    let svc = &docs("service.yaml")[0];
+    let svc = kind(&docs("batch-scaler.yaml"), "Service").clone();
     let ports: Vec<u64> = svc["spec"]["ports"]
         .as_array()
         .unwrap()

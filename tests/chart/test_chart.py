@@ -1,0 +1,248 @@
+"""The Helm chart (charts/batch-scaler), checked on `helm lint` and on `helm template` output
+parsed as YAML: RBAC modes, hardened containers, the service's arguments against the values,
+the schema's refusals, deploy/ being what the chart renders, and the frontend's Dockerfile.
+
+Run by tests/chart/run.sh (which fetches helm when it is not installed): HELM names the binary.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "batch-scaler"
+HELM = os.environ.get("HELM", "helm")
+VALUE_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def helm(*args, check=True):
+    return subprocess.run([HELM, *args], capture_output=True, text=True, check=check)
+
+
+def render(*args, namespace="batch-scaler"):
+    """The objects `helm template` renders, parsed."""
+    out = helm("template", "batch-scaler", str(CHART), "-n", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kinds(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def service_args(objects):
+    deployment = next(
+        o for o in kinds(objects, "Deployment")
+        if o["metadata"]["labels"]["app.kubernetes.io/component"] == "scaler"
+    )
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+class Lint(unittest.TestCase):
+    def test_lint_strict_for_the_defaults_and_every_value_file(self):
+        self.assertGreaterEqual(len(VALUE_FILES), 5)
+        for values in [None, *VALUE_FILES]:
+            args = ["lint", "--strict", str(CHART)] + (["-f", str(values)] if values else [])
+            r = helm(*args, check=False)
+            self.assertEqual(r.returncode, 0, f"{values}: {r.stdout}{r.stderr}")
+            print(f"lint ok: {values.name if values else 'defaults'}: "
+                  f"{len(render(*(['-f', str(values)] if values else [])))} objects")
+
+
+class Rbac(unittest.TestCase):
+    def test_cluster_wide_by_default(self):
+        objects = render()
+        self.assertEqual(len(kinds(objects, "ClusterRole")), 1)
+        rules = kinds(objects, "ClusterRole")[0]["rules"]
+        self.assertEqual(rules[0]["verbs"], ["get", "list", "watch", "patch"])
+        self.assertEqual(rules[0]["resources"], ["horizontalrunnerautoscalers"])
+        self.assertEqual(rules[1]["verbs"], ["get", "list", "watch"])
+        self.assertNotIn("--watch-namespace", " ".join(service_args(objects)))
+
+    def test_namespaced_mode_has_a_role_per_namespace_and_nothing_cluster_wide(self):
+        objects = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
+        self.assertEqual(kinds(objects, "ClusterRole"), [])
+        self.assertEqual(kinds(objects, "ClusterRoleBinding"), [])
+        roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in kinds(objects, "Role")}
+        self.assertEqual(roles, {("ci", "batch-scaler"), ("prod", "batch-scaler"),
+                                 ("batch-scaler", "batch-scaler-members")})
+        bindings = kinds(objects, "RoleBinding")
+        self.assertEqual(len(bindings), 3)
+        for b in bindings:
+            self.assertEqual(b["subjects"], [{"kind": "ServiceAccount", "name": "batch-scaler",
+                                              "namespace": "batch-scaler"}])
+        self.assertIn("--watch-namespace=ci,prod", service_args(objects))
+
+
+class Containers(unittest.TestCase):
+    def test_every_container_runs_non_root_read_only_without_escalation(self):
+        for values in [None, *VALUE_FILES]:
+            objects = render(*(["-f", str(values)] if values else []))
+            for d in kinds(objects, "Deployment"):
+                pod = d["spec"]["template"]["spec"]
+                self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+                self.assertNotEqual(pod["securityContext"]["runAsUser"], 0)
+                for c in pod["containers"]:
+                    sc = c["securityContext"]
+                    where = f"{values}: {d['metadata']['name']}/{c['name']}"
+                    self.assertTrue(sc["runAsNonRoot"], where)
+                    self.assertTrue(sc["readOnlyRootFilesystem"], where)
+                    self.assertFalse(sc["allowPrivilegeEscalation"], where)
+                    self.assertEqual(sc["capabilities"]["drop"], ["ALL"], where)
+                    self.assertIn("readinessProbe", c, where)
+
+
+class Arguments(unittest.TestCase):
+    def test_replicas_and_scale_out(self):
+        objects = render("--set", "replicaCount=5")
+        deployment = kinds(objects, "Deployment")[0]
+        self.assertEqual(deployment["spec"]["replicas"], 5)
+        self.assertIn("--peers=on", service_args(objects))
+        env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+               for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        self.assertEqual(env, {"POD_NAME": "metadata.name", "POD_IP": "status.podIP",
+                               "POD_NAMESPACE": "metadata.namespace"})
+        self.assertIn("--peers=auto", service_args(render("--set", "replicaCount=1")))
+
+    def test_tokens_are_generated_and_mounted(self):
+        objects = render()
+        secret = kinds(objects, "Secret")[0]
+        self.assertEqual(set(secret["data"]), {"read", "produce", "peer", "tokens"})
+        self.assertEqual(secret["metadata"]["annotations"]["helm.sh/resource-policy"], "keep")
+        import base64
+        lines = base64.b64decode(secret["data"]["tokens"]).decode().splitlines()
+        self.assertEqual([l.split()[1] for l in lines], ["read", "produce", "peer"])
+        self.assertIn("--auth-token-file=/etc/batch-scaler/tokens/tokens", service_args(objects))
+        self.assertNotIn("--auth-token-file", " ".join(service_args(render("--set", "auth.enabled=false"))))
+
+    def test_an_existing_token_secret_is_used_and_none_generated(self):
+        objects = render("-f", str(CHART / "ci" / "tls-secret-values.yaml"))
+        self.assertEqual(kinds(objects, "Secret"), [])
+        pod = kinds(objects, "Deployment")[0]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        self.assertEqual(volumes, {"tokens": "batch-scaler-tokens", "tls": "batch-scaler-tls"})
+
+    def test_tls_from_a_secret_and_from_cert_manager(self):
+        args = service_args(render("-f", str(CHART / "ci" / "tls-secret-values.yaml")))
+        for a in ["--tls-cert=/etc/batch-scaler/tls/tls.crt", "--tls-key=/etc/batch-scaler/tls/tls.key",
+                  "--tls-client-ca=/etc/batch-scaler/tls/ca.crt"]:
+            self.assertIn(a, args)
+        objects = render("-f", str(CHART / "ci" / "tls-cert-manager-values.yaml"))
+        cert = kinds(objects, "Certificate")[0]
+        self.assertEqual(cert["spec"]["secretName"], "batch-scaler-tls")
+        self.assertEqual(cert["spec"]["issuerRef"]["kind"], "ClusterIssuer")
+        self.assertIn("batch-scaler.batch-scaler.svc", cert["spec"]["dnsNames"])
+        self.assertIn("batch-scaler.example.com", cert["spec"]["dnsNames"])
+        self.assertIn("--tls-cert=/etc/batch-scaler/tls/tls.crt", service_args(objects))
+        self.assertNotIn("--tls-client-ca=/etc/batch-scaler/tls/ca.crt", service_args(objects))
+
+    def test_extra_args_and_env(self):
+        objects = render("--set", "extraArgs={--dry-run}", "--set", "extraEnv[0].name=RUST_LOG",
+                         "--set", "extraEnv[0].value=debug")
+        self.assertEqual(service_args(objects)[-1], "--dry-run")
+        env = kinds(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+        self.assertIn({"name": "RUST_LOG", "value": "debug"}, env)
+
+    def test_image_tag_defaults_to_the_crate_version(self):
+        cargo = (ROOT / "Cargo.toml").read_text()
+        version = re.search(r'^version = "([^"]+)"', cargo, re.M).group(1)
+        chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+        self.assertEqual(chart["appVersion"], version)
+        image = kinds(render(), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+        self.assertEqual(image, f"batch-scaler:{version}")
+
+
+class Frontend(unittest.TestCase):
+    def test_frontend_with_an_ingress(self):
+        objects = render("-f", str(CHART / "ci" / "frontend-ingress-values.yaml"))
+        front = next(d for d in kinds(objects, "Deployment") if d["metadata"]["name"] == "batch-scaler-frontend")
+        c = front["spec"]["template"]["spec"]["containers"][0]
+        self.assertIn("--target=batch-scaler.batch-scaler.svc:50051", c["args"])
+        self.assertIn("--token-file=/etc/batch-scaler/tokens/produce", c["args"])
+        self.assertIn("--default-duration=30m", c["args"])
+        self.assertEqual(c["env"][0]["valueFrom"]["secretKeyRef"], {"name": "github-webhook", "key": "secret"})
+        ingress = kinds(objects, "Ingress")[0]
+        self.assertEqual(ingress["spec"]["ingressClassName"], "nginx")
+        rule = ingress["spec"]["rules"][0]
+        self.assertEqual(rule["host"], "ci.example.com")
+        self.assertEqual(rule["http"]["paths"][0]["path"], "/webhook")
+        self.assertEqual(ingress["spec"]["tls"][0]["secretName"], "webhook-tls")
+        self.assertEqual(len(kinds(objects, "PodDisruptionBudget")), 2)
+
+    def test_the_frontend_needs_its_webhook_secret(self):
+        r = helm("template", "x", str(CHART), "--set", "frontend.enabled=true", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("frontend.webhookSecret.existingSecret", r.stderr)
+
+    def test_the_dockerfile_installs_exactly_the_pinned_requirements_as_non_root(self):
+        dockerfile = (ROOT / "examples" / "webhook-frontend" / "Dockerfile").read_text()
+        lines = [l.strip() for l in dockerfile.splitlines() if l.strip() and not l.startswith("#")]
+        installs = [l for l in lines if "pip install" in l]
+        self.assertEqual(installs, ["RUN pip install -r /app/requirements.txt"])
+        self.assertIn("COPY examples/webhook-frontend/requirements.txt /app/requirements.txt", lines)
+        for req in (ROOT / "examples" / "webhook-frontend" / "requirements.txt").read_text().splitlines():
+            if req.strip() and not req.startswith("#"):
+                self.assertRegex(req, r"^[A-Za-z0-9_.\-\[\]]+==[0-9][^\s]*$", "pinned")
+        user = [l for l in lines if l.startswith("USER ")]
+        self.assertEqual(len(user), 1)
+        self.assertNotIn(user[0].split()[1].split(":")[0], ("0", "root"))
+        self.assertLess(lines.index(user[0]), len(lines) - 2, "USER before the entrypoint")
+
+
+class Optional(unittest.TestCase):
+    def test_service_monitor_and_network_policy_are_off_by_default(self):
+        objects = render()
+        self.assertEqual(kinds(objects, "ServiceMonitor") + kinds(objects, "NetworkPolicy"), [])
+        self.assertEqual(kinds(objects, "CustomResourceDefinition"), [], "installCRD is off by default")
+
+    def test_service_monitor_and_network_policy_on(self):
+        objects = render("-f", str(CHART / "ci" / "monitoring-values.yaml"))
+        monitor = kinds(objects, "ServiceMonitor")[0]
+        self.assertEqual(monitor["metadata"]["labels"]["release"], "prometheus")
+        self.assertEqual(monitor["spec"]["endpoints"][0]["port"], "metrics")
+        policy = kinds(objects, "NetworkPolicy")[0]
+        grpc, metrics = policy["spec"]["ingress"]
+        components = [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                      for p in grpc["from"] if "podSelector" in p]
+        self.assertEqual(components, ["scaler", "frontend"])
+        self.assertEqual(metrics["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                         "monitoring")
+
+    def test_the_crd_only_when_asked_and_the_same_as_deploy(self):
+        crds = kinds(render("--set", "installCRD=true"), "CustomResourceDefinition")
+        self.assertEqual(len(crds), 1)
+        self.assertEqual((CHART / "files" / "crd.yaml").read_text(), (ROOT / "deploy" / "crd.yaml").read_text())
+
+
+class Schema(unittest.TestCase):
+    def test_a_misspelled_key_is_refused_by_name(self):
+        r = helm("template", "x", str(CHART), "--set", "replicaCout=2", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("replicaCout", r.stderr)
+        r = helm("template", "x", str(CHART), "--set", "frontend.ingress.hots=a", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("hots", r.stderr)
+
+    def test_a_wrong_type_is_refused_by_name(self):
+        r = helm("template", "x", str(CHART), "--set", "replicaCount=three", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("/replicaCount", r.stderr)
+        r = helm("template", "x", str(CHART), "--set-json", 'watchNamespaces="ci"', check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("/watchNamespaces", r.stderr)
+
+
+class Deploy(unittest.TestCase):
+    def test_deploy_is_what_the_chart_renders(self):
+        rendered = render("-f", str(ROOT / "deploy" / "values.yaml"))
+        committed = [d for d in yaml.safe_load_all((ROOT / "deploy" / "batch-scaler.yaml").read_text()) if d]
+        self.assertEqual(committed, rendered,
+                         "deploy/batch-scaler.yaml is stale: render it again (command in deploy/values.yaml)")
+
+
+if __name__ == "__main__":
+    sys.exit(unittest.main(verbosity=2))
