@@ -71,6 +71,10 @@ async fn kube_an_hra_in_the_older_format_is_rewritten_with_nothing_lost() {
     // Read as it is: a late `queued` of a job remembered there adds nothing.
     let late = send(&server, job_ev(&ns, "old", 1, "7", "d-7")).await;
     assert_eq!((late.outcome, late.added, late.after), (APPLIED, 0, 0));
+    assert_eq!(
+        late.ignored_finished_jobs, 1,
+        "the result says why nothing was added"
+    );
     let object = c.object("old").await.unwrap();
     let annotations = &object["metadata"]["annotations"];
     assert!(

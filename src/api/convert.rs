@@ -181,6 +181,7 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
         verified: clamp(r.verified),
         failed_job_ids: r.failed_jobs.iter().map(|j| j.to_string()).collect(),
         finished_jobs_forgotten: r.finished_jobs_forgotten,
+        ignored_finished_jobs: u32::try_from(r.counts.ignored_finished).unwrap_or(u32::MAX),
     }
 }
 

@@ -111,6 +111,7 @@ fn log(r: &BatchReport) {
         added,
         completed,
         after,
+        ignored_finished,
     } = r.counts;
     let error = r.error.as_deref().unwrap_or("");
     macro_rules! line {
@@ -118,7 +119,8 @@ fn log(r: &BatchReport) {
             tracing::$level!(
                 namespace = %r.key.namespace, name = %r.key.name, outcome = r.outcome.as_str(),
                 batch_id = %r.batch_id, attempt = r.attempt, events = r.events,
-                before, expired, added, completed, after, error, "batch {}", r.outcome.as_str()
+                before, expired, added, completed, after, ignored_finished, error,
+                "batch {}", r.outcome.as_str()
             )
         };
     }

@@ -42,6 +42,9 @@ pub struct Counts {
     pub completed: u64,
     /// Length of the list written.
     pub after: u64,
+    /// `+1` job events that added nothing because their job had already completed (in this
+    /// batch, or remembered as finished in the HRA).
+    pub ignored_finished: u64,
 }
 
 /// The outcome of planning one batch: the list to write and its counters.
@@ -120,7 +123,9 @@ pub fn plan_runs(
     let mut finished_jobs = Vec::new();
     for event in events {
         match &event.job {
-            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {}
+            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {
+                counts.ignored_finished += 1;
+            }
             Some(job) => apply_job_event(
                 &mut list,
                 event,
@@ -266,7 +271,11 @@ fn apply_job_event(
 ) {
     let position = list.position(job);
     if event.amount > 0 {
-        if position.is_some() || finished.contains(job) {
+        if finished.contains(job) {
+            counts.ignored_finished += 1;
+            return;
+        }
+        if position.is_some() {
             return;
         }
         let entry = CapacityReservation {

@@ -27,7 +27,9 @@ pub(super) fn plan(
     let mut finished_jobs = Vec::new();
     for event in events {
         match &event.job {
-            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {}
+            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {
+                counts.ignored_finished += 1;
+            }
             Some(job) => apply_job_event(
                 &mut list,
                 event,
@@ -82,7 +84,11 @@ fn apply_job_event(
 ) {
     let position = list.iter().position(|r| r.name == **job);
     if event.amount > 0 {
-        if position.is_some() || finished.contains(job) {
+        if finished.contains(job) {
+            counts.ignored_finished += 1;
+            return;
+        }
+        if position.is_some() {
             return;
         }
         list.push(CapacityReservation {

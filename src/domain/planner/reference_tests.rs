@@ -55,6 +55,7 @@ pub(super) fn counts(before: u64, expired: u64, added: u64, completed: u64, afte
         added,
         completed,
         after,
+        ignored_finished: 0,
     }
 }
 
