@@ -5,11 +5,15 @@ the schema's refusals, deploy/ being what the chart renders, and the frontend's 
 Run by tests/chart/run.sh (which fetches helm when it is not installed): HELM names the binary.
 """
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
 import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
@@ -234,6 +238,102 @@ class Schema(unittest.TestCase):
         r = helm("template", "x", str(CHART), "--set-json", 'watchNamespaces="ci"', check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("/watchNamespaces", r.stderr)
+
+
+class FakeCluster:
+    """Just enough of a Kubernetes API for `helm template --dry-run=server`: discovery of the
+    kinds the chart renders, and GET of the Secrets it holds (what `lookup` reads)."""
+
+    KINDS = {
+        "v1": [("secrets", "Secret"), ("services", "Service"), ("serviceaccounts", "ServiceAccount")],
+        "apps/v1": [("deployments", "Deployment")],
+        "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget")],
+        "rbac.authorization.k8s.io/v1": [("clusterroles", "ClusterRole"), ("clusterrolebindings", "ClusterRoleBinding"),
+                                         ("roles", "Role"), ("rolebindings", "RoleBinding")],
+    }
+
+    def __init__(self):
+        self.secrets = {}
+        cluster = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                parts = path.strip("/").split("/")
+                if path == "/version":
+                    return self.answer(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0"})
+                if path == "/api":
+                    return self.answer(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+                if path == "/apis":
+                    groups = [{"name": gv.split("/")[0], "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+                               "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]}}
+                              for gv in cluster.KINDS if "/" in gv]
+                    return self.answer(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+                gv = "v1" if path == "/api/v1" else path[len("/apis/"):]
+                if gv in cluster.KINDS:
+                    return self.answer(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": [
+                        {"name": n, "singularName": k.lower(), "namespaced": not k.startswith("Cluster"), "kind": k,
+                         "verbs": ["get", "list", "create"]} for n, k in cluster.KINDS[gv]]})
+                if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+                    secret = cluster.secrets.get((parts[3], parts[5]))
+                    if secret:
+                        return self.answer(200, secret)
+                return self.answer(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                         "reason": "NotFound", "code": 404})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.kubeconfig = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{self.server.server_address[1]}"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "users": [{"name": "fake", "user": {"token": "fake"}}],
+        }, self.kubeconfig)
+        self.kubeconfig.close()
+
+    def render(self):
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig.name)
+        out = subprocess.run([HELM, "template", "batch-scaler", str(CHART), "-n", "batch-scaler",
+                              "--dry-run=server", "--disable-openapi-validation"],
+                             capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise AssertionError(out.stderr)
+        out = out.stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+
+    def close(self):
+        self.server.shutdown()
+        os.unlink(self.kubeconfig.name)
+
+
+class Upgrade(unittest.TestCase):
+    def test_generated_tokens_survive_an_upgrade(self):
+        cluster = FakeCluster()
+        try:
+            first = kinds(cluster.render(), "Secret")[0]
+            again = kinds(cluster.render(), "Secret")[0]
+            self.assertNotEqual(first["data"], again["data"], "no Secret yet: new random tokens each time")
+            # Installed: the Secret is in the cluster (with the ownership Helm gives what it
+            # installs), and an upgrade reads it back (lookup).
+            first["metadata"]["annotations"].update({"meta.helm.sh/release-name": "batch-scaler",
+                                                     "meta.helm.sh/release-namespace": "batch-scaler"})
+            cluster.secrets[("batch-scaler", "batch-scaler-tokens")] = first
+            upgraded = kinds(cluster.render(), "Secret")[0]
+            self.assertEqual(upgraded["data"], first["data"])
+        finally:
+            cluster.close()
 
 
 class Deploy(unittest.TestCase):
