@@ -1,8 +1,8 @@
 //! What remembering finished jobs costs, at 0, 1,000 and 36,000 remembered jobs on one HRA
 //! (36,000: an hour of 10 completions a second): bytes per job in the HRA and in the
 //! service's memory, bytes one write sends, and the time to read, plan and write the HRA.
-//! Each round is a window's batch of 5 new jobs queued and the 5 of the round before
-//! completed, through the applier on the memory store.
+//! Each round is a window's batch (one every 300 ms of the applier's clock) of 5 new jobs
+//! queued and the 5 of the round before completed, through the applier on the memory store.
 //! Run: `cargo bench --bench remembered`.
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use batch_scaler::{
         tombstones::TombstoneLimits,
     },
     engine::{
-        applier::{Applier, Attempt, Late, Policy, RetryPolicy, Verdict, system_clock},
+        applier::{Applier, Attempt, Clock, Late, Policy, RetryPolicy, Verdict},
         batch::Batch,
     },
     store::{HraStore, MemoryStore, StoreError, Write, resource::merge_patch},
@@ -34,7 +34,13 @@ const LIMITS: TombstoneLimits = TombstoneLimits {
     ttl: TimeDelta::hours(1),
     capacity: 40_000,
 };
-const ROUNDS: usize = 300;
+/// Rounds measured per point (`BENCH_ROUNDS` overrides).
+fn rounds_measured() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(300)
+}
 
 /// The memory store, counting the bytes of each write's merge patch.
 struct Counting {
@@ -72,7 +78,7 @@ fn job(amount: i64, id: u64) -> PlanEvent {
     }
 }
 
-/// Median microseconds per read-plan-write and mean bytes per write, over [`ROUNDS`].
+/// Median microseconds per read-plan-write and mean bytes per write, over the rounds.
 async fn rounds(n: usize) -> (f64, f64) {
     let store = Arc::new(Counting {
         inner: MemoryStore::with_objects([object("hra", n)]).unwrap(),
@@ -85,16 +91,25 @@ async fn rounds(n: usize) -> (f64, f64) {
         tombstones: LIMITS,
         max_hra_bytes: 1024 * 1024,
     };
-    let applier = Applier::new(store.clone(), policy, system_clock(), Arc::default());
+    // One window every 300 ms, as a busy HRA is written.
+    let start = Utc::now();
+    let round_clock = Arc::new(AtomicU64::new(0));
+    let ticks = round_clock.clone();
+    let clock: Clock = Arc::new(move || {
+        start + TimeDelta::milliseconds(300 * ticks.load(Ordering::Relaxed) as i64)
+    });
+    let applier = Applier::new(store.clone(), policy, clock, Arc::default());
     let key = HraKey::new("bench", "hra");
-    let mut times = Vec::with_capacity(ROUNDS);
+    let measured = rounds_measured();
+    let mut times = Vec::with_capacity(measured);
     let mut id = 40_000_000_000u64;
-    for round in 0..=ROUNDS {
+    for round in 0..=measured {
         let mut events: Vec<PlanEvent> = (0..5).map(|i| job(1, id + i)).collect();
         if id > 40_000_000_000 {
             events.extend((0..5).map(|i| job(-1, id - 5 + i)));
         }
         id += 5;
+        round_clock.store(round as u64, Ordering::Relaxed);
         let batch = Batch::new(key.clone(), events, 10, Instant::now());
         let at = Attempt {
             number: 1,
@@ -114,7 +129,7 @@ async fn rounds(n: usize) -> (f64, f64) {
         times.push(took.as_secs_f64() * 1e6);
     }
     times.sort_by(f64::total_cmp);
-    let bytes = store.bytes.load(Ordering::Relaxed) as f64 / ROUNDS as f64;
+    let bytes = store.bytes.load(Ordering::Relaxed) as f64 / measured as f64;
     (times[times.len() / 2], bytes)
 }
 
@@ -154,7 +169,11 @@ async fn main() {
     let (hra, memory) = bytes_per_job().await;
     println!("remembered_bytes_per_job_hra: {hra:.2}");
     println!("remembered_bytes_per_job_memory: {memory:.2}");
-    for n in [0, 1_000, 36_000] {
+    let points: Vec<usize> = std::env::var("BENCH_POINTS")
+        .ok()
+        .map(|p| p.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![0, 1_000, 36_000]);
+    for n in points {
         let (us, bytes) = rounds(n).await;
         println!("plan_us_per_hra_{n}: {us:.1}");
         println!("write_bytes_per_dirty_hra_{n}: {bytes:.0}");

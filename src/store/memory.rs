@@ -57,6 +57,13 @@ fn parse(object: &Value) -> Result<Hra, StoreError> {
     parse_hra(object).map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))
 }
 
+/// Parses an object whose size is known (measured once when it was stored).
+fn parse_sized((object, bytes): (&Value, usize)) -> Result<Hra, StoreError> {
+    HorizontalRunnerAutoscaler::from_value_sized(object, bytes)
+        .map(Hra::from)
+        .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))
+}
+
 fn store_error(e: ObjectError, key: &HraKey) -> StoreError {
     match e {
         ObjectError::NotFound => StoreError::NotFound(key.clone()),
@@ -174,13 +181,17 @@ impl HraStore for MemoryStore {
     async fn get(&self, key: &HraKey) -> Result<Hra, StoreError> {
         let objects = self.objects.lock();
         let object = objects
-            .get(&object_key(key))
+            .get_sized(&object_key(key))
             .ok_or_else(|| StoreError::NotFound(key.clone()))?;
-        parse(object)
+        parse_sized(object)
     }
 
     async fn list(&self, namespace: Option<&str>) -> Result<Vec<Hra>, StoreError> {
-        self.objects.lock().list(namespace).map(parse).collect()
+        self.objects
+            .lock()
+            .list_sized(namespace)
+            .map(parse_sized)
+            .collect()
     }
 
     fn routing(&self) -> Option<Arc<RoutingModel>> {
@@ -197,7 +208,7 @@ impl HraStore for MemoryStore {
                 write.dry_run,
             )
             .map_err(|e| store_error(e, write.key))?;
-        parse(&patched.object)
+        parse_sized((&patched.object, patched.bytes))
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Patched {
     pub object: Value,
     /// False for a dry run or a patch that changed nothing (no new resourceVersion).
     pub changed: bool,
+    /// Its size as compact JSON.
+    pub bytes: usize,
 }
 
 /// Why an object does not pass the schema check: the field and what is wrong with it.
@@ -65,6 +67,8 @@ pub type Schema = fn(&Value) -> Result<(), SchemaViolation>;
 #[derive(Debug)]
 pub struct Objects {
     objects: BTreeMap<ObjectKey, Value>,
+    /// Each object's size as compact JSON, measured once when it is stored.
+    sizes: std::collections::HashMap<ObjectKey, usize>,
     revision: u64,
     schema: Schema,
     max_bytes: Option<usize>,
@@ -86,6 +90,7 @@ impl Objects {
     pub fn new(schema: Schema) -> Self {
         Self {
             objects: BTreeMap::new(),
+            sizes: Default::default(),
             revision: 0,
             schema,
             max_bytes: None,
@@ -129,13 +134,40 @@ impl Objects {
         if object["metadata"].get("uid").is_none() {
             object["metadata"]["uid"] = json!(format!("uid-{}", self.revision));
         }
-        self.objects.insert(key_of(&object), object.clone());
+        let key = key_of(&object);
+        self.sizes.insert(key.clone(), json_len(&object));
+        self.objects.insert(key, object.clone());
         Ok(object)
     }
 
     /// The stored object.
     pub fn get(&self, key: &ObjectKey) -> Option<&Value> {
         self.objects.get(key)
+    }
+
+    /// The stored object and its size as compact JSON.
+    pub fn get_sized(&self, key: &ObjectKey) -> Option<(&Value, usize)> {
+        let object = self.objects.get(key)?;
+        Some((object, self.size(key, object)))
+    }
+
+    fn size(&self, key: &ObjectKey, object: &Value) -> usize {
+        self.sizes
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| json_len(object))
+    }
+
+    /// Every object with its size, or those of one namespace, ordered by namespace then
+    /// name.
+    pub fn list_sized<'a>(
+        &'a self,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Value, usize)> {
+        self.objects
+            .iter()
+            .filter(move |((ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .map(|(k, o)| (o, self.size(k, o)))
     }
 
     /// Every object, or those of one namespace, ordered by namespace then name.
@@ -148,6 +180,7 @@ impl Objects {
 
     /// Removes an object, returning it.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<Value> {
+        self.sizes.remove(key);
         self.objects.remove(key)
     }
 
@@ -214,33 +247,50 @@ impl Objects {
         next["metadata"]["resourceVersion"] = current_rv;
         (self.schema)(&next)?;
         if dry_run || next == *current {
+            let bytes = json_len(&next);
             return Ok(Patched {
                 object: next,
                 changed: false,
+                bytes,
             });
         }
-        if let Some(limit) = self.max_bytes {
-            let bytes = json_len(&next);
-            if bytes > limit {
-                return Err(ObjectError::TooLarge { bytes, limit });
-            }
+        let bytes = json_len(&next);
+        if let Some(limit) = self.max_bytes
+            && bytes > limit
+        {
+            return Err(ObjectError::TooLarge { bytes, limit });
         }
+        let (object, bytes) = self.store_checked(key, next, Some(bytes));
         Ok(Patched {
-            object: self.store_checked(key, next),
+            object,
             changed: true,
+            bytes,
         })
     }
 
     fn replace(&mut self, key: &ObjectKey, object: Value) -> Result<Value, ObjectError> {
         (self.schema)(&object)?;
-        Ok(self.store_checked(key, object))
+        Ok(self.store_checked(key, object, None).0)
     }
 
-    /// Stores an object that passed the schema, with a new resourceVersion.
-    fn store_checked(&mut self, key: &ObjectKey, mut object: Value) -> Value {
+    /// Stores an object that passed the schema, with a new resourceVersion; `bytes` is its
+    /// size before the stamp, when known (the stamp only changes the resourceVersion).
+    fn store_checked(
+        &mut self,
+        key: &ObjectKey,
+        mut object: Value,
+        bytes: Option<usize>,
+    ) -> (Value, usize) {
+        let version_len = |o: &Value| o["metadata"]["resourceVersion"].as_str().map(str::len);
+        let before = version_len(&object);
         self.stamp(&mut object);
+        let bytes = match (bytes, before, version_len(&object)) {
+            (Some(bytes), Some(before), Some(after)) => bytes - before + after,
+            _ => json_len(&object),
+        };
+        self.sizes.insert(key.clone(), bytes);
         self.objects.insert(key.clone(), object.clone());
-        object
+        (object, bytes)
     }
 }
 
@@ -248,6 +298,15 @@ impl Objects {
 /// the text: strings are measured with their escapes in one pass over their bytes.
 pub fn json_len(value: &Value) -> usize {
     fn string_len(s: &str) -> usize {
+        // Most strings (the annotations' base64 above all) need no escape: one counting pass
+        // the compiler vectorizes, then the exact count only where there are some.
+        let special = s
+            .bytes()
+            .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .count();
+        if special == 0 {
+            return s.len() + 2;
+        }
         let escapes: usize = s
             .bytes()
             .map(|b| match b {
@@ -292,97 +351,4 @@ fn with_namespace(mut object: Value) -> Result<Value, ObjectError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_len_is_the_length_serde_json_writes() {
-        let text = "quote \" back \\ nl \n tab \t cr \r bs \u{8} ff \u{c} nul \u{0} esc \u{1b} del \u{7f} é 😀";
-        let values = [
-            json!(null),
-            json!(true),
-            json!(false),
-            json!(0),
-            json!(-12),
-            json!(18_446_744_073_709_551_615u64),
-            json!(1.5),
-            json!(-0.000_125),
-            json!(1e300),
-            json!(text),
-            json!([]),
-            json!({}),
-            json!([1, "a", null, [true, {}]]),
-            json!({"metadata": {"annotations": {text: text}}, "spec": {"list": [{"x": 1.25}]}}),
-        ];
-        for v in values {
-            assert_eq!(json_len(&v), serde_json::to_vec(&v).unwrap().len(), "{v}");
-        }
-    }
-
-    fn any(_: &Value) -> Result<(), SchemaViolation> {
-        Ok(())
-    }
-
-    fn key(name: &str) -> ObjectKey {
-        ("default".into(), name.into())
-    }
-
-    #[test]
-    fn patches_check_the_version_keep_identity_and_bump_only_on_change() {
-        let mut objects = Objects::new(any);
-        let stored = objects
-            .put(json!({"metadata": {"name": "a"}, "spec": {"x": 1}}))
-            .unwrap();
-        assert_eq!(stored["metadata"]["resourceVersion"], "1");
-        assert_eq!(stored["metadata"]["namespace"], "default");
-        let stale = json!({"metadata": {"resourceVersion": "0"}, "spec": {"x": 2}});
-        assert!(matches!(
-            objects.patch(&key("a"), &stale, false),
-            Err(ObjectError::Conflict { .. })
-        ));
-        let rename = json!({"metadata": {"resourceVersion": "1", "name": "b"}, "spec": {"x": 2}});
-        let patched = objects.patch(&key("a"), &rename, false).unwrap();
-        assert!(patched.changed);
-        assert_eq!(patched.object["metadata"]["name"], "a");
-        assert_eq!(patched.object["metadata"]["resourceVersion"], "2");
-        let same = json!({"spec": {"x": 2}});
-        assert!(!objects.patch(&key("a"), &same, false).unwrap().changed);
-        let dry = objects
-            .patch(&key("a"), &json!({"spec": {"x": 3}}), true)
-            .unwrap();
-        assert_eq!((dry.changed, &dry.object["spec"]["x"]), (false, &json!(3)));
-        assert_eq!(objects.get(&key("a")).unwrap()["spec"]["x"], 2);
-        assert_eq!(
-            objects.patch(&key("b"), &same, false).unwrap_err(),
-            ObjectError::NotFound
-        );
-        assert_eq!(
-            objects
-                .create(json!({"metadata": {"name": "a"}}))
-                .unwrap_err(),
-            ObjectError::AlreadyExists
-        );
-    }
-
-    #[test]
-    fn the_schema_guards_every_change() {
-        fn no_bad(o: &Value) -> Result<(), SchemaViolation> {
-            if o["spec"]["bad"].is_null() {
-                Ok(())
-            } else {
-                Err(SchemaViolation("spec.bad: not allowed".into()))
-            }
-        }
-        let mut objects = Objects::new(no_bad);
-        objects.put(json!({"metadata": {"name": "a"}})).unwrap();
-        let err = objects
-            .patch(&key("a"), &json!({"spec": {"bad": 1}}), false)
-            .unwrap_err();
-        assert_eq!(
-            err,
-            ObjectError::Invalid(SchemaViolation("spec.bad: not allowed".into()))
-        );
-        assert!(objects.put(json!({"metadata": {}})).is_err());
-        assert_eq!(objects.revision(), 1);
-    }
-}
+mod tests;

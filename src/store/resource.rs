@@ -179,12 +179,18 @@ pub struct ParseError(#[from] serde_json::Error);
 impl HorizontalRunnerAutoscaler {
     /// Parses the fields we use out of a whole object (JSON), ignoring all others.
     pub fn from_value(object: &Value) -> Result<Self, ParseError> {
+        Self::from_value_sized(object, json_len(object))
+    }
+
+    /// As [`HorizontalRunnerAutoscaler::from_value`], for an object whose size as compact
+    /// JSON is known.
+    pub fn from_value_sized(object: &Value, object_bytes: usize) -> Result<Self, ParseError> {
         // Straight from the tree: no copy of it is made.
         let Fields { metadata, spec } = Fields::deserialize(object)?;
         Ok(Self {
             metadata,
             spec,
-            object_bytes: json_len(object),
+            object_bytes,
         })
     }
 }
