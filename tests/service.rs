@@ -510,3 +510,48 @@ async fn get_stats_counts_events_and_outcomes_and_reports_pending_work() {
         "{p50:?}"
     );
 }
+
+/// Overviews show each HRA's last batch from the service, however many batches of other
+/// HRAs came since: a failing HRA stays visible, with its reason.
+#[tokio::test]
+async fn targets_carry_each_hra_s_last_batch() {
+    let (server, store) =
+        TestServer::with_store(two_hras(), test_settings(Duration::from_millis(5))).await;
+    let b = key("ci", "b");
+    store.fail_next_writes(
+        &b,
+        1,
+        batch_scaler::store::StoreError::invalid("admission webhook denied the request"),
+    );
+    let mut client = server.client().await;
+    let failed = client.scale_and_wait(ev("ci", "b", 1)).await.unwrap();
+    let failed = failed.into_inner().batch.unwrap();
+    assert_eq!(failed.outcome, pb::Outcome::Failed as i32);
+    let mut last_a = String::new();
+    for _ in 0..40 {
+        let r = client.scale_and_wait(ev("ci", "a", 1)).await.unwrap();
+        last_a = r.into_inner().batch.unwrap().batch_id;
+    }
+    let list = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let last = |name: &str| {
+        list.targets
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.last_batch.clone())
+            .unwrap()
+    };
+    assert_eq!(last("a").batch_id, last_a);
+    let b_last = last("b");
+    assert_eq!(b_last.outcome, pb::Outcome::Failed as i32);
+    assert!(
+        b_last.error.contains("admission webhook"),
+        "{}",
+        b_last.error
+    );
+    let one = target(&server, "b").await;
+    assert_eq!(one.last_batch.unwrap().batch_id, failed.batch_id);
+}

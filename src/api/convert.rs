@@ -189,6 +189,7 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
 pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
     let reserved_replicas = hra.reserved_replicas(now);
     pb::Target {
+        last_batch: None,
         namespace: hra.key.namespace,
         name: hra.key.name,
         min_replicas: hra.min_replicas,

@@ -325,7 +325,10 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         let pb::TargetRef { namespace, name } = request.into_inner();
         let key = self.target_key(namespace, name)?;
         let hra = self.store.get(&key).await.map_err(ApiError::from)?;
-        Ok(Response::new(convert::target(hra, (self.clock)())))
+        let last = self.engine.hub.last(&key);
+        let mut target = convert::target(hra, (self.clock)());
+        target.last_batch = last.map(|r| convert::batch_result(&r, 0));
+        Ok(Response::new(target))
     }
 
     async fn list_targets(
@@ -342,7 +345,12 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         let mut targets: Vec<pb::Target> = hras
             .into_iter()
             .filter(|h| self.allowed.allows(&h.key.namespace))
-            .map(|h| convert::target(h, now))
+            .map(|h| {
+                let last = self.engine.hub.last(&h.key);
+                let mut target = convert::target(h, now);
+                target.last_batch = last.map(|r| convert::batch_result(&r, 0));
+                target
+            })
             .collect();
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(Response::new(pb::ListTargetsResponse { targets }))

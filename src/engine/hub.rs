@@ -1,4 +1,6 @@
-//! The result hub: fans batch reports out to watchers, with a replay ring. Publishing never waits: a watcher whose buffer is full loses the result and is told
+//! The result hub: fans batch reports out to watchers, with a replay ring, and keeps the last
+//! result of every HRA (for overviews: a failing HRA stays visible however many other batches
+//! follow). Publishing never waits: a watcher whose buffer is full loses the result and is told
 //! how many it lost (`missed`) with its next message.
 
 use crate::{
@@ -7,7 +9,7 @@ use crate::{
 };
 use parking_lot::Mutex;
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -53,8 +55,13 @@ struct Watcher {
     missed: Arc<AtomicU64>,
 }
 
+/// Most HRAs whose last result is kept (beyond it, the oldest result is forgotten).
+pub const LAST_RESULTS_KEPT: usize = 100_000;
+
 struct HubState {
     recent: VecDeque<Arc<BatchReport>>,
+    /// The last result of each HRA.
+    last: HashMap<HraKey, Arc<BatchReport>>,
     watchers: Vec<Watcher>,
     closed: bool,
 }
@@ -74,6 +81,7 @@ impl ResultHub {
         Self {
             state: Mutex::new(HubState {
                 recent: VecDeque::with_capacity(ring_capacity),
+                last: HashMap::new(),
                 watchers: Vec::new(),
                 closed: false,
             }),
@@ -86,6 +94,20 @@ impl ResultHub {
     /// Records a result and hands it to every matching watcher that has room.
     pub fn publish(&self, report: Arc<BatchReport>) {
         let mut state = self.state.lock();
+        let new_key = state
+            .last
+            .insert(report.key.clone(), report.clone())
+            .is_none();
+        if new_key && state.last.len() > LAST_RESULTS_KEPT {
+            let oldest = state
+                .last
+                .values()
+                .min_by_key(|r| r.at)
+                .map(|r| r.key.clone());
+            if let Some(oldest) = oldest {
+                state.last.remove(&oldest);
+            }
+        }
         if self.ring_capacity > 0 {
             if state.recent.len() == self.ring_capacity {
                 state.recent.pop_front();
@@ -106,6 +128,11 @@ impl ResultHub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+    }
+
+    /// The last result published for `key`, if any.
+    pub fn last(&self, key: &HraKey) -> Option<Arc<BatchReport>> {
+        self.state.lock().last.get(key).cloned()
     }
 
     /// Starts watching: the last `replay` matching results, then everything new.
@@ -179,6 +206,27 @@ mod tests {
             failed_jobs: Vec::new(),
             finished_jobs_forgotten: 0,
         }
+    }
+
+    #[test]
+    fn the_last_result_of_each_hra_outlives_the_replay_ring() {
+        let hub = hub(4, 8);
+        let mut failed = report("a", "failing", 0);
+        failed.outcome = Outcome::Failed;
+        hub.publish(Arc::new(failed));
+        for n in 1..=40 {
+            hub.publish(Arc::new(report("a", "healthy", n)));
+        }
+        let last = hub.last(&HraKey::new("a", "failing")).unwrap();
+        assert_eq!(
+            (last.outcome, last.batch_id.as_str()),
+            (Outcome::Failed, "b0")
+        );
+        assert_eq!(
+            hub.last(&HraKey::new("a", "healthy")).unwrap().batch_id,
+            "b40"
+        );
+        assert!(hub.last(&HraKey::new("a", "never")).is_none());
     }
 
     #[test]

@@ -70,7 +70,11 @@ function show() {
 // ---- overview ----------------------------------------------------------------------------
 
 function lastCell(k: string): string {
-  const r = results.of(k)[0];
+  // The newest of what the page saw and what the service keeps per HRA (Target.lastBatch),
+  // so an HRA whose last batch came before the page opened still shows it.
+  const seen = results.of(k)[0];
+  const kept = targets.get(k)?.lastBatch;
+  const r = seen && kept ? (at(seen) >= at(kept) ? seen : kept) : seen ?? kept;
   if (!r) return `<span class="meta">—</span>`;
   const o = outcomeName(r.outcome);
   return `<span class="badge ${o}">${o}</span> ${ageTag(at(r))}`;
