@@ -143,6 +143,7 @@ done
 check "README: Scale then ScaleAndWait of its completion print the applied batch" '"completed": 1' cat "$WORK/run-readme.out"
 check "README: Publish from events.jsonl prints accepted 2" '"accepted": "2"' cat "$WORK/run-readme.out"
 check "README: WatchBatches replays the applied batches" '"outcome": "OUTCOME_APPLIED"' cat "$WORK/run-readme.out"
+check "README: GetTarget carries the HRA's last batch" '"lastBatch": \{' cat "$WORK/run-readme.out"
 check "README: health says SERVING" '"status": "SERVING"' cat "$WORK/run-readme.out"
 check "README: the memory backend counts the seed's 4 HRAs" 'memory backend ready hras=4 runner_targets=4' cat "$WORK/run-readme.log"
 kill "$README_PID" 2>/dev/null
