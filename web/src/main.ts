@@ -31,6 +31,26 @@ let missedTotal = 0;
 let nsFilter = "";
 let shown: Target | undefined; // the HRA of the detail view, as last read
 
+// The overview's filter and order live in the URL's query (`?ns=&q=&sort=&dir=`), so a link
+// reproduces the view.
+type SortKey = "name" | "reserved" | "reservations" | "last";
+const SORT_KEYS: SortKey[] = ["name", "reserved", "reservations", "last"];
+const params = new URLSearchParams(location.search);
+let nameFilter = params.get("q") ?? "";
+let sortKey: SortKey = SORT_KEYS.find((k) => k === params.get("sort")) ?? "name";
+let sortDesc = params.get("dir") === "desc";
+nsFilter = params.get("ns") ?? "";
+
+function saveViewInUrl() {
+  const p = new URLSearchParams();
+  if (nsFilter) p.set("ns", nsFilter);
+  if (nameFilter) p.set("q", nameFilter);
+  if (sortKey !== "name") p.set("sort", sortKey);
+  if (sortDesc) p.set("dir", "desc");
+  const query = p.toString();
+  window.history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+}
+
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
 const outcomeName = (o: Outcome) => Outcome[o]?.replace("OUTCOME_", "") ?? "UNSPECIFIED";
 const visible = (ns: string) => !nsFilter || ns === nsFilter;
@@ -80,10 +100,38 @@ function lastCell(k: string): string {
   return `<span class="badge ${o}">${o}</span> ${ageTag(at(r))}`;
 }
 
+/** The time of an HRA's last batch (0 when none), for sorting. */
+function lastAt(k: string): number {
+  const seen = results.of(k)[0];
+  const kept = targets.get(k)?.lastBatch;
+  return Math.max(seen ? at(seen).getTime() : 0, kept ? at(kept).getTime() : 0);
+}
+
+function compareTargets(a: Target, b: Target): number {
+  const ka = keyOf(a.namespace, a.name);
+  const kb = keyOf(b.namespace, b.name);
+  const by: Record<SortKey, number> = {
+    name: 0,
+    reserved: a.reservedReplicas - b.reservedReplicas,
+    reservations: a.capacityReservations.length - b.capacityReservations.length,
+    last: lastAt(ka) - lastAt(kb),
+  };
+  const order = by[sortKey] || (ka < kb ? -1 : ka > kb ? 1 : 0);
+  return sortDesc ? -order : order;
+}
+
 function renderTargets() {
   const now = Date.now();
-  const rows = [...targets.values()]
+  const needle = nameFilter.toLowerCase();
+  const matching = [...targets.values()]
     .filter((t) => visible(t.namespace))
+    .filter((t) => !needle || keyOf(t.namespace, t.name).toLowerCase().includes(needle))
+    .sort(compareTargets);
+  $("count").textContent = `${plural(matching.length, "HRA")}${matching.length === targets.size ? "" : ` of ${targets.size}`}`;
+  document.querySelectorAll("#overview th[data-sort]").forEach((th) =>
+    th.setAttribute("aria-sort", th.getAttribute("data-sort") !== sortKey ? "none" : sortDesc ? "descending" : "ascending"),
+  );
+  const rows = matching
     .map((t) => {
       const k = keyOf(t.namespace, t.name);
       return `<tr data-hra="${esc(k)}"><td>${hraLink(t.namespace, t.name)}</td><td class="num reserved">${t.reservedReplicas}</td>
@@ -311,11 +359,29 @@ async function watchForever() {
 
 // ---- wiring ------------------------------------------------------------------------------
 
+($("ns") as HTMLInputElement).value = nsFilter;
 ($("ns") as HTMLInputElement).addEventListener("input", (e) => {
   nsFilter = (e.target as HTMLInputElement).value.trim();
+  saveViewInUrl();
   renderTargets();
   renderFeed();
 });
+($("q") as HTMLInputElement).value = nameFilter;
+($("q") as HTMLInputElement).addEventListener("input", (e) => {
+  nameFilter = (e.target as HTMLInputElement).value.trim();
+  saveViewInUrl();
+  renderTargets();
+});
+// A header sorts by its column; clicked again, the other way.
+document.querySelectorAll("#overview th[data-sort] button").forEach((button) =>
+  button.addEventListener("click", () => {
+    const key = button.parentElement!.getAttribute("data-sort") as SortKey;
+    sortDesc = key === sortKey ? !sortDesc : key !== "name";
+    sortKey = key;
+    saveViewInUrl();
+    renderTargets();
+  }),
+);
 ($("token") as HTMLInputElement).value = sessionStorage.getItem(TOKEN_KEY) ?? "";
 $("save").addEventListener("click", () => {
   const token = ($("token") as HTMLInputElement).value.trim();

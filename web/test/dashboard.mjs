@@ -101,6 +101,46 @@ await check("the namespace filter hides other namespaces", async () => {
   await page.waitForSelector(row, { timeout: 1000 });
 });
 
+await check("the name filter narrows as you type, and says how many of all match", async () => {
+  await page.fill("#q", "GP");
+  await page.waitForFunction(() => document.querySelectorAll("#targets tr[data-hra]").length === 1, null, { timeout: 1000 });
+  assert(await page.$('tr[data-hra="ml/gpu"]'), "ml/gpu is the one left");
+  const count = await page.textContent("#count");
+  assert(/^1 HRA of 4$/.test(count), `count: ${count}`);
+  const query = await page.evaluate(() => location.search);
+  assert(new URLSearchParams(query).get("q") === "GP", `query: ${query}`);
+  await page.fill("#q", "");
+  await page.waitForFunction(() => document.querySelectorAll("#targets tr[data-hra]").length === 4, null, { timeout: 1000 });
+});
+await check("a header sorts by its column, again the other way, and a link restores filter and order", async () => {
+  const order = (p) => p.$$eval("#targets tr[data-hra]", (rows) => rows.map((r) => r.getAttribute("data-hra")).join());
+  assert(await order(page) === "ci/arm,ci/linux,ci/small,ml/gpu", `by name: ${await order(page)}`);
+  await page.click('th[data-sort="reserved"] button');
+  const most = await order(page);
+  assert(most.startsWith("ci/arm,ci/linux,"), `most reserved first (3, 2): ${most}`);
+  assert(await page.getAttribute('th[data-sort="reserved"]', "aria-sort") === "descending", "aria-sort descending");
+  await page.click('th[data-sort="reserved"] button');
+  const fewest = await order(page);
+  assert(fewest.endsWith(",ci/linux,ci/arm"), `fewest first: ${fewest}`);
+  await page.click('th[data-sort="reserved"] button');
+  await page.fill("#q", "ci/");
+  await page.waitForFunction(() => new URLSearchParams(location.search).get("q") === "ci/", null, { timeout: 1000 });
+  const link = await page.evaluate(() => location.href);
+  assert(/[?&]sort=reserved/.test(link) && /[?&]dir=desc/.test(link) && /[?&]q=ci%2F/.test(link), `link: ${link}`);
+  const other = await browser.newPage();
+  try {
+    await other.goto(link);
+    await other.waitForSelector('tr[data-hra="ci/linux"]', { timeout: 10000 });
+    assert(await order(other) === "ci/arm,ci/linux,ci/small", `restored: ${await order(other)}`);
+    assert(await other.inputValue("#q") === "ci/", "the filter box is restored");
+  } finally {
+    await other.close();
+  }
+  await page.fill("#q", "");
+  await page.click('th[data-sort="name"] button');
+  assert(await order(page) === "ci/arm,ci/linux,ci/small,ml/gpu", `back to names: ${await order(page)}`);
+});
+
 // One HRA: three job-named reservations on an HRA with maxReplicas 2, so one is backlog.
 for (const job of ["job-101", "job-102", "job-103"]) scale("ci", "small", 1, { job_id: job });
 await check("a click on a row opens the HRA at #/ci/small", async () => {
