@@ -92,19 +92,48 @@ function show() {
 function lastCell(k: string): string {
   // The newest of what the page saw and what the service keeps per HRA (Target.lastBatch),
   // so an HRA whose last batch came before the page opened still shows it.
-  const seen = results.of(k)[0];
-  const kept = targets.get(k)?.lastBatch;
-  const r = seen && kept ? (at(seen) >= at(kept) ? seen : kept) : seen ?? kept;
+  const r = lastOf(k);
   if (!r) return `<span class="meta">—</span>`;
   const o = outcomeName(r.outcome);
   return `<span class="badge ${o}">${o}</span> ${ageTag(at(r))}`;
 }
 
-/** The time of an HRA's last batch (0 when none), for sorting. */
-function lastAt(k: string): number {
+/** The newest of the last batch the page saw and the one the service keeps. */
+function lastOf(k: string): BatchResult | undefined {
   const seen = results.of(k)[0];
   const kept = targets.get(k)?.lastBatch;
-  return Math.max(seen ? at(seen).getTime() : 0, kept ? at(kept).getTime() : 0);
+  return seen && kept ? (at(seen) >= at(kept) ? seen : kept) : seen ?? kept;
+}
+
+/** Why an HRA needs someone's attention, in words, or nothing. */
+function attentionReason(t: Target): string | undefined {
+  const r = lastOf(keyOf(t.namespace, t.name));
+  if (r && (r.outcome === Outcome.FAILED || r.outcome === Outcome.RETRYING)) {
+    const what = r.outcome === Outcome.FAILED ? "last batch failed" : "last batch is retrying";
+    return r.error ? `${what}: ${r.error}` : what;
+  }
+  const waiting = t.reservedReplicas;
+  if (t.maxReplicas !== undefined && waiting > t.maxReplicas) {
+    return `${plural(waiting, "job")} reserved, more than maxReplicas ${t.maxReplicas}: ${waiting - t.maxReplicas} wait for a runner`;
+  }
+  return undefined;
+}
+
+function renderAttention() {
+  const items = [...targets.values()]
+    .filter((t) => visible(t.namespace))
+    .map((t) => ({ t, why: attentionReason(t) }))
+    .filter((x) => x.why)
+    .sort((a, b) => keyOf(a.t.namespace, a.t.name).localeCompare(keyOf(b.t.namespace, b.t.name)));
+  $("attention").innerHTML = items.length
+    ? `<ul>${items.map(({ t, why }) => `<li data-hra="${esc(keyOf(t.namespace, t.name))}">${hraLink(t.namespace, t.name)} <span class="err">${esc(why!)}</span></li>`).join("")}</ul>`
+    : `<p class="meta">Nothing needs attention.</p>`;
+}
+
+/** The time of an HRA's last batch (0 when none), for sorting. */
+function lastAt(k: string): number {
+  const r = lastOf(k);
+  return r ? at(r).getTime() : 0;
 }
 
 function compareTargets(a: Target, b: Target): number {
@@ -140,6 +169,7 @@ function renderTargets() {
         <td class="chart-cell">${reservedChart(history.of(k), now, true)}</td></tr>`;
     });
   $("targets").innerHTML = rows.join("") || `<tr><td colspan="6" class="meta">no HRAs</td></tr>`;
+  renderAttention();
 }
 
 function card(r: BatchResult, withName: boolean): string {

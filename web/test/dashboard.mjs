@@ -47,6 +47,10 @@ await check("page loads and lists the HRAs", async () => {
   await page.waitForSelector(row, { timeout: 10000 });
   await page.waitForSelector('tr[data-hra="ml/gpu"]', { timeout: 1000 });
 });
+await check("nothing needs attention at first, and it says so in one line", async () => {
+  await page.waitForFunction(() => document.getElementById("attention").textContent === "Nothing needs attention.",
+    null, { timeout: 5000 });
+});
 await check("says it is live, and in which zone times are", async () => {
   await page.waitForFunction(() => document.getElementById("status").textContent === "live", null, { timeout: 5000 });
   const zone = await page.textContent("#zone");
@@ -178,6 +182,13 @@ await check("the HRA view is reached by URL too", async () => {
   await page.waitForSelector("#detail:not([hidden])", { timeout: 5000 });
   await page.waitForFunction(() => document.getElementById("detail-title").textContent === "ci/linux", null, { timeout: 2000 });
   await page.waitForSelector("svg.timeline g.bar", { timeout: 5000 });
+});
+await check("an HRA with more jobs reserved than maxReplicas needs attention, with why and a link", async () => {
+  await page.goto(`${url}#/`);
+  await page.waitForSelector('#attention li[data-hra="ci/small"]', { timeout: twoWindows });
+  const text = await page.textContent('#attention li[data-hra="ci/small"]');
+  assert(/3 jobs reserved, more than maxReplicas 2: 1 wait for a runner/.test(text), `reason: ${text}`);
+  assert(await page.$('#attention a[href="#/ci/small"]'), "it links to the HRA's timeline");
 });
 await check("keyboard: Tab reaches an HRA link and Enter opens it", async () => {
   await page.goto(`${url}#/`);
