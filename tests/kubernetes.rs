@@ -9,7 +9,6 @@ use batch_scaler::{
     config::Settings,
     domain::hra::HraKey,
     store::{
-        HraStore,
         kubernetes::KubeStore,
         resource::{APPLIED_BATCHES_ANNOTATION, PLURAL},
     },
@@ -55,11 +54,6 @@ fn settings(window: Duration) -> Settings {
     test_settings(window)
 }
 
-async fn start(c: &TestCluster, settings: Settings) -> TestServer {
-    let store: Arc<dyn HraStore> = Arc::new(KubeStore::new(c.client(), Duration::from_secs(2)));
-    TestServer::start(store, settings).await
-}
-
 const APPLIED: i32 = pb::Outcome::Applied as i32;
 const RETRYING: i32 = pb::Outcome::Retrying as i32;
 const FAILED: i32 = pb::Outcome::Failed as i32;
@@ -70,7 +64,7 @@ async fn kube_a_window_costs_one_get_and_one_patch_per_dirty_hra() {
     for name in ["a", "b", "idle"] {
         c.create(rich_hra(name)).await;
     }
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server
         .publish(vec![
@@ -171,7 +165,7 @@ async fn kube_fields_we_do_not_own_are_unchanged_byte_for_byte() {
     c.patch_status(PLURAL, "a", status).await;
     let before = c.object("a").await.unwrap();
     assert!(before["status"]["desiredReplicas"].is_number());
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server.publish(vec![event(&c, "a", 3)]).await;
     assert_eq!(recv(&mut results).await.outcome, APPLIED);
@@ -218,7 +212,7 @@ async fn kube_a_concurrent_writer_between_read_and_write_loses_nothing() {
         "a",
         Box::new(move |o| o["spec"]["capacityReservations"] = json!([theirs])),
     );
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server.publish(vec![event(&c, "a", 2)]).await;
     let r = recv(&mut results).await;
@@ -244,7 +238,7 @@ async fn kube_a_burst_of_500s_is_retried_then_applied() {
     for _ in 0..3 {
         api.fault_next("patch", Fault::Status(500));
     }
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server
         .publish(vec![event(&c, "a", 1), event(&c, "a", 1)])
@@ -266,7 +260,7 @@ async fn kube_a_burst_of_500s_is_retried_then_applied() {
 async fn kube_not_found_fails_once_while_another_hra_applies_on_time() {
     let c = TestCluster::start().await;
     c.create(rich_hra("a")).await;
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server
         .publish(vec![event(&c, "gone", 1), event(&c, "a", 1)])
@@ -295,7 +289,7 @@ async fn kube_forbidden_and_invalid_are_terminal() {
     let c = TestCluster::start().await;
     let api = fake_or_skip!(c, "injected 403 and 422 answers");
     c.create(rich_hra("a")).await;
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     for code in [403, 422] {
         api.fault_next("patch", Fault::Status(code));
@@ -312,7 +306,7 @@ async fn kube_a_write_whose_answer_is_lost_is_applied_exactly_once() {
     let api = fake_or_skip!(c, "a response dropped after the write landed");
     c.create(rich_hra("a")).await;
     api.fault_next("patch", Fault::ApplyThenDrop);
-    let server = start(&c, settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await;
     let mut results = watch_all(&server).await;
     server.publish(vec![event(&c, "a", 1)]).await;
     let first = recv(&mut results).await;
@@ -337,7 +331,7 @@ async fn kube_a_write_that_times_out_after_landing_is_not_applied_twice() {
     let api = fake_or_skip!(c, "a response stalled after the write landed");
     c.create(rich_hra("a")).await;
     api.fault_next("patch", Fault::ApplyThenStall(Duration::from_secs(4)));
-    let server = start(&c, settings(WINDOW)).await; // request timeout 2 s
+    let server = TestServer::on_cluster(&c, settings(WINDOW)).await; // request timeout 2 s
     let mut results = watch_all(&server).await;
     server.publish(vec![event(&c, "a", 2)]).await;
     let first = recv(&mut results).await;
@@ -361,8 +355,8 @@ async fn kube_two_active_instances_lose_no_events() {
     if let Some(api) = c.fake() {
         api.set_latency(Duration::from_millis(3));
     }
-    let one = start(&c, settings(Duration::from_millis(20))).await;
-    let two = start(&c, settings(Duration::from_millis(20))).await;
+    let one = TestServer::on_cluster(&c, settings(Duration::from_millis(20))).await;
+    let two = TestServer::on_cluster(&c, settings(Duration::from_millis(20))).await;
     let (mut w1, mut w2) = (watch_all(&one).await, watch_all(&two).await);
     let rounds = 10;
     let mut events_sent = 0;
@@ -403,7 +397,7 @@ async fn kube_two_active_instances_lose_no_events() {
 async fn kube_shutdown_writes_a_pending_batch_before_exit() {
     let c = TestCluster::start().await;
     c.create(rich_hra("a")).await;
-    let mut server = start(&c, settings(Duration::from_secs(3600))).await;
+    let mut server = TestServer::on_cluster(&c, settings(Duration::from_secs(3600))).await;
     server.publish(vec![event(&c, "a", 2)]).await;
     assert_eq!(c.reservations("a").await, 0);
     server.shutdown().await.unwrap();
@@ -415,7 +409,7 @@ async fn kube_dry_run_sends_dry_run_patches_and_changes_nothing() {
     let c = TestCluster::start().await;
     c.create(rich_hra("a")).await;
     let before = c.object("a").await.unwrap();
-    let server = start(&c, {
+    let server = TestServer::on_cluster(&c, {
         let mut s = settings(WINDOW);
         s.engine.dry_run = true;
         s

@@ -7,13 +7,8 @@ mod common;
 
 use batch_scaler::{
     api::pb,
-    config::Settings,
     domain::{codec::JobSet, hra::AppliedBatches, tombstones::TombstoneLimits},
-    store::{
-        HraStore,
-        kubernetes::KubeStore,
-        resource::{APPLIED_BATCHES_ANNOTATION, FINISHED_JOBS_ANNOTATION},
-    },
+    store::resource::{APPLIED_BATCHES_ANNOTATION, FINISHED_JOBS_ANNOTATION},
 };
 use batch_scaler_testkit::{
     cluster::TestCluster, fake_or_skip, remembered::finished_over_the_last_hour,
@@ -21,20 +16,10 @@ use batch_scaler_testkit::{
 use chrono::{TimeDelta, Utc};
 use common::*;
 use serde_json::{Value, json};
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 const WINDOW: Duration = Duration::from_millis(100);
 const APPLIED: i32 = pb::Outcome::Applied as i32;
-
-async fn start(c: &TestCluster, settings: Settings) -> TestServer {
-    let store: Arc<dyn HraStore> = Arc::new(KubeStore::new(c.client(), Duration::from_secs(2)));
-    TestServer::start(store, settings).await
-}
-
-async fn send(server: &TestServer, event: pb::ScaleEvent) -> pb::BatchResult {
-    let r = server.client().await.scale_and_wait(event).await.unwrap();
-    r.into_inner().batch.expect("not a duplicate")
-}
 
 /// The finished-jobs buckets of an object, decoded, by annotation name.
 fn buckets(object: &Value) -> Vec<(String, JobSet)> {
@@ -66,10 +51,12 @@ async fn kube_an_hra_in_the_older_format_is_rewritten_with_nothing_lost() {
         "kept.example.com/other": "untouched",
     });
     c.create(object).await;
-    let server = start(&c, test_settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, test_settings(WINDOW)).await;
 
     // Read as it is: a late `queued` of a job remembered there adds nothing.
-    let late = send(&server, job_ev(&ns, "old", 1, "7", "d-7")).await;
+    let late = server
+        .scale_and_wait(job_ev(&ns, "old", 1, "7", "d-7"))
+        .await;
     assert_eq!((late.outcome, late.added, late.after), (APPLIED, 0, 0));
     assert_eq!(
         late.ignored_finished_jobs, 1,
@@ -97,15 +84,19 @@ async fn kube_an_hra_in_the_older_format_is_rewritten_with_nothing_lost() {
     assert_eq!(applied.len(), 2);
 
     // A completion is remembered beside them; a restarted process reads them all.
-    let done = send(&server, job_ev(&ns, "old", -1, "8", "d-8")).await;
+    let done = server
+        .scale_and_wait(job_ev(&ns, "old", -1, "8", "d-8"))
+        .await;
     assert_eq!(done.outcome, APPLIED);
     drop(server);
-    let again = start(&c, test_settings(WINDOW)).await;
+    let again = TestServer::on_cluster(&c, test_settings(WINDOW)).await;
     for (job, id) in [("x-9", "d-x9"), ("8", "d-8q"), ("7", "d-7b")] {
-        let r = send(&again, job_ev(&ns, "old", 1, job, id)).await;
+        let r = again.scale_and_wait(job_ev(&ns, "old", 1, job, id)).await;
         assert_eq!((r.outcome, r.added), (APPLIED, 0), "job {job}");
     }
-    let fresh = send(&again, job_ev(&ns, "old", 1, "10", "d-10")).await;
+    let fresh = again
+        .scale_and_wait(job_ev(&ns, "old", 1, "10", "d-10"))
+        .await;
     assert_eq!((fresh.added, fresh.after), (1, 1));
 }
 
@@ -139,13 +130,17 @@ async fn kube_write_bytes_stay_flat_in_the_remembered_jobs() {
     }
     let mut settings = test_settings(WINDOW);
     settings.engine.idempotency.tombstone_capacity = limits.capacity;
-    let server = start(&c, settings).await;
+    let server = TestServer::on_cluster(&c, settings).await;
     let mut written = Vec::new();
     for (name, n) in sizes {
         // Warm: a first write per HRA, then the one measured.
-        send(&server, job_ev(&ns, name, 1, "1", &format!("{name}-w"))).await;
+        server
+            .scale_and_wait(job_ev(&ns, name, 1, "1", &format!("{name}-w")))
+            .await;
         fake.reset_counts();
-        let r = send(&server, job_ev(&ns, name, -1, "1", &format!("{name}-d"))).await;
+        let r = server
+            .scale_and_wait(job_ev(&ns, name, -1, "1", &format!("{name}-d")))
+            .await;
         assert_eq!(
             (r.outcome, r.completed, r.finished_jobs_forgotten),
             (APPLIED, 1, 0)
@@ -179,7 +174,9 @@ async fn forgotten_finished_jobs_are_reported() {
     let mut settings = test_settings(WINDOW);
     settings.engine.idempotency.tombstone_capacity = 2;
     let (server, _store) = TestServer::with_store(store, settings).await;
-    let first = send(&server, job_ev("ci", "a", -1, "1", "d1")).await;
+    let first = server
+        .scale_and_wait(job_ev("ci", "a", -1, "1", "d1"))
+        .await;
     assert_eq!(first.finished_jobs_forgotten, 0);
     let events = (2..=4).map(|j| job_ev("ci", "a", -1, &j.to_string(), &format!("d{j}")));
     server.try_publish(events.collect()).await.unwrap();

@@ -4,41 +4,27 @@
 
 mod common;
 
-use batch_scaler::{
-    api::pb,
-    config::Settings,
-    domain::codec::JobSet,
-    store::{HraStore, kubernetes::KubeStore, resource::FINISHED_JOBS_ANNOTATION},
-};
+use batch_scaler::{api::pb, domain::codec::JobSet, store::resource::FINISHED_JOBS_ANNOTATION};
 use batch_scaler_testkit::{cluster::TestCluster, fake_or_skip};
 use common::*;
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 const WINDOW: Duration = Duration::from_millis(100);
 const APPLIED: i32 = pb::Outcome::Applied as i32;
 const FAILED: i32 = pb::Outcome::Failed as i32;
-
-async fn start(c: &TestCluster, settings: Settings) -> TestServer {
-    let store: Arc<dyn HraStore> = Arc::new(KubeStore::new(c.client(), Duration::from_secs(2)));
-    TestServer::start(store, settings).await
-}
-
-/// Sends one event with `ScaleAndWait` and returns its batch's result.
-async fn send(server: &TestServer, event: pb::ScaleEvent) -> pb::BatchResult {
-    let r = server.client().await.scale_and_wait(event).await.unwrap();
-    r.into_inner().batch.expect("not a duplicate")
-}
 
 #[tokio::test]
 async fn kube_a_completion_on_one_replica_stops_a_late_queued_on_another_and_after_restart() {
     let c = TestCluster::start().await;
     let ns = c.namespace.clone();
     c.create(hra_object(&ns, "a", None)).await;
-    let one = start(&c, test_settings(WINDOW)).await;
-    let mut two = start(&c, test_settings(WINDOW)).await;
+    let one = TestServer::on_cluster(&c, test_settings(WINDOW)).await;
+    let mut two = TestServer::on_cluster(&c, test_settings(WINDOW)).await;
 
     // `completed` reaches replica one before its `queued`: it removes nothing…
-    let done = send(&one, job_ev(&ns, "a", -1, "7", "d-completed")).await;
+    let done = one
+        .scale_and_wait(job_ev(&ns, "a", -1, "7", "d-completed"))
+        .await;
     assert_eq!((done.outcome, done.completed, done.after), (APPLIED, 0, 0));
     let object = c.object("a").await.unwrap();
     let buckets: Vec<JobSet> = object["metadata"]["annotations"]
@@ -51,15 +37,21 @@ async fn kube_a_completion_on_one_replica_stops_a_late_queued_on_another_and_aft
     assert!(buckets.iter().any(|b| b.get("7").is_some()), "{object}");
 
     // …and the late `queued` at replica two adds nothing, while another job still does.
-    let late = send(&two, job_ev(&ns, "a", 1, "7", "d-queued")).await;
+    let late = two
+        .scale_and_wait(job_ev(&ns, "a", 1, "7", "d-queued"))
+        .await;
     assert_eq!((late.outcome, late.added, late.after), (APPLIED, 0, 0));
-    let other = send(&two, job_ev(&ns, "a", 1, "8", "d-queued-8")).await;
+    let other = two
+        .scale_and_wait(job_ev(&ns, "a", 1, "8", "d-queued-8"))
+        .await;
     assert_eq!((other.added, other.after), (1, 1));
 
     // A restarted replica (no memory of its own) reads the same: a redelivery adds nothing.
     two.shutdown().await.unwrap();
-    let three = start(&c, test_settings(WINDOW)).await;
-    let again = send(&three, job_ev(&ns, "a", 1, "7", "d-queued-again")).await;
+    let three = TestServer::on_cluster(&c, test_settings(WINDOW)).await;
+    let again = three
+        .scale_and_wait(job_ev(&ns, "a", 1, "7", "d-queued-again"))
+        .await;
     assert_eq!((again.outcome, again.added, again.after), (APPLIED, 0, 1));
     assert_eq!(c.reservations("a").await, 1);
     drop(one);
@@ -77,7 +69,7 @@ async fn kube_a_batch_over_max_hra_bytes_applies_the_earliest_that_fit_and_fails
     let mut settings = test_settings(WINDOW);
     // Room for a few reservations of about 110 bytes each, not for 40.
     settings.engine.max_hra_bytes = size + 1500;
-    let server = start(&c, settings).await;
+    let server = TestServer::on_cluster(&c, settings).await;
     let mut watch = watch_all(&server).await;
 
     let flood: Vec<pb::ScaleEvent> = (0..40)
@@ -107,9 +99,9 @@ async fn kube_a_batch_over_max_hra_bytes_applies_the_earliest_that_fit_and_fails
 
     // The HRA and another one go on (a job-less completion: it adds no finished job, which
     // would grow this HRA's annotations past its tight limit).
-    let done = send(&server, ev(&ns, "big", -1)).await;
+    let done = server.scale_and_wait(ev(&ns, "big", -1)).await;
     assert_eq!((done.outcome, done.completed), (APPLIED, 1), "{done:?}");
-    let other = send(&server, ev(&ns, "small", 3)).await;
+    let other = server.scale_and_wait(ev(&ns, "small", 3)).await;
     assert_eq!(other.outcome, APPLIED);
     let metrics = scrape(server.http_addr).await;
     assert_eq!(
@@ -130,7 +122,7 @@ async fn kube_the_api_servers_own_size_limit_is_terminal_not_a_retry_storm() {
         .map(|o| serde_json::to_vec(&o).unwrap().len());
     fake.limit_object_bytes(size.unwrap() + 1000);
     // Our own limit is above the server's: the server refuses the write.
-    let server = start(&c, test_settings(WINDOW)).await;
+    let server = TestServer::on_cluster(&c, test_settings(WINDOW)).await;
     let mut watch = watch_all(&server).await;
     server
         .publish((0..30).map(|_| ev(&ns, "a", 1)).collect())

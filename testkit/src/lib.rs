@@ -263,6 +263,21 @@ impl TestServer {
         (Self::start(store.clone(), settings).await, store)
     }
 
+    /// Starts the service on the Kubernetes backend of `cluster` (no watch cache).
+    pub async fn on_cluster(cluster: &cluster::TestCluster, settings: Settings) -> Self {
+        let store = batch_scaler::store::kubernetes::KubeStore::new(
+            cluster.client(),
+            Duration::from_secs(2),
+        );
+        Self::start(Arc::new(store), settings).await
+    }
+
+    /// Sends one event with `ScaleAndWait` and returns its batch's result.
+    pub async fn scale_and_wait(&self, event: pb::ScaleEvent) -> pb::BatchResult {
+        let r = self.client().await.scale_and_wait(event).await.unwrap();
+        r.into_inner().batch.expect("not a duplicate")
+    }
+
     /// A new client connection.
     pub async fn client(&self) -> BatchScalerClient<Channel> {
         BatchScalerClient::connect(format!("http://{}", self.addr))
