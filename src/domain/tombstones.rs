@@ -11,7 +11,10 @@
 
 use super::codec::{CodecError, JobSet};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 /// Most bytes all finished-jobs buckets of one HRA take. Kubernetes allows 256 KiB for all of
 /// an object's annotations; this leaves room for the applied batches, the job repositories
@@ -160,11 +163,11 @@ pub fn next(
     let expires = super::duration::saturating_add(now, limits.ttl).timestamp();
     let target = start_of(expires);
     let mut buckets = read.buckets.clone();
-    let mut touched: BTreeMap<i64, ()> = BTreeMap::new();
+    let mut touched = BTreeSet::new();
     buckets.retain(|start, b| {
         let live = b.last > now_s;
         if !live {
-            touched.insert(*start, ());
+            touched.insert(*start);
         }
         live
     });
@@ -173,7 +176,7 @@ pub fn next(
         for (job, at) in legacy.jobs.iter().filter(|(_, at)| *at > now_s) {
             let b = Arc::make_mut(buckets.entry(start_of(at)).or_default());
             b.jobs.insert(&job.text(), at);
-            touched.insert(start_of(at), ());
+            touched.insert(start_of(at));
         }
     }
     for job in jobs {
@@ -185,7 +188,7 @@ pub fn next(
                     kept = Some(at);
                 } else {
                     Arc::make_mut(b).jobs.remove(job);
-                    touched.insert(*start, ());
+                    touched.insert(*start);
                 }
             }
         }
@@ -193,7 +196,7 @@ pub fn next(
             let b = Arc::make_mut(buckets.entry(target).or_default());
             if b.jobs.get(job).is_none_or(|at| at < expires) {
                 b.jobs.insert(job, expires);
-                touched.insert(target, ());
+                touched.insert(target);
             }
         }
     }
@@ -210,13 +213,13 @@ pub fn next(
         let removed = b.jobs.remove_first(over);
         total -= removed;
         dropped += removed as u64;
-        touched.insert(start, ());
+        touched.insert(start);
         if b.jobs.is_empty() {
             buckets.remove(&start);
         }
     }
     let mut changes = Vec::with_capacity(touched.len());
-    for start in touched.keys() {
+    for start in &touched {
         match buckets.get_mut(start) {
             Some(b) if !b.jobs.is_empty() => {
                 let value = b.jobs.encode();

@@ -204,43 +204,29 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             annotations,
             ..
         } = o.metadata;
-        let annotation = |name| annotations.as_ref().and_then(|a| a.get(name));
         let key = HraKey::new(namespace.unwrap_or_default(), name.unwrap_or_default());
-        let applied_batches = match annotation(APPLIED_BATCHES_ANNOTATION)
-            .map(|v| AppliedBatches::parse(v))
-        {
-            None => AppliedBatches::default(),
-            Some(Ok(applied)) => applied,
-            Some(Err(e)) => {
-                tracing::warn!(hra = %key, error = %e, "ignoring unreadable applied-batches annotation");
-                AppliedBatches::default()
-            }
+        let read = |name| {
+            annotations
+                .as_ref()
+                .and_then(|a| a.get(name))
+                .map(|v| (name, v))
         };
+        let applied_batches = readable(
+            &key,
+            read(APPLIED_BATCHES_ANNOTATION),
+            AppliedBatches::parse,
+        )
+        .unwrap_or_default();
         let mut finished_jobs = annotations
             .as_ref()
             .map(|a| {
                 super::remembered::finished_jobs(&key, a, &format!("{FINISHED_JOBS_ANNOTATION}."))
             })
             .unwrap_or_default();
-        finished_jobs.legacy = match annotation(FINISHED_JOBS_ANNOTATION).map(|v| parse_legacy(v)) {
-            None => None,
-            Some(Ok(bucket)) => Some(bucket.into()),
-            // Not ours any more (someone edited it): start over rather than fail every batch.
-            Some(Err(e)) => {
-                tracing::warn!(hra = %key, error = %e, "ignoring unreadable finished-jobs annotation");
-                None
-            }
-        };
-        let job_repositories = match annotation(JOB_REPOSITORIES_ANNOTATION)
-            .map(|v| JobRepos::parse(v))
-        {
-            None => JobRepos::default(),
-            Some(Ok(repos)) => repos,
-            Some(Err(e)) => {
-                tracing::warn!(hra = %key, error = %e, "ignoring unreadable job-repositories annotation");
-                JobRepos::default()
-            }
-        };
+        finished_jobs.legacy =
+            readable(&key, read(FINISHED_JOBS_ANNOTATION), parse_legacy).map(Into::into);
+        let job_repositories =
+            readable(&key, read(JOB_REPOSITORIES_ANNOTATION), JobRepos::parse).unwrap_or_default();
         Hra {
             key,
             resource_version: resource_version.unwrap_or_default(),
@@ -254,6 +240,21 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             object_bytes: o.object_bytes,
         }
     }
+}
+
+/// One of our annotations, read; `None` when it is absent, or unreadable: someone else edited
+/// it, and starting over (with a warning) beats failing every batch of the HRA.
+fn readable<T, E: std::fmt::Display>(
+    key: &HraKey,
+    annotation: Option<(&str, &String)>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    let (name, value) = annotation?;
+    parse(value)
+        .inspect_err(|e| {
+            tracing::warn!(hra = %key, annotation = name, error = %e, "ignoring an unreadable annotation")
+        })
+        .ok()
 }
 
 /// Reads an [`Hra`] out of a whole object.

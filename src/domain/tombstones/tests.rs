@@ -41,6 +41,16 @@ fn remembered(f: &FinishedJobs, now: DateTime<Utc>) -> Vec<String> {
     all
 }
 
+/// `n` GitHub-like job ids after `id`, `gap` apart (`id` moves past them).
+fn numbered(id: &mut u64, n: usize, gap: u64) -> Vec<Arc<str>> {
+    (0..n)
+        .map(|_| {
+            *id += gap;
+            Arc::from(id.to_string())
+        })
+        .collect()
+}
+
 fn written_bytes(w: &FinishedWrite) -> usize {
     w.changes
         .iter()
@@ -123,12 +133,7 @@ fn a_write_encodes_only_the_bucket_it_changes() {
     let mut f = FinishedJobs::default();
     let mut id = 29_000_000_000u64;
     for s in 0..3600 {
-        let batch: Vec<Arc<str>> = (0..10)
-            .map(|_| {
-                id += 37;
-                Arc::from(id.to_string())
-            })
-            .collect();
+        let batch = numbered(&mut id, 10, 37);
         f = next(&f, &batch, at(s), limits).after;
     }
     assert_eq!(f.len(), 36_000);
@@ -157,12 +162,7 @@ fn the_one_hour_horizon_holds_at_5_jobs_a_second() {
     let mut id = 31_000_000_000u64;
     let mut first = None;
     for s in 0..3_700 {
-        let batch: Vec<Arc<str>> = (0..5)
-            .map(|_| {
-                id += 211;
-                Arc::from(id.to_string())
-            })
-            .collect();
+        let batch = numbered(&mut id, 5, 211);
         let first = &*first.get_or_insert_with(|| batch[0].clone());
         let w = next(&f, &batch, at(s), limits);
         dropped += w.dropped;
