@@ -11,9 +11,11 @@
 //! a [`CodecError`], never a panic or an unbounded allocation.
 
 mod batch_ids;
+mod members;
 pub mod varint;
 
 pub use batch_ids::{BatchIds, batch_hash};
+pub use members::{MEMBERS_PREFIX, Members, Taken};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use std::{io::Read, sync::Arc};
@@ -354,3 +356,5 @@ pub(super) fn unwrap_base64(value: &str, prefix: &'static str) -> Result<Vec<u8>
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod members_tests;
