@@ -34,6 +34,7 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
         trigger_duration: None,
         finished_jobs: Default::default(),
         job_repositories: Default::default(),
+        groups: Default::default(),
         object_bytes: 0,
     };
     let events = (0..1000)

@@ -1,7 +1,7 @@
 //! Memory by replicas, not events: a burst of huge events (10,000 of `amount: 1000`) is
 //! refused at intake by the bounds, which count replicas; with the bounds raised out of the
-//! way, the batch is counted before any reservation is written out and fails on
-//! `--max-hra-bytes`, so the process's peak RSS grows by a few MiB either way. Alone in its
+//! way, the units beyond the named ones are one grouped reservation, never written out one by
+//! one, so the process's peak RSS grows by a few MiB either way. Alone in its
 //! own test binary, so that no other test's allocations are counted.
 
 mod common;
@@ -16,7 +16,7 @@ const EVENTS: usize = 10_000;
 /// A batch writing an HRA near `--max-hra-bytes` (1 MiB: 10,000 reservations): the memory
 /// store holds and patches it as JSON trees (several times its size); no more than that.
 const WRITE_PEAK_MIB: f64 = 40.0;
-/// A batch that is counted and refused: a few MiB.
+/// A batch of 10,000,000 units held as one group: a few MiB.
 const REFUSED_PEAK_MIB: f64 = 8.0;
 
 fn huge_events(round: usize) -> Vec<pb::ScaleEvent> {
@@ -72,8 +72,9 @@ async fn ten_thousand_events_of_a_thousand_replicas_cost_a_few_mib() {
     eprintln!("memory: at the default bounds, peak RSS grew {grown:.1} MiB");
     assert!(grown < WRITE_PEAK_MIB, "peak RSS grew {grown:.1} MiB");
 
-    // Bounds raised out of the way: all 10,000 (10,000,000 replicas) accepted; the batch is
-    // counted, found too large, and fails without writing anything out.
+    // Bounds raised out of the way: all 10,000 (10,000,000 replicas) accepted; the units
+    // beyond the named ones are one grouped reservation, so the batch applies without ever
+    // writing 10,000,000 entries out.
     let raised = server(|s| {
         s.engine.bounds.per_hra = u64::MAX;
         s.engine.bounds.total = u64::MAX;
@@ -83,9 +84,21 @@ async fn ten_thousand_events_of_a_thousand_replicas_cost_a_few_mib() {
     let grown = peak_growth_mib(async {
         let summary = raised.try_publish(huge_events(1)).await.unwrap();
         assert_eq!(summary.accepted, EVENTS as u64);
-        let failed = recv(&mut watch).await;
-        assert_eq!(failed.outcome, pb::Outcome::Failed as i32);
-        assert!(failed.error.contains("--max-hra-bytes"), "{}", failed.error);
+        let applied = recv(&mut watch).await;
+        assert_eq!(applied.outcome, pb::Outcome::Applied as i32, "{}", applied.error);
+        assert_eq!((applied.added, applied.after), (10_000_000, 10_000_000));
+        let target = raised
+            .client()
+            .await
+            .get_target(pb::TargetRef {
+                namespace: "ci".into(),
+                name: "big".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(target.capacity_reservations.len(), 100 + 1, "named, one group");
+        assert_eq!(target.reserved_replicas, 10_000_000);
     })
     .await;
     eprintln!("memory: with the bounds raised, peak RSS grew {grown:.1} MiB");

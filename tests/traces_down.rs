@@ -48,9 +48,8 @@ async fn a_stalled_collector_loses_no_event_and_its_spans_are_dropped_and_counte
             .get(&key("ci", "app"))
             .await
             .unwrap()
-            .capacity_reservations
-            .len()
-            == CALLS
+            .units()
+            == CALLS as u64
     })
     .await;
     let dropped = traces::SPANS_DROPPED.get();

@@ -2,6 +2,7 @@
 //! and the ids of the batches already applied to them.
 
 use super::{
+    groups::Groups,
     codec::{BATCH_IDS_PREFIX, BatchIds, CodecError, batch_hash},
     job_repos::JobRepos,
     tombstones::{FinishedJobs, FinishedWrite},
@@ -86,6 +87,8 @@ pub struct Hra {
     pub finished_jobs: FinishedJobs,
     /// The repository of job-named reservations, from the job-repositories annotation.
     pub job_repositories: JobRepos,
+    /// The decoded members of the grouped reservations, by name.
+    pub groups: Groups,
     /// Size of the whole object as stored (compact JSON), 0 where the store cannot tell.
     pub object_bytes: usize,
 }
@@ -95,6 +98,14 @@ impl Hra {
     /// else `default`.
     pub fn reservation_life(&self, default: TimeDelta) -> TimeDelta {
         self.trigger_duration.unwrap_or(default)
+    }
+
+    /// Units of capacity the list holds, expired or not (a grouped reservation holds many).
+    pub fn units(&self) -> u64 {
+        self.capacity_reservations
+            .iter()
+            .map(|r| u64::try_from(r.replicas).unwrap_or(0))
+            .sum()
     }
 
     /// Sum of `replicas` over reservations that have not expired at `now`.
@@ -359,6 +370,7 @@ mod tests {
             trigger_duration: None,
             finished_jobs: Default::default(),
             job_repositories: Default::default(),
+            groups: Default::default(),
             object_bytes: 0,
         };
         assert_eq!(hra.reserved_replicas(now), 3);

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod duration;
 pub mod event;
 pub mod github;
+pub mod groups;
 pub mod hra;
 pub mod job_repos;
 pub mod namespaces;

@@ -5,7 +5,9 @@
 //! several times faster than hashing them; the copy costs ~3.5 bytes per remembered job).
 
 use crate::domain::{
-    hra::HraKey,
+    codec::Members,
+    groups::{Groups, is_group_name},
+    hra::{CapacityReservation, HraKey},
     tombstones::{Bucket, FinishedJobs},
 };
 use parking_lot::Mutex;
@@ -76,6 +78,36 @@ pub fn finished_jobs(
         buckets,
         legacy: None,
     }
+}
+
+/// The members of each HRA's grouped reservations as last read, by name.
+static GROUPS: LazyLock<Mutex<HashMap<HraKey, Groups>>> = LazyLock::new(Default::default);
+
+/// The members of the grouped reservations in `list`, decoded or taken from the last read of
+/// `key` when the name is unchanged (a write re-encodes only the groups it changes). A name
+/// that does not decode is left out: the reservation counts as an ordinary one.
+pub fn groups(key: &HraKey, list: &[CapacityReservation]) -> Groups {
+    if !list.iter().any(|r| is_group_name(&r.name)) {
+        GROUPS.lock().remove(key);
+        return Groups::default();
+    }
+    let known = GROUPS.lock().remove(key).unwrap_or_default();
+    let mut groups = Groups::default();
+    for r in list.iter().filter(|r| is_group_name(&r.name)) {
+        let members = match known.cached(&r.name) {
+            Some(members) => members,
+            None => match Members::decode(&r.name) {
+                Ok(members) => Arc::new(members),
+                Err(e) => {
+                    tracing::warn!(hra = %key, error = %e, "ignoring an unreadable grouped reservation's name");
+                    continue;
+                }
+            },
+        };
+        groups.insert(Arc::from(r.name.as_str()), members);
+    }
+    GROUPS.lock().insert(key.clone(), groups.clone());
+    groups
 }
 
 #[cfg(test)]

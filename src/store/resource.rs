@@ -196,7 +196,7 @@ impl HorizontalRunnerAutoscaler {
 }
 
 impl From<HorizontalRunnerAutoscaler> for Hra {
-    fn from(o: HorizontalRunnerAutoscaler) -> Self {
+    fn from(mut o: HorizontalRunnerAutoscaler) -> Self {
         let ObjectMeta {
             name,
             namespace,
@@ -227,14 +227,17 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             readable(&key, read(FINISHED_JOBS_ANNOTATION), parse_legacy).map(Into::into);
         let job_repositories =
             readable(&key, read(JOB_REPOSITORIES_ANNOTATION), JobRepos::parse).unwrap_or_default();
+        let capacity_reservations = o.spec.capacity_reservations.take().unwrap_or_default();
+        let groups = super::remembered::groups(&key, &capacity_reservations);
         Hra {
             key,
             resource_version: resource_version.unwrap_or_default(),
             trigger_duration: o.spec.trigger_duration(),
             min_replicas: o.spec.min_replicas,
             max_replicas: o.spec.max_replicas,
-            capacity_reservations: o.spec.capacity_reservations.unwrap_or_default(),
+            capacity_reservations,
             applied_batches,
+            groups,
             finished_jobs,
             job_repositories,
             object_bytes: o.object_bytes,

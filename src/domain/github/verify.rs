@@ -128,6 +128,7 @@ mod tests {
             trigger_duration: None,
             finished_jobs: Default::default(),
             job_repositories: JobRepos::default(),
+            groups: Default::default(),
             object_bytes: 0,
         };
         hra.job_repositories = JobRepos::default().next(

@@ -12,10 +12,18 @@ use super::{
     hra::{CapacityReservation, Hra},
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{collections::VecDeque, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 mod fold;
+mod list;
+mod runs;
+mod tail;
 pub use fold::Fold;
+
+use super::groups::Shape;
+use list::List;
+use runs::Runs;
+use tail::{Group, Tail};
 
 /// One scale event as the planner sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +65,9 @@ pub struct Plan {
     /// Jobs this batch completed (their later `+1` must not add a reservation): the caller
     /// records them as tombstones in the same write.
     pub finished_jobs: Vec<Arc<str>>,
+    /// The repository of each grouped job this plan named (it left its group, which held
+    /// it): the caller keeps it with the named reservations'.
+    pub promoted_repositories: Vec<(Arc<str>, Arc<str>)>,
 }
 
 /// Plans one batch. `now` is the single instant the whole plan uses; `default_life` is the
@@ -76,6 +87,7 @@ pub struct Plan {
 ///     trigger_duration: None,
 ///     finished_jobs: Default::default(),
 ///     job_repositories: Default::default(),
+///     groups: Default::default(),
 ///     object_bytes: 0,
 /// };
 /// let ten_min = TimeDelta::minutes(10);
@@ -92,14 +104,27 @@ pub fn plan(hra: &Hra, events: &[PlanEvent], now: DateTime<Utc>, default_life: T
 }
 
 /// Plans one batch without writing out its reservations: identical job-less reservations
-/// are kept as runs, so a batch of `+1000` events costs one run each, not a thousand
-/// entries, and [`RunPlan::len`] tells the resulting length before anything is allocated
-/// for it.
+/// are kept as runs and waiting jobs beyond the named ones as groups, so a batch of `+1000`
+/// events or a backlog of 100,000 jobs costs a few entries, and [`RunPlan::len`] tells how
+/// many entries will be written before anything is allocated for them.
 pub fn plan_runs(
     hra: &Hra,
     events: &[PlanEvent],
     now: DateTime<Utc>,
     default_life: TimeDelta,
+) -> RunPlan {
+    plan_grouped(hra, events, now, default_life, &[], Shape::DEFAULT)
+}
+
+/// [`plan_runs`] knowing the repository of the batch's jobs (a grouped job keeps its own)
+/// and laying the list out as `shape` says.
+pub fn plan_grouped(
+    hra: &Hra,
+    events: &[PlanEvent],
+    now: DateTime<Utc>,
+    default_life: TimeDelta,
+    repositories: &[(Arc<str>, Arc<str>)],
+    shape: Shape,
 ) -> RunPlan {
     let expires = |e: &PlanEvent| {
         let life = e
@@ -107,18 +132,39 @@ pub fn plan_runs(
             .unwrap_or_else(|| hra.reservation_life(default_life));
         saturating_add(now, life)
     };
-    let read = &hra.capacity_reservations;
-    let before = read.len();
-    let mut list = Runs::default();
-    for entry in extend_backlog(read, hra.max_replicas, now) {
+    let (explicit, mut tail) = split_read(hra, shape);
+    let before = (explicit.len() as u64).saturating_add(tail.len);
+    let max = hra
+        .max_replicas
+        .map(|m| usize::try_from(m.max(0)).unwrap_or(usize::MAX));
+    if let Some(max) = max {
+        tail.extend_from(explicit.len(), max, now);
+    }
+    tail.drop_expired(now);
+    let mut list = List {
+        head: Runs::default(),
+        tail,
+        named: shape.named_for(hra.max_replicas) as u64,
+    };
+    for entry in extend_backlog(explicit, max, now) {
         if entry.expiration_time > now {
-            list.push(entry, 1);
+            list.head.push(entry, 1);
         }
     }
     let mut counts = Counts {
-        before: before as u64,
-        expired: before as u64 - list.len,
+        before,
+        expired: before - list.len(),
         ..Counts::default()
+    };
+    // The batch's word (its last, where a job came twice) before what the HRA held.
+    let batch_repos: HashMap<&str, &Arc<str>> =
+        repositories.iter().map(|(j, r)| (&**j, r)).collect();
+    let repository_of = |job: &str| {
+        batch_repos
+            .get(job)
+            .copied()
+            .or_else(|| hra.job_repositories.get(job))
+            .cloned()
     };
     let mut finished_jobs = Vec::new();
     for event in events {
@@ -129,108 +175,87 @@ pub fn plan_runs(
             Some(job) => apply_job_event(
                 &mut list,
                 event,
-                job,
+                (job, repository_of),
                 expires(event),
                 (now, &mut counts, &mut finished_jobs),
             ),
             None => apply_event(&mut list, event, now, expires(event), &mut counts),
         }
     }
-    counts.after = list.len;
+    let promoted = list.settle(repository_of);
+    counts.after = list.len();
     RunPlan {
-        runs: list,
+        head: list.head,
+        tail: list.tail,
         counts,
         finished_jobs,
+        promoted,
     }
 }
 
-/// A plan whose reservations are still runs of identical entries.
+/// The list as read: ordinary entries in order, and the groups (wherever they stood: only
+/// the sum matters to ARC, and we write them last).
+fn split_read(hra: &Hra, shape: Shape) -> (Vec<CapacityReservation>, Tail) {
+    let mut explicit = Vec::new();
+    let mut tail = Tail::new(shape.group_size);
+    for r in &hra.capacity_reservations {
+        match hra.groups.members(&r.name) {
+            Some(members) => {
+                let replicas = u64::try_from(r.replicas).unwrap_or(0);
+                // A group counts at least its named jobs.
+                let anonymous = replicas.saturating_sub(members.len() as u64);
+                tail.push_group(Group {
+                    effective: r.effective_time,
+                    expiration: r.expiration_time,
+                    members,
+                    anonymous,
+                    name: Some(r.name.clone()),
+                });
+            }
+            None => explicit.push(r.clone()),
+        }
+    }
+    (explicit, tail)
+}
+
+/// A plan whose reservations are still runs and groups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunPlan {
-    runs: Runs,
+    head: Runs,
+    tail: Tail,
     /// What changed.
     pub counts: Counts,
     /// Jobs this batch completed.
     pub finished_jobs: Vec<Arc<str>>,
+    promoted: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl RunPlan {
-    /// How many reservations the plan writes.
+    /// How many reservations (entries of the list) the plan writes.
     pub fn len(&self) -> u64 {
-        self.runs.len
+        self.head.len + self.tail.groups.len() as u64
     }
 
     /// True when the plan writes no reservation.
     pub fn is_empty(&self) -> bool {
-        self.runs.len == 0
+        self.len() == 0
     }
 
-    /// The plan with its reservations written out.
+    /// The plan with its reservations written out (changed groups encoded).
     pub fn materialize(self) -> Plan {
-        let mut reservations = Vec::with_capacity(usize::try_from(self.runs.len).unwrap_or(0));
-        for (entry, copies) in self.runs.runs {
+        let mut reservations = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        for (entry, copies) in self.head.runs {
             for _ in 1..copies {
                 reservations.push(entry.clone());
             }
             reservations.push(entry);
         }
+        reservations.extend(self.tail.groups.into_iter().map(Group::into_reservation));
         Plan {
             reservations,
             counts: self.counts,
             finished_jobs: self.finished_jobs,
-        }
-    }
-}
-
-/// The working list: runs of identical reservations, oldest first, and their total length.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Runs {
-    runs: VecDeque<(CapacityReservation, u64)>,
-    len: u64,
-}
-
-impl Runs {
-    /// Appends `copies` of `entry` (merged into the last run when it is the same job-less
-    /// entry).
-    fn push(&mut self, entry: CapacityReservation, copies: u64) {
-        if copies == 0 {
-            return;
-        }
-        self.len = self.len.saturating_add(copies);
-        match self.runs.back_mut() {
-            Some((last, n)) if entry.name.is_empty() && *last == entry => {
-                *n = n.saturating_add(copies)
-            }
-            _ => self.runs.push_back((entry, copies)),
-        }
-    }
-
-    /// Removes the `n` oldest entries (all of them if there are fewer).
-    fn remove_oldest(&mut self, mut n: u64) {
-        while n > 0 {
-            let Some((_, copies)) = self.runs.front_mut() else {
-                break;
-            };
-            if *copies > n {
-                *copies -= n;
-                self.len -= n;
-                return;
-            }
-            n -= *copies;
-            self.len -= *copies;
-            self.runs.pop_front();
-        }
-    }
-
-    /// Where the reservation named `name` is.
-    fn position(&self, name: &str) -> Option<usize> {
-        self.runs.iter().position(|(r, _)| r.name == name)
-    }
-
-    /// Removes the run at `i`.
-    fn remove(&mut self, i: usize) {
-        if let Some((_, copies)) = self.runs.remove(i) {
-            self.len -= copies;
+            promoted_repositories: self.promoted,
         }
     }
 }
@@ -238,16 +263,14 @@ impl Runs {
 /// Step 1 (reference issue #2254): entries at index `maxReplicas` and beyond restart at `now`
 /// keeping their own life, whether or not they had expired.
 fn extend_backlog(
-    read: &[CapacityReservation],
-    max_replicas: Option<i32>,
+    mut list: Vec<CapacityReservation>,
+    max: Option<usize>,
     now: DateTime<Utc>,
 ) -> Vec<CapacityReservation> {
-    let mut list = read.to_vec();
-    let Some(max) = max_replicas else {
+    // A negative maximum crashes the reference; the caller treats it as 0.
+    let Some(max) = max else {
         return list;
     };
-    // A negative maximum crashes the reference; it is treated as 0.
-    let max = usize::try_from(max.max(0)).unwrap_or(usize::MAX);
     if list.len() <= max {
         return list;
     }
@@ -259,36 +282,28 @@ fn extend_backlog(
     list
 }
 
-/// Step 4 for an event naming its job: `+1` adds one reservation named after the job unless
-/// it exists or the job already finished; `-1` removes that reservation wherever it is, and
-/// remembers the job as finished. `completed` counts removals that happened.
+/// Step 4 for an event naming its job: `+1` adds one reservation for the job unless one
+/// holds it or the job already finished; `-1` removes that reservation wherever it is (named
+/// or grouped), and remembers the job as finished. `completed` counts removals that happened.
 fn apply_job_event(
-    list: &mut Runs,
+    list: &mut List,
     event: &PlanEvent,
-    job: &Arc<str>,
+    (job, repository_of): (&Arc<str>, impl Fn(&str) -> Option<Arc<str>>),
     expiration_time: DateTime<Utc>,
     (now, counts, finished): (DateTime<Utc>, &mut Counts, &mut Vec<Arc<str>>),
 ) {
-    let position = list.position(job);
     if event.amount > 0 {
         if finished.contains(job) {
             counts.ignored_finished += 1;
             return;
         }
-        if position.is_some() {
+        if list.contains(job) {
             return;
         }
-        let entry = CapacityReservation {
-            name: job.to_string(),
-            effective_time: now,
-            expiration_time,
-            replicas: 1,
-        };
-        list.push(entry, 1);
+        list.add_job(job, (now, expiration_time), repository_of(job).as_ref());
         counts.added += 1;
     } else if event.amount < 0 {
-        if let Some(i) = position {
-            list.remove(i);
+        if list.complete(job) {
             counts.completed += 1;
         }
         if !finished.contains(job) {
@@ -299,7 +314,7 @@ fn apply_job_event(
 
 /// Step 4 for one event without a job id (the reference behaviour).
 fn apply_event(
-    list: &mut Runs,
+    list: &mut List,
     event: &PlanEvent,
     now: DateTime<Utc>,
     expiration_time: DateTime<Utc>,
@@ -309,13 +324,7 @@ fn apply_event(
         0 => {}
         amount if amount > 0 => {
             let n = amount.unsigned_abs();
-            let entry = CapacityReservation {
-                name: String::new(),
-                effective_time: now,
-                expiration_time,
-                replicas: 1,
-            };
-            list.push(entry, n);
+            list.add_anonymous(n, (now, expiration_time));
             counts.added = counts.added.saturating_add(n);
         }
         amount => {
@@ -336,3 +345,5 @@ mod oracle;
 mod reference_tests;
 #[cfg(test)]
 mod runs_tests;
+#[cfg(test)]
+mod groups_tests;

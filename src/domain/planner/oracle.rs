@@ -45,6 +45,7 @@ pub(super) fn plan(
         reservations: list,
         counts,
         finished_jobs,
+        promoted_repositories: Vec::new(),
     }
 }
 

@@ -36,6 +36,7 @@ pub(super) fn hra(max: Option<i32>, list: Vec<CapacityReservation>) -> Hra {
         trigger_duration: None,
         finished_jobs: Default::default(),
         job_repositories: Default::default(),
+        groups: Default::default(),
         object_bytes: 0,
     }
 }

@@ -45,7 +45,9 @@ proptest! {
         events in prop::collection::vec(event(), 0..40),
     ) {
         let read = hra(max, list);
-        let runs = plan_runs(&read, &events, t0(), DEFAULT_LIFE);
+        // Nothing grouped: `groups_tests` compares grouped lists with the oracle.
+        let shape = Shape { named: usize::MAX, group_size: 1 };
+        let runs = plan_grouped(&read, &events, t0(), DEFAULT_LIFE, &[], shape);
         let plain = oracle::plan(&read, &events, t0(), DEFAULT_LIFE);
         prop_assert_eq!(runs.len(), plain.reservations.len() as u64);
         prop_assert_eq!(runs.materialize(), plain);
@@ -63,9 +65,12 @@ fn a_million_adds_are_counted_not_written_out() {
         100
     ];
     let runs = plan_runs(&hra(None, vec![]), &events, t0(), DEFAULT_LIFE);
-    assert_eq!(runs.len(), 100_000_000);
+    assert_eq!(runs.counts.after, 100_000_000);
     assert_eq!(runs.counts.added, 100_000_000);
-    assert_eq!(runs.runs.runs.len(), 1, "one run of identical entries");
+    assert_eq!(runs.head.runs.len(), 1, "one run of identical entries");
+    assert_eq!(runs.len(), 100 + 1, "the named entries and one group");
+    let plan = runs.materialize();
+    assert_eq!(plan.reservations[100].replicas, 100_000_000 - 100);
 }
 
 #[test]

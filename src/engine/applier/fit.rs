@@ -6,7 +6,7 @@ use super::{Applier, Attempt, Stop};
 use crate::{
     domain::{
         hra::Hra,
-        planner::{self, PlanEvent},
+        planner::PlanEvent,
     },
     engine::batch::Batch,
 };
@@ -23,7 +23,7 @@ impl Applier {
         at: &Attempt,
         repositories: &[(Arc<str>, Arc<str>)],
     ) -> usize {
-        let runs = planner::plan_runs(hra, events, now, self.policy.default_life);
+        let runs = self.plan(hra, events, now, repositories);
         let floor = hra.size_floor(runs.len());
         if floor > self.policy.max_hra_bytes as u64 {
             return usize::try_from(floor).unwrap_or(usize::MAX);

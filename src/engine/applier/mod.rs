@@ -14,6 +14,7 @@ use crate::{
     domain::{
         duration::saturating_delta,
         hra::{Hra, record_batch},
+        groups::Shape,
         planner::{self, PlanEvent},
         tombstones::{self, TombstoneLimits},
     },
@@ -185,6 +186,18 @@ impl Applier {
         }
     }
 
+    /// Plans `events` on `hra` at `now`.
+    pub(super) fn plan(
+        &self,
+        hra: &Hra,
+        events: &[PlanEvent],
+        now: DateTime<Utc>,
+        repositories: &[(Arc<str>, Arc<str>)],
+    ) -> planner::RunPlan {
+        let default_life = self.policy.default_life;
+        planner::plan_grouped(hra, events, now, default_life, repositories, Shape::DEFAULT)
+    }
+
     /// The annotations a write of `plan` to `hra` carries, and the object's projected size.
     fn annotations(
         &self,
@@ -200,6 +213,13 @@ impl Applier {
             now,
             self.policy.tombstones,
         );
+        let promoted;
+        let repositories = if plan.promoted_repositories.is_empty() {
+            repositories
+        } else {
+            promoted = [&plan.promoted_repositories[..], repositories].concat();
+            &promoted[..]
+        };
         let job_repos = hra.job_repositories.next(
             repositories,
             plan.reservations.iter().map(|r| r.name.as_str()),
@@ -271,7 +291,7 @@ impl Applier {
                 &events
             };
             let now = (self.clock)();
-            let runs = planner::plan_runs(&hra, all, now, self.policy.default_life);
+            let runs = self.plan(&hra, all, now, repositories);
             *planned = Some(Planned {
                 counts: runs.counts,
                 forgotten: 0,
