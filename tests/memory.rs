@@ -85,7 +85,12 @@ async fn ten_thousand_events_of_a_thousand_replicas_cost_a_few_mib() {
         let summary = raised.try_publish(huge_events(1)).await.unwrap();
         assert_eq!(summary.accepted, EVENTS as u64);
         let applied = recv(&mut watch).await;
-        assert_eq!(applied.outcome, pb::Outcome::Applied as i32, "{}", applied.error);
+        assert_eq!(
+            applied.outcome,
+            pb::Outcome::Applied as i32,
+            "{}",
+            applied.error
+        );
         assert_eq!((applied.added, applied.after), (10_000_000, 10_000_000));
         let target = raised
             .client()
@@ -97,7 +102,11 @@ async fn ten_thousand_events_of_a_thousand_replicas_cost_a_few_mib() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(target.capacity_reservations.len(), 100 + 1, "named, one group");
+        assert_eq!(
+            target.capacity_reservations.len(),
+            100 + 1,
+            "named, one group"
+        );
         assert_eq!(target.reserved_replicas, 10_000_000);
     })
     .await;

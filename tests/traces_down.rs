@@ -44,12 +44,7 @@ async fn a_stalled_collector_loses_no_event_and_its_spans_are_dropped_and_counte
         task.await.unwrap();
     }
     eventually(Duration::from_secs(30), "every event applied", || async {
-        store
-            .get(&key("ci", "app"))
-            .await
-            .unwrap()
-            .units()
-            == CALLS as u64
+        store.get(&key("ci", "app")).await.unwrap().units() == CALLS as u64
     })
     .await;
     let dropped = traces::SPANS_DROPPED.get();

@@ -2,8 +2,8 @@
 //! and the ids of the batches already applied to them.
 
 use super::{
-    groups::Groups,
     codec::{BATCH_IDS_PREFIX, BatchIds, CodecError, batch_hash},
+    groups::Groups,
     job_repos::JobRepos,
     tombstones::{FinishedJobs, FinishedWrite},
 };

@@ -91,7 +91,9 @@ impl Members {
         };
         match numeric(job) {
             Some(n) => self.nums.insert(at, (n, member)),
-            None => self.names.insert(at - self.nums.len(), (job.into(), member)),
+            None => self
+                .names
+                .insert(at - self.nums.len(), (job.into(), member)),
         }
         true
     }
@@ -131,7 +133,9 @@ impl Members {
         let from_names = (n - from_nums).min(self.names.len());
         let nums: Vec<_> = self.nums.drain(..from_nums).collect();
         let names: Vec<_> = self.names.drain(..from_names).collect();
-        let nums = nums.into_iter().map(|(id, m)| (Arc::from(id.to_string()), m));
+        let nums = nums
+            .into_iter()
+            .map(|(id, m)| (Arc::from(id.to_string()), m));
         nums.chain(names)
             .map(|(job, m)| Taken {
                 job,
@@ -143,7 +147,10 @@ impl Members {
 
     /// Every member, numeric ids first, each kind ascending.
     pub fn iter(&self) -> impl Iterator<Item = Taken> + '_ {
-        let nums = self.nums.iter().map(|&(n, m)| (Arc::from(n.to_string()), m));
+        let nums = self
+            .nums
+            .iter()
+            .map(|&(n, m)| (Arc::from(n.to_string()), m));
         let names = self.names.iter().map(|(n, m)| (n.clone(), *m));
         nums.chain(names).map(|(job, m)| Taken {
             job,
@@ -165,7 +172,11 @@ impl Members {
         // Only the repositories still used are written, in order of first use.
         let mut table: Vec<u32> = vec![0; self.repos.len() + 1];
         let mut used: Vec<&Arc<str>> = Vec::new();
-        let all = self.nums.iter().map(|e| e.1).chain(self.names.iter().map(|e| e.1));
+        let all = self
+            .nums
+            .iter()
+            .map(|e| e.1)
+            .chain(self.names.iter().map(|e| e.1));
         for m in all {
             let slot = m.repo as usize;
             if slot != 0 && slot <= self.repos.len() && table[slot] == 0 {
@@ -184,7 +195,10 @@ impl Members {
         let mut put_member = |raw: &mut Vec<u8>, m: Member| {
             varint::put_signed(raw, m.since - previous);
             previous = m.since;
-            varint::put(raw, u64::from(table.get(m.repo as usize).copied().unwrap_or(0)));
+            varint::put(
+                raw,
+                u64::from(table.get(m.repo as usize).copied().unwrap_or(0)),
+            );
         };
         varint::put(&mut raw, self.nums.len() as u64);
         let mut last = None;
@@ -267,7 +281,9 @@ impl Members {
             let name = std::str::from_utf8(r.take(len)?)
                 .map_err(|_| CodecError::Corrupt("job id is not UTF-8"))?;
             if name.is_empty() || numeric(name).is_some() {
-                return Err(CodecError::Corrupt("numeric or empty job id stored as text"));
+                return Err(CodecError::Corrupt(
+                    "numeric or empty job id stored as text",
+                ));
             }
             if set.names.last().is_some_and(|(last, _)| **last >= *name) {
                 return Err(CodecError::Corrupt("job ids out of order"));

@@ -72,34 +72,57 @@ fn the_smallest_ids_are_taken_first_with_what_is_known_of_them() {
     let taken = group.take_first(2);
     let ids: Vec<&str> = taken.iter().map(|t| &*t.job).collect();
     assert_eq!(ids, ["10", "20"]);
-    assert_eq!((taken[0].since, taken[0].repository.as_deref()), (1, Some("o/a")));
+    assert_eq!(
+        (taken[0].since, taken[0].repository.as_deref()),
+        (1, Some("o/a"))
+    );
     assert_eq!(group.take_first(5).len(), 2);
     assert!(group.is_empty());
-    assert_eq!(Members::decode(&group.encode()).unwrap(), Members::default());
+    assert_eq!(
+        Members::decode(&group.encode()).unwrap(),
+        Members::default()
+    );
 }
 
 #[test]
 fn group_errors_name_what_is_wrong() {
-    assert_eq!(Members::decode("z1:AA"), Err(CodecError::Prefix(MEMBERS_PREFIX)));
-    assert_eq!(Members::decode("g1:!!"), Err(CodecError::Encoding("base64")));
+    assert_eq!(
+        Members::decode("z1:AA"),
+        Err(CodecError::Prefix(MEMBERS_PREFIX))
+    );
+    assert_eq!(
+        Members::decode("g1:!!"),
+        Err(CodecError::Encoding("base64"))
+    );
     let pack = |raw: &[u8]| {
         let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut d, raw).unwrap();
-        format!("{MEMBERS_PREFIX}{}", URL_SAFE_NO_PAD.encode(d.finish().unwrap()))
+        format!(
+            "{MEMBERS_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(d.finish().unwrap())
+        )
     };
     // One numeric member naming repository 2 of a table of 1.
     let bad_repo = pack(&[1, 1, 1, b'r', 1, 5, 0, 2, 0]);
-    assert_eq!(Members::decode(&bad_repo), Err(CodecError::Corrupt("repository out of range")));
+    assert_eq!(
+        Members::decode(&bad_repo),
+        Err(CodecError::Corrupt("repository out of range"))
+    );
     let good = pack(&[1, 1, 1, b'r', 1, 5, 0, 1, 0]);
     let read = Members::decode(&good).unwrap();
     assert_eq!(read.iter().next().unwrap().repository.as_deref(), Some("r"));
-    assert_eq!(Members::decode(&pack(&[2])), Err(CodecError::Corrupt("unknown group version")));
+    assert_eq!(
+        Members::decode(&pack(&[2])),
+        Err(CodecError::Corrupt("unknown group version"))
+    );
 }
 
 #[test]
 fn a_waiting_github_job_takes_at_most_4_bytes_of_its_group() {
     // A backlog built over an hour: ids spread among everyone else's, seconds rising.
-    let repos: Vec<Arc<str>> = (0..20).map(|i| Arc::from(format!("octo-org/repo-{i}"))).collect();
+    let repos: Vec<Arc<str>> = (0..20)
+        .map(|i| Arc::from(format!("octo-org/repo-{i}")))
+        .collect();
     for (n, spread) in [(2_048, 50), (2_048, 800)] {
         let mut group = Members::default();
         let mut id = 29_679_449_000u64;

@@ -355,6 +355,6 @@ pub(super) fn unwrap_base64(value: &str, prefix: &'static str) -> Result<Vec<u8>
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod members_tests;
+#[cfg(test)]
+mod tests;

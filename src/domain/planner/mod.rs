@@ -338,6 +338,8 @@ fn apply_event(
 #[cfg(test)]
 mod fold_tests;
 #[cfg(test)]
+mod groups_tests;
+#[cfg(test)]
 mod job_tests;
 #[cfg(test)]
 mod oracle;
@@ -345,5 +347,3 @@ mod oracle;
 mod reference_tests;
 #[cfg(test)]
 mod runs_tests;
-#[cfg(test)]
-mod groups_tests;

@@ -123,7 +123,12 @@ impl Tail {
     /// The last group if it has these times and holds the same kind of unit (named jobs, with
     /// room for one more, or job-less ones), else a new one. A group never mixes the two, so
     /// the list keeps the order in which they came.
-    fn open(&mut self, effective: DateTime<Utc>, expiration: DateTime<Utc>, named: bool) -> &mut Group {
+    fn open(
+        &mut self,
+        effective: DateTime<Utc>,
+        expiration: DateTime<Utc>,
+        named: bool,
+    ) -> &mut Group {
         let fits = self.groups.back().is_some_and(|g| {
             g.effective == effective
                 && g.expiration == expiration

@@ -4,10 +4,7 @@
 
 use super::{Applier, Attempt, Stop};
 use crate::{
-    domain::{
-        hra::Hra,
-        planner::PlanEvent,
-    },
+    domain::{hra::Hra, planner::PlanEvent},
     engine::batch::Batch,
 };
 use chrono::{DateTime, Utc};

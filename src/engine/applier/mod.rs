@@ -13,8 +13,8 @@ use super::batch::Batch;
 use crate::{
     domain::{
         duration::saturating_delta,
-        hra::{Hra, record_batch},
         groups::Shape,
+        hra::{Hra, record_batch},
         planner::{self, PlanEvent},
         tombstones::{self, TombstoneLimits},
     },
