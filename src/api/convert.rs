@@ -188,7 +188,10 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
 /// The wire form of an HRA, `reserved_replicas` counted at `now`.
 pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
     let reserved_replicas = hra.reserved_replicas(now);
+    let reservation_units = u32::try_from(hra.units()).unwrap_or(u32::MAX);
+    let groups = hra.groups;
     pb::Target {
+        reservation_units,
         last_batch: None,
         namespace: hra.key.namespace,
         name: hra.key.name,
@@ -198,6 +201,9 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
             .capacity_reservations
             .into_iter()
             .map(|r| pb::CapacityReservation {
+                grouped_jobs: groups
+                    .cached(&r.name)
+                    .map_or(0, |m| u32::try_from(m.len()).unwrap_or(u32::MAX)),
                 name: r.name,
                 effective_time: Some(timestamp(r.effective_time)),
                 expiration_time: Some(timestamp(r.expiration_time)),

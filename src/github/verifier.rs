@@ -11,18 +11,14 @@ use super::{
 use crate::ops::traces;
 use crate::{
     domain::{
-        github::verify::{JobCheck, Stale, stale_reservations},
+        github::verify::{JobCheck, Stale, reserved_jobs, stale_reservations},
         hra::HraKey,
     },
     ops::github_metrics::GithubMetrics,
     store::HraStore,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -105,12 +101,8 @@ impl Verifier {
             }));
             // Jobs no longer reserved (completed, expired) are forgotten.
             if !checked.is_empty() {
-                let reserved: HashSet<&str> = hra
-                    .capacity_reservations
-                    .iter()
-                    .map(|r| r.name.as_str())
-                    .collect();
-                checked.retain(|job, _| reserved.contains(&**job));
+                let reserved = reserved_jobs(hra);
+                checked.retain(|job, _| reserved.contains(job));
                 if !checked.is_empty() {
                     kept.insert(hra.key.clone(), checked);
                 }

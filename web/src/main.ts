@@ -142,7 +142,7 @@ function compareTargets(a: Target, b: Target): number {
   const by: Record<SortKey, number> = {
     name: 0,
     reserved: a.reservedReplicas - b.reservedReplicas,
-    reservations: a.capacityReservations.length - b.capacityReservations.length,
+    reservations: a.reservationUnits - b.reservationUnits,
     last: lastAt(ka) - lastAt(kb),
   };
   const order = by[sortKey] || (ka < kb ? -1 : ka > kb ? 1 : 0);
@@ -165,7 +165,7 @@ function renderTargets() {
       const k = keyOf(t.namespace, t.name);
       return `<tr data-hra="${esc(k)}"><td>${hraLink(t.namespace, t.name)}</td><td class="num reserved">${t.reservedReplicas}</td>
         <td class="num">${t.minReplicas ?? "—"} / ${t.maxReplicas ?? "∞"}</td>
-        <td class="num">${t.capacityReservations.length}</td><td>${lastCell(k)}</td>
+        <td class="num">${t.reservationUnits}</td><td>${lastCell(k)}</td>
         <td class="chart-cell">${reservedChart(history.of(k), now, true)}</td></tr>`;
     });
   $("targets").innerHTML = rows.join("") || `<tr><td colspan="6" class="meta">no HRAs</td></tr>`;
@@ -206,15 +206,16 @@ function renderDetail() {
     $("detail-facts").innerHTML = `<p class="meta">Loading…</p>`;
   } else {
     const trigger = t.triggerDuration ? seconds(durationMs(t.triggerDuration) / 1000) : "— (server default)";
-    const backlog = t.maxReplicas !== undefined ? Math.max(0, t.capacityReservations.length - t.maxReplicas) : 0;
+    const backlog = t.maxReplicas !== undefined ? Math.max(0, t.reservationUnits - t.maxReplicas) : 0;
     $("detail-facts").innerHTML = `<dl class="facts">
       <div><dt>reserved now</dt><dd class="reserved">${t.reservedReplicas}</dd></div>
       <div><dt>min / max replicas</dt><dd>${t.minReplicas ?? "—"} / ${t.maxReplicas ?? "∞"}</dd></div>
-      <div><dt>reservations</dt><dd class="count">${t.capacityReservations.length}</dd></div>
+      <div><dt>reservations</dt><dd class="count">${t.reservationUnits}</dd></div>
       <div><dt>backlog (beyond max)</dt><dd>${backlog}</dd></div>
       <div><dt>trigger duration</dt><dd>${trigger}</dd></div></dl>`;
     const bars = t.capacityReservations.map((r) => ({
-      name: r.name,
+      // A grouped reservation's name is its jobs' ids, encoded: say what it holds instead.
+      name: r.groupedJobs > 0 || r.name.startsWith("g1:") ? `${plural(r.replicas, "job")} waiting, grouped` : r.name,
       start: r.effectiveTime ? timestampDate(r.effectiveTime) : new Date(0),
       end: r.expirationTime ? timestampDate(r.expirationTime) : new Date(0),
       replicas: r.replicas,

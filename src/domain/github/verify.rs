@@ -2,7 +2,7 @@
 
 use crate::domain::hra::{Hra, HraKey};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 /// A reservation old enough to be checked: named by a job whose repository is known.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,37 +53,74 @@ impl JobCheck {
 
 /// The reservations of `hra` that have existed at least `verify_after` at `now`, are not
 /// expired, name a job of known repository, and are due (`next_check` gives the time a job
-/// already found running is checked again).
+/// already found running is checked again). A grouped job counts from when it was queued,
+/// with the repository its group keeps.
 pub fn stale_reservations(
     hra: &Hra,
     now: DateTime<Utc>,
     verify_after: TimeDelta,
     next_check: impl Fn(&HraKey, &str) -> Option<DateTime<Utc>>,
 ) -> Vec<Stale> {
-    if hra.job_repositories.is_empty() {
-        return Vec::new();
-    }
-    hra.capacity_reservations
+    let old_enough = |since: DateTime<Utc>| {
+        since
+            .checked_add_signed(verify_after)
+            .is_some_and(|due| due <= now)
+    };
+    let due = |job: &str| !next_check(&hra.key, job).is_some_and(|at| at > now);
+    let mut stale = Vec::new();
+    for r in hra
+        .capacity_reservations
         .iter()
-        .filter(|r| !r.name.is_empty() && r.expiration_time > now)
-        .filter(|r| {
-            r.effective_time
-                .checked_add_signed(verify_after)
-                .is_some_and(|due| due <= now)
-        })
-        .filter_map(|r| {
-            let repository = hra.job_repositories.get(&r.name)?;
-            if next_check(&hra.key, &r.name).is_some_and(|at| at > now) {
-                return None;
+        .filter(|r| r.expiration_time > now)
+    {
+        if let Some(members) = hra.groups.members(&r.name) {
+            for m in members.iter() {
+                let since = DateTime::from_timestamp(m.since, 0).unwrap_or(now);
+                let Some(repository) = m.repository else {
+                    continue;
+                };
+                if old_enough(since) && due(&m.job) {
+                    stale.push(Stale {
+                        key: hra.key.clone(),
+                        job: m.job,
+                        repository,
+                        since,
+                    });
+                }
             }
-            Some(Stale {
+            continue;
+        }
+        if r.name.is_empty() || !old_enough(r.effective_time) {
+            continue;
+        }
+        let Some(repository) = hra.job_repositories.get(&r.name) else {
+            continue;
+        };
+        if due(&r.name) {
+            stale.push(Stale {
                 key: hra.key.clone(),
                 job: Arc::from(r.name.as_str()),
                 repository: repository.clone(),
                 since: r.effective_time,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    stale
+}
+
+/// Every job holding a reservation of `hra`, named or grouped.
+pub fn reserved_jobs(hra: &Hra) -> HashSet<Arc<str>> {
+    let mut jobs = HashSet::new();
+    for r in &hra.capacity_reservations {
+        match hra.groups.members(&r.name) {
+            Some(members) => jobs.extend(members.iter().map(|m| m.job)),
+            None if !r.name.is_empty() => {
+                jobs.insert(Arc::from(r.name.as_str()));
+            }
+            None => {}
+        }
+    }
+    jobs
 }
 
 #[cfg(test)]
