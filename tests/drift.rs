@@ -274,3 +274,48 @@ async fn reservations_of_jobs_ended_on_github_are_completed_after_verify_after_a
             >= 1.0
     );
 }
+
+#[tokio::test]
+async fn a_grouped_job_ended_on_github_is_completed_by_the_verifier() {
+    use batch_scaler::{domain::github::verify::reserved_jobs, store::HraStore};
+    let gh = FakeGithub::start().await;
+    let verify_after = Duration::from_secs(2);
+    let config = gh.config(&[], verify_after);
+    let (server, store) = TestServer::with_store(store(vec![]), settings(config)).await;
+    let mut client = server.client().await;
+    // 130 waiting jobs: the oldest 100 named, the last 30 in a group that keeps their
+    // repository. GitHub says job 5120 (grouped) completed; every other one still waits.
+    for job in 5000..5130 {
+        let status = if job == 5120 { "completed" } else { "queued" };
+        gh.set_job("octo/app", &job.to_string(), status);
+    }
+    for job in 5000..5130 {
+        client
+            .scale_job(queued_job("octo/app", &["self-hosted"], &job.to_string()))
+            .await
+            .unwrap();
+    }
+    let hra = || async { store.get(&key("ci", "app")).await.unwrap() };
+    eventually(Duration::from_secs(10), "130 jobs held", || async {
+        hra().await.units() == 130
+    })
+    .await;
+    assert!(
+        hra().await.capacity_reservations.len() < 130,
+        "some are grouped"
+    );
+    eventually(Duration::from_secs(15), "the grouped job completed", || async {
+        !reserved_jobs(&hra().await).contains("5120")
+    })
+    .await;
+    let h = hra().await;
+    assert_eq!(h.units(), 129);
+    assert!(reserved_jobs(&h).contains("5121"));
+    assert!(h.finished_jobs.contains("5120", chrono::Utc::now()));
+    let asked = gh
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/repos/octo/app/actions/jobs/5121")
+        .count();
+    assert!(asked >= 1, "the waiting grouped job was asked about");
+}

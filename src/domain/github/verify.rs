@@ -66,7 +66,7 @@ pub fn stale_reservations(
             .checked_add_signed(verify_after)
             .is_some_and(|due| due <= now)
     };
-    let due = |job: &str| !next_check(&hra.key, job).is_some_and(|at| at > now);
+    let due = |job: &str| next_check(&hra.key, job).is_none_or(|at| at <= now);
     let mut stale = Vec::new();
     for r in hra
         .capacity_reservations
