@@ -304,9 +304,11 @@ async fn a_grouped_job_ended_on_github_is_completed_by_the_verifier() {
         hra().await.capacity_reservations.len() < 130,
         "some are grouped"
     );
-    eventually(Duration::from_secs(15), "the grouped job completed", || async {
-        !reserved_jobs(&hra().await).contains("5120")
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the grouped job completed",
+        || async { !reserved_jobs(&hra().await).contains("5120") },
+    )
     .await;
     let h = hra().await;
     assert_eq!(h.units(), 129);

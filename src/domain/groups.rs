@@ -16,7 +16,7 @@ pub const NAMED_AT_LEAST: usize = 100;
 
 /// Most named jobs one grouped reservation holds: a write re-encodes only the groups it
 /// changes, so this bounds the cost of a change, whatever the backlog.
-pub const GROUP_SIZE: usize = 2048;
+pub const GROUP_SIZE: usize = 1024;
 
 /// How a plan lays the list out: how many jobs stay named, how large a group grows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

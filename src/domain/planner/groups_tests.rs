@@ -170,7 +170,13 @@ fn a_grouped_job_s_capacity_ends_at_its_own_expiration() {
     let p = plan(&read, &first, t0(), DEFAULT_LIFE);
     let read = written(read, p);
     let p = plan(&read, &later, t0() + TimeDelta::seconds(300), DEFAULT_LIFE);
-    assert!(p.reservations.iter().filter(|r| is_group_name(&r.name)).count() >= 2);
+    assert!(
+        p.reservations
+            .iter()
+            .filter(|r| is_group_name(&r.name))
+            .count()
+            >= 2
+    );
     let read = written(read, p);
     let at = |s: i64| plan(&read, &[], t0() + TimeDelta::seconds(s), DEFAULT_LIFE);
     assert_eq!(at(599).counts.after, 600, "all held until the first expire");
@@ -189,13 +195,23 @@ fn the_oldest_waiting_jobs_are_named_as_named_ones_complete() {
     let queued: Vec<PlanEvent> = (0..250).map(|i| job(1, 1000 + i)).collect();
     let p = plan(&read, &queued, t0(), DEFAULT_LIFE);
     let named = |p: &Plan| -> Vec<String> {
-        p.reservations.iter().filter(|r| !is_group_name(&r.name)).map(|r| r.name.clone()).collect()
+        p.reservations
+            .iter()
+            .filter(|r| !is_group_name(&r.name))
+            .map(|r| r.name.clone())
+            .collect()
     };
     assert_eq!(named(&p).len(), NAMED);
     assert_eq!(p.reservations.len(), NAMED + 1, "150 jobs in one group");
     let read = written(read, p);
     // Three named jobs and one grouped job complete; a never-queued job completes too.
-    let done = [job(-1, 1000), job(-1, 1050), job(-1, 1099), job(-1, 1200), job(-1, 7)];
+    let done = [
+        job(-1, 1000),
+        job(-1, 1050),
+        job(-1, 1099),
+        job(-1, 1200),
+        job(-1, 7),
+    ];
     let p = plan(&read, &done, t0() + TimeDelta::seconds(5), DEFAULT_LIFE);
     assert_eq!((p.counts.completed, p.counts.after), (4, 246));
     let expected: Vec<String> = (1001..1103)
@@ -207,7 +223,10 @@ fn the_oldest_waiting_jobs_are_named_as_named_ones_complete() {
     let read = written(read, p);
     let again = [job(-1, 1200), job(1, 1150)];
     let p = plan(&read, &again, t0() + TimeDelta::seconds(6), DEFAULT_LIFE);
-    assert_eq!((p.counts.added, p.counts.completed, p.counts.after), (0, 0, 246));
+    assert_eq!(
+        (p.counts.added, p.counts.completed, p.counts.after),
+        (0, 0, 246)
+    );
 }
 
 const NAMED: usize = crate::domain::groups::NAMED_AT_LEAST;
