@@ -8,6 +8,7 @@ RSS) and, with --check, `PASS name` / `FAIL name: why` lines for the interop scr
 """
 import argparse
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ import os
 import sys
 import time
 import uuid
+import zlib
 
 import grpc
 
@@ -136,19 +138,63 @@ def peak_rss_kib(pid: int):
     return None
 
 
+def group_jobs(name: str) -> list:
+    """The job ids a grouped reservation's name holds (README "Deep backlogs": `g1:`, base64url
+    of deflated varints: repositories, then ids as gaps with their second and repository)."""
+    body = name[len("g1:"):]
+    raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), -15)
+    pos = 1  # version
+
+    def varint():
+        nonlocal pos
+        value, shift = 0, 0
+        while True:
+            b = raw[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return value
+
+    for _ in range(varint()):
+        pos += varint()
+    jobs, last = [], None
+    for _ in range(varint()):
+        gap = varint()
+        last = gap if last is None else last + gap + 1
+        varint(), varint()  # queued second (delta), repository
+        jobs.append(str(last))
+    for _ in range(varint()):
+        n = varint()
+        jobs.append(raw[pos:pos + n].decode())
+        pos += n
+        varint(), varint()
+    return jobs
+
+
 def reserved(target: str, namespace: str, pools: int, jobs: set) -> dict:
-    """How many of `jobs` have exactly one reservation across the pools, and how many none or
-    more than one."""
+    """How many of `jobs` have exactly one reservation across the pools (named, or in a
+    grouped one), how many none or more than one, and whether ARC's sum (Σ replicas) is the
+    number of units held."""
     stub = rpc.BatchScalerStub(grpc.insecure_channel(target))
     counts = {}
+    replicas, units, anonymous = 0, 0, 0
     for p in range(pools):
         t = stub.GetTarget(pb.TargetRef(namespace=namespace, name=f"pool-{p}"))
+        units += t.reservation_units
         for r in t.capacity_reservations:
-            counts[r.name] = counts.get(r.name, 0) + 1
+            replicas += r.replicas
+            names = group_jobs(r.name) if r.name.startswith("g1:") else [r.name]
+            if r.name.startswith("g1:"):
+                anonymous += r.replicas - len(names)
+            for n in names:
+                counts[n] = counts.get(n, 0) + 1
     once = sum(1 for j in jobs if counts.get(j) == 1)
     missing = sum(1 for j in jobs if j not in counts)
     doubled = sum(1 for j in jobs if counts.get(j, 0) > 1)
-    return {"reserved_once": once, "missing": missing, "doubled": doubled}
+    held = sum(counts.get(n, 0) for n in counts if n) + counts.get("", 0) + anonymous
+    return {"reserved_once": once, "missing": missing, "doubled": doubled,
+            "arc_sum": replicas, "reservation_units": units, "units_held": held}
 
 
 async def run(args) -> dict:
@@ -226,6 +272,9 @@ def main() -> int:
     if args.target:
         check(f"burst: every job reserved exactly once (GetTarget)",
               summary["reserved_once"] == n, json.dumps(summary))
+        check(f"burst: ARC's sum of replicas is the units held, grouped ones included",
+              summary["arc_sum"] == summary["units_held"] == summary["reservation_units"] >= n,
+              json.dumps(summary))
     if args.frontend_pid:
         check(f"burst: the frontend's peak RSS stays under {args.max_rss_mib:g} MiB",
               0 < summary["frontend_peak_rss_mib"] < args.max_rss_mib, summary["frontend_peak_rss_mib"])

@@ -273,6 +273,9 @@ if [ -n "$FRONTEND" ]; then
     curl -sf "http://$FRONTEND/metrics"
   check "frontend /metrics has nothing in flight after the burst" '^webhook_frontend_in_flight 0(\.0)?$' \
     curl -sf "http://$FRONTEND/metrics"
+  echo "== deep backlog: 10,000 deliveries at once, all routed to one HRA"
+  relay "$PY" tests/interop/burst.py --check --frontend "$FRONTEND" --secret "$SECRET" --deliveries 10000 \
+    --pools 1 --first-job 8000000 --target "$BURST_ADDR"
 fi
 
 echo "== drift repair: the release binary against the fake GitHub (flags and env)"
