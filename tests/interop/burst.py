@@ -157,7 +157,8 @@ def group_jobs(name: str) -> list:
                 return value
 
     for _ in range(varint()):
-        pos += varint()
+        skip = varint()  # a repository's name
+        pos += skip
     jobs, last = [], None
     for _ in range(varint()):
         gap = varint()
