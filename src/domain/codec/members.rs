@@ -7,9 +7,8 @@
 //! unknown); then any other job ids with their length. Jobs queued together have close ids
 //! and equal seconds, so a member costs 1–3 bytes before compression.
 
-use super::{CodecError, MAX_INFLATED, numeric, second, unwrap_base64, varint};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use std::{io::Read, sync::Arc};
+use super::{CodecError, numeric, pack, second, unpack, varint};
+use std::sync::Arc;
 use varint::Reader;
 
 /// The prefix of a grouped reservation's name.
@@ -213,28 +212,12 @@ impl Members {
             raw.extend_from_slice(name.as_bytes());
             put_member(&mut raw, *m);
         }
-        let mut deflate =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-        let packed = std::io::Write::write_all(&mut deflate, &raw)
-            .and_then(|()| deflate.finish())
-            .unwrap_or_default();
-        let mut out = String::with_capacity(MEMBERS_PREFIX.len() + packed.len() * 4 / 3 + 4);
-        out.push_str(MEMBERS_PREFIX);
-        URL_SAFE_NO_PAD.encode_string(&packed, &mut out);
-        out
+        pack(MEMBERS_PREFIX, &raw, flate2::Compression::fast())
     }
 
     /// Reads a name written by [`Members::encode`].
     pub fn decode(value: &str) -> Result<Self, CodecError> {
-        let packed = unwrap_base64(value, MEMBERS_PREFIX)?;
-        let mut raw = Vec::new();
-        flate2::read::DeflateDecoder::new(&packed[..])
-            .take(MAX_INFLATED + 1)
-            .read_to_end(&mut raw)
-            .map_err(|_| CodecError::Encoding("deflate data"))?;
-        if raw.len() as u64 > MAX_INFLATED {
-            return Err(CodecError::TooLong(raw.len()));
-        }
+        let raw = unpack(value, MEMBERS_PREFIX)?;
         let mut r = Reader::new(&raw);
         if r.take(1)? != [1] {
             return Err(CodecError::Corrupt("unknown group version"));

@@ -242,15 +242,7 @@ impl JobSet {
             raw.extend_from_slice(name.as_bytes());
             varint::put(&mut raw, (second - base) as u64);
         }
-        let mut deflate =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        let packed = std::io::Write::write_all(&mut deflate, &raw)
-            .and_then(|()| deflate.finish())
-            .unwrap_or_default();
-        let mut out = String::with_capacity(JOB_SET_PREFIX.len() + packed.len() * 4 / 3 + 4);
-        out.push_str(JOB_SET_PREFIX);
-        URL_SAFE_NO_PAD.encode_string(&packed, &mut out);
-        out
+        pack(JOB_SET_PREFIX, &raw, flate2::Compression::default())
     }
 
     /// Reads an annotation value written by [`JobSet::encode`] (empty: an empty set).
@@ -258,15 +250,7 @@ impl JobSet {
         if value.is_empty() {
             return Ok(Self::default());
         }
-        let packed = unwrap_base64(value, JOB_SET_PREFIX)?;
-        let mut raw = Vec::new();
-        flate2::read::DeflateDecoder::new(&packed[..])
-            .take(MAX_INFLATED + 1)
-            .read_to_end(&mut raw)
-            .map_err(|_| CodecError::Encoding("deflate data"))?;
-        if raw.len() as u64 > MAX_INFLATED {
-            return Err(CodecError::TooLong(raw.len()));
-        }
+        let raw = unpack(value, JOB_SET_PREFIX)?;
         let mut r = Reader::new(&raw);
         if r.take(1)? != [1] {
             return Err(CodecError::Corrupt("unknown job set version"));
@@ -340,6 +324,32 @@ pub(super) fn second(s: i64) -> Result<i64, CodecError> {
     } else {
         Err(CodecError::Corrupt("second out of range"))
     }
+}
+
+/// `prefix` and URL-safe base64 of `raw`, deflated at `level`.
+fn pack(prefix: &str, raw: &[u8], level: flate2::Compression) -> String {
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), level);
+    let packed = std::io::Write::write_all(&mut deflate, raw)
+        .and_then(|()| deflate.finish())
+        .unwrap_or_default();
+    let mut out = String::with_capacity(prefix.len() + packed.len() * 4 / 3 + 4);
+    out.push_str(prefix);
+    URL_SAFE_NO_PAD.encode_string(&packed, &mut out);
+    out
+}
+
+/// The bytes [`pack`] was given, inflated within [`MAX_INFLATED`].
+fn unpack(value: &str, prefix: &'static str) -> Result<Vec<u8>, CodecError> {
+    let packed = unwrap_base64(value, prefix)?;
+    let mut raw = Vec::new();
+    flate2::read::DeflateDecoder::new(&packed[..])
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut raw)
+        .map_err(|_| CodecError::Encoding("deflate data"))?;
+    if raw.len() as u64 > MAX_INFLATED {
+        return Err(CodecError::TooLong(raw.len()));
+    }
+    Ok(raw)
 }
 
 pub(super) fn unwrap_base64(value: &str, prefix: &'static str) -> Result<Vec<u8>, CodecError> {
