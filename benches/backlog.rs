@@ -7,16 +7,15 @@
 
 use batch_scaler::{
     domain::{
-        codec::Members,
-        groups::{Groups, Shape},
-        hra::{Hra, HraKey},
+        groups::Shape,
+        hra::{CapacityReservation, Hra, HraKey},
         planner::{PlanEvent, plan_grouped},
     },
-    store::MemoryStore,
+    store::{MemoryStore, remembered},
 };
 use batch_scaler_testkit::{TestServer, hra_object, job_ev, process::rss_kib, test_settings};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 const LIFE: TimeDelta = TimeDelta::minutes(30);
 
@@ -40,25 +39,11 @@ fn event(amount: i64, job: u64) -> PlanEvent {
     }
 }
 
-/// The HRA a store would read back after a write of `list`: groups decoded, the ones whose
-/// name is unchanged taken from `memo` as the store's memo does.
-fn read_back(
-    mut hra: Hra,
-    list: Vec<batch_scaler::domain::hra::CapacityReservation>,
-    memo: &mut HashMap<String, Arc<Members>>,
-) -> Hra {
-    let mut groups = Groups::default();
-    let mut next = HashMap::new();
-    for r in list.iter().filter(|r| r.name.starts_with("g1:")) {
-        let members = memo
-            .remove(&r.name)
-            .unwrap_or_else(|| Arc::new(Members::decode(&r.name).unwrap()));
-        groups.insert(Arc::from(r.name.as_str()), members.clone());
-        next.insert(r.name.clone(), members);
-    }
-    *memo = next;
+/// The HRA a store reads back after a write of `list`: its groups decoded through the
+/// store's own memo, so a group whose name is unchanged is not decoded again.
+fn read_back(mut hra: Hra, list: Vec<CapacityReservation>) -> Hra {
+    hra.groups = remembered::groups(&hra.key, &list);
     hra.capacity_reservations = list;
-    hra.groups = groups;
     hra
 }
 
@@ -82,7 +67,6 @@ fn point(jobs: usize) {
     let t0: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let repos: Vec<(Arc<str>, Arc<str>)> = Vec::new();
     let mut ids = Ids(29_679_449_000, 0x2545_f491_4f6c_dd1d);
-    let mut memo = HashMap::new();
     let mut read = hra();
     let mut waiting = Vec::with_capacity(jobs);
     // An hour of arrivals, one window's batch every 10 s.
@@ -98,7 +82,7 @@ fn point(jobs: usize) {
             .collect();
         let now = t0 + TimeDelta::seconds(10 * w as i64);
         let plan = plan_grouped(&read, &events, now, LIFE, &repos, Shape::DEFAULT).materialize();
-        read = read_back(read, plan.reservations, &mut memo);
+        read = read_back(read, plan.reservations);
     }
     let list_bytes = serde_json::to_vec(&read.capacity_reservations)
         .unwrap()
@@ -131,7 +115,7 @@ fn point(jobs: usize) {
         now += TimeDelta::seconds(1);
         let started = std::time::Instant::now();
         let plan = plan_grouped(&read, &events, now, LIFE, &repos, Shape::DEFAULT).materialize();
-        read = read_back(read, plan.reservations, &mut memo);
+        read = read_back(read, plan.reservations);
         times.push(started.elapsed());
     }
     times.sort_unstable();

@@ -180,27 +180,17 @@ impl Tail {
     /// Removes the `n` oldest units: the front group's job-less units first, then its jobs
     /// with the smallest ids; returns how many it removed.
     pub(super) fn remove_oldest(&mut self, n: u64) -> u64 {
-        let mut removed = 0;
-        while removed < n {
-            let Some(group) = self.groups.front_mut() else {
-                break;
-            };
-            let anonymous = group.anonymous.min(n - removed);
-            group.anonymous -= anonymous;
-            removed += anonymous;
-            let jobs = usize::try_from(n - removed).unwrap_or(usize::MAX);
-            if jobs > 0 && !group.members.is_empty() {
-                removed += group.members_mut().take_first(jobs).len() as u64;
-            }
-            if group.len() == 0 {
-                self.groups.pop_front();
-            }
-        }
-        self.len -= removed;
-        removed
+        self.take_front(n)
+            .iter()
+            .map(|taken| match taken {
+                Promoted::Anonymous(units, ..) => *units,
+                Promoted::Job(..) => 1,
+            })
+            .sum()
     }
 
-    /// Takes the `n` oldest units out, as [`Tail::remove_oldest`] would, to be named.
+    /// Takes the `n` oldest units out (the front group's job-less units first, then its jobs
+    /// with the smallest ids), to be named or dropped.
     pub(super) fn take_front(&mut self, n: u64) -> Vec<Promoted> {
         let mut taken = Vec::new();
         let mut left = n;
