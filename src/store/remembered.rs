@@ -3,6 +3,8 @@
 //! (a write changes one or two), so reading and planning an HRA does not cost the number of
 //! jobs it remembers. Values are matched against a copy of the one decoded (a memory compare,
 //! several times faster than hashing them; the copy costs ~3.5 bytes per remembered job).
+//! The members of grouped reservations are kept the same way, by the reservation's name (a
+//! few KiB each, so hashing them costs little beside decoding them again).
 
 use crate::domain::{
     codec::Members,
