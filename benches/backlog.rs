@@ -7,9 +7,8 @@
 
 use batch_scaler::{
     domain::{
-        groups::Shape,
         hra::{CapacityReservation, Hra, HraKey},
-        planner::{PlanEvent, plan_grouped},
+        planner::{PlanEvent, Rules, plan_grouped},
     },
     store::{MemoryStore, remembered},
 };
@@ -36,6 +35,7 @@ fn event(amount: i64, job: u64) -> PlanEvent {
         amount,
         duration: None,
         job: Some(Arc::from(job.to_string())),
+        started: None,
     }
 }
 
@@ -81,7 +81,7 @@ fn point(jobs: usize) {
             })
             .collect();
         let now = t0 + TimeDelta::seconds(10 * w as i64);
-        let plan = plan_grouped(&read, &events, now, LIFE, &repos, Shape::DEFAULT).materialize();
+        let plan = plan_grouped(&read, &events, now, &repos, Rules::new(LIFE)).materialize();
         read = read_back(read, plan.reservations);
     }
     let list_bytes = serde_json::to_vec(&read.capacity_reservations)
@@ -114,7 +114,7 @@ fn point(jobs: usize) {
         }
         now += TimeDelta::seconds(1);
         let started = std::time::Instant::now();
-        let plan = plan_grouped(&read, &events, now, LIFE, &repos, Shape::DEFAULT).materialize();
+        let plan = plan_grouped(&read, &events, now, &repos, Rules::new(LIFE)).materialize();
         read = read_back(read, plan.reservations);
         times.push(started.elapsed());
     }

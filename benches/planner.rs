@@ -42,6 +42,7 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
             amount: if i % 2 == 0 { 1 } else { -1 },
             duration: Some(TimeDelta::minutes(30)),
             job: (i % 5 == 0).then(|| Arc::from(format!("job-{}", i * 3))),
+            started: None,
         })
         .collect();
     (hra, events)

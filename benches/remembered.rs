@@ -75,6 +75,7 @@ fn job(amount: i64, id: u64) -> PlanEvent {
         amount,
         duration: None,
         job: Some(id.to_string().into()),
+        started: None,
     }
 }
 
@@ -90,6 +91,7 @@ async fn rounds(n: usize) -> (f64, f64) {
         default_life: TimeDelta::minutes(30),
         tombstones: LIMITS,
         max_hra_bytes: 1024 * 1024,
+        reservation_clock: Default::default(),
     };
     // One window every 300 ms, as a busy HRA is written.
     let start = Utc::now();

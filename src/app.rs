@@ -225,6 +225,7 @@ pub async fn serve(
         metrics: metrics.clone(),
         default_life: chrono::TimeDelta::from_std(settings.engine.default_duration)
             .context("--default-duration")?,
+        reservation_clock: settings.engine.reservation_clock,
     };
     // Drift repair: its own tasks, stopped first on shutdown.
     let drift_stop = CancellationToken::new();

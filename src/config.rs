@@ -27,6 +27,16 @@ pub enum PeersMode {
     Off,
 }
 
+/// When a job's reservation starts to age (`--reservation-clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockFlag {
+    /// From the job's `queued` (ARC's semantics).
+    Queued,
+    /// From the job's `in_progress`; until then the reservation holds, up to
+    /// `--max-queue-time`.
+    Started,
+}
+
 /// Where HRAs live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
@@ -103,6 +113,17 @@ pub struct Args {
     /// Reservation life when an event gives none.
     #[arg(long, env = "BATCH_SCALER_DEFAULT_DURATION", default_value_t = human(defaults::DEFAULT_DURATION), value_parser = at_most(7 * DAY, true))]
     pub default_duration: humantime::Duration,
+
+    /// When a job's reservation starts to live its duration: `queued` (ARC's semantics: a job
+    /// still waiting when it ends loses its capacity) or `started` (it holds while the job
+    /// waits, up to --max-queue-time, and lives the duration from the job's `in_progress`).
+    #[arg(long, env = "BATCH_SCALER_RESERVATION_CLOCK", value_enum, default_value_t = ClockFlag::Queued)]
+    pub reservation_clock: ClockFlag,
+
+    /// With `--reservation-clock started`: the longest a queued job's reservation holds
+    /// without its `in_progress` (GitHub cancels a job queued for 24 hours).
+    #[arg(long, env = "BATCH_SCALER_MAX_QUEUE_TIME", default_value_t = human(defaults::MAX_QUEUE_TIME), value_parser = at_most(7 * DAY, true))]
+    pub max_queue_time: humantime::Duration,
 
     /// Give up on transient errors of a batch after this long.
     #[arg(long, env = "BATCH_SCALER_RETRY_DEADLINE", default_value_t = human(defaults::RETRY_DEADLINE), value_parser = at_most(7 * DAY, false))]
@@ -300,94 +321,4 @@ pub struct Args {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let args = Args::try_parse_from(["batch-scaler"]).unwrap();
-        assert_eq!(args.listen, "127.0.0.1:50051".parse().unwrap());
-        assert_eq!(args.backend, Backend::Memory);
-        assert_eq!(*args.window, Duration::from_secs(3));
-        assert_eq!(*args.default_duration, Duration::from_secs(600));
-        assert_eq!(*args.retry_deadline, Duration::from_secs(600));
-        assert!(!args.dry_run);
-        assert_eq!(args.log_format, LogFormat::Text);
-    }
-
-    #[test]
-    fn settings_without_flags_are_the_defaults() {
-        let from_flags = Args::try_parse_from(["batch-scaler"])
-            .unwrap()
-            .settings()
-            .unwrap();
-        let defaults = Settings::default();
-        let (a, b) = (&from_flags.engine, &defaults.engine);
-        assert_eq!(
-            (a.window, a.retry, a.dry_run, a.max_concurrent_writes),
-            (b.window, b.retry, b.dry_run, b.max_concurrent_writes)
-        );
-        assert_eq!(a.idempotency, b.idempotency);
-        assert_eq!(
-            (a.default_duration, from_flags.shutdown_grace),
-            (b.default_duration, defaults.shutdown_grace)
-        );
-        assert_eq!(
-            (
-                from_flags.grpc.max_message_bytes,
-                from_flags.grpc.max_concurrent_streams
-            ),
-            (
-                defaults.grpc.max_message_bytes,
-                defaults.grpc.max_concurrent_streams
-            )
-        );
-    }
-
-    #[test]
-    fn flags_parse_humantime_and_reject_nonsense() {
-        let args = Args::try_parse_from([
-            "batch-scaler",
-            "--listen",
-            "0.0.0.0:0",
-            "--backend",
-            "kubernetes",
-            "--window",
-            "250ms",
-            "--default-duration",
-            "30m",
-            "--dry-run",
-            "--log-format",
-            "json",
-        ])
-        .unwrap();
-        assert_eq!(*args.window, Duration::from_millis(250));
-        assert_eq!(
-            args.settings().unwrap().engine.default_duration,
-            Duration::from_secs(1800)
-        );
-        assert!(args.settings().unwrap().engine.dry_run);
-        assert!(Args::try_parse_from(["batch-scaler", "--window", "0s"]).is_err());
-        assert!(Args::try_parse_from(["batch-scaler", "--window", "soon"]).is_err());
-        assert!(Args::try_parse_from(["batch-scaler", "--backend", "etcd"]).is_err());
-        for (flag, absurd) in [
-            ("--window", "1000y"),
-            ("--default-duration", "8days"),
-            ("--retry-deadline", "1000y"),
-            ("--request-timeout", "2h"),
-            ("--dedupe-ttl", "100y"),
-            ("--tombstone-ttl", "100y"),
-            ("--shutdown-grace", "1000y"),
-        ] {
-            let err = Args::try_parse_from(["batch-scaler", flag, absurd])
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains(flag) && err.contains("must be at most"),
-                "{flag} {absurd}: {err}"
-            );
-        }
-        let bad = Args::try_parse_from(["batch-scaler", "--allowed-namespaces", "Prod"]).unwrap();
-        assert!(bad.settings().err().unwrap().to_string().contains("Prod"));
-    }
-}
+mod tests;

@@ -58,6 +58,7 @@ fn event(name: &str, amount: i32, job_id: Option<&str>) -> ScaleEvent {
         job_id: job_id.map(str::to_owned),
         repository: None,
         origin: Default::default(),
+        started: None,
     }
 }
 

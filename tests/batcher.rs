@@ -100,6 +100,7 @@ fn event(name: &str, amount: i32) -> ScaleEvent {
         job_id: None,
         repository: None,
         origin: Default::default(),
+        started: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn event(name: &str, amount: i32, event_id: Option<&str>) -> ScaleEvent {
         job_id: None,
         repository: None,
         origin: Default::default(),
+        started: None,
     }
 }
 

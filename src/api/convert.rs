@@ -26,8 +26,13 @@ pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
         event_id: e.event_id,
         job_id: e.job_id,
         repository: e.repository,
+        started: e
+            .started_at
+            .as_ref()
+            .map(|t| timestamp_from_pb("started_at", t))
+            .transpose()?,
     };
-    ScaleEvent::validate(raw)
+    ScaleEvent::validate(raw, Utc::now())
 }
 
 /// The wire form of a validated event (to forward it).
@@ -40,6 +45,7 @@ pub fn wire_event(event: &ScaleEvent) -> pb::ScaleEvent {
         event_id: event.event_id.clone().unwrap_or_default(),
         job_id: event.job_id.clone().unwrap_or_default(),
         repository: event.repository.as_deref().unwrap_or_default().to_owned(),
+        started_at: event.started.map(timestamp),
     }
 }
 
@@ -63,8 +69,15 @@ pub fn origin(wire: i32) -> Origin {
 
 /// Validates a wire workflow job.
 pub fn workflow_job(j: pb::WorkflowJob) -> Result<WorkflowJob, FieldError> {
+    let time = |field: &str, t: Option<&prost_types::Timestamp>| {
+        t.map(|t| timestamp_from_pb(field, t)).transpose()
+    };
     WorkflowJob {
         duration: j.duration.as_ref().map(duration_from_pb).transpose()?,
+        created_at: time("created_at", j.created_at.as_ref())?,
+        started_at: time("started_at", j.started_at.as_ref())?,
+        completed_at: time("completed_at", j.completed_at.as_ref())?,
+        runner_name: j.runner_name,
         action: j.action,
         repository: j.repository,
         owner_type: j.owner_type,
@@ -75,7 +88,7 @@ pub fn workflow_job(j: pb::WorkflowJob) -> Result<WorkflowJob, FieldError> {
         job_id: j.job_id,
         event_id: j.event_id,
     }
-    .validate()
+    .validate(Utc::now())
 }
 
 /// `WorkflowJob.wait_timeout` (ScaleJobs): unset or zero waits for the final outcome.
@@ -108,6 +121,7 @@ pub fn route(r: &Route, default_life: TimeDelta) -> pb::Route {
         duration: Some(duration_to_pb(r.duration.unwrap_or(default_life))),
         reason: r.reason.clone(),
         also_matched: r.also_matched.iter().map(target_ref).collect(),
+        starts: r.starts,
     }
 }
 
@@ -140,6 +154,23 @@ pub fn duration_to_pb(d: TimeDelta) -> prost_types::Duration {
         seconds: d.num_seconds(),
         nanos: d.subsec_nanos(),
     }
+}
+
+/// A protobuf timestamp as a chrono time (nanos within a second), naming `field` if not.
+pub fn timestamp_from_pb(
+    field: &str,
+    t: &prost_types::Timestamp,
+) -> Result<DateTime<Utc>, FieldError> {
+    u32::try_from(t.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        .ok_or_else(|| {
+            FieldError::new(
+                field,
+                format!("not a valid time: {}s {}ns", t.seconds, t.nanos),
+            )
+        })
 }
 
 /// A chrono time as a protobuf timestamp.
@@ -182,6 +213,7 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
         failed_job_ids: r.failed_jobs.iter().map(|j| j.to_string()).collect(),
         finished_jobs_forgotten: r.finished_jobs_forgotten,
         ignored_finished_jobs: u32::try_from(r.counts.ignored_finished).unwrap_or(u32::MAX),
+        started: clamp(r.counts.started),
     }
 }
 

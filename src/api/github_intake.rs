@@ -59,6 +59,7 @@ impl Intake for ServiceIntake {
             job_id: Some(job.to_string()),
             repository: Some(repository),
             origin: Origin::Verified,
+            started: None,
         };
         let delivery = self
             .service

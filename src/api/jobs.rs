@@ -5,6 +5,7 @@
 use super::{convert, deliver::Delivery, error::ApiError, pb, service::BatchScalerService};
 use crate::domain::{
     event::{Origin, ScaleEvent, non_empty},
+    planner::ReservationClock,
     routing::{Route, RouteResult, WorkflowJob},
     validate::check_repository,
 };
@@ -116,14 +117,20 @@ impl BatchScalerService {
         deadline: Option<Duration>,
         forwarded: bool,
     ) -> Result<QueuedJob, ApiError> {
-        let route = self.route(&job)?;
+        let mut route = self.route(&job)?;
+        if route.starts && self.reservation_clock == ReservationClock::Queued {
+            route.starts = false;
+            route.reason.push_str(
+                "; not queued: a start changes no reservation with --reservation-clock queued",
+            );
+        }
         let result = pb::ScaleJobResult {
             route: Some(convert::route(&route, self.default_life)),
             job_id: job.job_id.clone(),
             event_id: job.event_id.clone(),
             ..Default::default()
         };
-        let Some(key) = route.target.filter(|_| route.amount != 0) else {
+        let Some(key) = route.target.filter(|_| route.amount != 0 || route.starts) else {
             return Ok(QueuedJob {
                 result,
                 delivery: None,
@@ -133,6 +140,7 @@ impl BatchScalerService {
         // could not be a URL path segment is not kept: that reservation is left to expiry).
         let repository = (!job.job_id.is_empty() && check_repository(&job.repository).is_ok())
             .then(|| Arc::from(job.repository.as_str()));
+        let started = route.starts.then(|| job.start_time((self.clock)()));
         let event = ScaleEvent {
             key,
             amount: route.amount,
@@ -141,6 +149,7 @@ impl BatchScalerService {
             job_id: non_empty(job.job_id),
             repository,
             origin,
+            started,
         };
         let delivery = self.start_delivery(&event, wait, deadline, forwarded)?;
         Ok(QueuedJob {

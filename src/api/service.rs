@@ -12,6 +12,7 @@ use crate::{
         event::{ScaleEvent, non_empty, validate_target},
         hra::HraKey,
         namespaces::Allowlist,
+        planner::ReservationClock,
         validate::validate_namespace,
     },
     engine::{Engine, applier::Clock, batcher::Submitted, hub::Filter, queue::Waiter},
@@ -45,6 +46,8 @@ pub struct BatchScalerService {
     pub metrics: Arc<Metrics>,
     /// Reservation life shown by a route when neither the job nor the HRA gives one.
     pub default_life: chrono::TimeDelta,
+    /// When a job's reservation starts to age: on `queued`, a job's start is not queued.
+    pub reservation_clock: ReservationClock,
 }
 
 impl BatchScalerService {

@@ -2,7 +2,7 @@
 //! starts.
 
 use super::{Args, defaults};
-use super::{Backend, PeersMode};
+use super::{Backend, ClockFlag, PeersMode};
 use crate::github::GithubConfig;
 use crate::store::membership::{Membership, MembershipConfig};
 use crate::{
@@ -12,7 +12,10 @@ use crate::{
         tls::{TlsCredentials, TlsError, TlsFiles},
         transport::GrpcOptions,
     },
-    domain::{namespaces::Allowlist, validate::check_dns1123_label},
+    domain::{
+        duration::saturating_delta, namespaces::Allowlist, planner::ReservationClock,
+        validate::check_dns1123_label,
+    },
     engine::{
         EngineSettings,
         applier::{RetryPolicy, system_clock},
@@ -96,6 +99,7 @@ impl Default for Settings {
                     per_hra: defaults::MAX_PENDING_PER_HRA,
                 },
                 clock: system_clock(),
+                reservation_clock: ReservationClock::Queued,
             },
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             allowed: Allowlist::default(),
@@ -142,6 +146,8 @@ impl Args {
             seed: _,
             window,
             default_duration,
+            reservation_clock,
+            max_queue_time,
             retry_deadline,
             dry_run,
             log_format: _,
@@ -223,6 +229,12 @@ impl Args {
                 bounds: Bounds {
                     total: *max_pending_events,
                     per_hra: *max_pending_per_hra,
+                },
+                reservation_clock: match reservation_clock {
+                    ClockFlag::Queued => ReservationClock::Queued,
+                    ClockFlag::Started => ReservationClock::Started {
+                        max_queue_time: saturating_delta(**max_queue_time),
+                    },
                 },
                 ..defaults.engine
             },

@@ -3,9 +3,11 @@
 use super::{
     hra::HraKey,
     planner::PlanEvent,
-    validate::{FieldError, check_repository, quote, validate_name, validate_namespace},
+    validate::{
+        FieldError, check_job_time, check_repository, quote, validate_name, validate_namespace,
+    },
 };
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 
 /// Largest `|amount|` one event may carry.
@@ -34,6 +36,9 @@ pub struct ScaleEvent {
     pub repository: Option<Arc<str>>,
     /// Where the event came from.
     pub origin: Origin,
+    /// The job's start (`amount` 0): on the started clock its reservation lives its
+    /// duration from then.
+    pub started: Option<DateTime<Utc>>,
 }
 
 /// Where an event came from: a producer, or this service repairing drift from GitHub.
@@ -76,11 +81,14 @@ pub struct RawScaleEvent {
     pub job_id: String,
     /// The job's repository, `OWNER/REPO`.
     pub repository: String,
+    /// When the job started (a start: `amount` 0, `job_id` set).
+    pub started: Option<DateTime<Utc>>,
 }
 
 impl ScaleEvent {
-    /// Validates an event; a missing or zero duration is left to the plan (`None`).
-    pub fn validate(raw: RawScaleEvent) -> Result<Self, FieldError> {
+    /// Validates an event received at `now`; a missing or zero duration is left to the plan
+    /// (`None`).
+    pub fn validate(raw: RawScaleEvent, now: DateTime<Utc>) -> Result<Self, FieldError> {
         let RawScaleEvent {
             namespace,
             name,
@@ -89,6 +97,7 @@ impl ScaleEvent {
             event_id,
             job_id,
             repository,
+            started,
         } = raw;
         let key = validate_target(namespace, name)?;
         if amount.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
@@ -118,7 +127,21 @@ impl ScaleEvent {
                 ));
             }
         }
-        if !job_id.is_empty() && amount.abs() != 1 {
+        if let Some(at) = started {
+            check_job_time("started_at", at, now)?;
+            if job_id.is_empty() {
+                return Err(FieldError::new(
+                    "job_id",
+                    "required for a start (started_at set): it names the reservation to start",
+                ));
+            }
+            if amount != 0 {
+                return Err(FieldError::new(
+                    "amount",
+                    format!("must be 0 for a start (started_at set), got {amount}"),
+                ));
+            }
+        } else if !job_id.is_empty() && amount.abs() != 1 {
             return Err(FieldError::new(
                 "amount",
                 format!("must be 1 or -1 for an event with a job_id, got {amount}"),
@@ -140,6 +163,7 @@ impl ScaleEvent {
             job_id: non_empty(job_id),
             repository: (!repository.is_empty()).then(|| Arc::from(repository)),
             origin: Origin::Producer,
+            started,
         })
     }
 
@@ -149,6 +173,7 @@ impl ScaleEvent {
             amount: i64::from(self.amount),
             duration: self.duration,
             job: self.job_id.as_deref().map(Arc::from),
+            started: self.started,
         }
     }
 }
@@ -169,6 +194,14 @@ pub fn validate_target(namespace: String, name: String) -> Result<HraKey, FieldE
 mod tests {
     use super::*;
 
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn check(e: RawScaleEvent) -> Result<ScaleEvent, FieldError> {
+        ScaleEvent::validate(e, now())
+    }
+
     fn event(namespace: &str, name: &str, amount: i32) -> RawScaleEvent {
         RawScaleEvent {
             namespace: namespace.into(),
@@ -179,12 +212,12 @@ mod tests {
     }
 
     fn field_of(e: RawScaleEvent) -> String {
-        ScaleEvent::validate(e).unwrap_err().field
+        check(e).unwrap_err().field
     }
 
     #[test]
     fn accepts_a_good_event_and_leaves_a_missing_duration_to_the_plan() {
-        let e = ScaleEvent::validate(event("runners", "linux.x64-1", 1)).unwrap();
+        let e = check(event("runners", "linux.x64-1", 1)).unwrap();
         assert_eq!(e.key, HraKey::new("runners", "linux.x64-1"));
         assert_eq!(e.duration, None);
         assert_eq!(e.event_id, None);
@@ -192,13 +225,13 @@ mod tests {
             duration: Some(TimeDelta::zero()),
             ..event("a", "b", -1)
         };
-        assert_eq!(ScaleEvent::validate(zero).unwrap().duration, None);
+        assert_eq!(check(zero).unwrap().duration, None);
         let given = RawScaleEvent {
             duration: Some(TimeDelta::milliseconds(90_500)),
             event_id: "d1".into(),
             ..event("a", "b", 0)
         };
-        let e = ScaleEvent::validate(given).unwrap();
+        let e = check(given).unwrap();
         assert_eq!(e.duration, Some(TimeDelta::milliseconds(90_500)));
         assert_eq!(e.event_id.as_deref(), Some("d1"));
     }
@@ -212,7 +245,7 @@ mod tests {
             assert_eq!(field_of(event("ok", name, 1)), "name", "{name:?}");
         }
         let longest = format!("{}.b", "x".repeat(63));
-        assert!(ScaleEvent::validate(event("ok", &longest, 1)).is_ok());
+        assert!(check(event("ok", &longest, 1)).is_ok());
     }
 
     #[test]
@@ -220,7 +253,7 @@ mod tests {
         assert_eq!(field_of(event("a", "b", 1001)), "amount");
         assert_eq!(field_of(event("a", "b", -1001)), "amount");
         assert_eq!(field_of(event("a", "b", i32::MIN)), "amount");
-        assert!(ScaleEvent::validate(event("a", "b", -1000)).is_ok());
+        assert!(check(event("a", "b", -1000)).is_ok());
         for d in [
             MAX_DURATION + TimeDelta::nanoseconds(1),
             TimeDelta::seconds(-1),
@@ -235,7 +268,7 @@ mod tests {
             duration: Some(MAX_DURATION),
             ..event("a", "b", 1)
         };
-        assert!(ScaleEvent::validate(week).is_ok());
+        assert!(check(week).is_ok());
     }
 
     #[test]
@@ -251,7 +284,7 @@ mod tests {
             job_id: "42".into(),
             ..event("a", "b", -1)
         };
-        let e = ScaleEvent::validate(e).unwrap();
+        let e = check(e).unwrap();
         assert_eq!(e.plan_event().job.as_deref(), Some("42"));
         let long = RawScaleEvent {
             event_id: "x".repeat(257),
@@ -283,16 +316,36 @@ mod tests {
             repository: "octo-org/hello_world.rs".into(),
             ..event("a", "b", 1)
         };
-        let e = ScaleEvent::validate(e).unwrap();
+        let e = check(e).unwrap();
         assert_eq!(e.repository.as_deref(), Some("octo-org/hello_world.rs"));
         assert_eq!(e.origin, Origin::Producer);
     }
 
     #[test]
+    fn a_start_names_its_job_carries_no_amount_and_a_sane_time() {
+        let start = |amount: i32, job: &str, at: DateTime<Utc>| RawScaleEvent {
+            job_id: job.into(),
+            started: Some(at),
+            ..event("a", "b", amount)
+        };
+        let e = check(start(0, "42", now() - TimeDelta::minutes(3))).unwrap();
+        let planned = e.plan_event();
+        assert_eq!(planned.started, Some(now() - TimeDelta::minutes(3)));
+        assert_eq!((planned.amount, planned.job.as_deref()), (0, Some("42")));
+        assert_eq!(field_of(start(1, "42", now())), "amount");
+        assert_eq!(field_of(start(0, "", now())), "job_id");
+        let old = DateTime::from_timestamp(1_199_145_599, 0).unwrap();
+        assert_eq!(field_of(start(0, "42", old)), "started_at");
+        let ahead = now() + TimeDelta::minutes(61);
+        let err = check(start(0, "42", ahead)).unwrap_err();
+        assert_eq!(err.field, "started_at");
+        assert!(err.message.contains("1h after the server's clock"), "{err}");
+        assert!(check(start(0, "42", now() + TimeDelta::minutes(59))).is_ok());
+    }
+
+    #[test]
     fn publish_index_prefixes_the_field() {
-        let err = ScaleEvent::validate(event("a", "B", 1))
-            .unwrap_err()
-            .at_index(3);
+        let err = check(event("a", "B", 1)).unwrap_err().at_index(3);
         assert_eq!(err.field, "events[3].name");
         assert!(
             err.to_string()

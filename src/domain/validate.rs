@@ -126,3 +126,43 @@ pub fn check_repository(s: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+/// The earliest instant a job's timestamp may name (GitHub did not exist before 2008).
+pub fn earliest_job_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_199_145_600, 0).unwrap_or_default()
+}
+
+/// How far ahead of our clock a job's timestamp may be (clock skew, not a typo).
+pub const MOST_AHEAD: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Checks a job's timestamp: not before 2008, at most [`MOST_AHEAD`] after `now`.
+pub fn check_job_time(
+    field: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), FieldError> {
+    use chrono::SecondsFormat::Secs;
+    if at < earliest_job_time() {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not be before 2008-01-01, got {}",
+                at.to_rfc3339_opts(Secs, true)
+            ),
+        ));
+    }
+    if now
+        .checked_add_signed(MOST_AHEAD)
+        .is_some_and(|latest| at > latest)
+    {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not be more than 1h after the server's clock ({}), got {}",
+                now.to_rfc3339_opts(Secs, true),
+                at.to_rfc3339_opts(Secs, true)
+            ),
+        ));
+    }
+    Ok(())
+}

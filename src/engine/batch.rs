@@ -219,6 +219,7 @@ mod tests {
             amount: 1,
             duration: None,
             job: Some(id.into()),
+            started: None,
         }
     }
 
@@ -227,6 +228,7 @@ mod tests {
             amount: 1,
             duration: None,
             job: None,
+            started: None,
         }
     }
 

@@ -19,7 +19,7 @@ pub mod sink;
 pub mod slots;
 
 use crate::{
-    domain::{duration::saturating_delta, tombstones::TombstoneLimits},
+    domain::{duration::saturating_delta, planner::ReservationClock, tombstones::TombstoneLimits},
     ops::metrics::Metrics,
     store::HraStore,
 };
@@ -56,6 +56,8 @@ pub struct EngineSettings {
     pub bounds: Bounds,
     /// Source of the planner's `now`.
     pub clock: Clock,
+    /// When a job's reservation starts to age (`--reservation-clock`).
+    pub reservation_clock: ReservationClock,
 }
 
 /// The engine's parts, wired: intake goes to `batcher`, results come from `hub`.
@@ -82,6 +84,7 @@ impl Engine {
             max_hra_bytes,
             bounds,
             clock,
+            reservation_clock,
         } = settings.clone();
         let tombstones = TombstoneLimits {
             ttl: saturating_delta(idempotency.tombstone_ttl),
@@ -102,6 +105,7 @@ impl Engine {
                 default_life: saturating_delta(default_duration),
                 tombstones,
                 max_hra_bytes,
+                reservation_clock,
             },
             clock,
             metrics,

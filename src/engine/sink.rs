@@ -112,6 +112,7 @@ fn log(r: &BatchReport) {
         completed,
         after,
         ignored_finished,
+        started,
     } = r.counts;
     let error = r.error.as_deref().unwrap_or("");
     macro_rules! line {
@@ -119,7 +120,7 @@ fn log(r: &BatchReport) {
             tracing::$level!(
                 namespace = %r.key.namespace, name = %r.key.name, outcome = r.outcome.as_str(),
                 batch_id = %r.batch_id, attempt = r.attempt, events = r.events,
-                before, expired, added, completed, after, ignored_finished, error,
+                before, expired, added, completed, after, ignored_finished, started, error,
                 "batch {}", r.outcome.as_str()
             )
         };

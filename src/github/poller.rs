@@ -252,7 +252,11 @@ impl Poller {
         }
         let job = serde_json::from_slice::<DeliveryDetail>(&answer.body)
             .map_err(|e| e.to_string())
-            .and_then(|detail| detail.workflow_job().map_err(|e| e.to_string()));
+            .and_then(|detail| {
+                detail
+                    .workflow_job((self.clock)())
+                    .map_err(|e| e.to_string())
+            });
         match job {
             Ok(job) => Some(Some(job)),
             Err(why) => {

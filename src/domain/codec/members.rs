@@ -111,17 +111,21 @@ impl Members {
         u32::try_from(i + 1).unwrap_or(0)
     }
 
-    /// Removes `job`; false when it is not a member.
-    pub fn remove(&mut self, job: &str) -> bool {
-        let Ok(at) = self.find(job) else {
-            return false;
-        };
-        if at < self.nums.len() {
-            self.nums.remove(at);
+    /// Removes `job`; returns it with its queued second and repository, `None` when it is
+    /// not a member.
+    pub fn remove(&mut self, job: &str) -> Option<Taken> {
+        let at = self.find(job).ok()?;
+        let (job, m) = if at < self.nums.len() {
+            let (id, m) = self.nums.remove(at);
+            (Arc::from(id.to_string()), m)
         } else {
-            self.names.remove(at - self.nums.len());
-        }
-        true
+            self.names.remove(at - self.nums.len())
+        };
+        Some(Taken {
+            job,
+            since: m.since,
+            repository: self.repository(m),
+        })
     }
 
     /// Removes and returns the `n` members with the smallest ids (numeric ids first): GitHub

@@ -26,7 +26,16 @@ proptest! {
     fn groups_round_trip_with_seconds_and_repositories(entries in members(), gone in 0usize..50) {
         let mut group = group_of(&entries);
         for (job, _, _) in entries.iter().take(gone) {
-            prop_assert!(group.remove(job) || !group.contains(job));
+            let held = group.contains(job);
+            let removed = group.remove(job);
+            prop_assert_eq!(removed.is_some(), held);
+            if let Some(t) = removed {
+                // What leaves is the job as first inserted: its id, second and repository.
+                let first = entries.iter().find(|(j, _, _)| *j == *job).unwrap();
+                prop_assert_eq!(&*t.job, job.as_str());
+                prop_assert_eq!(t.since, first.1);
+                prop_assert_eq!(t.repository.as_deref(), first.2);
+            }
             prop_assert!(!group.contains(job));
         }
         let decoded = Members::decode(&group.encode()).unwrap();

@@ -2,6 +2,7 @@
 //! fields routing needs, as `ScaleJob` receives them, with the delivery's guid as event id.
 
 use crate::domain::{routing::WorkflowJob, validate::FieldError};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -70,12 +71,20 @@ struct Job {
     conclusion: Option<String>,
     #[serde(default)]
     runner_id: Option<Value>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    runner_name: Option<String>,
 }
 
 impl DeliveryDetail {
-    /// The job the delivery carried, validated as `ScaleJob` validates one, with the guid as
-    /// event id. Errors name the payload field at fault.
-    pub fn workflow_job(&self) -> Result<WorkflowJob, FieldError> {
+    /// The job the delivery carried, validated (at `now`) as `ScaleJob` validates one, with
+    /// the guid as event id. Errors name the payload field at fault.
+    pub fn workflow_job(&self, now: DateTime<Utc>) -> Result<WorkflowJob, FieldError> {
         let payload = self
             .request
             .as_ref()
@@ -109,8 +118,12 @@ impl DeliveryDetail {
             job_id,
             event_id: self.guid.clone(),
             duration: None,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            runner_name: job.runner_name.unwrap_or_default(),
         }
-        .validate()
+        .validate(now)
         .map_err(|e| FieldError::new(&format!("request.payload.{}", e.field), e.message))
     }
 }
@@ -135,7 +148,7 @@ mod tests {
     #[test]
     fn reads_a_real_queued_payload_as_a_frontend_would() {
         let payload: Value = serde_json::from_str(QUEUED).unwrap();
-        let job = detail(payload.clone()).workflow_job().unwrap();
+        let job = detail(payload.clone()).workflow_job(Utc::now()).unwrap();
         assert_eq!(job.action, "queued");
         assert_eq!(job.event_id, "g-1");
         assert!(!job.job_id.is_empty() && job.job_id.bytes().all(|b| b.is_ascii_digit()));
@@ -146,7 +159,9 @@ mod tests {
         assert!(!job.has_runner);
         assert!(job.labels.iter().any(|l| l == "self-hosted"));
         // The same payload given as a string.
-        let text = detail(Value::String(QUEUED.into())).workflow_job().unwrap();
+        let text = detail(Value::String(QUEUED.into()))
+            .workflow_job(Utc::now())
+            .unwrap();
         assert_eq!(text, job);
     }
 
@@ -156,7 +171,7 @@ mod tests {
         payload["action"] = "completed".into();
         payload["workflow_job"]["conclusion"] = "success".into();
         payload["workflow_job"]["runner_id"] = 7.into();
-        let job = detail(payload).workflow_job().unwrap();
+        let job = detail(payload).workflow_job(Utc::now()).unwrap();
         assert_eq!((job.amount(), job.has_runner), (Ok(-1), true));
     }
 
@@ -164,14 +179,17 @@ mod tests {
     fn bad_payloads_name_the_field() {
         let mut no_job: Value = serde_json::from_str(QUEUED).unwrap();
         no_job["workflow_job"]["id"] = Value::Null;
-        let e = detail(no_job).workflow_job().unwrap_err();
+        let e = detail(no_job).workflow_job(Utc::now()).unwrap_err();
         assert_eq!(e.field, "request.payload.job_id");
         let e = detail(serde_json::json!({"action": "queued"}))
-            .workflow_job()
+            .workflow_job(Utc::now())
             .unwrap_err();
         assert_eq!(e.field, "request.payload.workflow_job");
         let mut missing = detail(Value::Null);
         missing.request = None;
-        assert_eq!(missing.workflow_job().unwrap_err().field, "request.payload");
+        assert_eq!(
+            missing.workflow_job(Utc::now()).unwrap_err().field,
+            "request.payload"
+        );
     }
 }

@@ -79,6 +79,7 @@ impl Fold {
             amount: -amount,
             duration: None,
             job: None,
+            started: None,
         };
         if self.lead > 0 {
             self.done.push(removal(self.lead));
@@ -88,6 +89,7 @@ impl Fold {
                 amount,
                 duration,
                 job: None,
+                started: None,
             });
         }
         if self.trail > 0 {

@@ -18,6 +18,7 @@ fn event() -> impl Strategy<Value = PlanEvent> {
             },
             duration: Some(TimeDelta::seconds(secs)),
             job: job.map(Arc::from),
+            started: None,
         })
 }
 
@@ -79,6 +80,7 @@ fn any_mix_of_signs_folds_to_at_most_three_events_per_duration() {
         amount,
         duration: Some(TimeDelta::seconds(600)),
         job: None,
+        started: None,
     };
     let mut f = Fold::default();
     for i in 0..100_000i64 {

@@ -65,6 +65,7 @@ fn event() -> impl Strategy<Value = PlanEvent> {
             },
             duration: Some(TimeDelta::seconds(secs)),
             job: job.map(Arc::from),
+            started: None,
         })
 }
 
@@ -125,7 +126,7 @@ proptest! {
                 }
             }
             let now = t0() + TimeDelta::seconds(later);
-            let grouped = plan_grouped(&ours, &events, now, DEFAULT_LIFE, &[], shape);
+            let grouped = plan_grouped(&ours, &events, now, &[], Rules { shape, ..Rules::new(DEFAULT_LIFE) });
             let entries = grouped.len();
             let grouped = grouped.materialize();
             let oracle = oracle::plan(&plain, &events, now, DEFAULT_LIFE);
@@ -152,6 +153,7 @@ fn job(amount: i64, id: u64) -> PlanEvent {
         amount,
         duration: None,
         job: Some(Arc::from(id.to_string())),
+        started: None,
     }
 }
 

@@ -8,6 +8,7 @@ fn job(amount: i64, id: &str) -> PlanEvent {
         amount,
         duration: Some(secs(600)),
         job: Some(id.into()),
+        started: None,
     }
 }
 

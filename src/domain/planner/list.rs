@@ -71,8 +71,32 @@ impl List {
                 self.head.remove(i);
                 true
             }
-            None => self.tail.remove(job),
+            None => self.tail.remove(job).is_some(),
         }
+    }
+
+    /// Gives `job`'s reservation, wherever it is held, new times (a grouped job moves to the
+    /// group of its new times, keeping its queued second and repository); false when none
+    /// holds it.
+    pub(super) fn restart(
+        &mut self,
+        job: &str,
+        (effective, expiration): (DateTime<Utc>, DateTime<Utc>),
+    ) -> bool {
+        if let Some(i) = self.head.position(job) {
+            let (entry, _) = &mut self.head.runs[i];
+            entry.effective_time = effective;
+            entry.expiration_time = expiration;
+            return true;
+        }
+        let Some(taken) = self.tail.remove(job) else {
+            return false;
+        };
+        let times = (effective, expiration);
+        let repository = taken.repository.as_ref();
+        self.tail
+            .add_job(&taken.job, times, taken.since, repository);
+        true
     }
 
     /// Removes the `n` oldest units (the reference's scale-down).

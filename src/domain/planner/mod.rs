@@ -14,13 +14,17 @@ use super::{
 use chrono::{DateTime, TimeDelta, Utc};
 use std::{collections::HashMap, sync::Arc};
 
+mod apply;
 mod fold;
 mod list;
+mod rules;
 mod runs;
 mod tail;
 pub use fold::Fold;
+pub use rules::{ReservationClock, Rules};
 
 use super::groups::Shape;
+use apply::Batch;
 use list::List;
 use runs::Runs;
 use tail::{Group, Tail};
@@ -35,6 +39,9 @@ pub struct PlanEvent {
     pub duration: Option<TimeDelta>,
     /// Workflow job id: `+1` adds a reservation named after it (once), `-1` removes that one.
     pub job: Option<Arc<str>>,
+    /// The job started then (its `in_progress`; `amount` is 0): on the started clock its
+    /// reservation lives its duration from then.
+    pub started: Option<DateTime<Utc>>,
 }
 
 /// The counters every batch reports.
@@ -53,6 +60,8 @@ pub struct Counts {
     /// `+1` job events that added nothing because their job had already completed (in this
     /// batch, or remembered as finished in the HRA).
     pub ignored_finished: u64,
+    /// Reservations whose life a job's start restarted (`--reservation-clock started`).
+    pub started: u64,
 }
 
 /// The outcome of planning one batch: the list to write and its counters.
@@ -92,8 +101,8 @@ pub struct Plan {
 /// };
 /// let ten_min = TimeDelta::minutes(10);
 /// let events = [
-///     PlanEvent { amount: -1, duration: None, job: None },
-///     PlanEvent { amount: 1, duration: None, job: None },
+///     PlanEvent { amount: -1, duration: None, job: None, started: None },
+///     PlanEvent { amount: 1, duration: None, job: None, started: None },
 /// ];
 /// let p = plan(&hra, &events, Utc::now(), ten_min);
 /// // A completion before its queued event removes nothing: one reservation is left.
@@ -113,24 +122,30 @@ pub fn plan_runs(
     now: DateTime<Utc>,
     default_life: TimeDelta,
 ) -> RunPlan {
-    plan_grouped(hra, events, now, default_life, &[], Shape::DEFAULT)
+    plan_grouped(hra, events, now, &[], Rules::new(default_life))
 }
 
-/// [`plan_runs`] knowing the repository of the batch's jobs (a grouped job keeps its own)
-/// and laying the list out as `shape` says.
+/// [`plan_runs`] knowing the repository of the batch's jobs (a grouped job keeps its own),
+/// following the service's `rules` (layout, default life, reservation clock).
 pub fn plan_grouped(
     hra: &Hra,
     events: &[PlanEvent],
     now: DateTime<Utc>,
-    default_life: TimeDelta,
     repositories: &[(Arc<str>, Arc<str>)],
-    shape: Shape,
+    rules: Rules,
 ) -> RunPlan {
-    let expires = |e: &PlanEvent| {
-        let life = e
-            .duration
-            .unwrap_or_else(|| hra.reservation_life(default_life));
-        saturating_add(now, life)
+    let shape = rules.shape;
+    let life = |e: &PlanEvent| {
+        e.duration
+            .unwrap_or_else(|| hra.reservation_life(rules.default_life))
+    };
+    // When the reservation an event adds ends: its life from now, or, for a queued job on
+    // the started clock, the longest a job may wait.
+    let queued = |e: &PlanEvent| match rules.clock {
+        ReservationClock::Started { max_queue_time } if e.job.is_some() => {
+            (now, saturating_add(now, max_queue_time))
+        }
+        _ => (now, saturating_add(now, life(e))),
     };
     let (explicit, mut tail) = split_read(hra, shape);
     let before = (explicit.len() as u64).saturating_add(tail.len);
@@ -167,19 +182,26 @@ pub fn plan_grouped(
             .cloned()
     };
     let mut finished_jobs = Vec::new();
+    let mut batch = Batch {
+        list: &mut list,
+        counts: &mut counts,
+        finished: &mut finished_jobs,
+        early_starts: HashMap::new(),
+        repository_of,
+        now,
+    };
     for event in events {
-        match &event.job {
-            Some(job) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {
-                counts.ignored_finished += 1;
+        match (&event.job, event.started) {
+            (Some(job), Some(at)) => {
+                if let ReservationClock::Started { .. } = rules.clock {
+                    batch.start(job, (at, saturating_add(at, life(event))));
+                }
             }
-            Some(job) => apply_job_event(
-                &mut list,
-                event,
-                (job, repository_of),
-                expires(event),
-                (now, &mut counts, &mut finished_jobs),
-            ),
-            None => apply_event(&mut list, event, now, expires(event), &mut counts),
+            (Some(job), None) if event.amount > 0 && hra.finished_jobs.contains(job, now) => {
+                batch.counts.ignored_finished += 1;
+            }
+            (Some(job), None) => batch.job_event(event, job, queued(event)),
+            (None, _) => batch.jobless_event(event, queued(event)),
         }
     }
     let promoted = list.settle(repository_of);
@@ -282,59 +304,8 @@ fn extend_backlog(
     list
 }
 
-/// Step 4 for an event naming its job: `+1` adds one reservation for the job unless one
-/// holds it or the job already finished; `-1` removes that reservation wherever it is (named
-/// or grouped), and remembers the job as finished. `completed` counts removals that happened.
-fn apply_job_event(
-    list: &mut List,
-    event: &PlanEvent,
-    (job, repository_of): (&Arc<str>, impl Fn(&str) -> Option<Arc<str>>),
-    expiration_time: DateTime<Utc>,
-    (now, counts, finished): (DateTime<Utc>, &mut Counts, &mut Vec<Arc<str>>),
-) {
-    if event.amount > 0 {
-        if finished.contains(job) {
-            counts.ignored_finished += 1;
-            return;
-        }
-        if list.contains(job) {
-            return;
-        }
-        list.add_job(job, (now, expiration_time), repository_of(job).as_ref());
-        counts.added += 1;
-    } else if event.amount < 0 {
-        if list.complete(job) {
-            counts.completed += 1;
-        }
-        if !finished.contains(job) {
-            finished.push(job.clone());
-        }
-    }
-}
-
-/// Step 4 for one event without a job id (the reference behaviour).
-fn apply_event(
-    list: &mut List,
-    event: &PlanEvent,
-    now: DateTime<Utc>,
-    expiration_time: DateTime<Utc>,
-    counts: &mut Counts,
-) {
-    match event.amount {
-        0 => {}
-        amount if amount > 0 => {
-            let n = amount.unsigned_abs();
-            list.add_anonymous(n, (now, expiration_time));
-            counts.added = counts.added.saturating_add(n);
-        }
-        amount => {
-            let n = amount.unsigned_abs();
-            list.remove_oldest(n);
-            counts.completed = counts.completed.saturating_add(n);
-        }
-    }
-}
-
+#[cfg(test)]
+mod clock_tests;
 #[cfg(test)]
 mod fold_tests;
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub(super) fn ev(amount: i64, duration: i64) -> PlanEvent {
         amount,
         duration: Some(secs(duration)),
         job: None,
+        started: None,
     }
 }
 
@@ -57,6 +58,7 @@ pub(super) fn counts(before: u64, expired: u64, added: u64, completed: u64, afte
         completed,
         after,
         ignored_finished: 0,
+        started: 0,
     }
 }
 

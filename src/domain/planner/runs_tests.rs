@@ -19,6 +19,7 @@ fn event() -> impl Strategy<Value = PlanEvent> {
             },
             duration: Some(TimeDelta::seconds(secs)),
             job: job.map(Arc::from),
+            started: None,
         })
 }
 
@@ -47,7 +48,7 @@ proptest! {
         let read = hra(max, list);
         // Nothing grouped: `groups_tests` compares grouped lists with the oracle.
         let shape = Shape { named: usize::MAX, group_size: 1 };
-        let runs = plan_grouped(&read, &events, t0(), DEFAULT_LIFE, &[], shape);
+        let runs = plan_grouped(&read, &events, t0(), &[], Rules { shape, ..Rules::new(DEFAULT_LIFE) });
         let plain = oracle::plan(&read, &events, t0(), DEFAULT_LIFE);
         prop_assert_eq!(runs.len(), plain.reservations.len() as u64);
         prop_assert_eq!(runs.materialize(), plain);
@@ -61,6 +62,7 @@ fn a_million_adds_are_counted_not_written_out() {
             amount: 1_000_000,
             duration: None,
             job: None,
+            started: None,
         };
         100
     ];
@@ -81,6 +83,7 @@ fn lives_too_long_to_represent_saturate_instead_of_expiring_now() {
         amount: 1,
         duration: None,
         job: None,
+        started: None,
     };
     let p = plan(&read, &[event], t0(), DEFAULT_LIFE);
     let written = &p.reservations[0];

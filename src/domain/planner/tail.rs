@@ -107,17 +107,16 @@ impl Tail {
         self.groups.iter().any(|g| g.members.contains(job))
     }
 
-    /// Removes `job` from the group holding it; false when none does.
-    pub(super) fn remove(&mut self, job: &str) -> bool {
-        let Some(i) = self.groups.iter().position(|g| g.members.contains(job)) else {
-            return false;
-        };
-        self.groups[i].members_mut().remove(job);
+    /// Removes `job` from the group holding it and returns it (with its queued second and
+    /// repository); `None` when no group holds it.
+    pub(super) fn remove(&mut self, job: &str) -> Option<Taken> {
+        let i = self.groups.iter().position(|g| g.members.contains(job))?;
+        let taken = self.groups[i].members_mut().remove(job);
         self.len -= 1;
         if self.groups[i].len() == 0 {
             self.groups.remove(i);
         }
-        true
+        taken
     }
 
     /// The last group if it has these times and holds the same kind of unit (named jobs, with

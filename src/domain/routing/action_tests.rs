@@ -31,16 +31,42 @@ fn completed_skipped_and_runnerless_success_and_other_actions_are_ignored() {
     );
     let succeeded = route(&index, &done("success", true));
     assert_eq!(succeeded.amount, -1);
-    let progress = route(
+    let waiting = route(
         &index,
         &WorkflowJob {
-            action: "in_progress".into(),
+            action: "waiting".into(),
             ..job("octo/app", &[])
         },
     );
+    assert_eq!((waiting.amount, waiting.result), (0, RouteResult::Ignored));
+    assert!(!waiting.starts);
+}
+
+#[test]
+fn a_start_goes_where_its_queued_went_scaling_nothing() {
+    let index = RoutingIndex::build(
+        [hra("ci", "a", "RunnerDeployment", "a")],
+        [rd(target("ci", "a", &[("organization", "octo")], &[]))],
+    );
+    let progress = WorkflowJob {
+        action: "in_progress".into(),
+        ..job("octo/app", &[])
+    };
+    let started = route(&index, &progress);
+    let queued = route(&index, &job("octo/app", &[]));
+    assert_eq!(target_of(&started), target_of(&queued));
+    assert_eq!((started.amount, started.starts), (0, true));
+    assert_eq!(started.result, RouteResult::Routed);
+    assert_eq!(started.duration, queued.duration);
+    // Without its job id there is no reservation to start.
+    let anonymous = WorkflowJob {
+        job_id: String::new(),
+        ..progress
+    };
+    let r = route(&index, &anonymous);
     assert_eq!(
-        (progress.amount, progress.result),
-        (0, RouteResult::Ignored)
+        (r.target, r.starts, r.result),
+        (None, false, RouteResult::Ignored)
     );
 }
 
@@ -65,7 +91,7 @@ fn duration_is_the_job_s_then_the_trigger_s_then_left_to_the_default() {
 
 #[test]
 fn jobs_are_validated_naming_the_field() {
-    let field = |j: WorkflowJob| j.validate().unwrap_err().field;
+    let field = |j: WorkflowJob| j.validate(chrono::Utc::now()).unwrap_err().field;
     assert_eq!(
         field(WorkflowJob {
             action: String::new(),
@@ -92,5 +118,35 @@ fn jobs_are_validated_naming_the_field() {
         job_id: String::new(),
         ..job("o/r", &[])
     };
-    assert!(progress.validate().is_ok(), "other actions need no job id");
+    assert!(
+        progress.validate(chrono::Utc::now()).is_ok(),
+        "other actions need no job id"
+    );
+}
+
+#[test]
+fn job_times_from_2008_to_an_hour_ahead_are_accepted_others_named() {
+    use chrono::{DateTime, Utc};
+    let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let at = |s: i64| DateTime::<Utc>::from_timestamp(s, 0);
+    let with = |created: Option<DateTime<Utc>>, started, completed| WorkflowJob {
+        created_at: created,
+        started_at: started,
+        completed_at: completed,
+        ..job("o/r", &[])
+    };
+    assert!(
+        with(at(1_199_145_600), at(1_800_003_600), None)
+            .validate(now)
+            .is_ok()
+    );
+    let field = |j: WorkflowJob| j.validate(now).unwrap_err().field;
+    assert_eq!(field(with(at(1_199_145_599), None, None)), "created_at");
+    assert_eq!(field(with(None, at(1_800_003_601), None)), "started_at");
+    assert_eq!(field(with(None, None, at(0))), "completed_at");
+    let long = WorkflowJob {
+        runner_name: "r".repeat(257),
+        ..job("o/r", &[])
+    };
+    assert_eq!(field(long), "runner_name");
 }

@@ -190,10 +190,12 @@ impl RoutingIndex {
     pub fn route(&self, job: &WorkflowJob, allowed: &Allowlist) -> Route {
         let amount = match job.amount() {
             Ok(amount) => amount,
+            Err(_) if job.starts() => 0,
             Err(reason) => {
                 return Route {
                     target: None,
                     amount: 0,
+                    starts: false,
                     duration: job.duration,
                     reason,
                     also_matched: vec![],
@@ -262,6 +264,7 @@ impl RoutingIndex {
         Route {
             target: None,
             amount,
+            starts: false,
             duration: job.duration,
             reason,
             also_matched: vec![],
@@ -309,6 +312,7 @@ impl RoutingIndex {
         Some(Route {
             target: Some((*first).clone()),
             amount,
+            starts: job.starts(),
             duration: job.duration.or(entry.hra.trigger_duration),
             reason,
             also_matched,

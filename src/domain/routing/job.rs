@@ -3,9 +3,9 @@
 
 use crate::domain::{
     event::MAX_ID_LEN,
-    validate::{FieldError, quote},
+    validate::{FieldError, check_job_time, quote},
 };
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// Most labels one job may carry.
 pub const MAX_LABELS: usize = 64;
@@ -37,12 +37,20 @@ pub struct WorkflowJob {
     pub event_id: String,
     /// Overrides the HRA trigger's duration.
     pub duration: Option<TimeDelta>,
+    /// `workflow_job.created_at`.
+    pub created_at: Option<DateTime<Utc>>,
+    /// `workflow_job.started_at` (a start only on `in_progress` and `completed`).
+    pub started_at: Option<DateTime<Utc>>,
+    /// `workflow_job.completed_at`.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// `workflow_job.runner_name`.
+    pub runner_name: String,
 }
 
 impl WorkflowJob {
     /// Checks the fields: an action, `OWNER/REPO`, at most 64 labels of at most 256 bytes,
-    /// and a job id for queued and completed jobs.
-    pub fn validate(self) -> Result<Self, FieldError> {
+    /// a job id for queued and completed jobs, and times from 2008 to an hour after `now`.
+    pub fn validate(self, now: DateTime<Utc>) -> Result<Self, FieldError> {
         if self.action.is_empty() {
             return Err(FieldError::new(
                 "action",
@@ -90,6 +98,24 @@ impl WorkflowJob {
                 ));
             }
         }
+        for (field, at) in [
+            ("created_at", self.created_at),
+            ("started_at", self.started_at),
+            ("completed_at", self.completed_at),
+        ] {
+            if let Some(at) = at {
+                check_job_time(field, at, now)?;
+            }
+        }
+        if self.runner_name.len() > MAX_LABEL_LEN {
+            return Err(FieldError::new(
+                "runner_name",
+                format!(
+                    "at most {MAX_LABEL_LEN} bytes, got {}",
+                    self.runner_name.len()
+                ),
+            ));
+        }
         if matches!(self.action.as_str(), "queued" | "completed") && self.job_id.is_empty() {
             return Err(FieldError::new(
                 "job_id",
@@ -104,6 +130,18 @@ impl WorkflowJob {
         self.repository
             .split_once('/')
             .map_or("", |(owner, _)| owner)
+    }
+
+    /// True for a job's start (`in_progress` with its job id): it scales nothing, but on the
+    /// started clock it starts the life of the job's reservation.
+    pub fn starts(&self) -> bool {
+        self.action == "in_progress" && !self.job_id.is_empty()
+    }
+
+    /// When the job started, for its start: `started_at`, else `arrived` (the delivery's
+    /// arrival).
+    pub fn start_time(&self, arrived: DateTime<Utc>) -> DateTime<Utc> {
+        self.started_at.unwrap_or(arrived)
     }
 
     /// What the action means: `Ok(+1 or -1)`, or `Err(why it is ignored)`.

@@ -47,8 +47,11 @@ impl RouteResult {
 pub struct Route {
     /// The HRA to scale; `None`: nothing to scale.
     pub target: Option<HraKey>,
-    /// +1, -1, or 0 when the action is ignored.
+    /// +1, -1, or 0 when the action is ignored or a start.
     pub amount: i32,
+    /// The job's start (`in_progress`): routed as its `queued` was, to start the life of
+    /// its reservation there (`--reservation-clock started`).
+    pub starts: bool,
     /// The job's own duration, else the target's trigger duration; `None`: the server default.
     pub duration: Option<TimeDelta>,
     /// Which rule matched, or why none did.

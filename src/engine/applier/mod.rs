@@ -13,9 +13,8 @@ use super::batch::Batch;
 use crate::{
     domain::{
         duration::saturating_delta,
-        groups::Shape,
         hra::{Hra, record_batch},
-        planner::{self, PlanEvent},
+        planner::{self, PlanEvent, ReservationClock, Rules},
         tombstones::{self, TombstoneLimits},
     },
     ops::metrics::Metrics,
@@ -53,6 +52,8 @@ pub struct Policy {
     pub tombstones: TombstoneLimits,
     /// Largest HRA object (compact JSON bytes) a write may produce, unless it shrinks it.
     pub max_hra_bytes: usize,
+    /// When a job's reservation starts to age.
+    pub reservation_clock: ReservationClock,
 }
 
 /// Why an attempt stopped without writing.
@@ -194,8 +195,11 @@ impl Applier {
         now: DateTime<Utc>,
         repositories: &[(Arc<str>, Arc<str>)],
     ) -> planner::RunPlan {
-        let default_life = self.policy.default_life;
-        planner::plan_grouped(hra, events, now, default_life, repositories, Shape::DEFAULT)
+        let rules = Rules {
+            clock: self.policy.reservation_clock,
+            ..Rules::new(self.policy.default_life)
+        };
+        planner::plan_grouped(hra, events, now, repositories, rules)
     }
 
     /// The annotations a write of `plan` to `hra` carries, and the object's projected size.

@@ -6,6 +6,7 @@ fn ev(amount: i64) -> PlanEvent {
         amount,
         duration: Some(TimeDelta::minutes(1)),
         job: None,
+        started: None,
     }
 }
 
