@@ -15,6 +15,8 @@
 //! `CHAOS_SEED` the choices (printed at the start and the end).
 
 mod common;
+#[path = "chaos_parts/deep.rs"]
+mod deep;
 
 use batch_scaler::{
     api::pb::{self, batch_scaler_client::BatchScalerClient},
@@ -25,6 +27,7 @@ use batch_scaler::{
 };
 use batch_scaler_testkit::{apiserver::Fault, cluster::TestCluster, process::ServiceProcess};
 use common::hra_object;
+use deep::{DEEP, DEEP_MAX_REPLICAS};
 use fastrand::Rng;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -62,6 +65,10 @@ struct Figures {
     faults: AtomicU64,
     foreign_writes: AtomicU64,
     max_rss_kib: AtomicU64,
+    /// The most jobs the deep backlog held.
+    deep_peak: AtomicU64,
+    /// Jobs of the deep backlog completed (drawn from anywhere in it).
+    deep_completed: AtomicU64,
 }
 
 /// The replicas' clients; `None` while one is down.
@@ -90,6 +97,8 @@ struct Harness {
     generation: AtomicU64,
     /// Every kill, the HRAs its victim owned, and when one of them was applied again.
     kills: Mutex<Vec<Kill>>,
+    /// The jobs of the deep backlog whose `queued` was acknowledged and `completed` not.
+    deep: Mutex<BTreeSet<String>>,
 }
 
 /// A replica killed while it owned `owned`.
@@ -490,8 +499,13 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
     println!("chaos: seed={seed} (CHAOS_SEED={seed} makes the same choices again)");
     let rng = |task: u64| Rng::with_seed(seed.wrapping_add(task));
     let cluster = TestCluster::start().await;
-    for hra in HRAS.into_iter().chain([ANON]) {
-        let mut object = hra_object(&cluster.namespace, hra, (hra == "c3").then_some(2));
+    for hra in HRAS.into_iter().chain([ANON, DEEP]) {
+        let max = match hra {
+            "c3" => Some(2),
+            DEEP => Some(DEEP_MAX_REPLICAS),
+            _ => None,
+        };
+        let mut object = hra_object(&cluster.namespace, hra, max);
         object["metadata"]["annotations"] = json!({"owner": "platform-team"});
         cluster.create(object).await;
     }
@@ -510,6 +524,7 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         members: Mutex::default(),
         generation: AtomicU64::new(0),
         kills: Mutex::default(),
+        deep: Mutex::default(),
     });
     let mut replicas = Vec::new();
     for i in 0..REPLICAS {
@@ -525,6 +540,7 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         producers.spawn(harness.clone().produce(rng(p), next.clone()));
     }
     producers.spawn(harness.clone().produce_job_less(rng(100)));
+    producers.spawn(harness.clone().produce_deep(rng(104)));
     let killer = tokio::spawn(harness.clone().kill_and_restart(rng(101), replicas));
     let faults = tokio::spawn(harness.clone().inject_faults(rng(102)));
     let foreign = tokio::spawn(harness.clone().write_foreign_fields(rng(103)));
@@ -605,6 +621,14 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
             violations.push(format!("{hra}: fields we do not own changed"));
         }
     }
+    let deep = harness.cluster.object(DEEP).await.unwrap();
+    violations.extend(harness.deep_violations(&deep));
+    let deep_peak = harness.figures.deep_peak.load(Relaxed);
+    if deep_peak < DEEP_MAX_REPLICAS as u64 * 50 {
+        violations.push(format!(
+            "{DEEP}: the backlog reached only {deep_peak} jobs (maxReplicas × 50 wanted)"
+        ));
+    }
     assert!(harness.cluster.object(GHOST).await.is_none());
     // Job-less: every acknowledged event's reservation exactly once, an unanswered one at
     // most once, nothing else and nothing twice.
@@ -673,7 +697,8 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
     );
     println!(
         "chaos: seed={seed} seconds={seconds} jobs={} job_less={} calls={} acked={} retries={} kills={} faults={} \
-         foreign_writes={} conflicts={conflicts} reserved={} max_rss_mib={max_rss_mib} violations={}",
+         foreign_writes={} conflicts={conflicts} reserved={} deep_peak={deep_peak} deep_final={} deep_completed={} \
+         max_rss_mib={max_rss_mib} violations={}",
         f.jobs.load(Relaxed),
         acked_anon.len() + unsure_anon.len(),
         f.calls.load(Relaxed),
@@ -683,6 +708,8 @@ async fn kube_chaos_replicas_kills_faults_and_foreign_writes_keep_every_reservat
         f.faults.load(Relaxed),
         f.foreign_writes.load(Relaxed),
         expected.values().map(BTreeSet::len).sum::<usize>(),
+        harness.deep.lock().len(),
+        f.deep_completed.load(Relaxed),
         violations.len(),
     );
     if !violations.is_empty() {

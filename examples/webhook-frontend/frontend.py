@@ -327,6 +327,10 @@ class Frontend:
         expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, signature)
 
+    @property
+    def forward_starts(self) -> bool:
+        return self.args.forward_starts
+
     def prepare(self, event: str, delivery: str, payload: dict):
         """What to do with one verified webhook, decided from its payload (which is not kept):
         either an answer now, (status, message), or a call to make, (method, request, None)."""
@@ -338,8 +342,13 @@ class Frontend:
             return "ScaleJob", self.workflow_job(delivery, payload), None
         action = payload.get("action")
         job = payload.get("workflow_job") or {}
+        started_at = None
         if action == "queued":
             amount = 1
+        elif action == "in_progress" and self.forward_starts and job.get("id"):
+            # The job's start: with batch-scaler's --reservation-clock started, its reservation
+            # lives the duration from then.
+            amount, started_at = 0, job.get("started_at")
         elif action == "completed":
             conclusion = job.get("conclusion")
             if conclusion == "skipped":
@@ -362,6 +371,9 @@ class Frontend:
         route = matched[0]
         request = self.pb.ScaleEvent(namespace=route.hra_namespace, name=route.hra_name, amount=amount,
                                      job_id=str(job.get("id", "")), event_id=delivery)
+        if amount == 0:
+            if not set_time(request.started_at, started_at):
+                request.started_at.GetCurrentTime()
         duration = route.duration_s or self.default_duration
         if duration:
             request.duration.seconds = duration
@@ -375,7 +387,7 @@ class Frontend:
         if result is None:
             return status, message, ""
         route = result.route
-        if not route.HasField("target"):
+        if not route.HasField("target") or (route.amount == 0 and not route.starts):
             return (204 if route.amount == 0 else 202), route.reason, ""
         if route.also_matched:
             others = ", ".join(f"{t.namespace}/{t.name}" for t in route.also_matched)
@@ -392,7 +404,10 @@ class Frontend:
             enterprise=(payload.get("enterprise") or {}).get("slug", ""),
             labels=job.get("labels") or [], conclusion=job.get("conclusion") or "",
             has_runner=job.get("runner_id") is not None, job_id=str(job.get("id") or ""),
-            event_id=delivery, wait=True, traceparent=current_traceparent())
+            event_id=delivery, wait=True, traceparent=current_traceparent(),
+            runner_name=job.get("runner_name") or "")
+        for field in ("created_at", "started_at", "completed_at"):
+            set_time(getattr(request, field), job.get(field))
         if self.default_duration:
             request.duration.seconds = self.default_duration
         return request
@@ -530,6 +545,19 @@ class Frontend:
                             headers={"content-type": CONTENT_TYPE_LATEST})
 
 
+def set_time(field, text) -> bool:
+    """Sets a protobuf Timestamp from GitHub's RFC 3339 text; False (left unset) if there is
+    none or it does not parse (the service then names nothing: the field is optional)."""
+    if not text:
+        return False
+    try:
+        field.FromJsonString(text)
+    except ValueError:
+        field.Clear()
+        return False
+    return True
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks one)")
@@ -554,6 +582,9 @@ def parse_args():
     ap.add_argument("--token-file", help="file holding a bearer token for batch-scaler's --auth-token-file")
     ap.add_argument("--tls-ca", help="PEM CA: connect to batch-scaler over TLS")
     ap.add_argument("--proto-dir", default=str(HERE.parent.parent / "proto"))
+    ap.add_argument("--forward-starts", action="store_true",
+                    help="with --routes: send each in_progress as its job's start (for batch-scaler's "
+                    "--reservation-clock started). Without --routes the service decides")
     ap.add_argument("--insecure-no-signature", action="store_true",
                     help="accept unsigned webhooks (testing only)")
     return ap.parse_args()
