@@ -217,6 +217,9 @@ async fn a_hundred_thousand_waiting_jobs(backend: Backend, ns: &str) {
     expected.extend((0..10).map(|i| JOBS + i));
     let h = until_held(&backend, ns, &expected).await;
     assert!(h.object_bytes < 1024 * 1024, "{}", h.object_bytes);
+    // The metric counts the backlog as jobs, not entries.
+    let series = format!("batch_scaler_reservation_units{{namespace=\"{ns}\",hra=\"deep\"}}");
+    await_sample(server.http_addr, &series, expected.len() as f64).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,3 +129,49 @@ async fn kube_two_replicas_recover_each_delivery_and_verify_each_reservation_onc
     }
     assert_eq!(recovered, JOBS, "each delivery recovered by one replica");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_a_grouped_job_ended_on_github_is_completed_by_the_verifier() {
+    use batch_scaler::{
+        domain::{github::verify::reserved_jobs, hra::Hra},
+        store::resource::parse_hra,
+    };
+    let c = TestCluster::start().await;
+    let ns = c.namespace.clone();
+    c.create(hra_object(&ns, "grouped", None)).await;
+    let gh = FakeGithub::start().await;
+    let mut settings = test_settings(WINDOW);
+    settings.github = Some(gh.config(&[], Duration::from_secs(2)));
+    let server = TestServer::on_cluster(&c, settings).await;
+    // 130 waiting jobs: the oldest 100 named, the last 30 grouped with their repository.
+    // GitHub says job 5120 (grouped) completed; every other one still waits.
+    let repo = format!("{ns}/app");
+    for job in 5000..5130 {
+        let status = if job == 5120 { "completed" } else { "queued" };
+        gh.set_job(&repo, &job.to_string(), status);
+    }
+    let events = (5000..5130)
+        .map(|job| pb::ScaleEvent {
+            repository: repo.clone(),
+            ..job_ev(&ns, "grouped", 1, &job.to_string(), &format!("q-{job}"))
+        })
+        .collect();
+    server.publish(events).await;
+    let hra = || async { parse_hra(&c.object("grouped").await.unwrap()).unwrap() };
+    eventually(Duration::from_secs(10), "130 jobs held", || async {
+        hra().await.units() == 130
+    })
+    .await;
+    let h: Hra = hra().await;
+    assert!(h.capacity_reservations.len() < 130, "some are grouped");
+    eventually(
+        Duration::from_secs(15),
+        "the grouped job completed",
+        || async { !reserved_jobs(&hra().await).contains("5120") },
+    )
+    .await;
+    let h = hra().await;
+    assert_eq!(h.units(), 129);
+    assert!(reserved_jobs(&h).contains("5121"));
+    assert!(h.finished_jobs.contains("5120", chrono::Utc::now()));
+}

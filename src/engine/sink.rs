@@ -73,6 +73,12 @@ impl OutcomeSink {
         if matches!(outcome, Outcome::Applied | Outcome::DryRun) {
             self.metrics.event_age(batch.since.elapsed());
         }
+        // An attempt that found its write landed already planned nothing: no figure.
+        if let (Outcome::Applied, Some(planned)) = (outcome, planned) {
+            self.metrics
+                .hras
+                .reservation_units(&report.key, planned.counts.after);
+        }
         self.hub.publish(report.clone());
         report
     }

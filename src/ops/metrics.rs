@@ -1,7 +1,8 @@
 //! Prometheus metrics of the pipeline (prometheus-client), encoded as text on scrape.
 
 use super::{
-    connection_metrics::ConnectionMetrics, github_metrics::GithubMetrics, peer_metrics::PeerMetrics,
+    connection_metrics::ConnectionMetrics, github_metrics::GithubMetrics, hra_metrics::HraMetrics,
+    peer_metrics::PeerMetrics,
 };
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -110,6 +111,8 @@ pub struct Metrics {
     pub github: GithubMetrics,
     /// The gRPC port's connections: open, and closed by reason.
     pub connections: ConnectionMetrics,
+    /// Per-HRA series.
+    pub hras: HraMetrics,
 }
 
 impl Default for Metrics {
@@ -227,6 +230,7 @@ impl Metrics {
         let peers = PeerMetrics::register(&mut registry);
         let connections = ConnectionMetrics::register(&mut registry);
         let github = GithubMetrics::register(&mut registry);
+        let hras = HraMetrics::register(&mut registry);
         super::traces::register(&mut registry);
         Self {
             registry,
@@ -252,6 +256,7 @@ impl Metrics {
             peers,
             github,
             connections,
+            hras,
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod connection_metrics;
 pub mod github_metrics;
+pub mod hra_metrics;
 pub mod metrics;
 pub mod peer_metrics;
 pub mod probes;
