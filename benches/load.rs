@@ -149,6 +149,12 @@ impl batch_scaler_server::BatchScaler for NullSink {
     ) -> Result<Response<pb::Stats>, Status> {
         Err(Status::unimplemented("null sink"))
     }
+    async fn get_job_stats(
+        &self,
+        _: Request<pb::TargetRef>,
+    ) -> Result<Response<pb::JobStats>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
     async fn get_target(&self, _: Request<pb::TargetRef>) -> Result<Response<pb::Target>, Status> {
         Err(Status::unimplemented("null sink"))
     }

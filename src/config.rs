@@ -120,6 +120,11 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_RESERVATION_CLOCK", value_enum, default_value_t = ClockFlag::Queued)]
     pub reservation_clock: ClockFlag,
 
+    /// What `GetJobStats` and the job ledger's figures cover: the events of this last
+    /// stretch (or since the service started, if later).
+    #[arg(long, env = "BATCH_SCALER_LEDGER_WINDOW", default_value_t = human(defaults::LEDGER_WINDOW), value_parser = at_most(30 * DAY, true))]
+    pub ledger_window: humantime::Duration,
+
     /// With `--reservation-clock started`: the longest a queued job's reservation holds
     /// without its `in_progress` (GitHub cancels a job queued for 24 hours).
     #[arg(long, env = "BATCH_SCALER_MAX_QUEUE_TIME", default_value_t = human(defaults::MAX_QUEUE_TIME), value_parser = at_most(7 * DAY, true))]

@@ -59,6 +59,7 @@ fn event(name: &str, amount: i32, job_id: Option<&str>) -> ScaleEvent {
         repository: None,
         origin: Default::default(),
         started: None,
+        times: None,
     }
 }
 

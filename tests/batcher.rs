@@ -79,7 +79,7 @@ fn rig(names: &[&str], latency: Duration, max_concurrent: usize, grace: Duration
     settings.max_concurrent_writes = max_concurrent;
     settings.replay_capacity = 256;
     settings.watcher_buffer = 256;
-    let Engine { batcher, hub } = Engine::new(store.clone(), &settings, Arc::default());
+    let Engine { batcher, hub, .. } = Engine::new(store.clone(), &settings, Arc::default());
     let stop = CancellationToken::new();
     let run = tokio::spawn(batcher.clone().run(stop.clone(), grace));
     Rig {
@@ -101,6 +101,7 @@ fn event(name: &str, amount: i32) -> ScaleEvent {
         repository: None,
         origin: Default::default(),
         started: None,
+        times: None,
     }
 }
 

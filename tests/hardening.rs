@@ -62,6 +62,7 @@ fn event(name: &str, amount: i32, event_id: Option<&str>) -> ScaleEvent {
         repository: None,
         origin: Default::default(),
         started: None,
+        times: None,
     }
 }
 

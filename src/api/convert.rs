@@ -1,5 +1,8 @@
 //! Protobuf ↔ domain, in one place: wire events into validated [`ScaleEvent`]s, reports and
-//! HRAs into wire results and targets.
+//! HRAs into wire results and targets; workflow jobs, routes and job figures in `jobs.rs`.
+
+mod jobs;
+pub use jobs::{job_stats, route, wait_timeout, workflow_job};
 
 use super::pb;
 use crate::{
@@ -8,13 +11,11 @@ use crate::{
         event::{MAX_DURATION, Origin, RawScaleEvent, ScaleEvent},
         hra::{Hra, HraKey},
         report::{BatchReport, Outcome},
-        routing::{Route, WorkflowJob},
         validate::FieldError,
     },
     ops::metrics::Snapshot,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use std::time::Duration;
 
 /// Validates a wire event; a missing or zero duration is left to the plan.
 pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
@@ -31,6 +32,7 @@ pub fn scale_event(e: pb::ScaleEvent) -> Result<ScaleEvent, FieldError> {
             .as_ref()
             .map(|t| timestamp_from_pb("started_at", t))
             .transpose()?,
+        times: e.job_times.as_ref().map(jobs::job_times).transpose()?,
     };
     ScaleEvent::validate(raw, Utc::now())
 }
@@ -46,6 +48,7 @@ pub fn wire_event(event: &ScaleEvent) -> pb::ScaleEvent {
         job_id: event.job_id.clone().unwrap_or_default(),
         repository: event.repository.as_deref().unwrap_or_default().to_owned(),
         started_at: event.started.map(timestamp),
+        job_times: event.times.as_ref().map(jobs::wire_job_times),
     }
 }
 
@@ -67,61 +70,10 @@ pub fn origin(wire: i32) -> Origin {
     }
 }
 
-/// Validates a wire workflow job.
-pub fn workflow_job(j: pb::WorkflowJob) -> Result<WorkflowJob, FieldError> {
-    let time = |field: &str, t: Option<&prost_types::Timestamp>| {
-        t.map(|t| timestamp_from_pb(field, t)).transpose()
-    };
-    WorkflowJob {
-        duration: j.duration.as_ref().map(duration_from_pb).transpose()?,
-        created_at: time("created_at", j.created_at.as_ref())?,
-        started_at: time("started_at", j.started_at.as_ref())?,
-        completed_at: time("completed_at", j.completed_at.as_ref())?,
-        runner_name: j.runner_name,
-        action: j.action,
-        repository: j.repository,
-        owner_type: j.owner_type,
-        enterprise: j.enterprise,
-        labels: j.labels,
-        conclusion: j.conclusion,
-        has_runner: j.has_runner,
-        job_id: j.job_id,
-        event_id: j.event_id,
-    }
-    .validate(Utc::now())
-}
-
-/// `WorkflowJob.wait_timeout` (ScaleJobs): unset or zero waits for the final outcome.
-pub fn wait_timeout(d: Option<&prost_types::Duration>) -> Result<Option<Duration>, FieldError> {
-    let Some(d) = d.filter(|d| d.seconds != 0 || d.nanos != 0) else {
-        return Ok(None);
-    };
-    let (Ok(seconds), Ok(nanos)) = (u64::try_from(d.seconds), u32::try_from(d.nanos)) else {
-        return Err(FieldError::new(
-            "wait_timeout",
-            format!("must not be negative, got {}s {}ns", d.seconds, d.nanos),
-        ));
-    };
-    Ok(Some(Duration::new(seconds, nanos.min(999_999_999))))
-}
-
-fn target_ref(key: &HraKey) -> pb::TargetRef {
+pub(super) fn target_ref(key: &HraKey) -> pb::TargetRef {
     pb::TargetRef {
         namespace: key.namespace.clone(),
         name: key.name.clone(),
-    }
-}
-
-/// The wire form of a route; `default_life` is the life used when neither the job nor the
-/// target's trigger gives one.
-pub fn route(r: &Route, default_life: TimeDelta) -> pb::Route {
-    pb::Route {
-        target: r.target.as_ref().map(target_ref),
-        amount: r.amount,
-        duration: Some(duration_to_pb(r.duration.unwrap_or(default_life))),
-        reason: r.reason.clone(),
-        also_matched: r.also_matched.iter().map(target_ref).collect(),
-        starts: r.starts,
     }
 }
 
@@ -181,7 +133,7 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-fn clamp(n: u64) -> u32 {
+pub(super) fn clamp(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 

@@ -33,7 +33,7 @@ pub(super) enum Delivery {
     Local(Submitted, Option<oneshot::Receiver<Arc<BatchReport>>>),
     /// Queued to its owner.
     Forwarded {
-        event: ScaleEvent,
+        event: Box<ScaleEvent>,
         wait: bool,
         answer: oneshot::Receiver<Answer>,
         since: Instant,
@@ -84,7 +84,7 @@ impl BatchScalerService {
             {
                 span.record("batch_scaler.forwarded", true);
                 return Ok(Delivery::Forwarded {
-                    event: event.clone(),
+                    event: Box::new(event.clone()),
                     wait,
                     answer,
                     since: Instant::now(),

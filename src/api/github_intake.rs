@@ -60,6 +60,7 @@ impl Intake for ServiceIntake {
             repository: Some(repository),
             origin: Origin::Verified,
             started: None,
+            times: None,
         };
         let delivery = self
             .service

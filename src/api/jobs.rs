@@ -5,6 +5,7 @@
 use super::{convert, deliver::Delivery, error::ApiError, pb, service::BatchScalerService};
 use crate::domain::{
     event::{Origin, ScaleEvent, non_empty},
+    job_times::JobTimes,
     planner::ReservationClock,
     routing::{Route, RouteResult, WorkflowJob},
     validate::check_repository,
@@ -111,17 +112,19 @@ impl BatchScalerService {
     /// Routes a validated job and sends its event (from `origin`) where it goes.
     pub(super) fn queue_job(
         &self,
-        job: WorkflowJob,
+        mut job: WorkflowJob,
         origin: Origin,
         wait: bool,
         deadline: Option<Duration>,
         forwarded: bool,
     ) -> Result<QueuedJob, ApiError> {
         let mut route = self.route(&job)?;
+        // A routed `in_progress` goes to its HRA's job ledger whatever the clock.
+        let recorded = route.starts;
         if route.starts && self.reservation_clock == ReservationClock::Queued {
             route.starts = false;
             route.reason.push_str(
-                "; not queued: a start changes no reservation with --reservation-clock queued",
+                "; recorded in the job ledger only: with --reservation-clock queued a start changes no reservation",
             );
         }
         let result = pb::ScaleJobResult {
@@ -130,7 +133,7 @@ impl BatchScalerService {
             event_id: job.event_id.clone(),
             ..Default::default()
         };
-        let Some(key) = route.target.filter(|_| route.amount != 0 || route.starts) else {
+        let Some(key) = route.target.filter(|_| route.amount != 0 || recorded) else {
             return Ok(QueuedJob {
                 result,
                 delivery: None,
@@ -141,6 +144,13 @@ impl BatchScalerService {
         let repository = (!job.job_id.is_empty() && check_repository(&job.repository).is_ok())
             .then(|| Arc::from(job.repository.as_str()));
         let started = route.starts.then(|| job.start_time((self.clock)()));
+        let times = (!job.job_id.is_empty()).then(|| JobTimes {
+            created_at: job.created_at,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            runner_name: std::mem::take(&mut job.runner_name),
+            ran: job.has_runner,
+        });
         let event = ScaleEvent {
             key,
             amount: route.amount,
@@ -150,7 +160,10 @@ impl BatchScalerService {
             repository,
             origin,
             started,
+            times,
         };
+        // A record has no batch to wait for.
+        let wait = wait && !event.is_record_only();
         let delivery = self.start_delivery(&event, wait, deadline, forwarded)?;
         Ok(QueuedJob {
             result,

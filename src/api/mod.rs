@@ -15,6 +15,7 @@ mod forward_stream;
 pub mod github_intake;
 mod goaway;
 mod incoming;
+mod job_stats;
 mod jobs;
 mod jobs_stream;
 pub mod limits;

@@ -359,6 +359,15 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         Ok(Response::new(pb::ListTargetsResponse { targets }))
     }
 
+    async fn get_job_stats(
+        &self,
+        request: Request<pb::TargetRef>,
+    ) -> Result<Response<pb::JobStats>, Status> {
+        let pb::TargetRef { namespace, name } = request.into_inner();
+        let key = self.target_key(namespace, name)?;
+        Ok(Response::new(self.job_stats(key).await?))
+    }
+
     async fn get_stats(
         &self,
         _request: Request<pb::GetStatsRequest>,

@@ -18,7 +18,7 @@ pub(super) fn probes_for(
     tls: Option<Arc<TlsCredentials>>,
     stopping: CancellationToken,
 ) -> Probes {
-    let Engine { batcher, hub } = engine.clone();
+    let Engine { batcher, hub, .. } = engine.clone();
     Probes {
         metrics,
         refresh: Arc::new(move |m: &Metrics| {

@@ -15,6 +15,8 @@ pub const WINDOW: Duration = Duration::from_secs(3);
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(600);
 /// `--max-queue-time`: the longest GitHub lets a job queue.
 pub const MAX_QUEUE_TIME: Duration = Duration::from_secs(24 * 3600);
+/// `--ledger-window`.
+pub const LEDGER_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// `--retry-deadline`.
 pub const RETRY_DEADLINE: Duration = Duration::from_secs(600);
 /// `--max-concurrent-writes`.

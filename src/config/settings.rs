@@ -100,6 +100,7 @@ impl Default for Settings {
                 },
                 clock: system_clock(),
                 reservation_clock: ReservationClock::Queued,
+                ledger_window: defaults::LEDGER_WINDOW,
             },
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             allowed: Allowlist::default(),
@@ -148,6 +149,7 @@ impl Args {
             default_duration,
             reservation_clock,
             max_queue_time,
+            ledger_window,
             retry_deadline,
             dry_run,
             log_format: _,
@@ -230,6 +232,7 @@ impl Args {
                     total: *max_pending_events,
                     per_hra: *max_pending_per_hra,
                 },
+                ledger_window: **ledger_window,
                 reservation_clock: match reservation_clock {
                     ClockFlag::Queued => ReservationClock::Queued,
                     ClockFlag::Started => ReservationClock::Started {

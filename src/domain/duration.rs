@@ -25,6 +25,24 @@ pub fn saturating_delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
+/// A duration in whole seconds as people write a trigger's: `1h30m`, `45m`, `1m30s`, `0s`
+/// (what [`parse_go_duration`] reads back).
+pub fn format_go_duration(d: TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
 /// A string that is not a Go duration.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {0:?}: expected e.g. 30m, 1h30m, 1.5h or 300ms")]

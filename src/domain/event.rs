@@ -1,5 +1,6 @@
 //! Scale events as we queue them, validated.
 
+use super::job_times::JobTimes;
 use super::{
     hra::HraKey,
     planner::PlanEvent,
@@ -39,6 +40,9 @@ pub struct ScaleEvent {
     /// The job's start (`amount` 0): on the started clock its reservation lives its
     /// duration from then.
     pub started: Option<DateTime<Utc>>,
+    /// The job's times, for the job ledger (`amount` 0 with times and no start: a record
+    /// only, batched with nothing).
+    pub times: Option<JobTimes>,
 }
 
 /// Where an event came from: a producer, or this service repairing drift from GitHub.
@@ -83,6 +87,8 @@ pub struct RawScaleEvent {
     pub repository: String,
     /// When the job started (a start: `amount` 0, `job_id` set).
     pub started: Option<DateTime<Utc>>,
+    /// The job's times (`job_id` set).
+    pub times: Option<JobTimes>,
 }
 
 impl ScaleEvent {
@@ -98,6 +104,7 @@ impl ScaleEvent {
             job_id,
             repository,
             started,
+            times,
         } = raw;
         let key = validate_target(namespace, name)?;
         if amount.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
@@ -141,11 +148,22 @@ impl ScaleEvent {
                     format!("must be 0 for a start (started_at set), got {amount}"),
                 ));
             }
-        } else if !job_id.is_empty() && amount.abs() != 1 {
+        } else if !job_id.is_empty() && amount.abs() != 1 && !(amount == 0 && times.is_some()) {
             return Err(FieldError::new(
                 "amount",
-                format!("must be 1 or -1 for an event with a job_id, got {amount}"),
+                format!(
+                    "must be 1 or -1 for an event with a job_id (0 with job_times or started_at), got {amount}"
+                ),
             ));
+        }
+        if let Some(times) = &times {
+            if job_id.is_empty() {
+                return Err(FieldError::new(
+                    "job_id",
+                    "required with job_times: they are the job's",
+                ));
+            }
+            times.validate(now)?;
         }
         if !repository.is_empty() {
             check_repository(&repository).map_err(|why| {
@@ -164,7 +182,14 @@ impl ScaleEvent {
             repository: (!repository.is_empty()).then(|| Arc::from(repository)),
             origin: Origin::Producer,
             started,
+            times,
         })
+    }
+
+    /// True for a job's times alone (`amount` 0, no start): recorded by the job ledger,
+    /// batched with nothing.
+    pub fn is_record_only(&self) -> bool {
+        self.amount == 0 && self.started.is_none() && self.job_id.is_some()
     }
 
     /// What the planner needs of this event.

@@ -31,6 +31,11 @@ impl HraKey {
             name: name.into(),
         }
     }
+
+    /// `(namespace, name)`, borrowed.
+    pub fn parts(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
 }
 
 impl fmt::Display for HraKey {

@@ -9,6 +9,8 @@ pub mod github;
 pub mod groups;
 pub mod hra;
 pub mod job_repos;
+pub mod job_times;
+pub mod ledger;
 pub mod namespaces;
 pub mod ownership;
 pub mod planner;

@@ -9,6 +9,7 @@
 use super::{
     applier::Applier,
     idempotency::{Idempotency, Sighting},
+    ledgers::Ledgers,
     queue::{Bounds, Exhausted, Queues, Source, Waiter, weight},
     run::{BatchRun, Shared},
     sink::OutcomeSink,
@@ -53,6 +54,7 @@ pub enum IntakeError {
 pub struct Batcher {
     shared: Arc<Shared>,
     idempotency: Arc<Idempotency>,
+    ledgers: Arc<Ledgers>,
     tasks: TaskTracker,
     window: Duration,
     /// Wakes the window loop (first window opened) or the drain (a batch ended).
@@ -69,6 +71,7 @@ impl Batcher {
         window: Duration,
         max_concurrent: usize,
         bounds: Bounds,
+        ledgers: Arc<Ledgers>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -79,6 +82,7 @@ impl Batcher {
                 abort: CancellationToken::new(),
             }),
             idempotency,
+            ledgers,
             tasks: TaskTracker::new(),
             window,
             wake: Notify::new(),
@@ -124,6 +128,11 @@ impl Batcher {
         if queues.closed {
             return Err(IntakeError::ShuttingDown);
         }
+        if event.is_record_only() {
+            // A job's times alone: its ledger takes them; no batch does.
+            self.ledgers.record(event);
+            return Ok(Submitted::Queued);
+        }
         let waiter = match &event.event_id {
             Some(id) => {
                 if waiter.is_some() {
@@ -165,6 +174,7 @@ impl Batcher {
         if first {
             self.wake.notify_one();
         }
+        self.ledgers.record(event);
         Ok(Submitted::Queued)
     }
 

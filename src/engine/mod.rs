@@ -3,8 +3,9 @@
 //! intake ([`batcher::Batcher::submit`]) → per-HRA queue ([`queue`]) → a [`batch::Batch`]
 //! owned by its [`run::BatchRun`] → attempts, one at a time, each in a write slot
 //! ([`slots`]; [`applier::Applier::attempt`]) → outcome → [`sink::OutcomeSink`], which fans
-//! out to the result hub ([`hub`]), waiters, event-id memory ([`idempotency`]) and metrics.
-//! Finished jobs are remembered in the HRA itself, in the same write as the batch.
+//! out to the result hub ([`hub`]), waiters, event-id memory ([`idempotency`]), the job
+//! ledgers ([`ledgers`]: intake records each job event there too) and metrics. Finished
+//! jobs are remembered in the HRA itself, in the same write as the batch.
 
 pub mod applier;
 pub mod batch;
@@ -12,6 +13,7 @@ pub mod batcher;
 mod expiring;
 pub mod hub;
 pub mod idempotency;
+pub mod ledgers;
 pub mod promises;
 pub mod queue;
 pub mod run;
@@ -27,6 +29,7 @@ use applier::{Applier, Clock, Policy, RetryPolicy};
 use batcher::Batcher;
 use hub::ResultHub;
 use idempotency::{Idempotency, IdempotencyLimits};
+use ledgers::Ledgers;
 use queue::Bounds;
 use sink::OutcomeSink;
 use std::{sync::Arc, time::Duration};
@@ -58,6 +61,8 @@ pub struct EngineSettings {
     pub clock: Clock,
     /// When a job's reservation starts to age (`--reservation-clock`).
     pub reservation_clock: ReservationClock,
+    /// What the job ledgers cover (`--ledger-window`).
+    pub ledger_window: Duration,
 }
 
 /// The engine's parts, wired: intake goes to `batcher`, results come from `hub`.
@@ -67,6 +72,8 @@ pub struct Engine {
     pub batcher: Arc<Batcher>,
     /// Fans results out to watchers.
     pub hub: Arc<ResultHub>,
+    /// Each HRA's job ledger.
+    pub ledgers: Arc<Ledgers>,
 }
 
 impl Engine {
@@ -85,6 +92,7 @@ impl Engine {
             bounds,
             clock,
             reservation_clock,
+            ledger_window,
         } = settings.clone();
         let tombstones = TombstoneLimits {
             ttl: saturating_delta(idempotency.tombstone_ttl),
@@ -96,7 +104,17 @@ impl Engine {
             metrics.clone(),
         ));
         let idempotency = Arc::new(Idempotency::new(idempotency, metrics.clone()));
-        let sink = OutcomeSink::new(hub.clone(), idempotency.clone(), metrics.clone());
+        let ledgers = Arc::new(Ledgers::new(
+            saturating_delta(ledger_window),
+            clock.clone(),
+            metrics.clone(),
+        ));
+        let sink = OutcomeSink::new(
+            hub.clone(),
+            idempotency.clone(),
+            metrics.clone(),
+            ledgers.clone(),
+        );
         let applier = Applier::new(
             store,
             Policy {
@@ -117,7 +135,12 @@ impl Engine {
             window,
             max_concurrent_writes,
             bounds,
+            ledgers.clone(),
         ));
-        Self { batcher, hub }
+        Self {
+            batcher,
+            hub,
+            ledgers,
+        }
     }
 }

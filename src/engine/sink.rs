@@ -1,12 +1,14 @@
 //! The one place an outcome goes: every attempt's report is logged, counted and published to
-//! the hub; a batch's final report also answers its waiters and settles its event ids
-//! (forgotten if it failed, so a producer's retry is applied).
+//! the hub (an applied write also tells the HRA's job ledger); a batch's final report also
+//! answers its waiters and settles its event ids (forgotten if it failed, so a producer's
+//! retry is applied).
 
 use super::{
     applier::Planned,
     batch::{Batch, Promises},
     hub::ResultHub,
     idempotency::Idempotency,
+    ledgers::Ledgers,
 };
 use crate::{
     domain::{
@@ -24,15 +26,22 @@ pub struct OutcomeSink {
     hub: Arc<ResultHub>,
     idempotency: Arc<Idempotency>,
     metrics: Arc<Metrics>,
+    ledgers: Arc<Ledgers>,
 }
 
 impl OutcomeSink {
-    /// A sink publishing to `hub`.
-    pub fn new(hub: Arc<ResultHub>, idempotency: Arc<Idempotency>, metrics: Arc<Metrics>) -> Self {
+    /// A sink publishing to `hub`, telling `ledgers` of applied writes.
+    pub fn new(
+        hub: Arc<ResultHub>,
+        idempotency: Arc<Idempotency>,
+        metrics: Arc<Metrics>,
+        ledgers: Arc<Ledgers>,
+    ) -> Self {
         Self {
             hub,
             idempotency,
             metrics,
+            ledgers,
         }
     }
 
@@ -77,7 +86,10 @@ impl OutcomeSink {
         if let (Outcome::Applied, Some(planned)) = (outcome, planned) {
             self.metrics
                 .hras
-                .reservation_units(&report.key, planned.counts.after);
+                .reservation_units(report.key.parts(), planned.counts.after);
+            if let Some(written) = &planned.written {
+                self.ledgers.written(&report.key, written);
+            }
         }
         self.hub.publish(report.clone());
         report

@@ -15,6 +15,8 @@ pub(super) struct Batch<'a, R> {
     pub(super) finished: &'a mut Vec<Arc<str>>,
     /// Starts of jobs no reservation held yet (their `queued` may come later in the batch).
     pub(super) early_starts: HashMap<Arc<str>, Times>,
+    /// Jobs whose reservations ended as expired, with when.
+    pub(super) expired: &'a mut Vec<(Arc<str>, DateTime<Utc>)>,
     /// A job's repository: the batch's word, else the HRA's.
     pub(super) repository_of: R,
     pub(super) now: DateTime<Utc>,
@@ -60,6 +62,7 @@ impl<R: Fn(&str) -> Option<Arc<str>>> Batch<'_, R> {
         if times.1 <= self.now {
             if self.list.complete(job) {
                 self.counts.expired += 1;
+                self.expired.push((job.clone(), times.1));
             }
             return;
         }

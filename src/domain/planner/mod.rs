@@ -155,7 +155,8 @@ pub fn plan_grouped(
     if let Some(max) = max {
         tail.extend_from(explicit.len(), max, now);
     }
-    tail.drop_expired(now);
+    let mut expired_jobs = Vec::new();
+    tail.drop_expired(now, &mut expired_jobs);
     let mut list = List {
         head: Runs::default(),
         tail,
@@ -164,6 +165,8 @@ pub fn plan_grouped(
     for entry in extend_backlog(explicit, max, now) {
         if entry.expiration_time > now {
             list.head.push(entry, 1);
+        } else if !entry.name.is_empty() {
+            expired_jobs.push((Arc::from(entry.name.as_str()), entry.expiration_time));
         }
     }
     let mut counts = Counts {
@@ -187,6 +190,7 @@ pub fn plan_grouped(
         counts: &mut counts,
         finished: &mut finished_jobs,
         early_starts: HashMap::new(),
+        expired: &mut expired_jobs,
         repository_of,
         now,
     };
@@ -212,6 +216,7 @@ pub fn plan_grouped(
         counts,
         finished_jobs,
         promoted,
+        expired_jobs,
     }
 }
 
@@ -250,6 +255,8 @@ pub struct RunPlan {
     /// Jobs this batch completed.
     pub finished_jobs: Vec<Arc<str>>,
     promoted: Vec<(Arc<str>, Arc<str>)>,
+    /// Jobs whose reservations this plan dropped as expired, with when each expired.
+    pub expired_jobs: Vec<(Arc<str>, DateTime<Utc>)>,
 }
 
 impl RunPlan {

@@ -94,12 +94,18 @@ impl Tail {
         }
     }
 
-    /// Drops the groups expiring at or before `now`; returns the units they held.
-    pub(super) fn drop_expired(&mut self, now: DateTime<Utc>) -> u64 {
-        let before = self.len;
+    /// Drops the groups expiring at or before `now`; appends their jobs, with when each
+    /// expired, to `expired`.
+    pub(super) fn drop_expired(
+        &mut self,
+        now: DateTime<Utc>,
+        expired: &mut Vec<(Arc<str>, DateTime<Utc>)>,
+    ) {
+        for g in self.groups.iter().filter(|g| g.expiration <= now) {
+            expired.extend(g.members.iter().map(|m| (m.job, g.expiration)));
+        }
         self.groups.retain(|g| g.expiration > now);
         self.len = self.groups.iter().map(Group::len).sum();
-        before - self.len
     }
 
     /// True when a group holds `job`.

@@ -14,6 +14,7 @@ use crate::{
     domain::{
         duration::saturating_delta,
         hra::{Hra, record_batch},
+        ledger::{Profile, Written},
         planner::{self, PlanEvent, ReservationClock, Rules},
         tombstones::{self, TombstoneLimits},
     },
@@ -295,11 +296,13 @@ impl Applier {
                 &events
             };
             let now = (self.clock)();
-            let runs = self.plan(&hra, all, now, repositories);
+            let mut runs = self.plan(&hra, all, now, repositories);
             *planned = Some(Planned {
                 counts: runs.counts,
                 forgotten: 0,
+                written: None,
             });
+            let expired = std::mem::take(&mut runs.expired_jobs);
             // Counted before anything is written out: no batch allocates much more than the
             // largest HRA it may write.
             let limit = self.policy.max_hra_bytes;
@@ -324,6 +327,16 @@ impl Applier {
             }
             if let Some(planned) = planned.as_mut() {
                 planned.forgotten = forgotten;
+                let ends = plan
+                    .reservations
+                    .iter()
+                    .map(|r| (r.expiration_time, u64::try_from(r.replicas).unwrap_or(0)))
+                    .collect();
+                planned.written = Some(Arc::new(Written {
+                    at: now,
+                    profile: Profile::new(now, hra.max_replicas, ends),
+                    expired: expired.clone(),
+                }));
             }
             let write = Write {
                 key: &batch.key,

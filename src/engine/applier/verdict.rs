@@ -2,7 +2,10 @@
 //! joined since the last attempt, the plan's counts and the verdict.
 
 use super::StoreError;
-use crate::domain::planner::{Counts, PlanEvent};
+use crate::domain::{
+    ledger::Written,
+    planner::{Counts, PlanEvent},
+};
 use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
@@ -52,6 +55,8 @@ pub struct Planned {
     pub counts: Counts,
     /// Finished jobs the write forgot before their TTL (`--tombstone-capacity` reached).
     pub forgotten: u64,
+    /// What the write tells the HRA's job ledger (set once the plan is written out).
+    pub written: Option<Arc<Written>>,
 }
 
 /// How an attempt ended.
