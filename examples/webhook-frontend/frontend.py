@@ -345,10 +345,13 @@ class Frontend:
         started_at = None
         if action == "queued":
             amount = 1
-        elif action == "in_progress" and self.forward_starts and job.get("id"):
-            # The job's start: with batch-scaler's --reservation-clock started, its reservation
-            # lives the duration from then.
-            amount, started_at = 0, job.get("started_at")
+        elif action == "in_progress" and job.get("id"):
+            # Recorded by the HRA's job ledger; with --forward-starts also the job's start (for
+            # batch-scaler's --reservation-clock started: the reservation lives the duration
+            # from then).
+            amount = 0
+            if self.forward_starts:
+                started_at = job.get("started_at") or True
         elif action == "completed":
             conclusion = job.get("conclusion")
             if conclusion == "skipped":
@@ -371,9 +374,14 @@ class Frontend:
         route = matched[0]
         request = self.pb.ScaleEvent(namespace=route.hra_namespace, name=route.hra_name, amount=amount,
                                      job_id=str(job.get("id", "")), event_id=delivery)
-        if amount == 0:
-            if not set_time(request.started_at, started_at):
-                request.started_at.GetCurrentTime()
+        if started_at and not set_time(request.started_at, started_at):
+            request.started_at.GetCurrentTime()
+        if job.get("id"):
+            times = request.job_times
+            for field in ("created_at", "started_at", "completed_at"):
+                set_time(getattr(times, field), job.get(field))
+            times.runner_name = job.get("runner_name") or ""
+            times.ran = job.get("runner_id") is not None
         duration = route.duration_s or self.default_duration
         if duration:
             request.duration.seconds = duration
@@ -583,8 +591,9 @@ def parse_args():
     ap.add_argument("--tls-ca", help="PEM CA: connect to batch-scaler over TLS")
     ap.add_argument("--proto-dir", default=str(HERE.parent.parent / "proto"))
     ap.add_argument("--forward-starts", action="store_true",
-                    help="with --routes: send each in_progress as its job's start (for batch-scaler's "
-                    "--reservation-clock started). Without --routes the service decides")
+                    help="with --routes: send each in_progress as its job's start too (for batch-scaler's "
+                    "--reservation-clock started); without it an in_progress is only recorded by the "
+                    "job ledger. Without --routes the service decides")
     ap.add_argument("--insecure-no-signature", action="store_true",
                     help="accept unsigned webhooks (testing only)")
     return ap.parse_args()

@@ -75,6 +75,8 @@ impl BatchScalerService {
     ) -> Result<Delivery, ApiError> {
         let span = enqueue_span(event);
         let _entered = span.enter();
+        // A job's times alone go to its ledger: no batch to wait for.
+        let wait = wait && !event.is_record_only();
         if let Some(peers) = self.peers.as_ref().filter(|_| !forwarded)
             && let Destination::Owner(link) = peers.destination(&event.key)
         {

@@ -1,4 +1,4 @@
-//! The ledger's sliding window: buckets of a 24th of the window, each with the samples and
+//! The ledger's sliding window: buckets of a 12th of the window, each with the samples and
 //! sums of the events received in it, dropped whole once they leave the window. A query
 //! merges the buckets kept, so `since` is the oldest kept bucket's start: honest about what
 //! the figures cover.
@@ -7,8 +7,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sketches_ddsketch::{Config, DDSketch};
 use std::collections::VecDeque;
 
-/// Buckets per window.
-pub const BUCKETS: i32 = 24;
+/// Buckets per window (2 hours each of the default 24 h): fewer would blur `since`, more
+/// would cost a sketch each.
+pub const BUCKETS: i32 = 12;
 
 /// Relative error of every percentile (DDSketch's guarantee).
 pub const RELATIVE_ERROR: f64 = 0.01;
@@ -20,9 +21,10 @@ fn sketch() -> DDSketch {
 
 /// Durations of one kind (wait, run, created → completed): a sketch for percentiles, the
 /// exact count, sum and maximum.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Durations {
-    sketch: DDSketch,
+    /// Allocated with the first sample.
+    sketch: Option<DDSketch>,
     /// How many.
     pub count: u64,
     /// Their sum, in seconds.
@@ -31,21 +33,10 @@ pub struct Durations {
     pub max: f64,
 }
 
-impl Default for Durations {
-    fn default() -> Self {
-        Self {
-            sketch: sketch(),
-            count: 0,
-            sum: 0.0,
-            max: 0.0,
-        }
-    }
-}
-
 impl Durations {
     /// Adds one duration (seconds, not negative).
     pub fn add(&mut self, seconds: f64) {
-        self.sketch.add(seconds);
+        self.sketch.get_or_insert_with(sketch).add(seconds);
         self.count += 1;
         self.sum += seconds;
         self.max = self.max.max(seconds);
@@ -53,8 +44,10 @@ impl Durations {
 
     /// Adds every duration of `other`.
     pub fn merge(&mut self, other: &Durations) {
-        // Both sketches have the one configuration: merging cannot fail.
-        let _ = self.sketch.merge(&other.sketch);
+        if let Some(theirs) = &other.sketch {
+            // Both sketches have the one configuration: merging cannot fail.
+            let _ = self.sketch.get_or_insert_with(sketch).merge(theirs);
+        }
         self.count += other.count;
         self.sum += other.sum;
         self.max = self.max.max(other.max);
@@ -67,6 +60,7 @@ impl Durations {
         }
         // The sketch's value is within the error of the true one; never beyond the maximum.
         self.sketch
+            .as_ref()?
             .quantile(q)
             .ok()
             .flatten()
@@ -75,7 +69,7 @@ impl Durations {
 
     /// Bins the sketch holds (for the memory figures).
     pub fn bins(&self) -> usize {
-        self.sketch.length()
+        self.sketch.as_ref().map_or(0, DDSketch::length)
     }
 }
 
