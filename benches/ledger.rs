@@ -5,7 +5,7 @@
 
 use batch_scaler::domain::ledger::{JobEvent, Ledger, Profile};
 use batch_scaler_testkit::process::rss_kib;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta};
 use std::{sync::Arc, time::Instant};
 
 const HRAS: usize = 1_000;
