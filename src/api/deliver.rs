@@ -81,6 +81,8 @@ impl BatchScalerService {
             && let Destination::Owner(link) = peers.destination(&event.key)
         {
             let wait_timeout = deadline.filter(|_| wait);
+            // Its owner keeps the HRA's ledger now; ours would claim a time we did not own it.
+            self.engine.ledgers.forget(&event.key);
             if let Some(answer) =
                 link.enqueue(convert::wire_event(event), event.origin, wait, wait_timeout)
             {
@@ -202,6 +204,7 @@ impl BatchScalerService {
             match peers.destination(&event.key) {
                 Destination::Local => local.push(event.clone()),
                 Destination::Owner(link) => {
+                    self.engine.ledgers.forget(&event.key);
                     match remote.iter_mut().find(|(l, _)| l.address == link.address) {
                         Some((_, batch)) => batch.push(event.clone()),
                         None => remote.push((link, vec![event.clone()])),

@@ -62,7 +62,21 @@ pub struct PeerLink {
     inbox: mpsc::Sender<Outgoing>,
     /// The peer's address: one link per peer.
     pub address: std::sync::Arc<str>,
+    /// For reads of what only the peer keeps (an HRA's job ledger), on the same connection.
+    reads: std::sync::Arc<Reads>,
 }
+
+/// A client for reads from a peer, and how its requests are signed.
+struct Reads {
+    client: BatchScalerClient<Channel>,
+    sign: Signer,
+}
+
+/// Adds this replica's name and credentials to a request to a peer.
+pub type Signer = std::sync::Arc<dyn Fn(&mut tonic::metadata::MetadataMap) + Send + Sync>;
+
+/// Longest a read from a peer may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Makes the `Forward` request of a new stream (metadata: who forwards, credentials).
 pub type Opener = Box<
@@ -72,14 +86,37 @@ pub type Opener = Box<
 >;
 
 impl PeerLink {
-    /// A link to `address` over `client`; the stream opens with the first event.
-    pub fn start(address: &str, client: BatchScalerClient<Channel>, open: Opener) -> Self {
+    /// A link to `address` over `client`; the stream opens with the first event; reads are
+    /// signed by `sign`.
+    pub fn start(
+        address: &str,
+        client: BatchScalerClient<Channel>,
+        open: Opener,
+        sign: Signer,
+    ) -> Self {
         let (inbox, rx) = mpsc::channel(QUEUE);
+        let reads = std::sync::Arc::new(Reads {
+            client: client.clone(),
+            sign,
+        });
         tokio::spawn(run(client, open, rx));
         Self {
             inbox,
             address: address.into(),
+            reads,
         }
+    }
+
+    /// The job ledger figures of `target`, which the peer owns (and so keeps).
+    pub async fn job_stats(&self, target: pb::TargetRef) -> Result<pb::JobStats, tonic::Status> {
+        let mut request = Request::new(target);
+        (self.reads.sign)(request.metadata_mut());
+        request.set_timeout(READ_TIMEOUT);
+        let mut client = self.reads.client.clone();
+        client
+            .get_job_stats(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// Queues several events that nobody waits for, as one message; the answer counts them.

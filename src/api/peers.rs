@@ -8,7 +8,7 @@
 
 use super::{
     pb::batch_scaler_client::BatchScalerClient,
-    peer_link::{Opener, PeerLink},
+    peer_link::{Opener, PeerLink, Signer},
 };
 use crate::{
     domain::{
@@ -150,19 +150,21 @@ impl Peers {
         let me = MetadataValue::try_from(self.membership.identity()).ok();
         let token =
             (self.token)().and_then(|t| MetadataValue::try_from(format!("Bearer {t}")).ok());
-        let open: Opener = Box::new(move |events| {
-            let mut request = Request::new(events);
+        let sign: Signer = Arc::new(move |metadata| {
             if let Some(me) = &me {
-                request.metadata_mut().insert(FORWARDED_BY, me.clone());
+                metadata.insert(FORWARDED_BY, me.clone());
             }
             if let Some(token) = &token {
-                request
-                    .metadata_mut()
-                    .insert("authorization", token.clone());
+                metadata.insert("authorization", token.clone());
             }
+        });
+        let signer = sign.clone();
+        let open: Opener = Box::new(move |events| {
+            let mut request = Request::new(events);
+            signer(request.metadata_mut());
             request
         });
-        let link = PeerLink::start(&member.address, client, open);
+        let link = PeerLink::start(&member.address, client, open, sign);
         links.insert(member.address.clone(), link.clone());
         Some(link)
     }

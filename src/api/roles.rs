@@ -3,11 +3,12 @@
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// `WatchBatches`, `GetTarget`, `ListTargets`, `RouteJob`, `GetStats`; the dashboard.
+    /// `WatchBatches`, `GetTarget`, `ListTargets`, `RouteJob`, `GetStats`, `GetJobStats`; the
+    /// dashboard.
     Read,
     /// Everything `read` may, plus `Publish`, `Scale`, `ScaleAndWait`, `ScaleJob`, `ScaleJobs`.
     Produce,
-    /// `Forward`, the replicas' own RPC.
+    /// `Forward`, the replicas' own RPC, and `GetJobStats` (a replica asks an HRA's owner).
     Peer,
 }
 
@@ -38,6 +39,12 @@ impl Role {
             "Publish" | "Scale" | "ScaleAndWait" | "ScaleJob" | "ScaleJobs" => Self::Produce,
             _ => Self::Read,
         })
+    }
+
+    /// A second role that may call the method at `path`: `peer` for `GetJobStats`, which a
+    /// replica asks of the HRA's owner with its peer token.
+    pub fn also_for_path(path: &str) -> Option<Self> {
+        (path == "/batchscaler.v1.BatchScaler/GetJobStats").then_some(Self::Peer)
     }
 }
 

@@ -363,9 +363,10 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         &self,
         request: Request<pb::TargetRef>,
     ) -> Result<Response<pb::JobStats>, Status> {
+        let forwarded = request.metadata().contains_key(FORWARDED_BY);
         let pb::TargetRef { namespace, name } = request.into_inner();
         let key = self.target_key(namespace, name)?;
-        Ok(Response::new(self.job_stats(key).await?))
+        Ok(Response::new(self.job_stats(key, forwarded).await?))
     }
 
     async fn get_stats(

@@ -12,7 +12,7 @@ use crate::{
     },
     ops::{hra_metrics::LedgerChange, metrics::Metrics},
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use parking_lot::Mutex;
 use std::{collections::HashMap, sync::Arc};
 
@@ -20,18 +20,16 @@ use std::{collections::HashMap, sync::Arc};
 pub struct Ledgers {
     ledgers: Mutex<HashMap<HraKey, Ledger>>,
     window: TimeDelta,
-    started: DateTime<Utc>,
     clock: Clock,
     metrics: Arc<Metrics>,
 }
 
 impl Ledgers {
-    /// Ledgers covering the last `window`, started now.
+    /// Ledgers covering the last `window`.
     pub fn new(window: TimeDelta, clock: Clock, metrics: Arc<Metrics>) -> Self {
         Self {
             ledgers: Mutex::default(),
             window,
-            started: clock(),
             clock,
             metrics,
         }
@@ -57,10 +55,18 @@ impl Ledgers {
         self.observe(key, added, None);
     }
 
-    /// `key`'s figures now (zero since the ledgers started, for an HRA without events).
+    /// `key`'s figures now. An HRA's ledger starts with the first event this replica takes
+    /// for it, so `since` never claims a time another replica owned it: without one, the
+    /// figures are empty since now.
     pub fn figures(&self, key: &HraKey) -> Figures {
         let now = (self.clock)();
-        let (figures, reserved) = self.with(key, |l| l.figures(now));
+        let (figures, reserved) = {
+            let mut ledgers = self.ledgers.lock();
+            match ledgers.get_mut(key) {
+                Some(l) => l.figures(now),
+                None => Ledger::new(now, self.window).figures(now),
+            }
+        };
         let added = Added {
             reserved_seconds: reserved,
             ..Added::default()
@@ -80,11 +86,18 @@ impl Ledgers {
         total
     }
 
+    /// Drops `key`'s ledger: another replica owns the HRA now (if it comes back, its
+    /// ledger starts again, and `since` says so).
+    pub fn forget(&self, key: &HraKey) {
+        self.ledgers.lock().remove(key);
+    }
+
     fn with<T>(&self, key: &HraKey, f: impl FnOnce(&mut Ledger) -> T) -> T {
+        let now = (self.clock)();
         let mut ledgers = self.ledgers.lock();
         let ledger = ledgers
             .entry(key.clone())
-            .or_insert_with(|| Ledger::new(self.started, self.window));
+            .or_insert_with(|| Ledger::new(now, self.window));
         f(ledger)
     }
 
