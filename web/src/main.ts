@@ -1,11 +1,13 @@
 // Live dashboard for batch-scaler over gRPC-Web, served by the service itself (same origin),
 // code generated from the service's proto. Views: the overview (#/), one HRA (#/ns/name) and
 // the routing debugger (#/route). Cost per open tab: one WatchBatches stream, ListTargets and
-// GetStats every 2 s, and GetTarget every 2 s while an HRA is shown.
+// GetStats every 2 s, and GetTarget and GetJobStats every 2 s while an HRA is shown.
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
-import { BatchScaler, Outcome, type BatchResult, type Stats, type Target } from "./gen/batchscaler/v1/batchscaler_pb";
+import { durationMs, timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
+import {
+  BatchScaler, Outcome, type BatchResult, type DurationSummary, type JobStats, type Stats, type Target,
+} from "./gen/batchscaler/v1/batchscaler_pb";
 import { reservedChart, timeline } from "./charts";
 import { ageTag, clock, esc, fullDate, plural, rate, seconds, tickAges, zoneName } from "./format";
 import { History, Results } from "./state";
@@ -30,6 +32,7 @@ const history = new History();
 let missedTotal = 0;
 let nsFilter = "";
 let shown: Target | undefined; // the HRA of the detail view, as last read
+let shownJobs: JobStats | undefined; // its job ledger figures
 
 // The overview's filter and order live in the URL's query (`?ns=&q=&sort=&dir=`), so a link
 // reproduces the view.
@@ -76,6 +79,8 @@ function show() {
   if (view.kind === "hra") {
     $("detail").hidden = false;
     shown = targets.get(keyOf(view.ns, view.name));
+    shownJobs = undefined;
+    renderJobs();
     $("detail-title").textContent = keyOf(view.ns, view.name);
     document.title = `${keyOf(view.ns, view.name)} · batch-scaler`;
     renderDetail();
@@ -230,14 +235,49 @@ function renderDetail() {
 async function refreshDetail() {
   const view = currentView();
   if (view.kind !== "hra") return;
-  try {
-    shown = await client.getTarget({ namespace: view.ns, name: view.name });
+  const ref = { namespace: view.ns, name: view.name };
+  const [target, jobs] = await Promise.allSettled([client.getTarget(ref), client.getJobStats(ref)]);
+  if (target.status === "fulfilled") {
+    shown = target.value;
     $("detail-error").textContent = "";
-  } catch (e) {
+  } else {
     shown = undefined;
-    $("detail-error").textContent = `GetTarget failed: ${(e as Error).message}`;
+    $("detail-error").textContent = `GetTarget failed: ${(target.reason as Error).message}`;
   }
+  shownJobs = jobs.status === "fulfilled" ? jobs.value : undefined;
   renderDetail();
+  renderJobs(jobs.status === "rejected" ? (jobs.reason as Error).message : undefined);
+}
+
+const secs = (d: Duration | undefined) => (d ? seconds(durationMs(d) / 1000) : "—");
+
+function durations(label: string, d: DurationSummary | undefined): string {
+  const n = d ? Number(d.count) : 0;
+  const value = n === 0 ? "—" : `${secs(d!.p50)} / ${secs(d!.p90)} / ${secs(d!.p99)}`;
+  return `<div><dt>${label} p50 / p90 / p99</dt><dd class="${label}">${value}</dd></div>`;
+}
+
+// The job ledger: waits, runs, utilization, reservations that ended too soon, the advice.
+function renderJobs(error?: string) {
+  const j = shownJobs;
+  if (!j) {
+    $("detail-jobs").innerHTML = `<p class="meta">${error ? `GetJobStats failed: ${esc(error)}` : "Loading…"}</p>`;
+    return;
+  }
+  const utilization = j.reservedRunnerSeconds > 0
+    ? `${Math.round((100 * j.busyRunnerSeconds) / j.reservedRunnerSeconds)}%` : "—";
+  const expired = Number(j.expiredBeforeStart + j.expiredWhileRunning);
+  const since = j.since ? timestampDate(j.since) : new Date();
+  $("detail-jobs").innerHTML = `<dl class="facts jobs">
+      <div><dt>waiting · running</dt><dd class="jobs-now">${j.jobsWaiting} · ${j.jobsRunning}</dd></div>
+      <div><dt>completed</dt><dd>${j.jobsCompleted}</dd></div>
+      ${durations("wait", j.wait)}${durations("run", j.run)}
+      <div><dt>utilization (busy / reserved runner-time)</dt><dd class="utilization"
+        title="${Math.round(j.busyRunnerSeconds)} s busy of ${Math.round(j.reservedRunnerSeconds)} s reserved">${utilization}</dd></div>
+      <div><dt>reservations expired before start · while running</dt><dd class="expired ${expired > 0 ? "bad" : ""}">${j.expiredBeforeStart} · ${j.expiredWhileRunning}</dd></div>
+      <div><dt>suggested duration</dt><dd>${secs(j.suggestedDuration)}</dd></div></dl>
+    <p class="advice">${esc(j.advice)}</p>
+    <p class="meta">Since <span title="${fullDate(since)}">${clock(since)}</span>, from GitHub's job times.</p>`;
 }
 
 // ---- routing debugger ---------------------------------------------------------------------

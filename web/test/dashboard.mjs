@@ -171,6 +171,20 @@ await check("bars beyond maxReplicas are drawn as backlog", async () => {
   const facts = await page.textContent("#detail-facts");
   assert(/trigger duration\s*15m/.test(facts), `facts: ${facts}`);
 });
+await check("the HRA's jobs: wait and run percentiles, completed count and the advice", async () => {
+  // A job GitHub reports waited 20 s and ran 100 s (never seen queued: it still counts).
+  const ago = (s) => new Date(Date.now() - s * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+  scale("ci", "small", -1, {
+    job_id: "job-90",
+    job_times: { created_at: ago(200), started_at: ago(180), completed_at: ago(80), ran: true },
+  });
+  await page.waitForFunction(() => /^20s \/ 20s \/ 20s$/.test(document.querySelector("#detail-jobs dd.wait")?.textContent ?? ""),
+    null, { timeout: 5000 });
+  const jobs = await page.textContent("#detail-jobs");
+  assert(/completed\s*1\b/.test(jobs), `jobs: ${jobs}`);
+  assert(/1m40s \/ 1m40s \/ 1m40s/.test(jobs), `run: ${jobs}`);
+  assert(/1 of 20 jobs completed so far/.test(jobs), `advice: ${jobs}`);
+});
 await check("the HRA's last batches and its reserved-over-time chart with a scale", async () => {
   await page.waitForSelector('#detail-feed li[data-hra="ci/small"]', { timeout: 5000 });
   const chart = await page.textContent("#chart");
