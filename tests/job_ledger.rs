@@ -165,6 +165,20 @@ async fn job_stats_add_up_each_job_once_and_agree_with_the_metrics() {
     assert!(s.advice.contains("30m"), "{}", s.advice);
     assert!(s.since.unwrap().seconds <= Utc::now().timestamp());
 
+    // The overview's columns: the same wait p90, and a utilization.
+    let list = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let app = list.targets.iter().find(|t| t.name == "app").unwrap();
+    assert_eq!(secs(&app.job_wait_p90), secs(&wait.p90));
+    assert!(
+        app.utilization.is_some_and(|u| u > 0.0),
+        "{:?}",
+        app.utilization
+    );
+
     // The metrics say the same.
     let text = scrape(server.http_addr).await;
     let labels = r#"{namespace="ci",hra="app"}"#;

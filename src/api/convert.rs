@@ -100,6 +100,11 @@ pub fn duration_from_pb(d: &prost_types::Duration) -> Result<TimeDelta, FieldErr
         })
 }
 
+/// Seconds as a protobuf duration (to the millisecond).
+pub fn seconds_to_pb(s: f64) -> prost_types::Duration {
+    duration_to_pb(TimeDelta::milliseconds((s * 1000.0).round() as i64))
+}
+
 /// A chrono duration as a protobuf one.
 pub fn duration_to_pb(d: TimeDelta) -> prost_types::Duration {
     prost_types::Duration {
@@ -177,6 +182,8 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
     pb::Target {
         reservation_units,
         last_batch: None,
+        job_wait_p90: None,
+        utilization: None,
         namespace: hra.key.namespace,
         name: hra.key.name,
         min_replicas: hra.min_replicas,

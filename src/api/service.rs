@@ -345,13 +345,19 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
             .await
             .map_err(ApiError::from)?;
         let now = (self.clock)();
+        let jobs = self.engine.ledgers.summaries();
         let mut targets: Vec<pb::Target> = hras
             .into_iter()
             .filter(|h| self.allowed.allows(&h.key.namespace))
             .map(|h| {
                 let last = self.engine.hub.last(&h.key);
+                let summary = jobs.get(&h.key).copied();
                 let mut target = convert::target(h, now);
                 target.last_batch = last.map(|r| convert::batch_result(&r, 0));
+                if let Some((wait_p90, utilization)) = summary {
+                    target.job_wait_p90 = wait_p90.map(convert::seconds_to_pb);
+                    target.utilization = utilization;
+                }
                 target
             })
             .collect();

@@ -86,6 +86,16 @@ impl Ledgers {
         total
     }
 
+    /// Each kept HRA's wait p90 (seconds) and utilization, for overviews.
+    pub fn summaries(&self) -> HashMap<HraKey, (Option<f64>, Option<f64>)> {
+        let now = (self.clock)();
+        let mut ledgers = self.ledgers.lock();
+        ledgers
+            .iter_mut()
+            .map(|(key, l)| (key.clone(), l.summary(now)))
+            .collect()
+    }
+
     /// Drops `key`'s ledger: another replica owns the HRA now (if it comes back, its
     /// ledger starts again, and `since` says so).
     pub fn forget(&self, key: &HraKey) {

@@ -36,8 +36,8 @@ let shownJobs: JobStats | undefined; // its job ledger figures
 
 // The overview's filter and order live in the URL's query (`?ns=&q=&sort=&dir=`), so a link
 // reproduces the view.
-type SortKey = "name" | "reserved" | "reservations" | "last";
-const SORT_KEYS: SortKey[] = ["name", "reserved", "reservations", "last"];
+type SortKey = "name" | "reserved" | "reservations" | "last" | "wait" | "utilization";
+const SORT_KEYS: SortKey[] = ["name", "reserved", "reservations", "last", "wait", "utilization"];
 const params = new URLSearchParams(location.search);
 let nameFilter = params.get("q") ?? "";
 let sortKey: SortKey = SORT_KEYS.find((k) => k === params.get("sort")) ?? "name";
@@ -141,6 +141,9 @@ function lastAt(k: string): number {
   return r ? at(r).getTime() : 0;
 }
 
+/** The p90 of an HRA's job waits in seconds (-1 when unknown), for sorting. */
+const waitP90 = (t: Target) => (t.jobWaitP90 ? durationMs(t.jobWaitP90) / 1000 : -1);
+
 function compareTargets(a: Target, b: Target): number {
   const ka = keyOf(a.namespace, a.name);
   const kb = keyOf(b.namespace, b.name);
@@ -149,6 +152,8 @@ function compareTargets(a: Target, b: Target): number {
     reserved: a.reservedReplicas - b.reservedReplicas,
     reservations: a.reservationUnits - b.reservationUnits,
     last: lastAt(ka) - lastAt(kb),
+    wait: waitP90(a) - waitP90(b),
+    utilization: (a.utilization ?? -1) - (b.utilization ?? -1),
   };
   const order = by[sortKey] || (ka < kb ? -1 : ka > kb ? 1 : 0);
   return sortDesc ? -order : order;
@@ -171,9 +176,11 @@ function renderTargets() {
       return `<tr data-hra="${esc(k)}"><td>${hraLink(t.namespace, t.name)}</td><td class="num reserved">${t.reservedReplicas}</td>
         <td class="num">${t.minReplicas ?? "—"} / ${t.maxReplicas ?? "∞"}</td>
         <td class="num">${t.reservationUnits}</td><td>${lastCell(k)}</td>
+        <td class="num wait">${t.jobWaitP90 ? seconds(waitP90(t)) : "—"}</td>
+        <td class="num utilization">${t.utilization !== undefined ? `${Math.round(100 * t.utilization)}%` : "—"}</td>
         <td class="chart-cell">${reservedChart(history.of(k), now, true)}</td></tr>`;
     });
-  $("targets").innerHTML = rows.join("") || `<tr><td colspan="6" class="meta">no HRAs</td></tr>`;
+  $("targets").innerHTML = rows.join("") || `<tr><td colspan="8" class="meta">no HRAs</td></tr>`;
   renderAttention();
 }
 

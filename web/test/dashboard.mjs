@@ -184,6 +184,9 @@ await check("the HRA's jobs: wait and run percentiles, completed count and the a
   assert(/completed\s*1\b/.test(jobs), `jobs: ${jobs}`);
   assert(/1m40s \/ 1m40s \/ 1m40s/.test(jobs), `run: ${jobs}`);
   assert(/1 of 20 jobs completed so far/.test(jobs), `advice: ${jobs}`);
+  // The overview's row has the same wait p90.
+  await page.waitForFunction(() => document.querySelector('tr[data-hra="ci/small"] td.wait')?.textContent === "20s",
+    null, { timeout: 5000 });
 });
 await check("the HRA's last batches and its reserved-over-time chart with a scale", async () => {
   await page.waitForSelector('#detail-feed li[data-hra="ci/small"]', { timeout: 5000 });

@@ -1,7 +1,8 @@
 //! Workflow jobs, routes and job ledger figures, protobuf ↔ domain.
 
 use super::{
-    clamp, duration_from_pb, duration_to_pb, pb, target_ref, timestamp, timestamp_from_pb,
+    clamp, duration_from_pb, duration_to_pb, pb, seconds_to_pb, target_ref, timestamp,
+    timestamp_from_pb,
 };
 use crate::domain::{
     hra::HraKey,
@@ -90,7 +91,7 @@ pub fn route(r: &Route, default_life: TimeDelta) -> pb::Route {
 }
 
 fn summary(d: &Durations) -> pb::DurationSummary {
-    let secs = |s: f64| duration_to_pb(TimeDelta::milliseconds((s * 1000.0).round() as i64));
+    let secs = seconds_to_pb;
     let q = |q: f64| d.quantile(q).map(secs);
     pb::DurationSummary {
         count: d.count,

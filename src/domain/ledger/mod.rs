@@ -260,6 +260,15 @@ impl Ledger {
         (figures, reserved)
     }
 
+    /// The p90 of the waits in the window (seconds) and busy / reserved runner-seconds (if
+    /// any were reserved), without integrating: a cheap summary for overviews.
+    pub fn summary(&mut self, now: DateTime<Utc>) -> (Option<f64>, Option<f64>) {
+        let (_, sums) = self.window.total(now);
+        let utilization =
+            (sums.reserved_seconds > 0.0).then(|| sums.run.sum / sums.reserved_seconds);
+        (sums.wait.quantile(0.9), utilization)
+    }
+
     /// `(waiting, running)` jobs now.
     pub fn gauges(&self) -> (u64, u64) {
         let (waiting, running) = self.jobs.gauges();
