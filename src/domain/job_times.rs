@@ -24,29 +24,38 @@ pub struct JobTimes {
 }
 
 impl JobTimes {
-    /// Checks the times (from 2008 to an hour after `now`) and the runner name, naming
+    /// Checks the times and the runner name (see [`check_times`]), naming
     /// `job_times.<field>`.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
-        for (field, at) in [
-            ("job_times.created_at", self.created_at),
-            ("job_times.started_at", self.started_at),
-            ("job_times.completed_at", self.completed_at),
-        ] {
-            if let Some(at) = at {
-                check_job_time(field, at, now)?;
-            }
-        }
-        if self.runner_name.len() > MAX_LABEL_LEN {
-            return Err(FieldError::new(
-                "job_times.runner_name",
-                format!(
-                    "at most {MAX_LABEL_LEN} bytes, got {}",
-                    self.runner_name.len()
-                ),
-            ));
-        }
-        Ok(())
+        let times = [self.created_at, self.started_at, self.completed_at];
+        check_times("job_times.", times, &self.runner_name, now)
     }
+}
+
+/// Checks a job's `created_at`, `started_at` and `completed_at` (each from 2008 to an hour
+/// after `now`) and its `runner_name` (at most 256 bytes), naming each field after `prefix`.
+pub fn check_times(
+    prefix: &str,
+    [created, started, completed]: [Option<DateTime<Utc>>; 3],
+    runner_name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), FieldError> {
+    for (field, at) in [
+        ("created_at", created),
+        ("started_at", started),
+        ("completed_at", completed),
+    ] {
+        if let Some(at) = at {
+            check_job_time(&format!("{prefix}{field}"), at, now)?;
+        }
+    }
+    if runner_name.len() > MAX_LABEL_LEN {
+        return Err(FieldError::new(
+            &format!("{prefix}runner_name"),
+            format!("at most {MAX_LABEL_LEN} bytes, got {}", runner_name.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// What a job's event received at `now` tells the ledger: `+1` its `queued`, `-1` its

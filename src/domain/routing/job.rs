@@ -3,7 +3,8 @@
 
 use crate::domain::{
     event::MAX_ID_LEN,
-    validate::{FieldError, check_job_time, quote},
+    job_times::check_times,
+    validate::{FieldError, quote},
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -98,24 +99,8 @@ impl WorkflowJob {
                 ));
             }
         }
-        for (field, at) in [
-            ("created_at", self.created_at),
-            ("started_at", self.started_at),
-            ("completed_at", self.completed_at),
-        ] {
-            if let Some(at) = at {
-                check_job_time(field, at, now)?;
-            }
-        }
-        if self.runner_name.len() > MAX_LABEL_LEN {
-            return Err(FieldError::new(
-                "runner_name",
-                format!(
-                    "at most {MAX_LABEL_LEN} bytes, got {}",
-                    self.runner_name.len()
-                ),
-            ));
-        }
+        let times = [self.created_at, self.started_at, self.completed_at];
+        check_times("", times, &self.runner_name, now)?;
         if matches!(self.action.as_str(), "queued" | "completed") && self.job_id.is_empty() {
             return Err(FieldError::new(
                 "job_id",
