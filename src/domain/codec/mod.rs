@@ -77,7 +77,8 @@ impl JobId {
 }
 
 /// `job` as an integer, if it reads back as the same text.
-fn numeric(job: &str) -> Option<u64> {
+/// A job id that is a canonical decimal number (GitHub's), as that number.
+pub fn numeric(job: &str) -> Option<u64> {
     let canonical = !job.is_empty()
         && job.len() <= 20
         && job.bytes().all(|b| b.is_ascii_digit())

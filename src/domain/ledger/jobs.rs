@@ -2,11 +2,24 @@
 //! a redelivered or repeated event counts nothing twice. Both bounded: the oldest entries go
 //! first.
 
+use crate::domain::codec::numeric;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
 };
+
+/// A job id as the ledger keeps it: GitHub's numeric ids without an allocation of their own
+/// (a deep backlog holds 100,000 of them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Num(u64),
+    Name(Arc<str>),
+}
+
+fn key(job: &str) -> Key {
+    numeric(job).map_or_else(|| Key::Name(Arc::from(job)), Key::Num)
+}
 
 /// Most waiting or running jobs one HRA's ledger follows (past it the oldest are forgotten:
 /// their later events still count their own times, but the gauges miss them).
@@ -39,56 +52,51 @@ pub struct Done {
 /// The jobs of one ledger.
 #[derive(Default)]
 pub struct Jobs {
-    active: HashMap<Arc<str>, Active>,
+    active: HashMap<Key, Active>,
     /// Insertion order (ids may have left `active` since).
-    active_order: VecDeque<Arc<str>>,
-    finished: HashMap<Arc<str>, Done>,
+    active_order: VecDeque<Key>,
+    finished: HashMap<Key, Done>,
     /// When each was remembered, oldest first.
-    finished_order: VecDeque<(Arc<str>, DateTime<Utc>)>,
+    finished_order: VecDeque<(Key, DateTime<Utc>)>,
     running: usize,
 }
 
 impl Jobs {
     /// The waiting or running job `job`.
     pub fn active(&mut self, job: &str) -> Option<&mut Active> {
-        self.active.get_mut(job)
+        self.active.get_mut(&key(job))
     }
 
     /// The finished job `job`.
     pub fn finished(&mut self, job: &str) -> Option<&mut Done> {
-        self.finished.get_mut(job)
+        self.finished.get_mut(&key(job))
     }
 
     /// Starts following `job` (unless it is followed or finished); returns it.
-    pub fn follow(
-        &mut self,
-        job: &Arc<str>,
-        created: Option<DateTime<Utc>>,
-    ) -> Option<&mut Active> {
-        if self.finished.contains_key(job) {
+    pub fn follow(&mut self, job: &str, created: Option<DateTime<Utc>>) -> Option<&mut Active> {
+        let job = key(job);
+        if self.finished.contains_key(&job) {
             return None;
         }
-        if !self.active.contains_key(job) {
+        if !self.active.contains_key(&job) {
             if self.active.len() >= ACTIVE_CAPACITY {
                 self.forget_oldest_active();
             }
-            self.active.insert(
-                job.clone(),
-                Active {
-                    created,
-                    ..Active::default()
-                },
-            );
+            let fresh = Active {
+                created,
+                ..Active::default()
+            };
+            self.active.insert(job.clone(), fresh);
             self.active_order.push_back(job.clone());
         }
-        let entry = self.active.get_mut(job)?;
+        let entry = self.active.get_mut(&job)?;
         entry.created = entry.created.or(created);
         Some(entry)
     }
 
     /// Marks a followed job started.
     pub fn start(&mut self, job: &str, at: DateTime<Utc>) {
-        if let Some(a) = self.active.get_mut(job)
+        if let Some(a) = self.active.get_mut(&key(job))
             && a.started.is_none()
         {
             a.started = Some(at);
@@ -100,12 +108,13 @@ impl Jobs {
     /// known of it while it was active.
     pub fn finish(
         &mut self,
-        job: &Arc<str>,
+        job: &str,
         done: Done,
         now: DateTime<Utc>,
         ttl: TimeDelta,
     ) -> Option<Active> {
-        let was = self.active.remove(job);
+        let job = key(job);
+        let was = self.active.remove(&job);
         if was.is_some_and(|a| a.started.is_some()) {
             self.running -= 1;
         }
@@ -120,13 +129,13 @@ impl Jobs {
             self.finished.remove(&old);
         }
         self.finished.insert(job.clone(), done);
-        self.finished_order.push_back((job.clone(), now));
+        self.finished_order.push_back((job, now));
         was
     }
 
     /// True when `job` finished (and is still remembered).
     pub fn is_finished(&self, job: &str) -> bool {
-        self.finished.contains_key(job)
+        self.finished.contains_key(&key(job))
     }
 
     /// `(waiting, running)` jobs now.
