@@ -149,6 +149,15 @@ impl batch_scaler_server::BatchScaler for NullSink {
     ) -> Result<Response<pb::Stats>, Status> {
         Err(Status::unimplemented("null sink"))
     }
+    type WatchTargetsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::TargetsUpdate, Status>> + Send>,
+    >;
+    async fn watch_targets(
+        &self,
+        _: Request<pb::ListTargetsRequest>,
+    ) -> Result<Response<Self::WatchTargetsStream>, Status> {
+        Err(Status::unimplemented("null sink"))
+    }
     async fn get_job_stats(
         &self,
         _: Request<pb::TargetRef>,

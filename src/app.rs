@@ -226,6 +226,7 @@ pub async fn serve(
         default_life: chrono::TimeDelta::from_std(settings.engine.default_duration)
             .context("--default-duration")?,
         reservation_clock: settings.engine.reservation_clock,
+        targets_cache: Arc::default(),
     };
     // Drift repair: its own tasks, stopped first on shutdown.
     let drift_stop = CancellationToken::new();

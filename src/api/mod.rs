@@ -25,5 +25,6 @@ pub mod peers;
 pub mod roles;
 pub mod service;
 mod stream_answers;
+pub mod targets_stream;
 pub mod tls;
 pub mod transport;

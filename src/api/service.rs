@@ -6,6 +6,7 @@ use super::{
     error::ApiError,
     pb,
     peers::{FORWARDED_BY, Peers},
+    targets_stream::{TargetsCache, TargetsStream},
 };
 use crate::{
     domain::{
@@ -48,6 +49,8 @@ pub struct BatchScalerService {
     pub default_life: chrono::TimeDelta,
     /// When a job's reservation starts to age: on `queued`, a job's start is not queued.
     pub reservation_clock: ReservationClock,
+    /// The HRAs as `WatchTargets` last read them, shared by every watch.
+    pub targets_cache: Arc<TargetsCache>,
 }
 
 impl BatchScalerService {
@@ -339,30 +342,20 @@ impl pb::batch_scaler_server::BatchScaler for BatchScalerService {
         request: Request<pb::ListTargetsRequest>,
     ) -> Result<Response<pb::ListTargetsResponse>, Status> {
         let namespace = self.namespace_filter(request.into_inner().namespace)?;
-        let hras = self
-            .store
-            .list(namespace.as_deref())
-            .await
-            .map_err(ApiError::from)?;
-        let now = (self.clock)();
-        let jobs = self.engine.ledgers.summaries();
-        let mut targets: Vec<pb::Target> = hras
-            .into_iter()
-            .filter(|h| self.allowed.allows(&h.key.namespace))
-            .map(|h| {
-                let last = self.engine.hub.last(&h.key);
-                let summary = jobs.get(&h.key).copied();
-                let mut target = convert::target(h, now);
-                target.last_batch = last.map(|r| convert::batch_result(&r, 0));
-                if let Some((wait_p90, utilization)) = summary {
-                    target.job_wait_p90 = wait_p90.map(convert::seconds_to_pb);
-                    target.utilization = utilization;
-                }
-                target
-            })
-            .collect();
-        targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let targets = self.target_rows(namespace.as_deref(), true).await?;
         Ok(Response::new(pb::ListTargetsResponse { targets }))
+    }
+
+    type WatchTargetsStream = TargetsStream;
+
+    async fn watch_targets(
+        &self,
+        request: Request<pb::ListTargetsRequest>,
+    ) -> Result<Response<Self::WatchTargetsStream>, Status> {
+        let namespace = self.namespace_filter(request.into_inner().namespace)?;
+        Ok(Response::new(BatchScalerService::watch_targets(
+            self, namespace,
+        )))
     }
 
     async fn get_job_stats(

@@ -324,6 +324,15 @@ DASH_AUTH_ADDR=$ADDR
 } >"$WORK/flood.yaml"
 SEED=$WORK/flood.yaml WINDOW=20ms start dashflood
 export DASH_FLOOD_ADDR=$ADDR
+# A fleet: 5,000 HRAs in 50 namespaces (HRA hK in namespace ns(K mod 50)).
+{
+  echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+  for i in $(seq 0 4999); do
+    echo "- {apiVersion: actions.summerwind.dev/v1alpha1, kind: HorizontalRunnerAutoscaler, metadata: {name: h$i, namespace: ns$((i % 50))}, spec: {scaleTargetRef: {name: h$i}, maxReplicas: 10}}"
+  done
+} >"$WORK/fleet.yaml"
+SEED=$WORK/fleet.yaml WINDOW=1s start dashfleet
+export DASH_FLEET_ADDR=$ADDR
 SEED=$DASH_SEED WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
 export DASH_PID=$LAST_PID DASH_BIN=$BIN DASH_SEED

@@ -1,7 +1,8 @@
 // Live dashboard for batch-scaler over gRPC-Web, served by the service itself (same origin),
 // code generated from the service's proto. Views: the overview (#/), one HRA (#/ns/name) and
-// the routing debugger (#/route). Cost per open tab: one WatchBatches stream, ListTargets and
-// GetStats every 2 s, and GetTarget and GetJobStats every 2 s while an HRA is shown.
+// the routing debugger (#/route). Cost per open tab: a WatchBatches and a WatchTargets stream
+// (every HRA once, then only changes), GetStats every 2 s, and GetTarget and GetJobStats every
+// 2 s while an HRA is shown. The HRA list is windowed: only the rows in view are in the DOM.
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { durationMs, timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
@@ -170,7 +171,28 @@ function renderTargets() {
   document.querySelectorAll("#overview th[data-sort]").forEach((th) =>
     th.setAttribute("aria-sort", th.getAttribute("data-sort") !== sortKey ? "none" : sortDesc ? "descending" : "ascending"),
   );
-  const rows = matching
+  rowsInView = matching;
+  renderRows();
+  renderAttention();
+}
+
+/** Height of one row of the HRA list (fixed, so the window's place follows the scroll). */
+const ROW_PX = 41;
+/** Rows rendered beyond the view, above and below. */
+const MARGIN_ROWS = 10;
+let rowsInView: Target[] = [];
+
+/** Renders the rows of the list in view (plus a margin), between two spacers. */
+function renderRows() {
+  const box = $("targets-box");
+  const now = Date.now();
+  const first = Math.max(0, Math.floor(box.scrollTop / ROW_PX) - MARGIN_ROWS);
+  const shown = Math.ceil(box.clientHeight / ROW_PX) + 2 * MARGIN_ROWS;
+  const last = Math.min(rowsInView.length, first + shown);
+  // Sized below through the CSSOM: the page's CSP refuses inline style attributes.
+  const spacer = (rows: number) =>
+    rows > 0 ? `<tr class="spacer" aria-hidden="true" data-rows="${rows}"><td colspan="8"></td></tr>` : "";
+  const rows = rowsInView.slice(first, last)
     .map((t) => {
       const k = keyOf(t.namespace, t.name);
       return `<tr data-hra="${esc(k)}"><td>${hraLink(t.namespace, t.name)}</td><td class="num reserved">${t.reservedReplicas}</td>
@@ -180,8 +202,12 @@ function renderTargets() {
         <td class="num utilization">${t.utilization !== undefined ? `${Math.round(100 * t.utilization)}%` : "—"}</td>
         <td class="chart-cell">${reservedChart(history.of(k), now, true)}</td></tr>`;
     });
-  $("targets").innerHTML = rows.join("") || `<tr><td colspan="8" class="meta">no HRAs</td></tr>`;
-  renderAttention();
+  $("targets").innerHTML = rowsInView.length
+    ? spacer(first) + rows.join("") + spacer(rowsInView.length - last)
+    : `<tr><td colspan="8" class="meta">no HRAs</td></tr>`;
+  document.querySelectorAll<HTMLTableRowElement>("#targets tr.spacer").forEach((tr) => {
+    tr.style.height = `${Number(tr.dataset.rows) * ROW_PX}px`;
+  });
 }
 
 function card(r: BatchResult, withName: boolean): string {
@@ -365,30 +391,50 @@ async function refreshHealth() {
 
 // ---- data --------------------------------------------------------------------------------
 
-async function refreshTargets() {
-  try {
-    const res = await client.listTargets({});
-    targets.clear();
-    const now = Date.now();
-    for (const t of res.targets) {
-      const k = keyOf(t.namespace, t.name);
-      targets.set(k, t);
-      history.add(k, now, t.reservedReplicas);
-    }
+let targetsQueued = false;
+/** Renders the list once per frame, however many updates came. */
+function renderTargetsSoon() {
+  if (targetsQueued) return;
+  targetsQueued = true;
+  requestAnimationFrame(() => {
+    targetsQueued = false;
     renderTargets();
     if (currentView().kind === "hra") renderDetail();
-  } catch (e) {
-    setStatus(false, `ListTargets failed: ${(e as Error).message}`);
+  });
+}
+
+/** The HRAs: every one once, then only what changed (WatchTargets), reconnecting. */
+async function watchTargetsForever() {
+  let delay = 1;
+  for (;;) {
+    const abort = new AbortController();
+    targetsAbort = abort;
+    try {
+      for await (const u of client.watchTargets({}, { signal: abort.signal })) {
+        delay = 1;
+        if (u.snapshot) targets.clear();
+        const now = Date.now();
+        for (const t of u.targets) {
+          const k = keyOf(t.namespace, t.name);
+          targets.set(k, t);
+          history.add(k, now, t.reservedReplicas);
+        }
+        for (const r of u.removed) targets.delete(keyOf(r.namespace, r.name));
+        renderTargetsSoon();
+      }
+    } catch (e) {
+      if (!abort.signal.aborted) setStatus(false, `WatchTargets failed: ${(e as Error).message}`);
+    }
+    await new Promise((r) => setTimeout(r, delay * 1000));
+    delay = Math.min(delay * 2, 10);
   }
 }
+let targetsAbort: AbortController | undefined;
 
 let refreshTimer: number | undefined;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = window.setTimeout(() => {
-    refreshTargets();
-    refreshDetail();
-  }, 150);
+  refreshTimer = window.setTimeout(refreshDetail, 150);
 }
 
 function setStatus(live: boolean, text: string) {
@@ -466,7 +512,7 @@ $("save").addEventListener("click", () => {
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
   else sessionStorage.removeItem(TOKEN_KEY);
   watchAbort?.abort();
-  refreshTargets();
+  targetsAbort?.abort();
   refreshHealth();
 });
 $("route-form").addEventListener("submit", routeJob);
@@ -481,9 +527,19 @@ $("zone").textContent = `times in ${zoneName()}`;
 (window as unknown as { dashboardSizes: () => object }).dashboardSizes = () => results.sizes();
 
 show();
-refreshTargets();
+let rowsQueued = false;
+const renderRowsSoon = () => {
+  if (rowsQueued) return;
+  rowsQueued = true;
+  requestAnimationFrame(() => {
+    rowsQueued = false;
+    renderRows();
+  });
+};
+$("targets-box").addEventListener("scroll", renderRowsSoon, { passive: true });
+window.addEventListener("resize", renderRowsSoon);
+watchTargetsForever();
 refreshHealth();
-setInterval(refreshTargets, POLL_MS);
 setInterval(refreshHealth, POLL_MS);
 setInterval(refreshDetail, POLL_MS);
 setInterval(() => tickAges(), 1000);
