@@ -25,7 +25,7 @@ relay() {
     case "$verdict" in
       PASS) pass "$rest" ;;
       FAIL) fail "$rest" ;;
-      burst:|producers:) echo "$verdict $rest" ;;
+      burst:|producers:|fleet:|flood:) echo "$verdict $rest" ;;
     esac
   done < <("$@" 2>&1)
 }
