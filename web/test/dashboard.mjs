@@ -9,6 +9,7 @@
 import { chromium } from "playwright-core";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { measureFleet } from "./fleet-measure.mjs";
 
 const [url, grpcurl, addr, shots, windowMs, authUrl, token] = process.argv.slice(2);
 const twoWindows = 2 * Number(windowMs) + 2000;
@@ -290,53 +291,13 @@ await check("a wide screen uses the width; a narrow one stacks the sections", as
 
 if (process.env.DASH_FLEET_ADDR) {
   await check("5,000 HRAs: first rows soon, a windowed DOM, short tasks with batches flowing, few idle bytes", async () => {
-    const fleet = process.env.DASH_FLEET_ADDR;
-    const fp = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-    const cdp = await fp.context().newCDPSession(fp);
-    await cdp.send("Network.enable");
-    let bytes = 0;
-    cdp.on("Network.dataReceived", (e) => { bytes += e.encodedDataLength || e.dataLength || 0; });
-    const started = Date.now();
-    await fp.goto(`http://${fleet}/`);
-    await fp.waitForSelector("#targets tr[data-hra]", { timeout: 10000 });
-    const firstRows = Date.now() - started;
-    await fp.waitForFunction(() => /^5,?000 HRAs/.test(document.getElementById("count").textContent), null, { timeout: 10000 });
-    const nodes = await fp.evaluate(() => document.getElementsByTagName("*").length);
-    // 10 s with batches flowing: 200 HRAs scaled every second.
-    await fp.evaluate(() => {
-      window.longTaskMs = 0;
-      new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) window.longTaskMs += e.duration;
-      }).observe({ type: "longtask" });
-    });
-    const hra = (k) => ({ namespace: `ns${k % 50}`, name: `h${k}` });
-    let round = 0;
-    const flowing = setInterval(() => {
-      round++;
-      publish(fleet, Array.from({ length: 200 }, (_, i) => ({ ...hra((i * 25 + round) % 5000), amount: 1 })));
-    }, 1000);
-    await fp.waitForTimeout(10000);
-    clearInterval(flowing);
-    const longMs = await fp.evaluate(() => window.longTaskMs);
-    // Then 10 s of nothing happening: the bytes the page still fetches.
-    await fp.waitForTimeout(3000);
-    bytes = 0;
-    await fp.waitForTimeout(10000);
-    const idle = bytes;
-    // The end of the list is reachable, and still windowed.
-    await fp.$eval("#targets-box", (b) => { b.scrollTop = b.scrollHeight; });
-    const lastKey = Array.from({ length: 5000 }, (_, k) => `ns${k % 50}/h${k}`).sort().pop();
-    await fp.waitForFunction((k) => [...document.querySelectorAll("#targets tr[data-hra]")].some((r) => r.dataset.hra === k),
-      lastKey, { timeout: 5000 });
-    const scrolled = await fp.evaluate(() => document.getElementsByTagName("*").length);
-    console.log(`fleet: 5000 HRAs; first rows ${firstRows} ms; DOM ${nodes} nodes (${scrolled} at the end); ` +
-      `long tasks ${Math.round(longMs)} ms in 10 s with batches flowing; idle ${idle} bytes in 10 s`);
-    assert(nodes <= 6000 && scrolled <= 6000, `DOM ${nodes} / ${scrolled} nodes`);
-    assert(longMs < 200, `long tasks ${longMs} ms`);
-    assert(idle <= 100000, `idle ${idle} bytes in 10 s`);
-    assert(firstRows <= 3000, `first rows after ${firstRows} ms`);
-    await fp.screenshot({ path: `${shots}/dashboard-fleet.png` });
-    await fp.close();
+    const m = await measureFleet(browser, process.env.DASH_FLEET_ADDR, 5000, publish, `${shots}/dashboard-fleet.png`);
+    console.log(`fleet: 5000 HRAs; first rows ${m.firstRowsMs} ms; DOM ${m.nodes} nodes (${m.nodesAtEnd} at the end); ` +
+      `long tasks ${m.longTaskMs} ms in 10 s with batches flowing; idle ${m.idleBytes} bytes in 10 s`);
+    assert(m.nodes <= 6000 && m.nodesAtEnd <= 6000, `DOM ${m.nodes} / ${m.nodesAtEnd} nodes`);
+    assert(m.longTaskMs < 200, `long tasks ${m.longTaskMs} ms`);
+    assert(m.idleBytes <= 100000, `idle ${m.idleBytes} bytes in 10 s`);
+    assert(m.firstRowsMs <= 3000, `first rows after ${m.firstRowsMs} ms`);
   });
 }
 if (process.env.DASH_FLOOD_ADDR) {
