@@ -162,8 +162,6 @@ impl BatchScalerService {
             started,
             times,
         };
-        // A record has no batch to wait for.
-        let wait = wait && !event.is_record_only();
         let delivery = self.start_delivery(&event, wait, deadline, forwarded)?;
         Ok(QueuedJob {
             result,

@@ -87,35 +87,44 @@ impl MemoryStore {
         let store = Self::new();
         for object in objects {
             match object["kind"].as_str() {
-                Some(RUNNER_DEPLOYMENT | RUNNER_SET) => store.put_runner(object)?,
-                _ => drop(store.insert(object)?),
+                Some(RUNNER_DEPLOYMENT | RUNNER_SET) => store.put_runner_unindexed(object)?,
+                _ => drop(store.insert_unindexed(object)?),
             }
         }
+        // Indexed once, not once per object: a seed of 20,000 HRAs loads in linear time.
+        store.routing.rebuild();
         Ok(store)
-    }
-
-    /// Tells the routing model how an HRA object is now, and rebuilds its index if that
-    /// changed what routing sees.
-    fn hra_changed(&self, object: &Value) {
-        if let Ok(hra) = HorizontalRunnerAutoscaler::from_value(object) {
-            self.routing.hra_applied(routable_hra(&hra));
-            self.routing.rebuild();
-        }
     }
 
     /// Adds or replaces a whole HRA object, giving it a new resourceVersion.
     pub fn insert(&self, object: Value) -> Result<HraKey, StoreError> {
+        let key = self.insert_unindexed(object)?;
+        self.routing.rebuild();
+        Ok(key)
+    }
+
+    /// [`Self::insert`], telling the routing model without rebuilding its index.
+    fn insert_unindexed(&self, object: Value) -> Result<HraKey, StoreError> {
         let stored = self
             .objects
             .lock()
             .put(object)
             .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))?;
-        self.hra_changed(&stored);
+        if let Ok(hra) = HorizontalRunnerAutoscaler::from_value(&stored) {
+            self.routing.hra_applied(routable_hra(&hra));
+        }
         Ok(parse(&stored)?.key)
     }
 
     /// Adds or replaces a RunnerDeployment or RunnerSet (by its `kind`).
     pub fn put_runner(&self, object: Value) -> Result<(), StoreError> {
+        self.put_runner_unindexed(object)?;
+        self.routing.rebuild();
+        Ok(())
+    }
+
+    /// [`Self::put_runner`], telling the routing model without rebuilding its index.
+    fn put_runner_unindexed(&self, object: Value) -> Result<(), StoreError> {
         let (objects, kind) = match object["kind"].as_str() {
             Some(RUNNER_SET) => (&self.sets, TargetKind::RunnerSet),
             _ => (&self.deployments, TargetKind::RunnerDeployment),
@@ -126,7 +135,6 @@ impl MemoryStore {
             .map_err(|e| StoreError::invalid(e.to_string()).caused_by(e))?;
         if let Ok(target) = runner_target(kind, &stored) {
             self.routing.runner_applied(kind, target);
-            self.routing.rebuild();
         }
         Ok(())
     }
@@ -171,7 +179,10 @@ impl MemoryStore {
             .lock()
             .modify(&object_key(key), edit)
             .map_err(|e| store_error(e, key))?;
-        self.hra_changed(&modified);
+        if let Ok(hra) = HorizontalRunnerAutoscaler::from_value(&modified) {
+            self.routing.hra_applied(routable_hra(&hra));
+            self.routing.rebuild();
+        }
         Ok(())
     }
 }
@@ -217,6 +228,32 @@ mod tests {
     use super::*;
     use crate::domain::hra::CapacityReservation;
     use serde_json::json;
+
+    #[test]
+    fn a_seed_of_thousands_is_indexed_for_routing_once() {
+        let hras = (0..2000).map(|i| {
+            json!({"kind": "HorizontalRunnerAutoscaler",
+                "metadata": {"name": format!("h{i}"), "namespace": format!("ns{}", i % 50)},
+                "spec": {"scaleTargetRef": {"name": format!("h{i}")}}})
+        });
+        let empty = MemoryStore::with_objects([]).unwrap().routing.rebuilds();
+        let store = MemoryStore::with_objects(hras).unwrap();
+        let routing = store.routing.clone();
+        assert_eq!(
+            routing.rebuilds(),
+            empty + 1,
+            "one index for the whole seed"
+        );
+        assert_eq!(routing.index().unwrap().len(), 2000);
+        // A change after the seed is indexed at once.
+        store
+            .insert(
+                json!({"metadata": {"name": "late"}, "spec": {"scaleTargetRef": {"name": "x"}}}),
+            )
+            .unwrap();
+        let after = (routing.rebuilds(), routing.index().unwrap().len());
+        assert_eq!(after, (empty + 2, 2001));
+    }
 
     fn store() -> (MemoryStore, HraKey) {
         let s = MemoryStore::with_objects([json!({

@@ -60,7 +60,8 @@ start() {
     --window "${WINDOW:-200ms}" "$@" >"$log" 2>&1 &
   LAST_PID=$!
   PIDS+=($!)
-  for _ in $(seq 100); do
+  # Tenths of a second to wait for it (a seed of thousands of HRAs takes longer to read).
+  for _ in $(seq "${START_TRIES:-100}"); do
     ADDR=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$log" | head -1)
     METRICS=$(sed -n 's|.*metrics on http://\([0-9.:]*\)/metrics.*|\1|p' "$log" | head -1)
     [ -n "$ADDR" ] && [ -n "$METRICS" ] && return 0
@@ -324,15 +325,19 @@ DASH_AUTH_ADDR=$ADDR
 } >"$WORK/flood.yaml"
 SEED=$WORK/flood.yaml WINDOW=20ms start dashflood
 export DASH_FLOOD_ADDR=$ADDR
-# A fleet: 5,000 HRAs in 50 namespaces (HRA hK in namespace ns(K mod 50)).
-{
-  echo "apiVersion: v1"; echo "kind: List"; echo "items:"
-  for i in $(seq 0 4999); do
-    echo "- {apiVersion: actions.summerwind.dev/v1alpha1, kind: HorizontalRunnerAutoscaler, metadata: {name: h$i, namespace: ns$((i % 50))}, spec: {scaleTargetRef: {name: h$i}, maxReplicas: 10}}"
-  done
-} >"$WORK/fleet.yaml"
-SEED=$WORK/fleet.yaml WINDOW=1s start dashfleet
+# Fleets: 5,000 and 20,000 HRAs in 50 namespaces (HRA hK in namespace ns(K mod 50)).
+for size in 5000 20000; do
+  {
+    echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+    for i in $(seq 0 $((size - 1))); do
+      echo "- {apiVersion: actions.summerwind.dev/v1alpha1, kind: HorizontalRunnerAutoscaler, metadata: {name: h$i, namespace: ns$((i % 50))}, spec: {scaleTargetRef: {name: h$i}, maxReplicas: 10}}"
+    done
+  } >"$WORK/fleet-$size.yaml"
+done
+SEED=$WORK/fleet-5000.yaml WINDOW=1s START_TRIES=600 start dashfleet
 export DASH_FLEET_ADDR=$ADDR
+SEED=$WORK/fleet-20000.yaml WINDOW=1s START_TRIES=1800 start dashfleet20k
+export DASH_FLEET20K_ADDR=$ADDR
 SEED=$DASH_SEED WINDOW=1s start dashboard
 DASH_ADDR=$ADDR
 export DASH_PID=$LAST_PID DASH_BIN=$BIN DASH_SEED

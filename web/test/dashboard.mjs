@@ -9,7 +9,7 @@
 import { chromium } from "playwright-core";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { measureFleet } from "./fleet-measure.mjs";
+import { loadAndScroll, measureFleet } from "./fleet-measure.mjs";
 
 const [url, grpcurl, addr, shots, windowMs, authUrl, token] = process.argv.slice(2);
 const twoWindows = 2 * Number(windowMs) + 2000;
@@ -202,6 +202,21 @@ await check("the HRA view is reached by URL too", async () => {
   await page.waitForFunction(() => document.getElementById("detail-title").textContent === "ci/linux", null, { timeout: 2000 });
   await page.waitForSelector("svg.timeline g.bar", { timeout: 5000 });
 });
+await check("sorted by wait p90 or utilization, the HRA with job figures comes first, the others after", async () => {
+  await page.goto(`${url}#/`);
+  const rows = () => page.$$eval("#targets tr[data-hra]", (r) => r.map((x) => x.getAttribute("data-hra")));
+  await page.waitForFunction(() => document.querySelector('tr[data-hra="ci/small"] td.wait')?.textContent === "20s",
+    null, { timeout: 5000 });
+  for (const key of ["wait", "utilization"]) {
+    await page.click(`th[data-sort="${key}"] button`);
+    await page.waitForFunction((k) => new URLSearchParams(location.search).get("sort") === k, key, { timeout: 2000 });
+    const order = await rows();
+    assert(order[0] === "ci/small" && order.length === 4, `${key}: ${order}`);
+    assert(new URLSearchParams(new URL(page.url()).search).get("dir") === "desc", `${key}: largest first`);
+  }
+  await page.click('th[data-sort="name"] button');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).get("sort"), null, { timeout: 2000 });
+});
 await check("an HRA with more jobs reserved than maxReplicas needs attention, with why and a link", async () => {
   await page.goto(`${url}#/`);
   await page.waitForSelector('#attention li[data-hra="ci/small"]', { timeout: twoWindows });
@@ -298,6 +313,13 @@ if (process.env.DASH_FLEET_ADDR) {
     assert(m.longTaskMs < 200, `long tasks ${m.longTaskMs} ms`);
     assert(m.idleBytes <= 100000, `idle ${m.idleBytes} bytes in 10 s`);
     assert(m.firstRowsMs <= 3000, `first rows after ${m.firstRowsMs} ms`);
+  });
+}
+if (process.env.DASH_FLEET20K_ADDR) {
+  await check("20,000 HRAs still load and scroll, the DOM still windowed", async () => {
+    const m = await loadAndScroll(browser, process.env.DASH_FLEET20K_ADDR, 20000);
+    console.log(`fleet: 20000 HRAs; first rows ${m.firstRowsMs} ms; DOM ${m.nodes} nodes (${m.nodesAtEnd} at the end)`);
+    assert(m.nodes <= 6000 && m.nodesAtEnd <= 6000, `DOM ${m.nodes} / ${m.nodesAtEnd} nodes`);
   });
 }
 if (process.env.DASH_FLOOD_ADDR) {

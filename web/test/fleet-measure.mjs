@@ -52,3 +52,22 @@ export async function measureFleet(browser, addr, n, publish, screenshot) {
   await page.close();
   return { firstRowsMs, nodes, longTaskMs, idleBytes, nodesAtEnd };
 }
+
+/** Opens the dashboard of `n` HRAs, waits for every one to count, and scrolls to the end. */
+export async function loadAndScroll(browser, addr, n) {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  const started = Date.now();
+  await page.goto(`http://${addr}/`);
+  await page.waitForSelector("#targets tr[data-hra]", { timeout: 30000 });
+  const firstRowsMs = Date.now() - started;
+  await page.waitForFunction((n) => document.getElementById("count").textContent.startsWith(`${n} HRAs`), n,
+    { timeout: 30000 });
+  const nodes = await page.evaluate(() => document.getElementsByTagName("*").length);
+  await page.$eval("#targets-box", (b) => { b.scrollTop = b.scrollHeight; });
+  const lastKey = Array.from({ length: n }, (_, k) => `ns${k % 50}/h${k}`).sort().pop();
+  await page.waitForFunction((k) => [...document.querySelectorAll("#targets tr[data-hra]")].some((r) => r.dataset.hra === k),
+    lastKey, { timeout: 5000 });
+  const nodesAtEnd = await page.evaluate(() => document.getElementsByTagName("*").length);
+  await page.close();
+  return { firstRowsMs, nodes, nodesAtEnd };
+}
