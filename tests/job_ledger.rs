@@ -223,6 +223,14 @@ async fn reservations_that_end_before_their_job_starts_or_while_it_runs_are_coun
         .unwrap();
     let s = stats(&server).await;
     assert_eq!((s.expired_before_start, s.expired_while_running), (1, 1));
+    // The overview's row says so too (the dashboard lists the HRA as needing attention).
+    let list = client
+        .list_targets(pb::ListTargetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let app = list.targets.iter().find(|t| t.name == "app").unwrap();
+    assert_eq!((app.jobs_expired_before_start, app.jobs_waiting), (1, 1));
     assert!(
         s.advice
             .contains("1 jobs lost their reservation before they started"),

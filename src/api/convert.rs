@@ -184,6 +184,8 @@ pub fn target(hra: Hra, now: DateTime<Utc>) -> pb::Target {
         last_batch: None,
         job_wait_p90: None,
         utilization: None,
+        jobs_waiting: 0,
+        jobs_expired_before_start: 0,
         namespace: hra.key.namespace,
         name: hra.key.name,
         min_replicas: hra.min_replicas,

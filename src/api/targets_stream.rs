@@ -50,9 +50,11 @@ impl BatchScalerService {
                     target.capacity_reservations = Vec::new();
                 }
                 target.last_batch = last.map(|r| convert::batch_result(&r, 0));
-                if let Some((wait_p90, utilization)) = summary {
-                    target.job_wait_p90 = wait_p90.map(convert::seconds_to_pb);
-                    target.utilization = utilization;
+                if let Some(s) = summary {
+                    target.job_wait_p90 = s.wait_p90.map(convert::seconds_to_pb);
+                    target.utilization = s.utilization;
+                    target.jobs_waiting = u32::try_from(s.jobs_waiting).unwrap_or(u32::MAX);
+                    target.jobs_expired_before_start = s.expired_before_start;
                 }
                 target
             })

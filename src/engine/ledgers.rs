@@ -8,7 +8,7 @@ use crate::{
         event::ScaleEvent,
         hra::HraKey,
         job_times::ledger_event,
-        ledger::{Added, Figures, Ledger, Written},
+        ledger::{Added, Figures, Ledger, Summary, Written},
     },
     ops::{hra_metrics::LedgerChange, metrics::Metrics},
 };
@@ -86,8 +86,8 @@ impl Ledgers {
         total
     }
 
-    /// Each kept HRA's wait p90 (seconds) and utilization, for overviews.
-    pub fn summaries(&self) -> HashMap<HraKey, (Option<f64>, Option<f64>)> {
+    /// Each kept HRA's summary, for overviews.
+    pub fn summaries(&self) -> HashMap<HraKey, Summary> {
         let now = (self.clock)();
         let mut ledgers = self.ledgers.lock();
         ledgers

@@ -325,16 +325,19 @@ DASH_AUTH_ADDR=$ADDR
 } >"$WORK/flood.yaml"
 SEED=$WORK/flood.yaml WINDOW=20ms start dashflood
 export DASH_FLOOD_ADDR=$ADDR
-# Fleets: 5,000 and 20,000 HRAs in 50 namespaces (HRA hK in namespace ns(K mod 50)).
+# Fleets: 5,000 and 20,000 HRAs in 50 namespaces (HRA hK in namespace ns(K mod 50)); ns0/h0
+# carries a 5 KB annotation, over the fleet service's --max-hra-bytes: its batches fail.
+big=$(printf 'a%.0s' $(seq 5000))
 for size in 5000 20000; do
   {
     echo "apiVersion: v1"; echo "kind: List"; echo "items:"
-    for i in $(seq 0 $((size - 1))); do
+    echo "- {apiVersion: actions.summerwind.dev/v1alpha1, kind: HorizontalRunnerAutoscaler, metadata: {name: h0, namespace: ns0, annotations: {note: $big}}, spec: {scaleTargetRef: {name: h0}, maxReplicas: 10}}"
+    for i in $(seq 1 $((size - 1))); do
       echo "- {apiVersion: actions.summerwind.dev/v1alpha1, kind: HorizontalRunnerAutoscaler, metadata: {name: h$i, namespace: ns$((i % 50))}, spec: {scaleTargetRef: {name: h$i}, maxReplicas: 10}}"
     done
   } >"$WORK/fleet-$size.yaml"
 done
-SEED=$WORK/fleet-5000.yaml WINDOW=1s START_TRIES=600 start dashfleet
+SEED=$WORK/fleet-5000.yaml WINDOW=1s START_TRIES=600 start dashfleet --max-hra-bytes 4000
 export DASH_FLEET_ADDR=$ADDR
 SEED=$WORK/fleet-20000.yaml WINDOW=1s START_TRIES=1800 start dashfleet20k
 export DASH_FLEET20K_ADDR=$ADDR

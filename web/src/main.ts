@@ -37,8 +37,8 @@ let shownJobs: JobStats | undefined; // its job ledger figures
 
 // The overview's filter and order live in the URL's query (`?ns=&q=&sort=&dir=`), so a link
 // reproduces the view.
-type SortKey = "name" | "reserved" | "reservations" | "last" | "wait" | "utilization";
-const SORT_KEYS: SortKey[] = ["name", "reserved", "reservations", "last", "wait", "utilization"];
+type SortKey = "name" | "reserved" | "reservations" | "waiting" | "last" | "wait" | "utilization";
+const SORT_KEYS: SortKey[] = ["name", "reserved", "reservations", "waiting", "last", "wait", "utilization"];
 const params = new URLSearchParams(location.search);
 let nameFilter = params.get("q") ?? "";
 let sortKey: SortKey = SORT_KEYS.find((k) => k === params.get("sort")) ?? "name";
@@ -122,6 +122,10 @@ function attentionReason(t: Target): string | undefined {
   if (t.maxReplicas !== undefined && waiting > t.maxReplicas) {
     return `${plural(waiting, "job")} reserved, more than maxReplicas ${t.maxReplicas}: ${waiting - t.maxReplicas} wait for a runner`;
   }
+  if (t.jobsExpiredBeforeStart > 0n) {
+    return `${plural(t.jobsExpiredBeforeStart, "job")} lost their reservation before they started: ` +
+      "raise the trigger duration, or run with --reservation-clock started";
+  }
   return undefined;
 }
 
@@ -152,6 +156,7 @@ function compareTargets(a: Target, b: Target): number {
     name: 0,
     reserved: a.reservedReplicas - b.reservedReplicas,
     reservations: a.reservationUnits - b.reservationUnits,
+    waiting: a.jobsWaiting - b.jobsWaiting,
     last: lastAt(ka) - lastAt(kb),
     wait: waitP90(a) - waitP90(b),
     utilization: (a.utilization ?? -1) - (b.utilization ?? -1),
@@ -191,20 +196,20 @@ function renderRows() {
   const last = Math.min(rowsInView.length, first + shown);
   // Sized below through the CSSOM: the page's CSP refuses inline style attributes.
   const spacer = (rows: number) =>
-    rows > 0 ? `<tr class="spacer" aria-hidden="true" data-rows="${rows}"><td colspan="8"></td></tr>` : "";
+    rows > 0 ? `<tr class="spacer" aria-hidden="true" data-rows="${rows}"><td colspan="9"></td></tr>` : "";
   const rows = rowsInView.slice(first, last)
     .map((t) => {
       const k = keyOf(t.namespace, t.name);
       return `<tr data-hra="${esc(k)}"><td>${hraLink(t.namespace, t.name)}</td><td class="num reserved">${t.reservedReplicas}</td>
         <td class="num">${t.minReplicas ?? "—"} / ${t.maxReplicas ?? "∞"}</td>
-        <td class="num">${t.reservationUnits}</td><td>${lastCell(k)}</td>
+        <td class="num">${t.reservationUnits}</td><td class="num waiting">${t.jobsWaiting}</td><td>${lastCell(k)}</td>
         <td class="num wait">${t.jobWaitP90 ? seconds(waitP90(t)) : "—"}</td>
         <td class="num utilization">${t.utilization !== undefined ? `${Math.round(100 * t.utilization)}%` : "—"}</td>
         <td class="chart-cell">${reservedChart(history.of(k), now, true)}</td></tr>`;
     });
   $("targets").innerHTML = rowsInView.length
     ? spacer(first) + rows.join("") + spacer(rowsInView.length - last)
-    : `<tr><td colspan="8" class="meta">no HRAs</td></tr>`;
+    : `<tr><td colspan="9" class="meta">no HRAs</td></tr>`;
   document.querySelectorAll<HTMLTableRowElement>("#targets tr.spacer").forEach((tr) => {
     tr.style.height = `${Number(tr.dataset.rows) * ROW_PX}px`;
   });

@@ -82,6 +82,19 @@ impl Figures {
     }
 }
 
+/// A ledger in a few figures, for overviews.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// The p90 of the waits in the window, in seconds.
+    pub wait_p90: Option<f64>,
+    /// Busy / reserved runner-seconds, if any were reserved.
+    pub utilization: Option<f64>,
+    /// Jobs queued and not started.
+    pub jobs_waiting: u64,
+    /// Jobs whose reservation expired before they started, in the window.
+    pub expired_before_start: u64,
+}
+
 /// What a write of the HRA tells its ledger.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Written {
@@ -260,13 +273,16 @@ impl Ledger {
         (figures, reserved)
     }
 
-    /// The p90 of the waits in the window (seconds) and busy / reserved runner-seconds (if
-    /// any were reserved), without integrating: a cheap summary for overviews.
-    pub fn summary(&mut self, now: DateTime<Utc>) -> (Option<f64>, Option<f64>) {
+    /// A cheap summary for overviews (without integrating the reservations up to `now`).
+    pub fn summary(&mut self, now: DateTime<Utc>) -> Summary {
         let (_, sums) = self.window.total(now);
-        let utilization =
-            (sums.reserved_seconds > 0.0).then(|| sums.run.sum / sums.reserved_seconds);
-        (sums.wait.quantile(0.9), utilization)
+        Summary {
+            wait_p90: sums.wait.quantile(0.9),
+            utilization: (sums.reserved_seconds > 0.0)
+                .then(|| sums.run.sum / sums.reserved_seconds),
+            jobs_waiting: self.gauges().0,
+            expired_before_start: sums.expired_before_start,
+        }
     }
 
     /// `(waiting, running)` jobs now.
