@@ -202,12 +202,12 @@ await check("the HRA view is reached by URL too", async () => {
   await page.waitForFunction(() => document.getElementById("detail-title").textContent === "ci/linux", null, { timeout: 2000 });
   await page.waitForSelector("svg.timeline g.bar", { timeout: 5000 });
 });
-await check("sorted by wait p90 or utilization, the HRA with job figures comes first, the others after", async () => {
+await check("sorted by waiting jobs, wait p90 or utilization, the HRA with job figures comes first, the others after", async () => {
   await page.goto(`${url}#/`);
   const rows = () => page.$$eval("#targets tr[data-hra]", (r) => r.map((x) => x.getAttribute("data-hra")));
   await page.waitForFunction(() => document.querySelector('tr[data-hra="ci/small"] td.wait')?.textContent === "20s",
     null, { timeout: 5000 });
-  for (const key of ["wait", "utilization"]) {
+  for (const key of ["waiting", "wait", "utilization"]) {
     await page.click(`th[data-sort="${key}"] button`);
     await page.waitForFunction((k) => new URLSearchParams(location.search).get("sort") === k, key, { timeout: 2000 });
     const order = await rows();
