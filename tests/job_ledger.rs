@@ -88,6 +88,14 @@ async fn stats(server: &TestServer) -> pb::JobStats {
         .into_inner()
 }
 
+/// The HRA's row as the overview lists it.
+async fn overview_row(server: &TestServer) -> pb::Target {
+    let mut client = server.client().await;
+    let list = client.list_targets(pb::ListTargetsRequest::default()).await;
+    let targets = list.unwrap().into_inner().targets;
+    targets.into_iter().find(|t| t.name == "app").unwrap()
+}
+
 fn secs(d: &Option<prost_types::Duration>) -> f64 {
     d.as_ref()
         .map_or(-1.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
@@ -166,12 +174,7 @@ async fn job_stats_add_up_each_job_once_and_agree_with_the_metrics() {
     assert!(s.since.unwrap().seconds <= Utc::now().timestamp());
 
     // The overview's columns: the same wait p90, and a utilization.
-    let list = client
-        .list_targets(pb::ListTargetsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let app = list.targets.iter().find(|t| t.name == "app").unwrap();
+    let app = overview_row(&server).await;
     assert_eq!(secs(&app.job_wait_p90), secs(&wait.p90));
     assert!(
         app.utilization.is_some_and(|u| u > 0.0),
@@ -224,12 +227,7 @@ async fn reservations_that_end_before_their_job_starts_or_while_it_runs_are_coun
     let s = stats(&server).await;
     assert_eq!((s.expired_before_start, s.expired_while_running), (1, 1));
     // The overview's row says so too (the dashboard lists the HRA as needing attention).
-    let list = client
-        .list_targets(pb::ListTargetsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let app = list.targets.iter().find(|t| t.name == "app").unwrap();
+    let app = overview_row(&server).await;
     assert_eq!((app.jobs_expired_before_start, app.jobs_waiting), (1, 1));
     assert!(
         s.advice

@@ -2,7 +2,7 @@
 //! same jobs; only the layout differs (and, for job-less scale-downs reaching into a group,
 //! which waiting job loses its unit).
 
-use super::reference_tests::{DEFAULT_LIFE, hra, t0};
+use super::reference_tests::{DEFAULT_LIFE, arbitrary_event, hra, t0};
 use super::*;
 use crate::domain::{codec::Members, groups::is_group_name};
 use proptest::prelude::*;
@@ -57,16 +57,7 @@ fn event() -> impl Strategy<Value = PlanEvent> {
         prop::sample::select(vec![10i64, 20, 600]),
         prop::option::weighted(0.6, (1u64..40).prop_map(|n| n.to_string())),
     )
-        .prop_map(|(amount, secs, job)| PlanEvent {
-            amount: if job.is_some() {
-                amount.signum().max(-1) | 1
-            } else {
-                amount
-            },
-            duration: Some(TimeDelta::seconds(secs)),
-            job: job.map(Arc::from),
-            started: None,
-        })
+        .prop_map(arbitrary_event)
 }
 
 fn reservation() -> impl Strategy<Value = CapacityReservation> {

@@ -50,6 +50,23 @@ pub(super) fn ev(amount: i64, duration: i64) -> PlanEvent {
     }
 }
 
+/// A generated `(amount, seconds, job)` as an event (a job's event is `+1` or `-1`), for the
+/// property tests.
+pub(super) fn arbitrary_event<J: AsRef<str>>(
+    (amount, seconds, job): (i64, i64, Option<J>),
+) -> PlanEvent {
+    PlanEvent {
+        amount: if job.is_some() {
+            amount.signum().max(-1) | 1
+        } else {
+            amount
+        },
+        duration: Some(TimeDelta::seconds(seconds)),
+        job: job.map(|j| Arc::from(j.as_ref())),
+        started: None,
+    }
+}
+
 pub(super) fn counts(before: u64, expired: u64, added: u64, completed: u64, after: u64) -> Counts {
     Counts {
         before,

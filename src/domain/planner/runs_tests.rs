@@ -1,7 +1,7 @@
 //! The run-length planner plans exactly as the plain one did, and never writes out what it
 //! can count.
 
-use super::reference_tests::{DEFAULT_LIFE, hra, t0};
+use super::reference_tests::{DEFAULT_LIFE, arbitrary_event, hra, t0};
 use super::*;
 use proptest::prelude::*;
 
@@ -11,16 +11,7 @@ fn event() -> impl Strategy<Value = PlanEvent> {
         prop::sample::select(vec![10i64, 20, 600]),
         prop::option::weighted(0.2, prop::sample::select(vec!["a", "b", "c"])),
     )
-        .prop_map(|(amount, secs, job)| PlanEvent {
-            amount: if job.is_some() {
-                amount.signum().max(-1) | 1
-            } else {
-                amount
-            },
-            duration: Some(TimeDelta::seconds(secs)),
-            job: job.map(Arc::from),
-            started: None,
-        })
+        .prop_map(arbitrary_event)
 }
 
 fn reservation() -> impl Strategy<Value = CapacityReservation> {
