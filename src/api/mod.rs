@@ -25,6 +25,7 @@ pub mod peers;
 pub mod roles;
 pub mod service;
 mod stream_answers;
-pub mod targets_stream;
+pub mod targets_cache;
+mod targets_stream;
 pub mod tls;
 pub mod transport;

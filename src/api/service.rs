@@ -6,7 +6,7 @@ use super::{
     error::ApiError,
     pb,
     peers::{FORWARDED_BY, Peers},
-    targets_stream::{TargetsCache, TargetsStream},
+    targets_cache::{TargetsCache, TargetsStream},
 };
 use crate::{
     domain::{

@@ -2,21 +2,23 @@
 //! thousands of HRAs. Each watch compares the HRAs (read from the store, whose watch cache
 //! serves them) with what it last sent, about every second, and sends the difference.
 
-use super::{convert, error::ApiError, pb, service::BatchScalerService};
+use super::{
+    convert,
+    error::ApiError,
+    pb,
+    service::BatchScalerService,
+    targets_cache::{Row, TargetsStream},
+};
 use prost::Message as _;
 use std::{
     collections::{HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
-    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
 use tokio::sync::mpsc;
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-
-/// The stream of `WatchTargets`.
-pub type TargetsStream = Pin<Box<dyn Stream<Item = Result<pb::TargetsUpdate, Status>> + Send>>;
 
 /// How often a watch looks for changes.
 const TICK: Duration = Duration::from_secs(1);
@@ -146,13 +148,3 @@ impl BatchScalerService {
         Box::pin(ReceiverStream::new(rx))
     }
 }
-
-/// One HRA as watches send it, with what its content hashes to.
-pub struct Row {
-    key: Arc<str>,
-    print: u64,
-    target: pb::Target,
-}
-
-/// The rows last read for watches, and when (shared by every watch).
-pub type TargetsCache = tokio::sync::Mutex<Option<(Instant, Arc<Vec<Row>>)>>;
