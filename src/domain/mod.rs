@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod duration;
 pub mod event;
+pub mod forecast;
 pub mod github;
 pub mod groups;
 pub mod hra;
@@ -18,3 +19,4 @@ pub mod report;
 pub mod routing;
 pub mod tombstones;
 pub mod validate;
+pub mod warm;

@@ -131,6 +131,7 @@ fn log(r: &BatchReport) {
         after,
         ignored_finished,
         started,
+        ..
     } = r.counts;
     let error = r.error.as_deref().unwrap_or("");
     macro_rules! line {

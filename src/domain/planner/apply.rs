@@ -1,6 +1,7 @@
 //! Step 4: one event at a time on the working list, in arrival order.
 
 use super::{Counts, PlanEvent, list::List};
+use crate::domain::warm::is_warm;
 use chrono::{DateTime, Utc};
 use std::{collections::HashMap, sync::Arc};
 
@@ -40,6 +41,11 @@ impl<R: Fn(&str) -> Option<Arc<str>>> Batch<'_, R> {
             if times.1 <= self.now {
                 // Started a whole duration ago: its capacity has ended already.
                 return;
+            }
+            // A job takes the place of a warm reservation, so one runner is never counted
+            // twice: the sum holds the job's own reservation only.
+            if !is_warm(job) && self.list.claim_warm() {
+                self.counts.warm_claimed += 1;
             }
             let repository = (self.repository_of)(job);
             self.list.add_job(job, times, repository.as_ref());

@@ -6,7 +6,7 @@ use super::{
     runs::Runs,
     tail::{Group, Promoted, Tail},
 };
-use crate::domain::hra::CapacityReservation;
+use crate::domain::{hra::CapacityReservation, warm::is_warm};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -72,6 +72,17 @@ impl List {
                 true
             }
             None => self.tail.remove(job).is_some(),
+        }
+    }
+
+    /// Removes the oldest named warm reservation (`warm-…`); false when none is held.
+    pub(super) fn claim_warm(&mut self) -> bool {
+        match self.head.runs.iter().position(|(r, _)| is_warm(&r.name)) {
+            Some(i) => {
+                self.head.remove(i);
+                true
+            }
+            None => false,
         }
     }
 

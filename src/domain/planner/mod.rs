@@ -24,6 +24,7 @@ pub use fold::Fold;
 pub use rules::{ReservationClock, Rules};
 
 use super::groups::Shape;
+use super::warm::is_warm;
 use apply::Batch;
 use list::List;
 use runs::Runs;
@@ -62,6 +63,8 @@ pub struct Counts {
     pub ignored_finished: u64,
     /// Reservations whose life a job's start restarted (`--reservation-clock started`).
     pub started: u64,
+    /// Warm reservations (`warm-…`) that a queued job claimed as its own.
+    pub warm_claimed: u64,
 }
 
 /// The outcome of planning one batch: the list to write and its counters.
@@ -142,7 +145,9 @@ pub fn plan_grouped(
     // When the reservation an event adds ends: its life from now, or, for a queued job on
     // the started clock, the longest a job may wait.
     let queued = |e: &PlanEvent| match rules.clock {
-        ReservationClock::Started { max_queue_time } if e.job.is_some() => {
+        ReservationClock::Started { max_queue_time }
+            if e.job.as_deref().is_some_and(|j| !is_warm(j)) =>
+        {
             (now, saturating_add(now, max_queue_time))
         }
         _ => (now, saturating_add(now, life(e))),
@@ -325,3 +330,5 @@ mod oracle;
 mod reference_tests;
 #[cfg(test)]
 mod runs_tests;
+#[cfg(test)]
+mod warm_tests;

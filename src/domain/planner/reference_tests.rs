@@ -76,6 +76,7 @@ pub(super) fn counts(before: u64, expired: u64, added: u64, completed: u64, afte
         after,
         ignored_finished: 0,
         started: 0,
+        warm_claimed: 0,
     }
 }
 

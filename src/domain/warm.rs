@@ -1,0 +1,91 @@
+//! Warm reservations (`--warm-runners forecast`): capacity asked for ahead of the demand an
+//! HRA's arrival profile expects. Each is a job-named reservation whose name starts with
+//! `warm-`; a queued job's `+1` claims the oldest one (the planner swaps it for the job's own),
+//! and an unclaimed one simply expires.
+
+use super::forecast::Expected;
+
+/// The prefix of every warm reservation's name.
+pub const WARM_PREFIX: &str = "warm-";
+
+/// True for a warm reservation's name.
+pub fn is_warm(name: &str) -> bool {
+    name.starts_with(WARM_PREFIX)
+}
+
+/// The name of warm reservation `n` asked for at unix second `second`.
+pub fn warm_name(second: i64, n: u32) -> String {
+    format!("{WARM_PREFIX}{second}-{n}")
+}
+
+/// How sure the warm pool is to cover the demand it expects: the share of moments in which
+/// the jobs arriving within one runner start find a runner ready.
+pub const COVER: f64 = 0.95;
+
+/// The most warm reservations an HRA holds by default: 20 % of `maxReplicas` (rounded up),
+/// at least one; `None` when the HRA has no maximum.
+pub fn default_cap(max_replicas: Option<i32>) -> Option<u32> {
+    let max = u32::try_from(max_replicas?.max(0)).unwrap_or(0);
+    Some(max.div_ceil(5).max(1))
+}
+
+/// How many warm reservations to hold for `expected` demand: the demand that comes at fixed
+/// minutes, plus the [`COVER`] quantile of the rest (a Poisson count of its mean), at most
+/// `cap`.
+pub fn target(expected: Expected, cap: u32) -> u32 {
+    let fixed = expected.periodic.round().max(0.0);
+    let total = fixed + f64::from(poisson_quantile(expected.random, COVER));
+    (total.min(f64::from(cap))) as u32
+}
+
+/// The smallest `k` with P(N ≤ k) ≥ `p` for N ~ Poisson(`mean`).
+pub fn poisson_quantile(mean: f64, p: f64) -> u32 {
+    if !(mean > 0.0) {
+        return 0;
+    }
+    let mut term = (-mean).exp();
+    let mut sum = term;
+    let mut k = 0u32;
+    while sum < p && k < 10_000 {
+        k += 1;
+        term *= mean / f64::from(k);
+        sum += term;
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_caps() {
+        assert!(is_warm(&warm_name(1_700_000_000, 3)));
+        assert_eq!(warm_name(60, 2), "warm-60-2");
+        assert!(!is_warm("12345"));
+        assert_eq!(default_cap(Some(10)), Some(2));
+        assert_eq!(default_cap(Some(11)), Some(3));
+        assert_eq!(default_cap(Some(0)), Some(1));
+        assert_eq!(default_cap(None), None);
+    }
+
+    #[test]
+    fn poisson_quantiles_match_the_table() {
+        // P(N <= 0) for mean 0.04 is 0.961: nothing is kept warm for rare jobs.
+        assert_eq!(poisson_quantile(0.04, 0.95), 0);
+        assert_eq!(poisson_quantile(0.2, 0.95), 1);
+        // Mean 3: P(N <= 5) = 0.916, P(N <= 6) = 0.966.
+        assert_eq!(poisson_quantile(3.0, 0.95), 6);
+        assert_eq!(poisson_quantile(0.0, 0.95), 0);
+        assert_eq!(poisson_quantile(f64::NAN, 0.95), 0);
+    }
+
+    #[test]
+    fn the_target_adds_fixed_demand_and_respects_the_cap() {
+        let e = |periodic, random| Expected { periodic, random };
+        assert_eq!(target(e(0.0, 0.0), 10), 0);
+        assert_eq!(target(e(12.0, 0.04), 20), 12);
+        assert_eq!(target(e(12.0, 3.0), 20), 18);
+        assert_eq!(target(e(12.0, 3.0), 8), 8);
+    }
+}
