@@ -3,6 +3,7 @@
 
 mod readiness;
 mod scale_out;
+pub mod tools;
 
 use crate::{
     api::{

@@ -9,10 +9,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 pub mod defaults;
 mod github;
 mod settings;
+mod tools;
 
 pub use github::{GithubArgs, GithubConfigError};
 
 pub use settings::{ConfigError, Settings};
+pub use tools::{RecordArgs, ReplayArgs, Tool, WarmFlag};
 
 /// Whether replicas share the HRAs out (one writer each) and forward events to the owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -91,8 +93,12 @@ fn human(d: Duration) -> humantime::Duration {
 /// Batches GitHub Actions scale events per HorizontalRunnerAutoscaler and applies them as
 /// capacity reservations.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "batch-scaler", version, about)]
+#[command(name = "batch-scaler", version, about, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// A tool instead of the service.
+    #[command(subcommand)]
+    pub command: Option<Tool>,
+
     /// gRPC address (port 0: pick one; the real address is logged).
     #[arg(long, env = "BATCH_SCALER_LISTEN", default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,

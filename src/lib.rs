@@ -12,4 +12,5 @@ pub mod domain;
 pub mod engine;
 pub mod github;
 pub mod ops;
+pub mod replay;
 pub mod store;

@@ -1,6 +1,6 @@
 use batch_scaler::{
     app,
-    config::Args,
+    config::{Args, Tool},
     ops::{
         telemetry,
         traces::{TraceSettings, Traces},
@@ -11,7 +11,20 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(tool) = args.command.take() {
+        let result = match tool {
+            Tool::Replay(replay) => app::tools::replay(&replay),
+            Tool::RecordDeliveries(record) => app::tools::record_deliveries(&record).await,
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let traces =
         match TraceSettings::resolve(args.otlp_endpoint.as_deref()).map(|s| Traces::start(&s)) {
             None => None,

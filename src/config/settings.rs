@@ -142,6 +142,7 @@ impl Args {
     /// The service settings these flags ask for, reading the files they name.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let Self {
+            command: _,
             listen: _,
             backend: _,
             seed: _,

@@ -101,6 +101,17 @@ impl Seasonal {
         self.past[minute.rem_euclid(self.period) as usize]
     }
 
+    /// What the past expects at `minute`, less what already arrived at it this period.
+    fn remaining(&self, minute: i64) -> f32 {
+        let slot = minute.rem_euclid(self.period) as usize;
+        let arrived = if minute.div_euclid(self.period) == self.index {
+            f32::from(self.current[slot])
+        } else {
+            0.0
+        };
+        (self.past[slot] - arrived).max(0.0)
+    }
+
     /// The usual rate around `minute`: the mean of its neighbours without the highest few.
     fn usual(&self, minute: i64) -> f32 {
         let mut around: Vec<f32> = (-SPREAD..=SPREAD).map(|d| self.at(minute + d)).collect();
@@ -224,7 +235,7 @@ impl Profile {
         };
         let mut out = Expected::default();
         for m in start..start + i64::from(minutes.max(1)) {
-            let (usual, at) = seasonal.map_or((0.0, 0.0), |s| (s.usual(m), s.at(m)));
+            let (usual, at) = seasonal.map_or((0.0, 0.0), |s| (s.usual(m), s.remaining(m)));
             // A week's minute counts as fixed demand only well above the noise of the usual
             // rate (one week of a busy hour has minutes of 4 where 1.5 is usual); a minute
             // that repeated every hour or day counts from one job beyond the usual rate.

@@ -91,6 +91,12 @@ fn a_weekly_batch_is_fixed_demand_and_noise_is_not() {
     }
     let batch = p.expected(at(7, 1, 59), 2);
     assert!((batch.periodic - 30.0).abs() < 1e-6, "{batch:?}");
+    // Those that came already are not expected again.
+    for _ in 0..25 {
+        p.observe(at(7, 2, 0));
+    }
+    let rest = p.expected(at(7, 2, 0), 1);
+    assert!((rest.periodic - 5.0).abs() < 1e-6, "{rest:?}");
     let noisy = p.expected(at(8, 10, 30), 1);
     assert_eq!(noisy.periodic, 0.0, "{noisy:?}");
 }

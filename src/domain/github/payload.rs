@@ -29,8 +29,9 @@ pub struct DeliveryRequest {
     pub payload: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct Payload {
+/// A `workflow_job` webhook body (the parts routing and the job ledger read).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Payload {
     #[serde(default)]
     action: Option<String>,
     #[serde(default)]
@@ -41,7 +42,7 @@ struct Payload {
     workflow_job: Option<Job>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Repository {
     #[serde(default)]
     full_name: String,
@@ -49,19 +50,19 @@ struct Repository {
     owner: Option<Owner>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Owner {
     #[serde(default, rename = "type")]
     kind: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Enterprise {
     #[serde(default)]
     slug: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Job {
     #[serde(default)]
     id: Option<Value>,
@@ -81,6 +82,42 @@ struct Job {
     runner_name: Option<String>,
 }
 
+impl Payload {
+    /// The job the body carries, validated (at `now`) as `ScaleJob` validates one, with
+    /// `guid` (`X-GitHub-Delivery`) as event id. Errors name the field at fault.
+    pub fn workflow_job(self, guid: &str, now: DateTime<Utc>) -> Result<WorkflowJob, FieldError> {
+        let job = self
+            .workflow_job
+            .ok_or_else(|| FieldError::new("workflow_job", "missing"))?;
+        let repository = self.repository.unwrap_or(Repository {
+            full_name: String::new(),
+            owner: None,
+        });
+        let job_id = match job.id {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        WorkflowJob {
+            action: self.action.unwrap_or_default(),
+            repository: repository.full_name,
+            owner_type: repository.owner.and_then(|o| o.kind).unwrap_or_default(),
+            enterprise: self.enterprise.and_then(|e| e.slug).unwrap_or_default(),
+            labels: job.labels,
+            conclusion: job.conclusion.unwrap_or_default(),
+            has_runner: job.runner_id.is_some_and(|r| !r.is_null()),
+            job_id,
+            event_id: guid.to_owned(),
+            duration: None,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            runner_name: job.runner_name.unwrap_or_default(),
+        }
+        .validate(now)
+    }
+}
+
 impl DeliveryDetail {
     /// The job the delivery carried, validated (at `now`) as `ScaleJob` validates one, with
     /// the guid as event id. Errors name the payload field at fault.
@@ -95,36 +132,9 @@ impl DeliveryDetail {
             other => serde_json::from_value(other.clone()),
         }
         .map_err(|e| FieldError::new("request.payload", e.to_string()))?;
-        let job = parsed
-            .workflow_job
-            .ok_or_else(|| FieldError::new("request.payload.workflow_job", "missing"))?;
-        let repository = parsed.repository.unwrap_or(Repository {
-            full_name: String::new(),
-            owner: None,
-        });
-        let job_id = match job.id {
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(s)) => s,
-            _ => String::new(),
-        };
-        WorkflowJob {
-            action: parsed.action.unwrap_or_default(),
-            repository: repository.full_name,
-            owner_type: repository.owner.and_then(|o| o.kind).unwrap_or_default(),
-            enterprise: parsed.enterprise.and_then(|e| e.slug).unwrap_or_default(),
-            labels: job.labels,
-            conclusion: job.conclusion.unwrap_or_default(),
-            has_runner: job.runner_id.is_some_and(|r| !r.is_null()),
-            job_id,
-            event_id: self.guid.clone(),
-            duration: None,
-            created_at: job.created_at,
-            started_at: job.started_at,
-            completed_at: job.completed_at,
-            runner_name: job.runner_name.unwrap_or_default(),
-        }
-        .validate(now)
-        .map_err(|e| FieldError::new(&format!("request.payload.{}", e.field), e.message))
+        parsed
+            .workflow_job(&self.guid, now)
+            .map_err(|e| FieldError::new(&format!("request.payload.{}", e.field), e.message))
     }
 }
 
