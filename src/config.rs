@@ -93,7 +93,12 @@ fn human(d: Duration) -> humantime::Duration {
 /// Batches GitHub Actions scale events per HorizontalRunnerAutoscaler and applies them as
 /// capacity reservations.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "batch-scaler", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "batch-scaler",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
     /// A tool instead of the service.
     #[command(subcommand)]

@@ -8,8 +8,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const LAYERS: [&str; 8] = [
-    "domain", "store", "engine", "ops", "github", "api", "config", "app",
+const LAYERS: [&str; 9] = [
+    "domain", "store", "engine", "ops", "github", "replay", "api", "config", "app",
 ];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
@@ -155,6 +155,19 @@ fn layers_use_only_the_layers_below_them_and_no_wire_types() {
                     "domain", "store", "engine", "github", "api", "config", "app",
                 ][..],
                 &["tonic::", "prost::"][..],
+            ),
+        ),
+        (
+            "replay",
+            (
+                &["engine", "ops", "github", "api", "config", "app"][..],
+                &[
+                    "tonic::",
+                    "prost::",
+                    "prost_types::",
+                    "kube::",
+                    "k8s_openapi::",
+                ][..],
             ),
         ),
         (

@@ -40,7 +40,7 @@ pub fn target(expected: Expected, cap: u32) -> u32 {
 
 /// The smallest `k` with P(N ≤ k) ≥ `p` for N ~ Poisson(`mean`).
 pub fn poisson_quantile(mean: f64, p: f64) -> u32 {
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return 0;
     }
     let mut term = (-mean).exp();

@@ -161,6 +161,9 @@ mod tests {
         f.assign(&mut Vec::new());
         f.count_to(START + 1_000, (0, i64::MAX));
         assert_eq!(f.busy_ms, 1_000);
-        assert_eq!(f.runner_ms, 3 * 3_000 + 3 * (START + 1_000 - 10_000) as u128);
+        assert_eq!(
+            f.runner_ms,
+            3 * 3_000 + 3 * (START + 1_000 - 10_000) as u128
+        );
     }
 }

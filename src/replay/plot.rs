@@ -9,6 +9,9 @@ const PANEL: f64 = 180.0;
 const LEFT: f64 = 56.0;
 const TOP: f64 = 36.0;
 const GAP: f64 = 44.0;
+/// A panel's label, colour and value.
+type Panel = (&'static str, &'static str, fn(&Sample) -> u64);
+
 /// Most points drawn per line.
 const POINTS: usize = 960;
 
@@ -29,7 +32,7 @@ pub fn svg(title: &str, samples: &[Sample]) -> String {
         (Some(a), Some(b)) => (a.at, b.at.max(a.at + 1)),
         _ => (0, 1),
     };
-    let panels: [(&str, &str, fn(&Sample) -> u64); 2] = [
+    let panels: [Panel; 2] = [
         ("runners", "#1f77b4", |s| s.runners),
         ("waiting jobs", "#d62728", |s| s.waiting),
     ];
@@ -84,7 +87,9 @@ fn peaks(samples: &[Sample], value: fn(&Sample) -> u64) -> Vec<(Ms, u64)> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -100,7 +105,10 @@ mod tests {
                 runners: 3,
             })
             .collect();
-        assert_eq!(peaks(&samples, |s| s.waiting).iter().map(|p| p.1).max(), Some(40));
+        assert_eq!(
+            peaks(&samples, |s| s.waiting).iter().map(|p| p.1).max(),
+            Some(40)
+        );
         assert!(peaks(&samples, |s| s.runners).len() <= POINTS);
         let doc = svg("a <b>", &samples);
         assert!(doc.starts_with("<svg") && doc.ends_with("</svg>"));

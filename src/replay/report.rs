@@ -111,6 +111,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Deliveries routed to no HRA.
     pub unrouted: u64,
+    /// When each job started on its runner, in the simulation (the jobs' ids in start order).
+    pub starts: Vec<(std::sync::Arc<str>, Ms)>,
 }
 
 fn secs(ms: Ms) -> f64 {
@@ -143,7 +145,12 @@ fn figures_json(f: &Figures) -> Value {
 
 impl Report {
     /// The report of per-HRA figures.
-    pub fn new(keys: Vec<HraKey>, figures: Vec<Figures>, samples: Vec<Sample>, unrouted: u64) -> Self {
+    pub fn new(
+        keys: Vec<HraKey>,
+        figures: Vec<Figures>,
+        samples: Vec<Sample>,
+        unrouted: u64,
+    ) -> Self {
         let mut total = Figures::default();
         for f in &figures {
             total.add(f);
@@ -153,6 +160,7 @@ impl Report {
             total,
             samples,
             unrouted,
+            starts: Vec::new(),
         }
     }
 
@@ -178,8 +186,19 @@ impl Report {
         let _ = writeln!(
             out,
             "{:<32} {:>7} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8} {:>10} {:>10} {:>5} {:>6} {:>7}",
-            "HRA", "jobs", "wait p50", "p90", "p99", "max", "rec. p50", "rec. p90",
-            "runner-h", "busy-h", "util", "warm", "claimed"
+            "HRA",
+            "jobs",
+            "wait p50",
+            "p90",
+            "p99",
+            "max",
+            "rec. p50",
+            "rec. p90",
+            "runner-h",
+            "busy-h",
+            "util",
+            "warm",
+            "claimed"
         );
         let rows = self.hras.iter().map(|(k, f)| (k.to_string(), f));
         for (name, f) in rows.chain(std::iter::once(("total".to_owned(), &self.total))) {

@@ -56,6 +56,7 @@ pub struct Sim<'a> {
     span: (Ms, Ms),
     figures: Vec<Figures>,
     samples: Vec<Sample>,
+    starts: Vec<(std::sync::Arc<str>, Ms)>,
 }
 
 impl<'a> Sim<'a> {
@@ -80,6 +81,7 @@ impl<'a> Sim<'a> {
             span: (from, jobs.span.1),
             figures: vec![Figures::default(); world.hras.len()],
             samples: Vec::new(),
+            starts: Vec::new(),
         }
     }
 
@@ -218,15 +220,13 @@ impl<'a> Sim<'a> {
         let mut started = Vec::new();
         self.hras[h].fleet.count_to(t, self.span);
         self.hras[h].fleet.assign(&mut started);
-        let start_clock = matches!(
-            self.settings.rules.clock,
-            ReservationClock::Started { .. }
-        );
+        let start_clock = matches!(self.settings.rules.clock, ReservationClock::Started { .. });
         let all: &'a Jobs = self.jobs;
         for j in started {
             let job = &all.jobs[j];
             self.state[j] = JobState::Running;
             self.started_at[j] = t;
+            self.starts.push((job.id.clone(), t));
             if job.created >= self.span.0 && job.created <= self.span.1 {
                 let f = &mut self.figures[h];
                 f.waits.push(t - job.created);
@@ -280,11 +280,13 @@ impl<'a> Sim<'a> {
             f.warm = s.warm;
             f.batches = s.batches;
         }
-        Report::new(
+        let mut report = Report::new(
             self.hras.iter().map(|s| s.hra.key.clone()).collect(),
             self.figures,
             self.samples,
             self.jobs.unrouted,
-        )
+        );
+        report.starts = self.starts;
+        report
     }
 }

@@ -93,7 +93,8 @@ impl HraState {
             return 0;
         };
         // The demand that comes before a runner asked for now is ready.
-        let minutes = u32::try_from((settings.runner_start.num_seconds() + 59) / 60).unwrap_or(0) + 1;
+        let minutes =
+            u32::try_from((settings.runner_start.num_seconds() + 59) / 60).unwrap_or(0) + 1;
         let expected = profile.expected(at(t), minutes);
         let cap = settings
             .warm_max

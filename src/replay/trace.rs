@@ -98,7 +98,7 @@ pub fn read(path: &Path, mut progress: impl FnMut(u64)) -> Result<Vec<Delivery>,
             break;
         }
         number += 1;
-        if number % 4096 == 0 {
+        if number.is_multiple_of(4096) {
             progress(read_bytes.load(Ordering::Relaxed));
         }
         let trimmed = text.trim();
@@ -117,7 +117,14 @@ pub fn read(path: &Path, mut progress: impl FnMut(u64)) -> Result<Vec<Delivery>,
 
 /// Parses one line, naming the field at fault.
 pub fn parse_line(text: &str) -> Result<Delivery, String> {
-    let line: Line = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let line: Line = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "." | "" => e.into_inner().to_string(),
+            _ => format!("{path}: {}", e.into_inner()),
+        }
+    })?;
     // Payload times may be at most an hour after the delivery's arrival, as the service
     // checks them against its own clock.
     let job = line

@@ -41,8 +41,8 @@ impl World {
             match kind {
                 RUNNER_DEPLOYMENT | RUNNER_SET => {
                     let kind = TargetKind::parse(kind).unwrap_or(TargetKind::RunnerDeployment);
-                    let target = runner_target(kind, object)
-                        .map_err(|e| format!("{kind:?} {name}: {e}"))?;
+                    let target =
+                        runner_target(kind, object).map_err(|e| format!("{kind:?} {name}: {e}"))?;
                     targets.push((kind, target));
                 }
                 _ => {

@@ -11,6 +11,7 @@ pub mod members;
 pub mod otlp;
 pub mod process;
 pub mod remembered;
+pub mod trace;
 
 pub use faulty::{FaultyStore, WriteFault};
 
