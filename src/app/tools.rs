@@ -2,12 +2,20 @@
 //! show progress on stderr (only when stderr is a terminal).
 
 use crate::{
-    config::ReplayArgs,
+    config::{RecordArgs, ReplayArgs},
+    github::{
+        client::{Clock, GithubClient},
+        record,
+    },
+    ops::github_metrics::GithubMetrics,
     replay::{self, World, plot, trace},
 };
 use anyhow::Context;
+use chrono::{TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prometheus_client::registry::Registry;
 use std::io::Write;
+use std::sync::Arc;
 
 /// A progress bar on stderr: drawn on a terminal, hidden otherwise (CI logs stay clean).
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -57,7 +65,50 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `batch-scaler record-deliveries`.
-pub async fn record_deliveries(_args: &crate::config::RecordArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+/// `batch-scaler record-deliveries`: each `--github-hook` in turn, into `--out`.
+pub async fn record_deliveries(args: &RecordArgs) -> anyhow::Result<()> {
+    let config = args
+        .github
+        .config()?
+        .context("record-deliveries needs GitHub credentials: --github-token-file, or the App's --github-app-* flags")?;
+    if config.hooks.is_empty() {
+        anyhow::bail!("record-deliveries needs at least one --github-hook");
+    }
+    let clock: Clock = Arc::new(Utc::now);
+    let metrics = GithubMetrics::register(&mut Registry::default());
+    let client = GithubClient::new(
+        &config.api_url,
+        config.credentials.clone(),
+        config.requests_per_hour,
+        config.request_timeout,
+        metrics,
+        clock,
+    );
+    let since = Utc::now() - TimeDelta::from_std(*args.since).unwrap_or(TimeDelta::days(3));
+    let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(&args.out)
+            .with_context(|| format!("--out {}", args.out.display()))?;
+        Box::new(std::io::BufWriter::new(file))
+    };
+    for hook in &config.hooks {
+        let bar = progress_bar(0, "listing");
+        let recorded = record::record(&client, hook, since, &mut out, &mut |done, total| {
+            if done == 0 {
+                bar.set_length(total);
+            } else {
+                bar.set_message("fetching");
+                bar.set_position(done);
+            }
+        })
+        .await
+        .with_context(|| format!("--github-hook {hook}"))?;
+        bar.finish_and_clear();
+        eprintln!(
+            "{hook}: {} deliveries written, {} skipped (other events, redeliveries), {} gone",
+            recorded.deliveries, recorded.skipped, recorded.gone
+        );
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod budget;
 pub mod client;
 mod poller;
+pub mod record;
 mod verifier;
 
 use crate::{

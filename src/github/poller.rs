@@ -14,7 +14,7 @@ use crate::{
             delivery::{DeliveryLedger, DeliverySummary, Paging, forget_before},
             hook::HookSpec,
             payload::DeliveryDetail,
-            rest::next_cursor,
+            rest::{next_cursor, query_escape},
         },
         hra::HraKey,
         routing::WorkflowJob,
@@ -64,19 +64,6 @@ pub(super) async fn run(mut poller: Poller, stop: CancellationToken) {
             () = poller.poll() => {}
         }
     }
-}
-
-/// `s` as a query value.
-fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Poller {

@@ -183,6 +183,27 @@ impl FakeGithub {
         (id, guid)
     }
 
+    /// [`FakeGithub::deliver`] as if delivered at `at`.
+    pub fn deliver_at(
+        &self,
+        hook_path: &str,
+        event: &str,
+        payload: Value,
+        status_code: u16,
+        at: DateTime<Utc>,
+    ) -> (u64, String) {
+        let (id, guid) = self.deliver(hook_path, event, payload, status_code);
+        let mut s = self.state.lock();
+        if let Some(d) = s
+            .deliveries
+            .get_mut(hook_path)
+            .and_then(|ds| ds.iter_mut().find(|d| d.id == id))
+        {
+            d.delivered_at = at;
+        }
+        (id, guid)
+    }
+
     /// Redelivers `guid` (by hand, as in GitHub's UI), answered `status_code`.
     pub fn redeliver(&self, hook_path: &str, guid: &str, status_code: u16) -> u64 {
         let original = self.state.lock().deliveries[hook_path]
