@@ -16,7 +16,8 @@ use common::*;
 use std::time::Duration;
 use tonic::Request;
 
-const HRAS: usize = 4;
+/// Enough HRAs that both replicas own some (all on one owner: 2 in 4,096 namespaces).
+const HRAS: usize = 12;
 const JOBS: u64 = 3;
 
 fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {

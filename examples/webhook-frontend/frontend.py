@@ -14,6 +14,10 @@ thousands of deliveries is queued by the kernel instead of refused, and a few lo
 connections (grpc.aio) carrying every waiting call at once. Each pending delivery holds only
 its job's fields; past --max-in-flight deliveries it answers 503 at once.
 
+With --record FILE it also writes each signed workflow_job delivery as one JSON line,
+{"delivered_at", "guid", "payload"}, the trace `batch-scaler replay` reads; the file is
+rotated (FILE.1, FILE.2, ...) past --record-max-bytes.
+
 With --routes FILE it routes by its own table instead and publishes with ScaleAndWait (an
 override for clusters whose runner objects routing cannot read).
 
@@ -292,6 +296,7 @@ class Frontend:
         self.channels = []
         self.stubs = None
         self.streams = None
+        self.recorder = Recorder(args.record, args.record_max_bytes, args.record_keep) if args.record else None
 
     async def connect(self):
         """Opens --grpc-connections channels (each its own HTTP/2 connection, so calls spread
@@ -511,6 +516,8 @@ class Frontend:
                     payload = json_loads(body)
                 except ValueError:
                     payload = None
+                if isinstance(payload, dict) and self.recorder is not None and event == "workflow_job":
+                    self.recorder.write(delivery, body, payload)
                 del body
                 if isinstance(payload, dict):
                     job = str((payload.get("workflow_job") or {}).get("id", ""))
@@ -553,6 +560,46 @@ class Frontend:
                             headers={"content-type": CONTENT_TYPE_LATEST})
 
 
+class Recorder:
+    """Appends one JSON line per workflow_job delivery to a size-rotated file: FILE, then
+    FILE.1 (newest) ... FILE.<keep> (oldest)."""
+
+    def __init__(self, path: str, max_bytes: int, keep: int):
+        self.path, self.max_bytes, self.keep = Path(path), max_bytes, keep
+        self.file = open(self.path, "ab")
+        self.size = self.file.tell()
+
+    def write(self, delivery: str, body: bytes, payload: dict):
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        # The payload as received, unless it spans lines (then as parsed).
+        raw = body.strip() if b"\n" not in body.strip() else json_dumps(payload)
+        line = b'{"delivered_at":"' + stamp.encode() + b'","guid":' + json_dumps(delivery) + b',"payload":' + raw + b"}\n"
+        if self.size > 0 and self.size + len(line) > self.max_bytes:
+            self.rotate()
+        self.file.write(line)
+        self.size += len(line)
+
+    def rotate(self):
+        self.file.close()
+        for n in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.keep > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self.file = open(self.path, "ab")
+        self.size = 0
+
+    def flush(self):
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
 def set_time(field, text) -> bool:
     """Sets a protobuf Timestamp from GitHub's RFC 3339 text; False (left unset) if there is
     none or it does not parse (the service then names nothing: the field is optional)."""
@@ -590,6 +637,10 @@ def parse_args():
     ap.add_argument("--token-file", help="file holding a bearer token for batch-scaler's --auth-token-file")
     ap.add_argument("--tls-ca", help="PEM CA: connect to batch-scaler over TLS")
     ap.add_argument("--proto-dir", default=str(HERE.parent.parent / "proto"))
+    ap.add_argument("--record", help="also append each workflow_job delivery to this trace file (JSON lines)")
+    ap.add_argument("--record-max-bytes", type=int, default=256 << 20,
+                    help="rotate the --record file past this size (default 256 MiB)")
+    ap.add_argument("--record-keep", type=int, default=5, help="rotated --record files kept (default 5)")
     ap.add_argument("--forward-starts", action="store_true",
                     help="with --routes: send each in_progress as its job's start too (for batch-scaler's "
                     "--reservation-clock started); without it an in_progress is only recorded by the "
@@ -599,11 +650,14 @@ def parse_args():
     return ap.parse_args()
 
 
-async def flush_every(seconds: float):
-    """Delivery lines are buffered during a burst and flushed once a second."""
+async def flush_every(seconds: float, recorder):
+    """Delivery lines (and the recording) are buffered during a burst and flushed once a
+    second."""
     while True:
         await asyncio.sleep(seconds)
         sys.stdout.flush()
+        if recorder is not None:
+            recorder.flush()
 
 
 async def serve(args, pb, rpc):
@@ -625,12 +679,14 @@ async def serve(args, pb, rpc):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    flusher = asyncio.create_task(flush_every(1.0))
+    flusher = asyncio.create_task(flush_every(1.0, frontend.recorder))
     await stop.wait()
     flusher.cancel()
     # Stop accepting; deliveries in flight get their answers (at most --deadline).
     await runner.cleanup()
     await frontend.close()
+    if frontend.recorder is not None:
+        frontend.recorder.close()
     if tracing is not None:
         tracing.shutdown()
     sys.stdout.flush()

@@ -31,11 +31,22 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
 /// `batch-scaler replay`: prints the table (or JSON) on stdout.
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let world = World::read(&args.seed).map_err(|e| anyhow::anyhow!("--seed: {e}"))?;
-    let size = std::fs::metadata(&args.trace)
-        .with_context(|| format!("--trace {}", args.trace.display()))?
-        .len();
-    let bar = progress_bar(size, "reading");
-    let deliveries = trace::read(&args.trace, |n| bar.set_position(n)).context("--trace")?;
+    let mut sizes = Vec::new();
+    for path in &args.trace {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("--trace {}", path.display()))?;
+        sizes.push(meta.len());
+    }
+    let bar = progress_bar(sizes.iter().sum(), "reading");
+    let mut deliveries = Vec::new();
+    let mut done = 0;
+    for (path, size) in args.trace.iter().zip(sizes) {
+        deliveries.extend(trace::read(path, |n| bar.set_position(done + n)).context("--trace")?);
+        done += size;
+    }
+    // Each file is in arrival order; together they are put in order again (stable: ties
+    // keep the order of the files).
+    deliveries.sort_by_key(|d| d.at);
     bar.set_length(1000);
     bar.set_position(0);
     bar.set_message("replaying");

@@ -49,9 +49,9 @@ fn rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
 #[derive(Clone, Debug, ClapArgs)]
 pub struct ReplayArgs {
     /// The trace: one JSON line per delivery (`.gz`: gzip), as `--record` and
-    /// `record-deliveries` write it.
-    #[arg(long)]
-    pub trace: PathBuf,
+    /// `record-deliveries` write it (repeatable: a rotated recording's files, in any order).
+    #[arg(long, required = true)]
+    pub trace: Vec<PathBuf>,
 
     /// HRAs and their RunnerDeployments / RunnerSets, as the memory backend's `--seed`.
     #[arg(long)]

@@ -240,10 +240,12 @@ check "grpcurl ScaleJobs answers each job on one stream, a bad one with its code
   '{\"action\":\"queued\",\"repository\":\"my-org/my-repo\",\"labels\":[\"linux\",\"x64\"],\"job_id\":\"9001\",\"event_id\":\"d-9001\",\"wait\":true,\"wait_timeout\":\"5s\"}' \
   '{\"action\":\"queued\",\"repository\":\"my-org/my-repo\",\"event_id\":\"d-9002\"}' \
   | $GRPCURL -plaintext -d @ $ROUTED_ADDR batchscaler.v1.BatchScaler/ScaleJobs | tr '\n' ' '"
-start_frontend routed "$ROUTED_ADDR"
+start_frontend routed "$ROUTED_ADDR" --record "$WORK/deliveries.jsonl" --record-max-bytes 6000
 if [ -n "$FRONTEND" ]; then
   relay "$PY" tests/interop/frontend_check.py --server-side --frontend "http://$FRONTEND" \
     --target "$ROUTED_ADDR" --secret "$SECRET"
+  sleep 1.5  # the recording is flushed once a second
+  relay "$PY" tests/interop/record_check.py "$WORK/deliveries.jsonl" "$BIN" tests/interop/routing.yaml
 fi
 
 echo "== traces across processes: the frontend's delivery span is the parent of batch-scaler's"
