@@ -64,9 +64,9 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.plot {
         let title = format!(
-            "{} deliveries, warm runners {:?}, min replicas {}",
+            "{} deliveries, --warm-runners {}, --min-replicas {}",
             deliveries.len(),
-            args.warm_runners,
+            if settings.warm { "forecast" } else { "off" },
             args.min_replicas
                 .map_or("as seeded".to_owned(), |n| n.to_string())
         );
