@@ -3,7 +3,13 @@
 //! `warm-`; a queued job's `+1` claims the oldest one (the planner swaps it for the job's own),
 //! and an unclaimed one simply expires.
 
-use super::forecast::Expected;
+use super::{
+    forecast::Expected,
+    hra::Hra,
+    planner::{PlanEvent, Rules, RunPlan, plan_grouped},
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::sync::Arc;
 
 /// The prefix of every warm reservation's name.
 pub const WARM_PREFIX: &str = "warm-";
@@ -13,9 +19,9 @@ pub fn is_warm(name: &str) -> bool {
     name.starts_with(WARM_PREFIX)
 }
 
-/// The name of warm reservation `n` asked for at unix second `second`.
-pub fn warm_name(second: i64, n: u32) -> String {
-    format!("{WARM_PREFIX}{second}-{n}")
+/// The name of warm reservation `n` asked for at `at` (unix milliseconds).
+pub fn warm_name(at: i64, n: u32) -> String {
+    format!("{WARM_PREFIX}{at}-{n}")
 }
 
 /// How sure the warm pool is to cover the demand it expects: the share of moments in which
@@ -36,6 +42,44 @@ pub fn target(expected: Expected, cap: u32) -> u32 {
     let fixed = expected.periodic.round().max(0.0);
     let total = fixed + f64::from(poisson_quantile(expected.random, COVER));
     (total.min(f64::from(cap))) as u32
+}
+
+/// How long a warm reservation lives when a runner start takes `runner_start`: the start and
+/// two forecast minutes, renewed while demand is expected and gone soon after.
+pub fn life(runner_start: TimeDelta) -> TimeDelta {
+    runner_start + TimeDelta::minutes(2)
+}
+
+/// Plans `events` as the planner does; when that leaves fewer than `target` warm reservations,
+/// plans again with warm `+1`s appended to make up the difference, each living `life`. The
+/// counts tell them apart: `warm_added`, not `added`.
+pub fn plan_topped_up(
+    hra: &Hra,
+    events: &[PlanEvent],
+    now: DateTime<Utc>,
+    repositories: &[(Arc<str>, Arc<str>)],
+    rules: Rules,
+    target: u32,
+    life: TimeDelta,
+) -> RunPlan {
+    let plan = plan_grouped(hra, events, now, repositories, rules);
+    let missing = u64::from(target).saturating_sub(plan.warm_held());
+    if missing == 0 {
+        return plan;
+    }
+    let mut topped = events.to_vec();
+    for n in 0..missing {
+        topped.push(PlanEvent {
+            amount: 1,
+            duration: Some(life),
+            job: Some(warm_name(now.timestamp_millis(), n as u32).into()),
+            started: None,
+        });
+    }
+    let mut plan = plan_grouped(hra, &topped, now, repositories, rules);
+    plan.counts.added -= missing.min(plan.counts.added);
+    plan.counts.warm_added = missing;
+    plan
 }
 
 /// The smallest `k` with P(N ≤ k) ≥ `p` for N ~ Poisson(`mean`).

@@ -7,9 +7,9 @@ use crate::domain::{
     hra::Hra,
     planner::{Counts, PlanEvent, plan_grouped},
     tombstones,
-    warm::{self, is_warm, warm_name},
+    warm::{self, is_warm, plan_topped_up},
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 /// A replay time as the planner's.
 pub fn at(t: Ms) -> DateTime<Utc> {
@@ -39,7 +39,6 @@ pub struct HraState {
     pub profile: Option<Profile>,
     /// Warm reservations so far.
     pub warm: WarmCounts,
-    warm_seq: u32,
     /// Batches written.
     pub batches: u64,
     /// The scale-down check already scheduled.
@@ -59,7 +58,6 @@ impl HraState {
             open: false,
             profile: settings.warm.then(Profile::new),
             warm: WarmCounts::default(),
-            warm_seq: 0,
             batches: 0,
             check_at: None,
         }
@@ -87,11 +85,9 @@ impl HraState {
             .map(|e| e.timestamp_millis())
     }
 
-    /// Warm reservations the forecast wants held at `t`, beyond those held.
-    pub fn warm_deficit(&mut self, t: Ms, settings: &Settings) -> u32 {
-        let Some(profile) = self.profile.as_mut() else {
-            return 0;
-        };
+    /// Warm reservations the forecast wants held at `t` (`None` without a forecast).
+    fn warm_target(&mut self, t: Ms, settings: &Settings) -> Option<u32> {
+        let profile = self.profile.as_mut()?;
         // The demand that comes before a runner asked for now is ready.
         let minutes =
             u32::try_from((settings.runner_start.num_seconds() + 59) / 60).unwrap_or(0) + 1;
@@ -100,6 +96,14 @@ impl HraState {
             .warm_max
             .or_else(|| warm::default_cap(self.hra.max_replicas))
             .unwrap_or(u32::MAX);
+        Some(warm::target(expected, cap))
+    }
+
+    /// Warm reservations the forecast wants held at `t`, beyond those held.
+    pub fn warm_deficit(&mut self, t: Ms, settings: &Settings) -> u32 {
+        let Some(target) = self.warm_target(t, settings) else {
+            return 0;
+        };
         let now = at(t);
         let held = self
             .hra
@@ -107,41 +111,30 @@ impl HraState {
             .iter()
             .filter(|r| is_warm(&r.name) && r.expiration_time > now)
             .count() as u32;
-        warm::target(expected, cap).saturating_sub(held)
+        target.saturating_sub(held)
     }
 
     /// Applies the open batch at `t` as the service would (one plan, one write), topping the
     /// warm reservations up in the same write. Returns the batch's counts.
     pub fn apply(&mut self, t: Ms, settings: &Settings) -> Counts {
         let now = at(t);
-        let mut events = std::mem::take(&mut self.pending);
+        let events = std::mem::take(&mut self.pending);
         self.open = false;
         let rules = settings.rules;
-        let mut plan = plan_grouped(&self.hra, &events, now, &[], rules).materialize();
-        if self.profile.is_some() {
-            let before = std::mem::replace(
-                &mut self.hra.capacity_reservations,
-                plan.reservations.clone(),
-            );
-            let deficit = self.warm_deficit(t, settings);
-            self.hra.capacity_reservations = before;
-            if deficit > 0 {
-                // Warm reservations live a runner start and two forecast minutes: renewed
-                // while demand is expected, gone soon after.
-                let life = settings.runner_start + TimeDelta::minutes(2);
-                for _ in 0..deficit {
-                    self.warm_seq += 1;
-                    events.push(PlanEvent {
-                        amount: 1,
-                        duration: Some(life),
-                        job: Some(warm_name(now.timestamp(), self.warm_seq).into()),
-                        started: None,
-                    });
-                }
-                plan = plan_grouped(&self.hra, &events, now, &[], rules).materialize();
-                self.warm.added += u64::from(deficit);
-            }
+        let plan = match self.warm_target(t, settings) {
+            Some(target) => plan_topped_up(
+                &self.hra,
+                &events,
+                now,
+                &[],
+                rules,
+                target,
+                warm::life(settings.runner_start),
+            ),
+            None => plan_grouped(&self.hra, &events, now, &[], rules),
         }
+        .materialize();
+        self.warm.added += plan.counts.warm_added;
         self.warm.claimed += plan.counts.warm_claimed;
         if !plan.finished_jobs.is_empty() {
             let write = tombstones::next(

@@ -65,6 +65,10 @@ pub struct Counts {
     pub started: u64,
     /// Warm reservations (`warm-…`) that a queued job claimed as its own.
     pub warm_claimed: u64,
+    /// Warm reservations this batch added (not counted in `added`).
+    pub warm_added: u64,
+    /// Warm reservations that expired unclaimed (counted in `expired` too).
+    pub warm_expired: u64,
 }
 
 /// The outcome of planning one batch: the list to write and its counters.
@@ -215,6 +219,7 @@ pub fn plan_grouped(
     }
     let promoted = list.settle(repository_of);
     counts.after = list.len();
+    counts.warm_expired = expired_jobs.iter().filter(|(j, _)| is_warm(j)).count() as u64;
     RunPlan {
         head: list.head,
         tail: list.tail,
@@ -273,6 +278,16 @@ impl RunPlan {
     /// True when the plan writes no reservation.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Warm reservations (`warm-…`) the plan holds among its named entries.
+    pub fn warm_held(&self) -> u64 {
+        self.head
+            .runs
+            .iter()
+            .filter(|(r, _)| is_warm(&r.name))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The plan with its reservations written out (changed groups encoded).

@@ -77,6 +77,8 @@ pub(super) fn counts(before: u64, expired: u64, added: u64, completed: u64, afte
         ignored_finished: 0,
         started: 0,
         warm_claimed: 0,
+        warm_added: 0,
+        warm_expired: 0,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::reference_tests::{DEFAULT_LIFE, hra, secs, t0};
 use super::*;
-use crate::domain::warm::warm_name;
+use crate::domain::warm::{is_warm, warm_name};
 
 fn event(amount: i64, id: &str, life: Option<TimeDelta>) -> PlanEvent {
     PlanEvent {
@@ -110,4 +110,53 @@ fn on_the_started_clock_warm_reservations_keep_their_own_life() {
     )
     .materialize();
     assert_eq!(alone.reservations[0].expiration_time, t + secs(120));
+}
+
+#[test]
+fn a_top_up_adds_only_what_claims_and_expiries_took() {
+    use crate::domain::warm::{life, plan_topped_up};
+    let t = t0();
+    let rules = Rules::new(DEFAULT_LIFE);
+    let empty = hra(Some(10), vec![]);
+    let first = plan_topped_up(&empty, &[], t, &[], rules, 3, life(secs(60))).materialize();
+    assert_eq!(
+        (
+            first.counts.warm_added,
+            first.counts.added,
+            first.counts.after
+        ),
+        (3, 0, 3)
+    );
+    assert!(first.reservations.iter().all(|r| is_warm(&r.name)));
+    assert_eq!(first.reservations[0].expiration_time, t + secs(180));
+    // Two jobs claim two; the same batch makes up the two, and names them apart.
+    let read = hra(Some(10), first.reservations);
+    let now = t + secs(30);
+    let p = plan_topped_up(
+        &read,
+        &[event(1, "a", None), event(1, "b", None)],
+        now,
+        &[],
+        rules,
+        3,
+        life(secs(60)),
+    )
+    .materialize();
+    let c = p.counts;
+    assert_eq!(
+        (c.warm_claimed, c.warm_added, c.added, c.after),
+        (2, 2, 2, 5)
+    );
+    let mut names = names(&p);
+    names.dedup();
+    assert_eq!(names.len(), 5);
+    // Unclaimed ones expire, and count as warm expiries.
+    let later = plan_grouped(
+        &hra(Some(10), p.reservations),
+        &[],
+        t + secs(200),
+        &[],
+        rules,
+    );
+    assert_eq!((later.counts.expired, later.counts.warm_expired), (1, 1));
 }
