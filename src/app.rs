@@ -243,6 +243,11 @@ pub async fn serve(
             drift_stop.clone(),
         )
     });
+    engine.start_warm(
+        store.clone(),
+        settings.engine.clock.clone(),
+        drift_stop.clone(),
+    );
     let (health_reporter, health) = tonic_health::server::health_reporter();
     // NOT_SERVING until every watch cache has listed everything (HRAs, and each runner kind
     // routing reads), and again once shutdown starts: a probe can route on it.

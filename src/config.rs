@@ -141,6 +141,20 @@ pub struct Args {
     #[arg(long, env = "BATCH_SCALER_MAX_QUEUE_TIME", default_value_t = human(defaults::MAX_QUEUE_TIME), value_parser = at_most(7 * DAY, true))]
     pub max_queue_time: humantime::Duration,
 
+    /// Keep runners warm ahead of demand: `forecast` learns when each HRA's jobs arrive and
+    /// keeps warm reservations for the jobs expected within a runner start.
+    #[arg(long, env = "BATCH_SCALER_WARM_RUNNERS", value_enum, default_value_t = WarmFlag::Off)]
+    pub warm_runners: WarmFlag,
+
+    /// Most warm reservations per HRA (default: 20 % of its maxReplicas, at least 1).
+    #[arg(long, env = "BATCH_SCALER_WARM_MAX")]
+    pub warm_max: Option<u32>,
+
+    /// How long a runner takes to be ready (scheduling, image pull, registration): warm
+    /// runners cover the jobs expected within it.
+    #[arg(long, env = "BATCH_SCALER_RUNNER_START", default_value_t = human(defaults::RUNNER_START), value_parser = at_most(HOUR, true))]
+    pub runner_start: humantime::Duration,
+
     /// Give up on transient errors of a batch after this long.
     #[arg(long, env = "BATCH_SCALER_RETRY_DEADLINE", default_value_t = human(defaults::RETRY_DEADLINE), value_parser = at_most(7 * DAY, false))]
     pub retry_deadline: humantime::Duration,

@@ -171,6 +171,9 @@ pub fn batch_result(r: &BatchReport, missed: u64) -> pb::BatchResult {
         finished_jobs_forgotten: r.finished_jobs_forgotten,
         ignored_finished_jobs: u32::try_from(r.counts.ignored_finished).unwrap_or(u32::MAX),
         started: clamp(r.counts.started),
+        warm_added: clamp(r.counts.warm_added),
+        warm_claimed: clamp(r.counts.warm_claimed),
+        warm_expired: clamp(r.counts.warm_expired),
     }
 }
 

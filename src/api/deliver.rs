@@ -83,6 +83,9 @@ impl BatchScalerService {
             let wait_timeout = deadline.filter(|_| wait);
             // Its owner keeps the HRA's ledger now; ours would claim a time we did not own it.
             self.engine.ledgers.forget(&event.key);
+            if let Some(forecasts) = &self.engine.forecasts {
+                forecasts.forget(&event.key);
+            }
             if let Some(answer) =
                 link.enqueue(convert::wire_event(event), event.origin, wait, wait_timeout)
             {
@@ -205,6 +208,9 @@ impl BatchScalerService {
                 Destination::Local => local.push(event.clone()),
                 Destination::Owner(link) => {
                     self.engine.ledgers.forget(&event.key);
+                    if let Some(forecasts) = &self.engine.forecasts {
+                        forecasts.forget(&event.key);
+                    }
                     match remote.iter_mut().find(|(l, _)| l.address == link.address) {
                         Some((_, batch)) => batch.push(event.clone()),
                         None => remote.push((link, vec![event.clone()])),

@@ -13,6 +13,10 @@ pub const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr
 pub const WINDOW: Duration = Duration::from_secs(3);
 /// `--default-duration`.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(600);
+/// How long a runner takes to be ready (`--runner-start`).
+pub const RUNNER_START: Duration = Duration::from_secs(60);
+/// ARC's `scaleDownDelaySecondsAfterScaleOut` default (replay's `--scale-down-delay`).
+pub const SCALE_DOWN_DELAY: Duration = Duration::from_secs(600);
 /// `--max-queue-time`: the longest GitHub lets a job queue.
 pub const MAX_QUEUE_TIME: Duration = Duration::from_secs(24 * 3600);
 /// `--ledger-window`.

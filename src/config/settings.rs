@@ -2,7 +2,7 @@
 //! starts.
 
 use super::{Args, defaults};
-use super::{Backend, ClockFlag, PeersMode};
+use super::{Backend, ClockFlag, PeersMode, WarmFlag};
 use crate::github::GithubConfig;
 use crate::store::membership::{Membership, MembershipConfig};
 use crate::{
@@ -21,6 +21,7 @@ use crate::{
         applier::{RetryPolicy, system_clock},
         idempotency::IdempotencyLimits,
         queue::Bounds,
+        warm::WarmSettings,
     },
 };
 use http::HeaderValue;
@@ -101,6 +102,7 @@ impl Default for Settings {
                 clock: system_clock(),
                 reservation_clock: ReservationClock::Queued,
                 ledger_window: defaults::LEDGER_WINDOW,
+                warm: None,
             },
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             allowed: Allowlist::default(),
@@ -151,6 +153,9 @@ impl Args {
             reservation_clock,
             max_queue_time,
             ledger_window,
+            warm_runners,
+            warm_max,
+            runner_start,
             retry_deadline,
             dry_run,
             log_format: _,
@@ -234,6 +239,11 @@ impl Args {
                     per_hra: *max_pending_per_hra,
                 },
                 ledger_window: **ledger_window,
+                warm: (*warm_runners == WarmFlag::Forecast).then_some(WarmSettings {
+                    max: *warm_max,
+                    runner_start: **runner_start,
+                    tick: crate::engine::warm::TICK,
+                }),
                 reservation_clock: match reservation_clock {
                     ClockFlag::Queued => ReservationClock::Queued,
                     ClockFlag::Started => ReservationClock::Started {

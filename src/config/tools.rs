@@ -11,7 +11,7 @@ use crate::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 /// Whether warm reservations are kept ahead of the demand an HRA's profile expects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -91,11 +91,11 @@ pub struct ReplayArgs {
 
     /// How long a runner asked for takes to be ready (pod scheduling, image pull,
     /// registration).
-    #[arg(long, default_value_t = human(Duration::from_secs(60)), value_parser = at_most(HOUR, false))]
+    #[arg(long, default_value_t = human(defaults::RUNNER_START), value_parser = at_most(HOUR, false))]
     pub runner_start: humantime::Duration,
 
     /// ARC's scaleDownDelaySecondsAfterScaleOut.
-    #[arg(long, default_value_t = human(Duration::from_secs(600)), value_parser = at_most(DAY, false))]
+    #[arg(long, default_value_t = human(defaults::SCALE_DOWN_DELAY), value_parser = at_most(DAY, false))]
     pub scale_down_delay: humantime::Duration,
 
     /// The figures count jobs created from then on (RFC 3339); the trace before only warms

@@ -153,8 +153,10 @@ impl Periodic {
             slot.counts[..shift].fill(0);
             slot.last = index;
         }
-        if gap >= 0 {
-            slot.counts[0] = slot.counts[0].saturating_add(1);
+        // A late arrival (a redelivery, a recovered delivery) counts in its own period.
+        let back = usize::try_from(gap.min(0).unsigned_abs()).unwrap_or(usize::MAX);
+        if let Some(count) = slot.counts.get_mut(back) {
+            *count = count.saturating_add(1);
         }
     }
 

@@ -116,3 +116,15 @@ fn older_weeks_count_less() {
         "{e:?}"
     );
 }
+
+#[test]
+fn late_arrivals_count_in_their_own_hour() {
+    let mut p = Profile::new();
+    // The newest hour first, then the two before it (deliveries out of order).
+    for hour in [2, 0, 1] {
+        for _ in 0..3 {
+            p.observe(at(0, hour, 5));
+        }
+    }
+    assert_eq!(p.expected(at(0, 3, 4), 2).periodic, 3.0);
+}

@@ -67,12 +67,23 @@ pub fn plan_topped_up(
     if missing == 0 {
         return plan;
     }
+    // New names: none the HRA held as read (a claimed one included), so each warm
+    // reservation is told apart, even with two batches in one millisecond.
+    let held: std::collections::HashSet<&str> = hra
+        .capacity_reservations
+        .iter()
+        .map(|r| r.name.as_str())
+        .filter(|n| is_warm(n))
+        .collect();
     let mut topped = events.to_vec();
-    for n in 0..missing {
+    let names = (0u32..)
+        .map(|n| warm_name(now.timestamp_millis(), n))
+        .filter(|name| !held.contains(name.as_str()));
+    for name in names.take(usize::try_from(missing).unwrap_or(usize::MAX)) {
         topped.push(PlanEvent {
             amount: 1,
             duration: Some(life),
-            job: Some(warm_name(now.timestamp_millis(), n as u32).into()),
+            job: Some(name.into()),
             started: None,
         });
     }

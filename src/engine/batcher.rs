@@ -14,6 +14,7 @@ use super::{
     run::{BatchRun, Shared},
     sink::OutcomeSink,
     slots::WriteSlots,
+    warm::Forecasts,
 };
 use crate::{
     domain::{event::ScaleEvent, hra::HraKey},
@@ -55,6 +56,7 @@ pub struct Batcher {
     shared: Arc<Shared>,
     idempotency: Arc<Idempotency>,
     ledgers: Arc<Ledgers>,
+    forecasts: Option<Arc<Forecasts>>,
     tasks: TaskTracker,
     window: Duration,
     /// Wakes the window loop (first window opened) or the drain (a batch ended).
@@ -83,10 +85,17 @@ impl Batcher {
             }),
             idempotency,
             ledgers,
+            forecasts: None,
             tasks: TaskTracker::new(),
             window,
             wake: Notify::new(),
         }
+    }
+
+    /// Teaches each queued job's arrival to `forecasts` (`--warm-runners forecast`).
+    pub fn with_forecasts(mut self, forecasts: Option<Arc<Forecasts>>) -> Self {
+        self.forecasts = forecasts;
+        self
     }
 
     /// Queues one event for its HRA's next batch, unless its `event_id` is held; `waiter`
@@ -175,6 +184,9 @@ impl Batcher {
             self.wake.notify_one();
         }
         self.ledgers.record(event);
+        if let Some(forecasts) = &self.forecasts {
+            forecasts.observe(event);
+        }
         Ok(Submitted::Queued)
     }
 

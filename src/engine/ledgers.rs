@@ -50,6 +50,7 @@ impl Ledgers {
     /// Records an applied write of `key`.
     pub fn written(&self, key: &HraKey, written: &Written) {
         let added = self.with(key, |l| {
+            l.warm(written.warm, written.at);
             l.written(written.profile.clone(), &written.expired, written.at)
         });
         self.observe(key, added, None);

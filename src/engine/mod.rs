@@ -19,6 +19,7 @@ pub mod queue;
 pub mod run;
 pub mod sink;
 pub mod slots;
+pub mod warm;
 
 use crate::{
     domain::{duration::saturating_delta, planner::ReservationClock, tombstones::TombstoneLimits},
@@ -33,6 +34,8 @@ use ledgers::Ledgers;
 use queue::Bounds;
 use sink::OutcomeSink;
 use std::{sync::Arc, time::Duration};
+use tokio_util::sync::CancellationToken;
+use warm::{Forecasts, WarmSettings};
 
 /// How the engine batches, applies and remembers.
 #[derive(Clone)]
@@ -63,6 +66,8 @@ pub struct EngineSettings {
     pub reservation_clock: ReservationClock,
     /// What the job ledgers cover (`--ledger-window`).
     pub ledger_window: Duration,
+    /// `--warm-runners forecast`: its settings; `None`: off.
+    pub warm: Option<WarmSettings>,
 }
 
 /// The engine's parts, wired: intake goes to `batcher`, results come from `hub`.
@@ -74,9 +79,26 @@ pub struct Engine {
     pub hub: Arc<ResultHub>,
     /// Each HRA's job ledger.
     pub ledgers: Arc<Ledgers>,
+    /// Each HRA's arrival profile (`--warm-runners forecast`).
+    pub forecasts: Option<Arc<Forecasts>>,
 }
 
 impl Engine {
+    /// With `--warm-runners forecast`: starts the tick that opens a batch for an HRA whose
+    /// warm reservations fall short of its forecast (until `stop`).
+    pub fn start_warm(&self, store: Arc<dyn HraStore>, clock: Clock, stop: CancellationToken) {
+        if let Some(forecasts) = self.forecasts.clone() {
+            tracing::info!("warm runners: learning when each HRA's jobs arrive");
+            tokio::spawn(warm::run(
+                forecasts,
+                self.batcher.clone(),
+                store,
+                clock,
+                stop,
+            ));
+        }
+    }
+
     /// Wires an engine over `store`, recording into `metrics`.
     pub fn new(store: Arc<dyn HraStore>, settings: &EngineSettings, metrics: Arc<Metrics>) -> Self {
         let EngineSettings {
@@ -93,7 +115,9 @@ impl Engine {
             clock,
             reservation_clock,
             ledger_window,
+            warm,
         } = settings.clone();
+        let forecasts = warm.map(|w| Arc::new(Forecasts::new(w, clock.clone())));
         let tombstones = TombstoneLimits {
             ttl: saturating_delta(idempotency.tombstone_ttl),
             capacity: idempotency.tombstone_capacity,
@@ -127,7 +151,8 @@ impl Engine {
             },
             clock,
             metrics,
-        );
+        )
+        .with_warm(forecasts.clone());
         let batcher = Arc::new(Batcher::new(
             applier,
             sink,
@@ -136,11 +161,13 @@ impl Engine {
             max_concurrent_writes,
             bounds,
             ledgers.clone(),
-        ));
+        )
+        .with_forecasts(forecasts.clone()));
         Self {
             batcher,
             hub,
             ledgers,
+            forecasts,
         }
     }
 }

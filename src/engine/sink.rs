@@ -87,6 +87,11 @@ impl OutcomeSink {
             self.metrics
                 .hras
                 .reservation_units(report.key.parts(), planned.counts.after);
+            let c = &planned.counts;
+            self.metrics.hras.warm(
+                report.key.parts(),
+                [c.warm_added, c.warm_claimed, c.warm_expired],
+            );
             if let Some(written) = &planned.written {
                 self.ledgers.written(&report.key, written);
             }

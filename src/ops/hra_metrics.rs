@@ -48,6 +48,17 @@ impl HraLabels {
     }
 }
 
+/// Labels of the warm reservation counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WarmLabels {
+    /// The HRA's namespace.
+    pub namespace: String,
+    /// The HRA's name.
+    pub hra: String,
+    /// `added`, `claimed` or `expired` (unclaimed).
+    pub event: &'static str,
+}
+
 /// What one change of an HRA's job ledger adds to its series.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LedgerChange {
@@ -78,6 +89,7 @@ pub struct HraMetrics {
     expired: Family<ExpiredLabels, Counter>,
     waiting: Family<HraLabels, Gauge>,
     running: Family<HraLabels, Gauge>,
+    warm: Family<WarmLabels, Counter>,
 }
 
 impl Default for HraMetrics {
@@ -91,6 +103,7 @@ impl Default for HraMetrics {
             expired: Family::default(),
             waiting: Family::default(),
             running: Family::default(),
+            warm: Family::default(),
         }
     }
 }
@@ -139,7 +152,27 @@ impl HraMetrics {
             "Jobs started and not completed, by namespace and hra",
             m.running.clone(),
         );
+        registry.register(
+            "warm_reservations",
+            "Warm reservations (--warm-runners forecast) added, claimed by a queued job, or expired unclaimed, by namespace, hra and event",
+            m.warm.clone(),
+        );
         m
+    }
+
+    /// Counts an applied batch's warm reservations (a series appears only once it counts
+    /// something).
+    pub fn warm(&self, (namespace, name): (&str, &str), [added, claimed, expired]: [u64; 3]) {
+        for (event, n) in [("added", added), ("claimed", claimed), ("expired", expired)] {
+            if n > 0 {
+                let labels = WarmLabels {
+                    namespace: namespace.to_owned(),
+                    hra: name.to_owned(),
+                    event,
+                };
+                self.warm.get_or_create(&labels).inc_by(n);
+            }
+        }
     }
 
     /// Records what the job ledger of the HRA `namespace/name` added.

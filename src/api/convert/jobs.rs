@@ -123,6 +123,8 @@ pub fn job_stats(
         busy_runner_seconds: f.busy_seconds(),
         expired_before_start: f.sums.expired_before_start,
         expired_while_running: f.sums.expired_while_running,
+        warm_claimed: f.sums.warm_claimed,
+        warm_expired_unclaimed: f.sums.warm_expired,
         trigger_duration: trigger_duration.map(duration_to_pb),
         suggested_duration: advice.suggested.map(duration_to_pb),
         advice: advice.text.clone(),

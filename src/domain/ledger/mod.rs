@@ -104,6 +104,8 @@ pub struct Written {
     pub profile: Profile,
     /// The jobs whose reservations it dropped as expired, with when each expired.
     pub expired: Vec<(Arc<str>, DateTime<Utc>)>,
+    /// Warm reservations its queued jobs claimed, and warm ones it dropped unclaimed.
+    pub warm: (u64, u64),
 }
 
 /// The ledger of one HRA.
@@ -234,6 +236,15 @@ impl Ledger {
         sums.expired_before_start += added.expired_before_start;
         sums.expired_while_running += added.expired_while_running;
         added
+    }
+
+    /// Counts a write's warm reservations: `claimed` by a queued job, `expired` unclaimed.
+    pub fn warm(&mut self, (claimed, expired): (u64, u64), now: DateTime<Utc>) {
+        if claimed + expired > 0 {
+            let sums = self.window.at(now);
+            sums.warm_claimed += claimed;
+            sums.warm_expired += expired;
+        }
     }
 
     /// Adds the runner-seconds asked for since the last integration up to `now`, bucket by

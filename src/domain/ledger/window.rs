@@ -90,6 +90,10 @@ pub struct Sums {
     pub expired_before_start: u64,
     /// Jobs whose reservation expired while they ran.
     pub expired_while_running: u64,
+    /// Warm reservations a queued job claimed.
+    pub warm_claimed: u64,
+    /// Warm reservations that expired unclaimed.
+    pub warm_expired: u64,
 }
 
 impl Sums {
@@ -101,6 +105,8 @@ impl Sums {
         self.reserved_seconds += other.reserved_seconds;
         self.expired_before_start += other.expired_before_start;
         self.expired_while_running += other.expired_while_running;
+        self.warm_claimed += other.warm_claimed;
+        self.warm_expired += other.warm_expired;
     }
 }
 

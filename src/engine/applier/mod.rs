@@ -9,7 +9,7 @@ mod verdict;
 
 pub use verdict::{Attempt, Late, Planned, RetryPolicy, Verdict};
 
-use super::batch::Batch;
+use super::{batch::Batch, warm::Forecasts};
 use crate::{
     domain::{
         duration::saturating_delta,
@@ -17,6 +17,7 @@ use crate::{
         ledger::{Profile, Written},
         planner::{self, PlanEvent, ReservationClock, Rules},
         tombstones::{self, TombstoneLimits},
+        warm::{is_warm, plan_topped_up},
     },
     ops::metrics::Metrics,
     store::{HraStore, StoreError, Write, resource::finished_jobs_changes},
@@ -99,6 +100,7 @@ pub struct Applier {
     policy: Policy,
     clock: Clock,
     metrics: Arc<Metrics>,
+    warm: Option<Arc<Forecasts>>,
 }
 
 impl Applier {
@@ -114,7 +116,14 @@ impl Applier {
             policy,
             clock,
             metrics,
+            warm: None,
         }
+    }
+
+    /// Tops each batch's warm reservations up to what `forecasts` expects.
+    pub fn with_warm(mut self, forecasts: Option<Arc<Forecasts>>) -> Self {
+        self.warm = forecasts;
+        self
     }
 
     /// True if writes are only validated.
@@ -200,7 +209,16 @@ impl Applier {
             clock: self.policy.reservation_clock,
             ..Rules::new(self.policy.default_life)
         };
-        planner::plan_grouped(hra, events, now, repositories, rules)
+        match self
+            .warm
+            .as_ref()
+            .and_then(|f| Some((f.target(hra, now)?, f.life())))
+        {
+            Some((target, life)) => {
+                plan_topped_up(hra, events, now, repositories, rules, target, life)
+            }
+            None => planner::plan_grouped(hra, events, now, repositories, rules),
+        }
     }
 
     /// The annotations a write of `plan` to `hra` carries, and the object's projected size.
@@ -302,7 +320,9 @@ impl Applier {
                 forgotten: 0,
                 written: None,
             });
-            let expired = std::mem::take(&mut runs.expired_jobs);
+            // Warm reservations that expire are no job's: the ledger counts jobs only.
+            let mut expired = std::mem::take(&mut runs.expired_jobs);
+            expired.retain(|(job, _)| !is_warm(job));
             // Counted before anything is written out: no batch allocates much more than the
             // largest HRA it may write.
             let limit = self.policy.max_hra_bytes;
@@ -336,6 +356,7 @@ impl Applier {
                     at: now,
                     profile: Profile::new(now, hra.max_replicas, ends),
                     expired: expired.clone(),
+                    warm: (plan.counts.warm_claimed, plan.counts.warm_expired),
                 }));
             }
             let write = Write {

@@ -1,0 +1,184 @@
+//! `--warm-runners forecast` in the service: an HRA that saw a cron minute three hours in a
+//! row gets warm reservations ahead of it, a queued job claims one (it becomes the job's own,
+//! never counted twice) and the batch tops them up again; with `off` nothing changes. The
+//! service's clock is pinned at a minute before the cron minute.
+
+mod common;
+
+use batch_scaler::{
+    api::pb,
+    config::Settings,
+    domain::warm::is_warm,
+    engine::warm::WarmSettings,
+    store::{MemoryStore, resource::parse_hra},
+};
+use batch_scaler_testkit::{sample, scrape};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use common::*;
+use std::{sync::Arc, time::Duration};
+
+/// How many jobs the cron minute starts.
+const CRON: u64 = 4;
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+fn settings(now: DateTime<Utc>, warm: bool) -> Settings {
+    let mut s = test_settings(Duration::from_millis(100));
+    s.engine.clock = Arc::new(move || now);
+    s.engine.warm = warm.then_some(WarmSettings {
+        max: None,
+        runner_start: Duration::from_secs(60),
+        tick: Duration::from_millis(200),
+    });
+    s
+}
+
+fn cron_job(ns: &str, hour: i64, n: u64, created: DateTime<Utc>, amount: i32) -> pb::ScaleEvent {
+    let id = (32_000_000_000 + hour as u64 * 100 + n).to_string();
+    pb::ScaleEvent {
+        job_times: Some(pb::JobTimes {
+            created_at: Some(timestamp(created)),
+            ..Default::default()
+        }),
+        ..job_ev(ns, "cron", amount, &id, &format!("{amount}-{id}"))
+    }
+}
+
+fn warm_names(store: &MemoryStore, ns: &str) -> Vec<String> {
+    let hra = parse_hra(&store.object(&key(ns, "cron")).unwrap()).unwrap();
+    hra.capacity_reservations
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|n| is_warm(n))
+        .collect()
+}
+
+/// What `learned` leaves: the server, its store, the namespace, the watch of every batch
+/// result since before the first event, and the warm reservations its results added so far.
+type Learned = (
+    TestServer,
+    Arc<MemoryStore>,
+    String,
+    tonic::Streaming<pb::BatchResult>,
+    u64,
+);
+
+/// Three hours of the cron minute :05, each job completed, with the clock at :04.
+async fn learned(warm: bool) -> Learned {
+    let ns = format!("warm-{}", uuid::Uuid::new_v4().simple());
+    let now = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() + TimeDelta::minutes(4);
+    let store = Arc::new(MemoryStore::with_objects([hra_object(&ns, "cron", Some(50))]).unwrap());
+    let server = TestServer::start(store.clone(), settings(now, warm)).await;
+    let mut results = watch_all(&server).await;
+    for hour in [3, 2, 1] {
+        let created = now - TimeDelta::hours(hour) + TimeDelta::minutes(1);
+        let queued = (0..CRON)
+            .map(|n| cron_job(&ns, hour, n, created, 1))
+            .collect();
+        server.publish(queued).await;
+        let done = (0..CRON)
+            .map(|n| cron_job(&ns, hour, n, created, -1))
+            .collect();
+        server.publish(done).await;
+    }
+    let (mut completed, mut warm_added) = (0, 0);
+    while completed < 3 * CRON {
+        let r = recv(&mut results).await;
+        completed += u64::from(r.completed);
+        warm_added += u64::from(r.warm_added);
+    }
+    (server, store, ns, results, warm_added)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed() {
+    let (server, store, ns, mut results, mut added) = learned(true).await;
+    eventually(Duration::from_secs(10), "warm reservations", || async {
+        warm_names(&store, &ns).len() == CRON as usize
+    })
+    .await;
+    while added < CRON {
+        let r = recv(&mut results).await;
+        added += u64::from(r.warm_added);
+        assert_eq!((r.added, r.events), (0, 1), "a refresh alone: {r:?}");
+    }
+    assert_eq!(added, CRON);
+
+    // A job of the cron minute claims one: it is held once, as the job's own, and the same
+    // batch makes up the warm reservation it took.
+    let before = warm_names(&store, &ns);
+    let r = server
+        .scale_and_wait(job_ev(&ns, "cron", 1, "32000000999", "q-999"))
+        .await;
+    assert_eq!(
+        (r.added, r.warm_claimed, r.warm_added, r.after),
+        (1, 1, 1, CRON as u32 + 1),
+        "{r:?}"
+    );
+    let hra = parse_hra(&store.object(&key(&ns, "cron")).unwrap()).unwrap();
+    let names: Vec<&str> = hra
+        .capacity_reservations
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names.iter().filter(|n| **n == "32000000999").count(), 1);
+    assert!(
+        !names.contains(&before[0].as_str()),
+        "the oldest warm one was claimed"
+    );
+    assert_eq!(hra.units(), CRON + 1);
+
+    let text = scrape(server.http_addr).await;
+    let series = |event: &str| {
+        sample(
+            &text,
+            &format!(
+                "batch_scaler_warm_reservations_total{{namespace=\"{ns}\",hra=\"cron\",event=\"{event}\"}}"
+            ),
+        )
+    };
+    assert_eq!(
+        (series("added"), series("claimed")),
+        ((CRON + 1) as f64, 1.0)
+    );
+    // The job ledger counts the claim; warm reservations are no job of its.
+    let stats = server
+        .client()
+        .await
+        .get_job_stats(pb::TargetRef {
+            namespace: ns.clone(),
+            name: "cron".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stats.warm_claimed, stats.warm_expired_unclaimed), (1, 0));
+    assert_eq!((stats.jobs_waiting, stats.jobs_completed), (1, 3 * CRON));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_warm_runners_off_nothing_changes() {
+    let (server, store, ns, mut results, warm_added) = learned(false).await;
+    assert_eq!(warm_added, 0);
+    // Several ticks' worth of time: no batch comes by itself.
+    let quiet = tokio::time::timeout(Duration::from_millis(800), results.message()).await;
+    assert!(quiet.is_err(), "no batch without events: {quiet:?}");
+    assert!(warm_names(&store, &ns).is_empty());
+    let r = server
+        .scale_and_wait(job_ev(&ns, "cron", 1, "32000000999", "q-999"))
+        .await;
+    assert_eq!(
+        (r.added, r.warm_claimed, r.warm_added, r.after),
+        (1, 0, 0, 1)
+    );
+    let text = scrape(server.http_addr).await;
+    assert!(
+        !text.contains("batch_scaler_warm_reservations_total{"),
+        "no warm series"
+    );
+}
