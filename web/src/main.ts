@@ -225,6 +225,8 @@ function card(r: BatchResult, withName: boolean): string {
   const causes = [
     r.recovered > 0 ? `<span class="cause recovered" title="events recovered from failed webhook deliveries">recovered ${r.recovered}</span>` : "",
     r.verified > 0 ? `<span class="cause verified" title="completions of reserved jobs GitHub reports finished">verified ${r.verified}</span>` : "",
+    r.warmAdded + r.warmClaimed + r.warmExpired > 0
+      ? `<span class="cause warm" title="warm reservations (--warm-runners forecast): added · claimed by a queued job · expired unclaimed">warm +${r.warmAdded} · claimed ${r.warmClaimed} · unclaimed ${r.warmExpired}</span>` : "",
   ].join("");
   return `<li class="${o}" data-hra="${esc(k)}"><span class="badge ${o}">${o}</span>
     <div class="body">${withName ? `<b>${hraLink(r.namespace, r.name)}</b> ` : ""}<span class="meta">${plural(r.events, "event")} · attempt ${r.attempt}</span>${causes}
@@ -313,6 +315,7 @@ function renderJobs(error?: string) {
       <div><dt>utilization (busy / reserved runner-time)</dt><dd class="utilization"
         title="${Math.round(j.busyRunnerSeconds)} s busy of ${Math.round(j.reservedRunnerSeconds)} s reserved">${utilization}</dd></div>
       <div><dt>reservations expired before start · while running</dt><dd class="expired ${expired > 0 ? "bad" : ""}">${j.expiredBeforeStart} · ${j.expiredWhileRunning}</dd></div>
+      <div><dt>warm reservations claimed · expired unclaimed</dt><dd class="warm ${j.warmExpiredUnclaimed > j.warmClaimed ? "bad" : ""}">${j.warmClaimed} · ${j.warmExpiredUnclaimed}</dd></div>
       <div><dt>suggested duration</dt><dd>${secs(j.suggestedDuration)}</dd></div></dl>
     <p class="advice">${esc(j.advice)}</p>
     <p class="meta">Since <span title="${fullDate(since)}">${clock(since)}</span>, from GitHub's job times.</p>`;
