@@ -60,6 +60,7 @@ fn hra() -> Hra {
         job_repositories: Default::default(),
         groups: Default::default(),
         object_bytes: 0,
+        warm_profile: None,
     }
 }
 

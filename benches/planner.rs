@@ -36,6 +36,7 @@ fn inputs() -> (Hra, Vec<PlanEvent>) {
         job_repositories: Default::default(),
         groups: Default::default(),
         object_bytes: 0,
+        warm_profile: None,
     };
     let events = (0..1000)
         .map(|i| PlanEvent {

@@ -243,11 +243,14 @@ pub async fn serve(
             drift_stop.clone(),
         )
     });
-    engine.start_warm(
-        store.clone(),
-        settings.engine.clock.clone(),
-        drift_stop.clone(),
-    );
+    let owns_peers = peers.clone();
+    let owns: crate::engine::warm::Owns = Arc::new(move |key| {
+        owns_peers
+            .as_ref()
+            .is_none_or(|p| matches!(p.destination(key), crate::api::peers::Destination::Local))
+    });
+    let clock = settings.engine.clock.clone();
+    engine.start_warm(store.clone(), clock, owns, drift_stop.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     // NOT_SERVING until every watch cache has listed everything (HRAs, and each runner kind
     // routing reads), and again once shutdown starts: a probe can route on it.

@@ -8,7 +8,7 @@ mod common;
 use batch_scaler::{
     api::pb,
     config::Settings,
-    domain::warm::is_warm,
+    domain::{forecast::Profile, warm::is_warm},
     engine::warm::WarmSettings,
     store::{MemoryStore, resource::parse_hra},
 };
@@ -58,15 +58,22 @@ fn warm_names(store: &MemoryStore, ns: &str) -> Vec<String> {
         .collect()
 }
 
-/// What `learned` leaves: the server, its store, the namespace, the watch of every batch
-/// result since before the first event, and the warm reservations its results added so far.
-type Learned = (
-    TestServer,
-    Arc<MemoryStore>,
-    String,
-    tonic::Streaming<pb::BatchResult>,
-    u64,
-);
+fn hra_of(store: &MemoryStore, ns: &str) -> batch_scaler::domain::hra::Hra {
+    parse_hra(&store.object(&key(ns, "cron")).unwrap()).unwrap()
+}
+
+/// What `learned` leaves.
+struct Learned {
+    server: TestServer,
+    store: Arc<MemoryStore>,
+    ns: String,
+    /// Every batch result since before the first event.
+    results: tonic::Streaming<pb::BatchResult>,
+    /// Warm reservations those results added so far.
+    warm_added: u64,
+    /// The service's (pinned) clock.
+    now: DateTime<Utc>,
+}
 
 /// Three hours of the cron minute :05, each job completed, with the clock at :04.
 async fn learned(warm: bool) -> Learned {
@@ -92,12 +99,26 @@ async fn learned(warm: bool) -> Learned {
         completed += u64::from(r.completed);
         warm_added += u64::from(r.warm_added);
     }
-    (server, store, ns, results, warm_added)
+    Learned {
+        server,
+        store,
+        ns,
+        results,
+        warm_added,
+        now,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed() {
-    let (server, store, ns, mut results, mut added) = learned(true).await;
+    let Learned {
+        server,
+        store,
+        ns,
+        mut results,
+        warm_added: mut added,
+        ..
+    } = learned(true).await;
     eventually(Duration::from_secs(10), "warm reservations", || async {
         warm_names(&store, &ns).len() == CRON as usize
     })
@@ -163,7 +184,14 @@ async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_warm_runners_off_nothing_changes() {
-    let (server, store, ns, mut results, warm_added) = learned(false).await;
+    let Learned {
+        server,
+        store,
+        ns,
+        mut results,
+        warm_added,
+        ..
+    } = learned(false).await;
     assert_eq!(warm_added, 0);
     // Several ticks' worth of time: no batch comes by itself.
     let quiet = tokio::time::timeout(Duration::from_millis(800), results.message()).await;
@@ -181,4 +209,43 @@ async fn with_warm_runners_off_nothing_changes() {
         !text.contains("batch_scaler_warm_reservations_total{"),
         "no warm series"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_profile_is_kept_in_the_hra_and_survives_a_restart() {
+    let Learned {
+        mut server,
+        store,
+        ns,
+        now,
+        ..
+    } = learned(true).await;
+    eventually(
+        Duration::from_secs(10),
+        "the profile written with a batch",
+        || async { hra_of(&store, &ns).warm_profile.is_some() },
+    )
+    .await;
+    let value = hra_of(&store, &ns).warm_profile.unwrap();
+    let mut profile = Profile::decode(&value).unwrap();
+    assert_eq!(profile.expected(now, 2).periodic, CRON as f64);
+    assert!(value.len() < 2048, "{} bytes", value.len());
+    server.shutdown().await.unwrap();
+
+    // A new process (or a new owner) learned nothing itself: the HRA's annotation is enough.
+    // Its warm reservations are gone (as if they had expired).
+    store
+        .modify(&key(&ns, "cron"), |o| {
+            o["spec"]["capacityReservations"] = serde_json::json!([]);
+        })
+        .unwrap();
+    assert!(warm_names(&store, &ns).is_empty());
+    let mut again = TestServer::start(store.clone(), settings(now, true)).await;
+    eventually(
+        Duration::from_secs(10),
+        "warm reservations again",
+        || async { warm_names(&store, &ns).len() == CRON as usize },
+    )
+    .await;
+    again.shutdown().await.unwrap();
 }

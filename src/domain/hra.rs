@@ -9,7 +9,7 @@ use super::{
 };
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 /// How many batch ids an HRA remembers as applied (newest last).
 pub const APPLIED_BATCHES_KEPT: usize = 1024;
@@ -96,6 +96,8 @@ pub struct Hra {
     pub groups: Groups,
     /// Size of the whole object as stored (compact JSON), 0 where the store cannot tell.
     pub object_bytes: usize,
+    /// The warm-profile annotation (`--warm-runners forecast`: when its jobs arrive), as read.
+    pub warm_profile: Option<Arc<str>>,
 }
 
 impl Hra {
@@ -377,6 +379,7 @@ mod tests {
             job_repositories: Default::default(),
             groups: Default::default(),
             object_bytes: 0,
+            warm_profile: None,
         };
         assert_eq!(hra.reserved_replicas(now), 3);
     }

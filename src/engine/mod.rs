@@ -86,16 +86,17 @@ pub struct Engine {
 impl Engine {
     /// With `--warm-runners forecast`: starts the tick that opens a batch for an HRA whose
     /// warm reservations fall short of its forecast (until `stop`).
-    pub fn start_warm(&self, store: Arc<dyn HraStore>, clock: Clock, stop: CancellationToken) {
+    pub fn start_warm(
+        &self,
+        store: Arc<dyn HraStore>,
+        clock: Clock,
+        owns: warm::Owns,
+        stop: CancellationToken,
+    ) {
         if let Some(forecasts) = self.forecasts.clone() {
             tracing::info!("warm runners: learning when each HRA's jobs arrive");
-            tokio::spawn(warm::run(
-                forecasts,
-                self.batcher.clone(),
-                store,
-                clock,
-                stop,
-            ));
+            let batcher = self.batcher.clone();
+            tokio::spawn(warm::run(forecasts, batcher, store, clock, owns, stop));
         }
     }
 
@@ -153,16 +154,18 @@ impl Engine {
             metrics,
         )
         .with_warm(forecasts.clone());
-        let batcher = Arc::new(Batcher::new(
-            applier,
-            sink,
-            idempotency,
-            window,
-            max_concurrent_writes,
-            bounds,
-            ledgers.clone(),
-        )
-        .with_forecasts(forecasts.clone()));
+        let batcher = Arc::new(
+            Batcher::new(
+                applier,
+                sink,
+                idempotency,
+                window,
+                max_concurrent_writes,
+                bounds,
+                ledgers.clone(),
+            )
+            .with_forecasts(forecasts.clone()),
+        );
         Self {
             batcher,
             hub,

@@ -3,7 +3,9 @@
 //! HRA's warm reservations up to in every batch (`domain::warm::plan_topped_up`, the code
 //! replay runs); and a tick, once a minute, that opens a batch for an HRA whose warm
 //! reservations fall short of what it now expects (a refresh event: nothing else changes).
-//! Profiles are kept by the HRA's owner, in memory.
+//! Profiles are kept by the HRA's owner and written back to the HRA (its warm-profile
+//! annotation, at most hourly, with a batch that happens anyway), so a restart or a new owner
+//! starts from what was learned.
 
 use super::{applier::Clock, batcher::Batcher};
 use crate::{
@@ -17,7 +19,11 @@ use crate::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 use tokio_util::sync::CancellationToken;
 
 /// `--warm-max` and `--runner-start`.
@@ -34,10 +40,49 @@ pub struct WarmSettings {
 /// How often the forecast is looked at: the profiles count minutes.
 pub const TICK: Duration = Duration::from_secs(60);
 
+/// How often an HRA's profile is written back to it (with a batch that happens anyway).
+pub const PERSIST_EVERY: TimeDelta = TimeDelta::hours(1);
+/// Most arrivals kept for an HRA until its profile is read from the HRA.
+const MAX_PENDING: usize = 10_000;
+
+/// What this replica learned of one HRA.
+#[derive(Default)]
+struct Learned {
+    profile: Profile,
+    /// The HRA's own annotation was read into `profile`.
+    loaded: bool,
+    /// Arrivals taken in before it was.
+    pending: Vec<DateTime<Utc>>,
+    /// When `profile` was last handed to a write.
+    persisted: Option<DateTime<Utc>>,
+}
+
+impl Learned {
+    /// Starts from what the HRA holds (a restart, a new owner) and adds what came since.
+    fn load(&mut self, hra: &Hra) {
+        if self.loaded {
+            return;
+        }
+        if let Some(value) = &hra.warm_profile {
+            match Profile::decode(value) {
+                Ok(profile) => self.profile = profile,
+                Err(e) => {
+                    tracing::warn!(hra = %hra.key, error = %e, "ignoring an unreadable warm profile")
+                }
+            }
+        }
+        for at in self.pending.drain(..) {
+            self.profile.observe(at);
+        }
+        self.loaded = true;
+    }
+}
+
 /// The arrival profiles of the HRAs this replica writes.
 pub struct Forecasts {
-    profiles: Mutex<HashMap<HraKey, Profile>>,
-    settings: WarmSettings,
+    learned: Mutex<HashMap<HraKey, Learned>>,
+    /// `--warm-max`, `--runner-start`, the tick.
+    pub settings: WarmSettings,
     clock: Clock,
 }
 
@@ -45,7 +90,7 @@ impl Forecasts {
     /// No profile yet.
     pub fn new(settings: WarmSettings, clock: Clock) -> Self {
         Self {
-            profiles: Mutex::default(),
+            learned: Mutex::default(),
             settings,
             clock,
         }
@@ -61,11 +106,13 @@ impl Forecasts {
             .as_ref()
             .and_then(|t| t.created_at)
             .unwrap_or_else(|| (self.clock)());
-        self.profiles
-            .lock()
-            .entry(event.key.clone())
-            .or_default()
-            .observe(created);
+        let mut learned = self.learned.lock();
+        let l = learned.entry(event.key.clone()).or_default();
+        if l.loaded {
+            l.profile.observe(created);
+        } else if l.pending.len() < MAX_PENDING {
+            l.pending.push(created);
+        }
     }
 
     /// How long a warm reservation lives.
@@ -73,18 +120,22 @@ impl Forecasts {
         warm::life(TimeDelta::from_std(self.settings.runner_start).unwrap_or(TimeDelta::MAX))
     }
 
-    /// The warm reservations `hra` should hold at `now`; `None` when nothing was learned of it.
+    /// The warm reservations `hra` should hold at `now`; `None` when nothing is known of its
+    /// arrivals (here or in its warm-profile annotation).
     pub fn target(&self, hra: &Hra, now: DateTime<Utc>) -> Option<u32> {
         let start = self.settings.runner_start.as_secs();
         // The demand that comes before a runner asked for now is ready.
         let minutes = u32::try_from(start.div_ceil(60))
             .unwrap_or(u32::MAX)
             .saturating_add(1);
-        let expected = self
-            .profiles
-            .lock()
-            .get_mut(&hra.key)?
-            .expected(now, minutes);
+        let mut learned = self.learned.lock();
+        let l = match learned.get_mut(&hra.key) {
+            Some(l) => l,
+            None if hra.warm_profile.is_some() => learned.entry(hra.key.clone()).or_default(),
+            None => return None,
+        };
+        l.load(hra);
+        let expected = l.profile.expected(now, minutes);
         let cap = self
             .settings
             .max
@@ -93,14 +144,29 @@ impl Forecasts {
         Some(warm::target(expected, cap))
     }
 
-    /// Drops what was learned of `key` (another replica writes it now).
-    pub fn forget(&self, key: &HraKey) {
-        self.profiles.lock().remove(key);
+    /// The warm-profile annotation a write of `hra` at `now` should carry: what was learned,
+    /// at most once per [`PERSIST_EVERY`], and only when it changed.
+    pub fn persist(&self, hra: &Hra, now: DateTime<Utc>) -> Option<String> {
+        let mut learned = self.learned.lock();
+        let l = learned.get_mut(&hra.key)?;
+        l.load(hra);
+        if l.persisted.is_some_and(|t| now - t < PERSIST_EVERY) {
+            return None;
+        }
+        l.persisted = Some(now);
+        let value = l.profile.encode();
+        (hra.warm_profile.as_deref() != Some(value.as_str())).then_some(value)
     }
 
-    /// The HRAs with a profile.
+    /// Drops what was learned of `key` (another replica writes it now; it reads the HRA's
+    /// annotation when it does).
+    pub fn forget(&self, key: &HraKey) {
+        self.learned.lock().remove(key);
+    }
+
+    /// The HRAs with a profile here.
     pub fn keys(&self) -> Vec<HraKey> {
-        self.profiles.lock().keys().cloned().collect()
+        self.learned.lock().keys().cloned().collect()
     }
 }
 
@@ -112,13 +178,19 @@ pub fn warm_held(hra: &Hra, now: DateTime<Utc>) -> u32 {
         .count() as u32
 }
 
-/// Once a minute, opens a batch (a refresh event) for each HRA holding fewer warm
-/// reservations than it now expects; the batch's plan tops them up. Stops with `stop`.
+/// Whether this replica writes an HRA (with scale-out, only its owner does).
+pub type Owns = Arc<dyn Fn(&HraKey) -> bool + Send + Sync>;
+
+/// Once a minute, opens a batch (a refresh event) for each HRA this replica writes that holds
+/// fewer warm reservations than it now expects (HRAs it learned of, and those whose
+/// warm-profile annotation another replica or an earlier run wrote); the batch's plan tops
+/// them up. Stops with `stop`.
 pub async fn run(
     forecasts: Arc<Forecasts>,
     batcher: Arc<Batcher>,
     store: Arc<dyn HraStore>,
     clock: Clock,
+    owns: Owns,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(forecasts.settings.tick);
@@ -128,7 +200,15 @@ pub async fn run(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for key in forecasts.keys() {
+        let mut keys: HashSet<HraKey> = forecasts.keys().into_iter().collect();
+        if let Ok(all) = store.list(None).await {
+            keys.extend(
+                all.into_iter()
+                    .filter(|h| h.warm_profile.is_some())
+                    .map(|h| h.key),
+            );
+        }
+        for key in keys.into_iter().filter(|k| owns(k)) {
             let Ok(hra) = store.get(&key).await else {
                 continue;
             };

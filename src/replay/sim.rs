@@ -64,7 +64,12 @@ impl<'a> Sim<'a> {
     pub fn new(world: &World, jobs: &'a Jobs, settings: &'a Settings) -> Self {
         // Without --measure-from, every job counts: some were created before the first
         // delivery of the trace.
-        let earliest = jobs.jobs.iter().map(|j| j.created).min().unwrap_or(jobs.span.0);
+        let earliest = jobs
+            .jobs
+            .iter()
+            .map(|j| j.created)
+            .min()
+            .unwrap_or(jobs.span.0);
         let from = settings
             .measure_from
             .map_or(earliest.min(jobs.span.0), |t| t.timestamp_millis());

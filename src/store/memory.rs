@@ -285,6 +285,7 @@ mod tests {
             applied_batches: "b1",
             finished_jobs: &[],
             job_repositories: Default::default(),
+            warm_profile: None,
             dry_run: false,
         }
     }

@@ -39,6 +39,8 @@ pub struct Write<'a> {
     pub finished_jobs: &'a [(String, Option<String>)],
     /// New value of the job-repositories annotation (empty: removed; `None`: left as it is).
     pub job_repositories: Option<&'a str>,
+    /// New value of the warm-profile annotation (`None`: left as it is).
+    pub warm_profile: Option<&'a str>,
     /// Validate only, change nothing.
     pub dry_run: bool,
 }

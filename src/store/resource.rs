@@ -15,9 +15,9 @@ use crate::domain::{
 use chrono::TimeDelta;
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::Resource;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 /// API group of the HorizontalRunnerAutoscaler CRD.
 pub const GROUP: &str = "actions.summerwind.dev";
@@ -55,6 +55,10 @@ pub fn finished_jobs_changes(write: FinishedWrite) -> Vec<(String, Option<String
 /// Annotation holding the repository of each job-named reservation (see `domain::job_repos`).
 pub const JOB_REPOSITORIES_ANNOTATION: &str =
     "batch-scaler.actions.summerwind.dev/job-repositories";
+
+/// Annotation holding an HRA's arrival profile (`--warm-runners forecast`, see
+/// `domain::forecast`), written by its owner at most hourly, with a batch.
+pub const WARM_PROFILE_ANNOTATION: &str = "batch-scaler.actions.summerwind.dev/warm-profile";
 
 /// A HorizontalRunnerAutoscaler with only the fields we use, and the size of the whole object.
 #[derive(Clone, Debug)]
@@ -241,6 +245,7 @@ impl From<HorizontalRunnerAutoscaler> for Hra {
             finished_jobs,
             job_repositories,
             object_bytes: o.object_bytes,
+            warm_profile: read(WARM_PROFILE_ANNOTATION).map(|(_, v)| Arc::from(v.as_str())),
         }
     }
 }
@@ -320,80 +325,8 @@ struct CheckedMeta<'a> {
     annotations: Option<std::collections::BTreeMap<&'a str, &'a str>>,
 }
 
-/// The merge patch of one write: the resourceVersion precondition, the whole reservation list
-/// (null removes it) and our annotations (an empty job-repositories value, or a finished-jobs
-/// bucket set to `None`, removes that one). Nothing else of the object. It borrows the write
-/// and serializes straight to the request body (a 1 MiB list is never held as a JSON tree).
-pub fn merge_patch<'a>(write: &Write<'a>) -> MergePatch<'a> {
-    MergePatch {
-        metadata: PatchMetadata {
-            resource_version: write.resource_version,
-            annotations: PatchAnnotations {
-                applied_batches: write.applied_batches,
-                finished_jobs: write.finished_jobs,
-                job_repositories: write
-                    .job_repositories
-                    .map(|repos| (!repos.is_empty()).then_some(repos)),
-            },
-        },
-        spec: PatchSpec {
-            capacity_reservations: (!write.reservations.is_empty()).then_some(write.reservations),
-        },
-    }
-}
-
-/// The body of a write's merge patch (see [`merge_patch`]).
-#[derive(Debug, Serialize)]
-pub struct MergePatch<'a> {
-    metadata: PatchMetadata<'a>,
-    spec: PatchSpec<'a>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PatchMetadata<'a> {
-    resource_version: &'a str,
-    annotations: PatchAnnotations<'a>,
-}
-
-/// Our annotations ([`APPLIED_BATCHES_ANNOTATION`], the finished-jobs buckets,
-/// [`JOB_REPOSITORIES_ANNOTATION`]), each set, removed (null) or left out.
-#[derive(Debug)]
-struct PatchAnnotations<'a> {
-    applied_batches: &'a str,
-    finished_jobs: &'a [(String, Option<String>)],
-    /// Absent: left as it is; `Some(None)`: removed.
-    job_repositories: Option<Option<&'a str>>,
-}
-
-impl Serialize for PatchAnnotations<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry(APPLIED_BATCHES_ANNOTATION, self.applied_batches)?;
-        for (name, value) in self.finished_jobs {
-            map.serialize_entry(name, value)?;
-        }
-        if let Some(repos) = self.job_repositories {
-            map.serialize_entry(JOB_REPOSITORIES_ANNOTATION, &repos)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PatchSpec<'a> {
-    /// `None`: null, which removes the list.
-    capacity_reservations: Option<&'a [CapacityReservation]>,
-}
-
-impl MergePatch<'_> {
-    /// The patch as a JSON tree (for stores that apply it themselves).
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-}
+mod patch;
+pub use patch::{MergePatch, merge_patch};
 
 #[cfg(test)]
 mod tests;

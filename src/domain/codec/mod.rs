@@ -328,7 +328,7 @@ pub(super) fn second(s: i64) -> Result<i64, CodecError> {
 }
 
 /// `prefix` and URL-safe base64 of `raw`, deflated at `level`.
-fn pack(prefix: &str, raw: &[u8], level: flate2::Compression) -> String {
+pub(crate) fn pack(prefix: &str, raw: &[u8], level: flate2::Compression) -> String {
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), level);
     let packed = std::io::Write::write_all(&mut deflate, raw)
         .and_then(|()| deflate.finish())
@@ -340,7 +340,7 @@ fn pack(prefix: &str, raw: &[u8], level: flate2::Compression) -> String {
 }
 
 /// The bytes [`pack`] was given, inflated within [`MAX_INFLATED`].
-fn unpack(value: &str, prefix: &'static str) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn unpack(value: &str, prefix: &'static str) -> Result<Vec<u8>, CodecError> {
     let packed = unwrap_base64(value, prefix)?;
     let mut raw = Vec::new();
     flate2::read::DeflateDecoder::new(&packed[..])

@@ -167,6 +167,7 @@ mod tests {
             job_repositories: JobRepos::default(),
             groups: Default::default(),
             object_bytes: 0,
+            warm_profile: None,
         };
         hra.job_repositories = JobRepos::default().next(
             &added,

@@ -105,6 +105,7 @@ pub struct Plan {
 ///     job_repositories: Default::default(),
 ///     groups: Default::default(),
 ///     object_bytes: 0,
+///     warm_profile: None,
 /// };
 /// let ten_min = TimeDelta::minutes(10);
 /// let events = [

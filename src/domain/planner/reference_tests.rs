@@ -38,6 +38,7 @@ pub(super) fn hra(max: Option<i32>, list: Vec<CapacityReservation>) -> Hra {
         job_repositories: Default::default(),
         groups: Default::default(),
         object_bytes: 0,
+        warm_profile: None,
     }
 }
 

@@ -359,6 +359,7 @@ impl Applier {
                     warm: (plan.counts.warm_claimed, plan.counts.warm_expired),
                 }));
             }
+            let warm_profile = self.warm.as_ref().and_then(|f| f.persist(&hra, now));
             let write = Write {
                 key: &batch.key,
                 resource_version: &hra.resource_version,
@@ -366,6 +367,7 @@ impl Applier {
                 applied_batches: &applied_batches,
                 finished_jobs: &finished_jobs,
                 job_repositories: (job_repos != hra.job_repositories).then_some(&*job_repositories),
+                warm_profile: warm_profile.as_deref(),
                 dry_run: self.policy.dry_run,
             };
             let started = Instant::now();

@@ -117,6 +117,7 @@ fn the_patch_carries_only_version_reservations_and_batch_ids() {
         applied_batches: "b1,b2",
         finished_jobs: &[],
         job_repositories: Default::default(),
+        warm_profile: None,
         dry_run: false,
     };
     assert_eq!(

@@ -128,3 +128,42 @@ fn late_arrivals_count_in_their_own_hour() {
     }
     assert_eq!(p.expected(at(0, 3, 4), 2).periodic, 3.0);
 }
+
+#[test]
+fn a_profile_read_back_from_its_annotation_expects_the_same() {
+    let mut p = Profile::new();
+    for day in 0..8 {
+        for hour in 0..24 {
+            for _ in 0..12 {
+                p.observe(at(day, hour, 5));
+            }
+        }
+        if day % 7 < 5 {
+            for minute in (9 * 60..17 * 60).step_by(2) {
+                p.observe(at(day, 0, minute));
+                p.observe(at(day, 0, minute + 1));
+                p.observe(at(day, 0, minute + 1));
+            }
+        }
+    }
+    let value = p.encode();
+    assert!(value.starts_with("p1:"));
+    assert!(value.len() < 8 * 1024, "{} bytes", value.len());
+    let mut back = Profile::decode(&value).unwrap();
+    assert_eq!(back.encode(), value, "stable");
+    for (d, h, m) in [(8, 10, 4), (8, 3, 4), (12, 11, 30), (8, 9, 0)] {
+        let (a, b) = (p.expected(at(d, h, m), 2), back.expected(at(d, h, m), 2));
+        assert!((a.periodic - b.periodic).abs() < 0.05, "{a:?} {b:?}");
+        assert!((a.random - b.random).abs() < 0.05, "{a:?} {b:?}");
+    }
+}
+
+#[test]
+fn garbage_is_refused_not_trusted() {
+    assert!(Profile::decode("z1:AAAA").is_err());
+    assert!(Profile::decode("p1:!!").is_err());
+    let mut p = Profile::new();
+    p.observe(at(0, 1, 5));
+    let good = p.encode();
+    assert!(Profile::decode(&good[..good.len() - 2]).is_err());
+}

@@ -256,6 +256,7 @@ impl Profile {
     }
 }
 
+mod codec;
+
 #[cfg(test)]
-#[path = "forecast_tests.rs"]
 mod tests;
