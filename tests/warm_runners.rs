@@ -1,18 +1,21 @@
 //! `--warm-runners forecast` in the service: an HRA that saw a cron minute three hours in a
 //! row gets warm reservations ahead of it, a queued job claims one (it becomes the job's own,
-//! never counted twice) and the batch tops them up again; with `off` nothing changes. The
-//! service's clock is pinned at a minute before the cron minute.
+//! never counted twice) and the batch tops them up again; the profile is kept in the HRA and
+//! read back after a restart; with `off` nothing changes. The service's clock is pinned at a
+//! minute before the cron minute. On the memory backend and over real HTTP against the test
+//! API server (or an existing cluster with `USE_EXISTING_CLUSTER=true`).
 
 mod common;
 
 use batch_scaler::{
     api::pb,
     config::Settings,
+    domain::hra::Hra,
     domain::{forecast::Profile, warm::is_warm},
     engine::warm::WarmSettings,
     store::{MemoryStore, resource::parse_hra},
 };
-use batch_scaler_testkit::{sample, scrape};
+use batch_scaler_testkit::{cluster::TestCluster, sample, scrape};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use common::*;
 use std::{sync::Arc, time::Duration};
@@ -49,23 +52,64 @@ fn cron_job(ns: &str, hour: i64, n: u64, created: DateTime<Utc>, amount: i32) ->
     }
 }
 
-fn warm_names(store: &MemoryStore, ns: &str) -> Vec<String> {
-    let hra = parse_hra(&store.object(&key(ns, "cron")).unwrap()).unwrap();
-    hra.capacity_reservations
-        .iter()
-        .map(|r| r.name.clone())
-        .filter(|n| is_warm(n))
-        .collect()
+enum Backend {
+    Memory(Arc<MemoryStore>),
+    Cluster(TestCluster),
 }
 
-fn hra_of(store: &MemoryStore, ns: &str) -> batch_scaler::domain::hra::Hra {
-    parse_hra(&store.object(&key(ns, "cron")).unwrap()).unwrap()
+impl Backend {
+    async fn memory() -> (Self, String) {
+        let ns = format!("warm-{}", uuid::Uuid::new_v4().simple());
+        let store = MemoryStore::with_objects([hra_object(&ns, "cron", Some(50))]).unwrap();
+        (Self::Memory(Arc::new(store)), ns)
+    }
+
+    async fn cluster() -> (Self, String) {
+        let c = TestCluster::start().await;
+        c.create(hra_object(&c.namespace, "cron", Some(50))).await;
+        let ns = c.namespace.clone();
+        (Self::Cluster(c), ns)
+    }
+
+    async fn hra(&self, ns: &str) -> Hra {
+        let object = match self {
+            Self::Memory(store) => store.object(&key(ns, "cron")).unwrap(),
+            Self::Cluster(c) => c.object("cron").await.unwrap(),
+        };
+        parse_hra(&object).unwrap()
+    }
+
+    async fn warm_names(&self, ns: &str) -> Vec<String> {
+        let hra = self.hra(ns).await;
+        hra.capacity_reservations
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| is_warm(n))
+            .collect()
+    }
+
+    /// Drops the reservations, as if they had expired.
+    async fn clear(&self, ns: &str) {
+        let clear = |o: &mut serde_json::Value| {
+            o["spec"]["capacityReservations"] = serde_json::json!([]);
+        };
+        match self {
+            Self::Memory(store) => store.modify(&key(ns, "cron"), clear).unwrap(),
+            Self::Cluster(c) => c.edit("cron", clear).await,
+        }
+    }
+
+    async fn server(&self, settings: Settings) -> TestServer {
+        match self {
+            Self::Memory(store) => TestServer::start(store.clone(), settings).await,
+            Self::Cluster(c) => TestServer::on_cluster(c, settings).await,
+        }
+    }
 }
 
 /// What `learned` leaves.
 struct Learned {
     server: TestServer,
-    store: Arc<MemoryStore>,
     ns: String,
     /// Every batch result since before the first event.
     results: tonic::Streaming<pb::BatchResult>,
@@ -76,11 +120,10 @@ struct Learned {
 }
 
 /// Three hours of the cron minute :05, each job completed, with the clock at :04.
-async fn learned(warm: bool) -> Learned {
-    let ns = format!("warm-{}", uuid::Uuid::new_v4().simple());
+async fn learned(backend: &Backend, ns: &str, warm: bool) -> Learned {
+    let ns = ns.to_owned();
     let now = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() + TimeDelta::minutes(4);
-    let store = Arc::new(MemoryStore::with_objects([hra_object(&ns, "cron", Some(50))]).unwrap());
-    let server = TestServer::start(store.clone(), settings(now, warm)).await;
+    let server = backend.server(settings(now, warm)).await;
     let mut results = watch_all(&server).await;
     for hour in [3, 2, 1] {
         let created = now - TimeDelta::hours(hour) + TimeDelta::minutes(1);
@@ -101,7 +144,6 @@ async fn learned(warm: bool) -> Learned {
     }
     Learned {
         server,
-        store,
         ns,
         results,
         warm_added,
@@ -109,18 +151,19 @@ async fn learned(warm: bool) -> Learned {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed() {
+async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed(
+    backend: Backend,
+    ns: &str,
+) {
     let Learned {
         server,
-        store,
         ns,
         mut results,
         warm_added: mut added,
         ..
-    } = learned(true).await;
+    } = learned(&backend, ns, true).await;
     eventually(Duration::from_secs(10), "warm reservations", || async {
-        warm_names(&store, &ns).len() == CRON as usize
+        backend.warm_names(&ns).await.len() == CRON as usize
     })
     .await;
     while added < CRON {
@@ -132,7 +175,7 @@ async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed()
 
     // A job of the cron minute claims one: it is held once, as the job's own, and the same
     // batch makes up the warm reservation it took.
-    let before = warm_names(&store, &ns);
+    let before = backend.warm_names(&ns).await;
     let r = server
         .scale_and_wait(job_ev(&ns, "cron", 1, "32000000999", "q-999"))
         .await;
@@ -141,7 +184,7 @@ async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed()
         (1, 1, 1, CRON as u32 + 1),
         "{r:?}"
     );
-    let hra = parse_hra(&store.object(&key(&ns, "cron")).unwrap()).unwrap();
+    let hra = backend.hra(&ns).await;
     let names: Vec<&str> = hra
         .capacity_reservations
         .iter()
@@ -184,19 +227,19 @@ async fn warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_warm_runners_off_nothing_changes() {
+    let (backend, ns) = Backend::memory().await;
     let Learned {
         server,
-        store,
         ns,
         mut results,
         warm_added,
         ..
-    } = learned(false).await;
+    } = learned(&backend, &ns, false).await;
     assert_eq!(warm_added, 0);
     // Several ticks' worth of time: no batch comes by itself.
     let quiet = tokio::time::timeout(Duration::from_millis(800), results.message()).await;
     assert!(quiet.is_err(), "no batch without events: {quiet:?}");
-    assert!(warm_names(&store, &ns).is_empty());
+    assert!(backend.warm_names(&ns).await.is_empty());
     let r = server
         .scale_and_wait(job_ev(&ns, "cron", 1, "32000000999", "q-999"))
         .await;
@@ -211,22 +254,20 @@ async fn with_warm_runners_off_nothing_changes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_profile_is_kept_in_the_hra_and_survives_a_restart() {
+async fn the_profile_is_kept_in_the_hra_and_survives_a_restart(backend: Backend, ns: &str) {
     let Learned {
         mut server,
-        store,
         ns,
         now,
         ..
-    } = learned(true).await;
+    } = learned(&backend, ns, true).await;
     eventually(
         Duration::from_secs(10),
         "the profile written with a batch",
-        || async { hra_of(&store, &ns).warm_profile.is_some() },
+        || async { backend.hra(&ns).await.warm_profile.is_some() },
     )
     .await;
-    let value = hra_of(&store, &ns).warm_profile.unwrap();
+    let value = backend.hra(&ns).await.warm_profile.unwrap();
     let mut profile = Profile::decode(&value).unwrap();
     assert_eq!(profile.expected(now, 2).periodic, CRON as f64);
     assert!(value.len() < 2048, "{} bytes", value.len());
@@ -234,18 +275,38 @@ async fn the_profile_is_kept_in_the_hra_and_survives_a_restart() {
 
     // A new process (or a new owner) learned nothing itself: the HRA's annotation is enough.
     // Its warm reservations are gone (as if they had expired).
-    store
-        .modify(&key(&ns, "cron"), |o| {
-            o["spec"]["capacityReservations"] = serde_json::json!([]);
-        })
-        .unwrap();
-    assert!(warm_names(&store, &ns).is_empty());
-    let mut again = TestServer::start(store.clone(), settings(now, true)).await;
+    backend.clear(&ns).await;
+    assert!(backend.warm_names(&ns).await.is_empty());
+    let mut again = backend.server(settings(now, true)).await;
     eventually(
         Duration::from_secs(10),
         "warm reservations again",
-        || async { warm_names(&store, &ns).len() == CRON as usize },
+        || async { backend.warm_names(&ns).await.len() == CRON as usize },
     )
     .await;
     again.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed() {
+    let (backend, ns) = Backend::memory().await;
+    warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed(backend, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed() {
+    let (backend, ns) = Backend::cluster().await;
+    warm_reservations_come_ahead_of_a_learned_cron_minute_and_are_claimed(backend, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_the_profile_is_kept_in_the_hra_and_survives_a_restart() {
+    let (backend, ns) = Backend::memory().await;
+    the_profile_is_kept_in_the_hra_and_survives_a_restart(backend, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_the_profile_is_kept_in_the_hra_and_survives_a_restart() {
+    let (backend, ns) = Backend::cluster().await;
+    the_profile_is_kept_in_the_hra_and_survives_a_restart(backend, &ns).await;
 }
