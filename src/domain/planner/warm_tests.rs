@@ -160,3 +160,72 @@ fn a_top_up_adds_only_what_claims_and_expiries_took() {
     );
     assert_eq!((later.counts.expired, later.counts.warm_expired), (1, 1));
 }
+
+mod never_twice {
+    use super::*;
+    use crate::domain::{
+        tombstones::{self, TombstoneLimits},
+        warm::{life, plan_topped_up},
+    };
+    use proptest::prelude::*;
+    use std::collections::{BTreeSet, HashSet};
+
+    /// One batch: jobs queued and completed (ids from a small pool, so redeliveries and
+    /// completions of jobs never queued happen), a warm target, and seconds passed.
+    fn batch() -> impl Strategy<Value = (Vec<(bool, u8)>, u32, i64)> {
+        (
+            prop::collection::vec((any::<bool>(), 0u8..12), 0..6),
+            0u32..5,
+            0i64..90,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// However queued jobs, completions, top-ups and expiries interleave, a job is held
+        /// once, a claimed warm reservation is gone, and ARC's sum is exactly the jobs held
+        /// plus the warm reservations held.
+        #[test]
+        fn claims_never_count_a_runner_twice(batches in prop::collection::vec(batch(), 1..25)) {
+            let rules = Rules::new(TimeDelta::hours(1));
+            let mut now = t0();
+            let mut hra = hra(Some(40), vec![]);
+            let mut waiting: BTreeSet<String> = BTreeSet::new();
+            let mut done: HashSet<String> = HashSet::new();
+            for (events, target, passed) in batches {
+                now += secs(passed);
+                let events: Vec<PlanEvent> = events
+                    .iter()
+                    .map(|&(queued, id)| event(if queued { 1 } else { -1 }, &id.to_string(), None))
+                    .collect();
+                for e in &events {
+                    let id = e.job.as_deref().unwrap().to_owned();
+                    if e.amount > 0 && !done.contains(&id) {
+                        waiting.insert(id);
+                    } else if e.amount < 0 {
+                        waiting.remove(&id);
+                        done.insert(id);
+                    }
+                }
+                let p = plan_topped_up(&hra, &events, now, &[], rules, target, life(secs(60)))
+                    .materialize();
+                let names: Vec<&str> = p.reservations.iter().map(|r| r.name.as_str()).collect();
+                let unique: HashSet<&str> = names.iter().copied().collect();
+                prop_assert_eq!(unique.len(), names.len(), "a name held twice: {:?}", names);
+                let jobs: BTreeSet<String> =
+                    names.iter().filter(|n| !is_warm(n)).map(|n| n.to_string()).collect();
+                prop_assert_eq!(&jobs, &waiting);
+                let warm = names.iter().filter(|n| is_warm(n)).count() as u32;
+                prop_assert!(warm >= target.min(40 - jobs.len() as u32).min(target));
+                prop_assert_eq!(p.counts.after, (jobs.len() as u32 + warm) as u64);
+                prop_assert!(p.counts.warm_claimed <= p.counts.before);
+                // The finished jobs go with the write, as the applier writes them.
+                let limits = TombstoneLimits { ttl: TimeDelta::hours(1), capacity: 1000 };
+                let finished = tombstones::next(&hra.finished_jobs, &p.finished_jobs, now, limits);
+                hra = super::hra(Some(40), p.reservations);
+                hra.finished_jobs = finished.after;
+            }
+        }
+    }
+}
