@@ -81,14 +81,12 @@ impl BatchScalerService {
             && let Destination::Owner(link) = peers.destination(&event.key)
         {
             let wait_timeout = deadline.filter(|_| wait);
-            // Its owner keeps the HRA's ledger now; ours would claim a time we did not own it.
-            self.engine.ledgers.forget(&event.key);
-            if let Some(forecasts) = &self.engine.forecasts {
-                forecasts.forget(&event.key);
-            }
             if let Some(answer) =
                 link.enqueue(convert::wire_event(event), event.origin, wait, wait_timeout)
             {
+                // Its owner keeps the HRA's ledger and profile now; ours would claim a time we
+                // did not own it. (A link too full to take it leaves the event, and them, here.)
+                self.forget_local(&event.key);
                 span.record("batch_scaler.forwarded", true);
                 return Ok(Delivery::Forwarded {
                     event: Box::new(event.clone()),
@@ -99,6 +97,15 @@ impl BatchScalerService {
             }
         }
         self.submit_here(event, wait)
+    }
+
+    /// Drops what this replica kept of an HRA another replica owns: its job ledger and its
+    /// arrival profile.
+    fn forget_local(&self, key: &crate::domain::hra::HraKey) {
+        self.engine.ledgers.forget(key);
+        if let Some(forecasts) = &self.engine.forecasts {
+            forecasts.forget(key);
+        }
     }
 
     /// Submits `event` here (counted).
@@ -207,10 +214,7 @@ impl BatchScalerService {
             match peers.destination(&event.key) {
                 Destination::Local => local.push(event.clone()),
                 Destination::Owner(link) => {
-                    self.engine.ledgers.forget(&event.key);
-                    if let Some(forecasts) = &self.engine.forecasts {
-                        forecasts.forget(&event.key);
-                    }
+                    self.forget_local(&event.key);
                     match remote.iter_mut().find(|(l, _)| l.address == link.address) {
                         Some((_, batch)) => batch.push(event.clone()),
                         None => remote.push((link, vec![event.clone()])),

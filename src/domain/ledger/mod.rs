@@ -286,7 +286,7 @@ impl Ledger {
 
     /// A cheap summary for overviews (without integrating the reservations up to `now`).
     pub fn summary(&mut self, now: DateTime<Utc>) -> Summary {
-        let (_, sums) = self.window.total(now);
+        let sums = self.window.overview(now);
         Summary {
             wait_p90: sums.wait.quantile(0.9),
             utilization: (sums.reserved_seconds > 0.0)

@@ -250,3 +250,25 @@ fn bounded_jobs_forget_the_oldest_and_keep_counting_their_own_times() {
     let added = l.record(&id(0), completed(0, 10, 20), t(21));
     assert_eq!((added.wait, added.run), (Some(10.0), Some(10.0)));
 }
+
+#[test]
+fn the_overview_summary_agrees_with_the_full_figures() {
+    let mut l = Ledger::new(t(0), TimeDelta::hours(24));
+    for n in 0..300u64 {
+        let c = n as i64 * 100;
+        l.record(
+            &id(n),
+            completed(c, c + (n as i64 % 37), c + 60 + n as i64),
+            t(c + 90),
+        );
+    }
+    l.record(&id(999), queued(40_000), t(40_000));
+    let summary = l.summary(t(40_001));
+    let (figures, _) = l.figures(t(40_001));
+    assert_eq!(summary.wait_p90, figures.sums.wait.quantile(0.9));
+    assert_eq!(summary.jobs_waiting, 1);
+    assert_eq!(
+        summary.expired_before_start,
+        figures.sums.expired_before_start
+    );
+}
