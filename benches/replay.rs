@@ -4,8 +4,8 @@
 //! the real command on it twice (`off`, then `--warm-runners forecast`) and prints
 //! `replay_deliveries`, `replay_seconds_off` and `replay_seconds_forecast` (reading included).
 
-use batch_scaler_testkit::trace::{SynthJob, lines, two_weeks_jobs};
-use std::{collections::HashMap, fmt::Write as _, io::Write, process::Command, time::Instant};
+use batch_scaler_testkit::trace::{SynthJob, lines, run_replay, two_weeks_jobs};
+use std::{collections::HashMap, fmt::Write as _, io::Write, time::Instant};
 
 const COPIES: usize = 24;
 
@@ -55,21 +55,11 @@ fn main() {
         ("forecast", &["--warm-runners", "forecast"][..]),
     ] {
         let started = Instant::now();
-        let out = Command::new(bin)
-            .args(["replay", "--json", "--trace"])
-            .arg(&trace_path)
-            .arg("--seed")
-            .arg(&world_path)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let out = run_replay(bin, &trace_path, &world_path, &args);
         let secs = started.elapsed().as_secs_f64();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         println!(
             "replay_seconds_{label} {secs:.2} (jobs {}, {:.0} deliveries/s)",
             v["total"]["jobs"],

@@ -3,7 +3,10 @@
 //! guid, in the format `replay` reads.
 
 use batch_scaler::replay::trace;
-use batch_scaler_testkit::github::{FakeGithub, workflow_job_payload};
+use batch_scaler_testkit::{
+    github::{FakeGithub, workflow_job_payload},
+    trace::run_replay,
+};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use std::process::Command;
@@ -117,19 +120,8 @@ async fn three_days_of_deliveries_become_a_trace_replay_reads() {
     let deliveries = trace::read(&out, |_| {}).unwrap();
     assert_eq!(deliveries.len(), 240);
     std::fs::write(dir.join("world.yaml"), WORLD).unwrap();
-    let replayed = Command::new(bin)
-        .args(["replay", "--json", "--trace"])
-        .arg(&out)
-        .arg("--seed")
-        .arg(dir.join("world.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        replayed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replayed.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let replayed = run_replay(bin, &out, &dir.join("world.yaml"), &["--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&replayed).unwrap();
     assert_eq!(report["total"]["jobs"], 120, "{report}");
     assert_eq!(report["unrouted_deliveries"], 0);
 }

@@ -2,9 +2,9 @@
 
 use batch_scaler::replay::{self, Report, World, trace};
 use batch_scaler_testkit::trace::{
-    generate, replay_settings, trace_path, two_weeks_jobs, world_path,
+    generate, replay_settings, run_replay, trace_path, two_weeks_jobs, world_path,
 };
-use std::{collections::HashMap, io::Read, process::Command};
+use std::{collections::HashMap, io::Read};
 
 const SECOND_WEEK: &str = "2026-11-09T00:00:00Z";
 
@@ -65,21 +65,8 @@ fn a_replay_of_a_trace_made_by_the_model_finds_its_recorded_waits() {
 }
 
 fn cli(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_batch-scaler"))
-        .arg("replay")
-        .arg("--trace")
-        .arg(trace_path())
-        .arg("--seed")
-        .arg(world_path())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let bin = env!("CARGO_BIN_EXE_batch-scaler");
+    run_replay(bin, &trace_path(), &world_path(), args)
 }
 
 #[test]

@@ -244,6 +244,26 @@ pub fn lines(jobs: &[SynthJob], starts: Option<&HashMap<String, i64>>) -> Vec<St
     out.into_iter().map(|(_, l)| l).collect()
 }
 
+/// Runs `bin replay --trace TRACE --seed SEED ARGS…` and returns its standard output,
+/// panicking with its standard error if it fails.
+pub fn run_replay(bin: &str, trace: &Path, seed: &Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(bin)
+        .arg("replay")
+        .arg("--trace")
+        .arg(trace)
+        .arg("--seed")
+        .arg(seed)
+        .args(args)
+        .output()
+        .expect("batch-scaler runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The settings of `batch-scaler replay` with `flags` (the service's defaults otherwise).
 pub fn replay_settings(flags: &[&str]) -> replay::Settings {
     let mut argv = vec!["batch-scaler", "replay", "--trace", "-", "--seed", "-"];

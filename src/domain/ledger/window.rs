@@ -98,9 +98,14 @@ pub struct Sums {
 
 impl Sums {
     fn merge(&mut self, other: &Sums) {
-        self.wait.merge(&other.wait);
         self.run.merge(&other.run);
         self.total.merge(&other.total);
+        self.merge_overview(other);
+    }
+
+    /// Everything but the run and total sketches (their counts and sums included).
+    fn merge_overview(&mut self, other: &Sums) {
+        self.wait.merge(&other.wait);
         self.completed += other.completed;
         self.reserved_seconds += other.reserved_seconds;
         self.expired_before_start += other.expired_before_start;
@@ -184,15 +189,9 @@ impl Window {
         self.expire(now);
         let mut all = Sums::default();
         for (_, sums) in &self.buckets {
-            all.wait.merge(&sums.wait);
+            all.merge_overview(sums);
             all.run.count += sums.run.count;
             all.run.sum += sums.run.sum;
-            all.completed += sums.completed;
-            all.reserved_seconds += sums.reserved_seconds;
-            all.expired_before_start += sums.expired_before_start;
-            all.expired_while_running += sums.expired_while_running;
-            all.warm_claimed += sums.warm_claimed;
-            all.warm_expired += sums.warm_expired;
         }
         all
     }
