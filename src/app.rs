@@ -244,7 +244,7 @@ pub async fn serve(
         )
     });
     let owns_peers = peers.clone();
-    let owns: crate::engine::warm::Owns = Arc::new(move |key| {
+    let owns: crate::engine::warm_tick::Owns = Arc::new(move |key| {
         owns_peers
             .as_ref()
             .is_none_or(|p| matches!(p.destination(key), crate::api::peers::Destination::Local))

@@ -15,7 +15,7 @@ use std::{fmt, sync::Arc};
 pub const APPLIED_BATCHES_KEPT: usize = 1024;
 
 /// Identifies one HRA by namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HraKey {
     /// Namespace of the HRA.
     pub namespace: String,
@@ -71,7 +71,7 @@ impl CapacityReservation {
 }
 
 /// What the scaler needs of an HRA, as read from a backend.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Hra {
     /// Namespace and name.
     pub key: HraKey,
@@ -373,13 +373,7 @@ mod tests {
                 mk(now, 1),
                 mk(now + TimeDelta::seconds(1), 1),
             ],
-            applied_batches: Default::default(),
-            trigger_duration: None,
-            finished_jobs: Default::default(),
-            job_repositories: Default::default(),
-            groups: Default::default(),
-            object_bytes: 0,
-            warm_profile: None,
+            ..Hra::default()
         };
         assert_eq!(hra.reserved_replicas(now), 3);
     }

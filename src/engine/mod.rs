@@ -20,6 +20,7 @@ pub mod run;
 pub mod sink;
 pub mod slots;
 pub mod warm;
+pub mod warm_tick;
 
 use crate::{
     domain::{duration::saturating_delta, planner::ReservationClock, tombstones::TombstoneLimits},
@@ -90,13 +91,13 @@ impl Engine {
         &self,
         store: Arc<dyn HraStore>,
         clock: Clock,
-        owns: warm::Owns,
+        owns: warm_tick::Owns,
         stop: CancellationToken,
     ) {
         if let Some(forecasts) = self.forecasts.clone() {
             tracing::info!("warm runners: learning when each HRA's jobs arrive");
             let batcher = self.batcher.clone();
-            tokio::spawn(warm::run(forecasts, batcher, store, clock, owns, stop));
+            tokio::spawn(warm_tick::run(forecasts, batcher, store, clock, owns, stop));
         }
     }
 

@@ -1,30 +1,21 @@
 //! Warm runners in the service (`--warm-runners forecast`): each HRA's arrival profile,
 //! learned at intake from its queued jobs' `created_at`; the warm target the applier tops the
 //! HRA's warm reservations up to in every batch (`domain::warm::plan_topped_up`, the code
-//! replay runs); and a tick, once a minute, that opens a batch for an HRA whose warm
-//! reservations fall short of what it now expects (a refresh event: nothing else changes).
+//! replay runs). `warm_tick.rs` opens a batch for an HRA whose warm reservations fall short.
 //! Profiles are kept by the HRA's owner and written back to the HRA (its warm-profile
 //! annotation, at most hourly, with a batch that happens anyway), so a restart or a new owner
 //! starts from what was learned.
 
-use super::{applier::Clock, batcher::Batcher};
-use crate::{
-    domain::{
-        event::{Origin, ScaleEvent},
-        forecast::Profile,
-        hra::{Hra, HraKey},
-        warm::{self, is_warm},
-    },
-    store::HraStore,
+use super::applier::Clock;
+use crate::domain::{
+    event::ScaleEvent,
+    forecast::Profile,
+    hra::{Hra, HraKey},
+    warm,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
-use tokio_util::sync::CancellationToken;
+use std::{collections::HashMap, time::Duration};
 
 /// `--warm-max` and `--runner-start`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,71 +158,5 @@ impl Forecasts {
     /// The HRAs with a profile here.
     pub fn keys(&self) -> Vec<HraKey> {
         self.learned.lock().keys().cloned().collect()
-    }
-}
-
-/// Warm reservations `hra` holds at `now`.
-pub fn warm_held(hra: &Hra, now: DateTime<Utc>) -> u32 {
-    hra.capacity_reservations
-        .iter()
-        .filter(|r| is_warm(&r.name) && r.expiration_time > now)
-        .count() as u32
-}
-
-/// Whether this replica writes an HRA (with scale-out, only its owner does).
-pub type Owns = Arc<dyn Fn(&HraKey) -> bool + Send + Sync>;
-
-/// Once a minute, opens a batch (a refresh event) for each HRA this replica writes that holds
-/// fewer warm reservations than it now expects (HRAs it learned of, and those whose
-/// warm-profile annotation another replica or an earlier run wrote); the batch's plan tops
-/// them up. Stops with `stop`.
-pub async fn run(
-    forecasts: Arc<Forecasts>,
-    batcher: Arc<Batcher>,
-    store: Arc<dyn HraStore>,
-    clock: Clock,
-    owns: Owns,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(forecasts.settings.tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let mut keys: HashSet<HraKey> = forecasts.keys().into_iter().collect();
-        if let Ok(all) = store.list(None).await {
-            keys.extend(
-                all.into_iter()
-                    .filter(|h| h.warm_profile.is_some())
-                    .map(|h| h.key),
-            );
-        }
-        for key in keys.into_iter().filter(|k| owns(k)) {
-            let Ok(hra) = store.get(&key).await else {
-                continue;
-            };
-            let now = clock();
-            let short = forecasts
-                .target(&hra, now)
-                .is_some_and(|target| target > warm_held(&hra, now));
-            if short {
-                let refresh = ScaleEvent {
-                    key,
-                    amount: 0,
-                    duration: None,
-                    event_id: None,
-                    job_id: None,
-                    repository: None,
-                    origin: Origin::Producer,
-                    started: None,
-                    times: None,
-                };
-                if let Err(e) = batcher.submit(&refresh, None) {
-                    tracing::debug!(error = %e, "warm runners: no refresh batch now");
-                }
-            }
-        }
     }
 }
