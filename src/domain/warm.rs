@@ -50,6 +50,17 @@ pub fn life(runner_start: TimeDelta) -> TimeDelta {
     runner_start + TimeDelta::minutes(2)
 }
 
+/// Warm reservations to add to reach `target` when `held` are held among `units` units in
+/// all: none past `maxReplicas`, where ARC would start no runner for them (and a top-up that
+/// can never be met would come back every minute).
+pub fn missing(target: u32, held: u64, units: u64, max_replicas: Option<i32>) -> u64 {
+    let short = u64::from(target).saturating_sub(held);
+    match max_replicas {
+        Some(max) => short.min(u64::try_from(max.max(0)).unwrap_or(0).saturating_sub(units)),
+        None => short,
+    }
+}
+
 /// Plans `events` as the planner does; when that leaves fewer than `target` warm reservations,
 /// plans again with warm `+1`s appended to make up the difference, each living `life`. The
 /// counts tell them apart: `warm_added`, not `added`.
@@ -63,7 +74,12 @@ pub fn plan_topped_up(
     life: TimeDelta,
 ) -> RunPlan {
     let plan = plan_grouped(hra, events, now, repositories, rules);
-    let missing = u64::from(target).saturating_sub(plan.warm_held());
+    let missing = missing(
+        target,
+        plan.warm_held(),
+        plan.counts.after,
+        hra.max_replicas,
+    );
     if missing == 0 {
         return plan;
     }
@@ -122,6 +138,15 @@ mod tests {
         assert_eq!(default_cap(Some(11)), Some(3));
         assert_eq!(default_cap(Some(0)), Some(1));
         assert_eq!(default_cap(None), None);
+    }
+
+    #[test]
+    fn nothing_is_missing_past_max_replicas() {
+        assert_eq!(missing(4, 1, 5, Some(10)), 3);
+        assert_eq!(missing(4, 1, 8, Some(10)), 2);
+        assert_eq!(missing(4, 0, 12, Some(10)), 0);
+        assert_eq!(missing(4, 4, 4, Some(10)), 0);
+        assert_eq!(missing(4, 0, 500, None), 4);
     }
 
     #[test]

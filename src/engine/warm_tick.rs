@@ -6,7 +6,7 @@ use crate::{
     domain::{
         event::{Origin, ScaleEvent},
         hra::{Hra, HraKey},
-        warm::is_warm,
+        warm::{self, is_warm},
     },
     store::HraStore,
 };
@@ -57,9 +57,10 @@ pub async fn run(
                 continue;
             };
             let now = clock();
-            let short = forecasts
-                .target(&hra, now)
-                .is_some_and(|target| target > warm_held(&hra, now));
+            let (held, units) = (warm_held(&hra, now), hra.reserved_replicas(now));
+            let short = forecasts.target(&hra, now).is_some_and(|target| {
+                warm::missing(target, held.into(), units.into(), hra.max_replicas) > 0
+            });
             if short {
                 let refresh = ScaleEvent {
                     key,

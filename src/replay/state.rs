@@ -110,8 +110,9 @@ impl HraState {
             .capacity_reservations
             .iter()
             .filter(|r| is_warm(&r.name) && r.expiration_time > now)
-            .count() as u32;
-        target.saturating_sub(held)
+            .count() as u64;
+        let units = self.hra.reserved_replicas(now).into();
+        warm::missing(target, held, units, self.hra.max_replicas) as u32
     }
 
     /// Applies the open batch at `t` as the service would (one plan, one write), topping the

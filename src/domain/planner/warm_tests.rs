@@ -161,6 +161,34 @@ fn a_top_up_adds_only_what_claims_and_expiries_took() {
     assert_eq!((later.counts.expired, later.counts.warm_expired), (1, 1));
 }
 
+#[test]
+fn no_warm_reservation_past_max_replicas() {
+    use crate::domain::warm::{life, plan_topped_up};
+    let rules = Rules::new(DEFAULT_LIFE);
+    let jobs: Vec<PlanEvent> = (0..9).map(|i| event(1, &i.to_string(), None)).collect();
+    let p = plan_topped_up(
+        &hra(Some(10), vec![]),
+        &jobs,
+        t0(),
+        &[],
+        rules,
+        4,
+        life(secs(60)),
+    );
+    assert_eq!((p.counts.warm_added, p.counts.after), (1, 10));
+    let more: Vec<PlanEvent> = (9..30).map(|i| event(1, &i.to_string(), None)).collect();
+    let full = plan_topped_up(
+        &hra(Some(10), vec![]),
+        &more,
+        t0(),
+        &[],
+        rules,
+        4,
+        life(secs(60)),
+    );
+    assert_eq!((full.counts.warm_added, full.warm_held()), (0, 0));
+}
+
 mod never_twice {
     use super::*;
     use crate::domain::{
