@@ -310,3 +310,78 @@ async fn kube_the_profile_is_kept_in_the_hra_and_survives_a_restart() {
     let (backend, ns) = Backend::cluster().await;
     the_profile_is_kept_in_the_hra_and_survives_a_restart(backend, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_a_new_owner_warms_from_the_profile_the_old_one_wrote() {
+    use batch_scaler_testkit::members::{await_members, member};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let c = TestCluster::start().await;
+    let ns = c.namespace.clone();
+    c.create(hra_object(&ns, "cron", Some(50))).await;
+    // The replicas' clock: 74 minutes before the check at :04 while they learn, so that the
+    // profile they write first is an hour old, and written again in full, by then.
+    let check = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() + TimeDelta::minutes(4);
+    let clock = Arc::new(AtomicI64::new((check - TimeDelta::minutes(74)).timestamp()));
+    let replica = |name| {
+        let clock = clock.clone();
+        let mut s = settings(check, true);
+        s.engine.clock =
+            Arc::new(move || DateTime::from_timestamp(clock.load(Ordering::SeqCst), 0).unwrap());
+        member(&c, name, s)
+    };
+    let mut both = vec![replica("a").await, replica("b").await];
+    await_members(&both, 2).await;
+    // Every event goes to replica a, which forwards them if b owns the HRA.
+    for hour in [3, 2, 1] {
+        let created = check - TimeDelta::hours(hour) + TimeDelta::minutes(1);
+        let queued = (0..CRON)
+            .map(|n| cron_job(&ns, hour, n, created, 1))
+            .collect();
+        both[0].publish(queued).await;
+        let done = (0..CRON)
+            .map(|n| cron_job(&ns, hour, n, created, -1))
+            .collect();
+        both[0].publish(done).await;
+    }
+    let backend = Backend::Cluster(c);
+    eventually(Duration::from_secs(20), "the jobs applied", || async {
+        let hra = backend.hra(&ns).await;
+        hra.finished_jobs.len() == 3 * CRON as usize
+    })
+    .await;
+    clock.store(check.timestamp(), Ordering::SeqCst);
+    let learned_in_full = || async {
+        backend.hra(&ns).await.warm_profile.is_some_and(|v| {
+            Profile::decode(&v).unwrap().expected(check, 2).periodic == CRON as f64
+        })
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the whole profile written",
+        learned_in_full,
+    )
+    .await;
+    // The owner stops: the other replica, which learned nothing itself, takes the HRA over
+    // and warms it from the annotation alone.
+    let mut owner = None;
+    for (i, server) in both.iter().enumerate() {
+        let stats = server
+            .client()
+            .await
+            .get_stats(pb::GetStatsRequest {})
+            .await;
+        if stats.unwrap().into_inner().owned_hras == 1 {
+            owner = Some(i);
+        }
+    }
+    let mut leaving = both.remove(owner.expect("one replica owns the HRA"));
+    leaving.shutdown().await.unwrap();
+    await_members(&both, 1).await;
+    backend.clear(&ns).await;
+    eventually(
+        Duration::from_secs(20),
+        "the new owner's warm reservations",
+        || async { backend.warm_names(&ns).await.len() == CRON as usize },
+    )
+    .await;
+}
