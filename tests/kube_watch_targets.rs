@@ -37,6 +37,25 @@ async fn kube_open_dashboards_add_no_api_server_requests() {
         .unwrap()
         .unwrap();
     assert_eq!(snapshot.targets.len(), HRAS);
+    // Until the watch cache has listed, reads go to the API server; a read that found it not
+    // ready just before may still be on its way. Measure once the service is ready and the
+    // count has settled.
+    eventually(Duration::from_secs(10), "the service ready", || async {
+        batch_scaler_testkit::http_get(server.http_addr, "/readyz")
+            .await
+            .0
+            == 200
+    })
+    .await;
+    let mut settled = api.count("list");
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = api.count("list");
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
     let before = (api.count("get"), api.count("list"));
     // Twenty more dashboards, each with its snapshot, open for three seconds.
     let mut streams = Vec::new();
