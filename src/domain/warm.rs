@@ -4,7 +4,7 @@
 //! and an unclaimed one simply expires.
 
 use super::{
-    forecast::Expected,
+    forecast::{Expected, Profile},
     hra::Hra,
     planner::{PlanEvent, Rules, RunPlan, plan_grouped},
 };
@@ -42,6 +42,34 @@ pub fn target(expected: Expected, cap: u32) -> u32 {
     let fixed = expected.periodic.round().max(0.0);
     let total = fixed + f64::from(poisson_quantile(expected.random, COVER));
     (total.min(f64::from(cap))) as u32
+}
+
+/// The warm reservations `hra` should hold at `now`, as `profile` expects: the demand that
+/// comes before a runner asked for now (ready `runner_start` later) is, at most `max` (default
+/// [`default_cap`]).
+pub fn wanted(
+    profile: &mut Profile,
+    hra: &Hra,
+    now: DateTime<Utc>,
+    runner_start: TimeDelta,
+    max: Option<u32>,
+) -> u32 {
+    let start_minutes = (runner_start.num_seconds().max(0) + 59) / 60;
+    let minutes = u32::try_from(start_minutes)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    let cap = max
+        .or_else(|| default_cap(hra.max_replicas))
+        .unwrap_or(u32::MAX);
+    target(profile.expected(now, minutes), cap)
+}
+
+/// Warm reservations `hra` holds unexpired at `now`.
+pub fn held(hra: &Hra, now: DateTime<Utc>) -> u64 {
+    hra.capacity_reservations
+        .iter()
+        .filter(|r| is_warm(&r.name) && r.expiration_time > now)
+        .count() as u64
 }
 
 /// How long a warm reservation lives when a runner start takes `runner_start`: the start and

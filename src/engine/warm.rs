@@ -114,11 +114,6 @@ impl Forecasts {
     /// The warm reservations `hra` should hold at `now`; `None` when nothing is known of its
     /// arrivals (here or in its warm-profile annotation).
     pub fn target(&self, hra: &Hra, now: DateTime<Utc>) -> Option<u32> {
-        let start = self.settings.runner_start.as_secs();
-        // The demand that comes before a runner asked for now is ready.
-        let minutes = u32::try_from(start.div_ceil(60))
-            .unwrap_or(u32::MAX)
-            .saturating_add(1);
         let mut learned = self.learned.lock();
         let l = match learned.get_mut(&hra.key) {
             Some(l) => l,
@@ -126,13 +121,14 @@ impl Forecasts {
             None => return None,
         };
         l.load(hra);
-        let expected = l.profile.expected(now, minutes);
-        let cap = self
-            .settings
-            .max
-            .or_else(|| warm::default_cap(hra.max_replicas))
-            .unwrap_or(u32::MAX);
-        Some(warm::target(expected, cap))
+        let start = TimeDelta::from_std(self.settings.runner_start).unwrap_or(TimeDelta::MAX);
+        Some(warm::wanted(
+            &mut l.profile,
+            hra,
+            now,
+            start,
+            self.settings.max,
+        ))
     }
 
     /// The warm-profile annotation a write of `hra` at `now` should carry: what was learned,

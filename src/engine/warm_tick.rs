@@ -5,22 +5,13 @@ use super::{applier::Clock, batcher::Batcher, warm::Forecasts};
 use crate::{
     domain::{
         event::{Origin, ScaleEvent},
-        hra::{Hra, HraKey},
-        warm::{self, is_warm},
+        hra::HraKey,
+        warm,
     },
     store::HraStore,
 };
-use chrono::{DateTime, Utc};
 use std::{collections::HashSet, sync::Arc};
 use tokio_util::sync::CancellationToken;
-
-/// Warm reservations `hra` holds at `now`.
-pub fn warm_held(hra: &Hra, now: DateTime<Utc>) -> u32 {
-    hra.capacity_reservations
-        .iter()
-        .filter(|r| is_warm(&r.name) && r.expiration_time > now)
-        .count() as u32
-}
 
 /// Whether this replica writes an HRA (with scale-out, only its owner does).
 pub type Owns = Arc<dyn Fn(&HraKey) -> bool + Send + Sync>;
@@ -57,9 +48,9 @@ pub async fn run(
                 continue;
             };
             let now = clock();
-            let (held, units) = (warm_held(&hra, now), hra.reserved_replicas(now));
+            let (held, units) = (warm::held(&hra, now), hra.reserved_replicas(now));
             let short = forecasts.target(&hra, now).is_some_and(|target| {
-                warm::missing(target, held.into(), units.into(), hra.max_replicas) > 0
+                warm::missing(target, held, units.into(), hra.max_replicas) > 0
             });
             if short {
                 let refresh = ScaleEvent {

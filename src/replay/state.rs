@@ -7,7 +7,7 @@ use crate::domain::{
     hra::Hra,
     planner::{Counts, PlanEvent, plan_grouped},
     tombstones,
-    warm::{self, is_warm, plan_topped_up},
+    warm::{self, plan_topped_up},
 };
 use chrono::{DateTime, Utc};
 
@@ -88,15 +88,14 @@ impl HraState {
     /// Warm reservations the forecast wants held at `t` (`None` without a forecast).
     fn warm_target(&mut self, t: Ms, settings: &Settings) -> Option<u32> {
         let profile = self.profile.as_mut()?;
-        // The demand that comes before a runner asked for now is ready.
-        let minutes =
-            u32::try_from((settings.runner_start.num_seconds() + 59) / 60).unwrap_or(0) + 1;
-        let expected = profile.expected(at(t), minutes);
-        let cap = settings
-            .warm_max
-            .or_else(|| warm::default_cap(self.hra.max_replicas))
-            .unwrap_or(u32::MAX);
-        Some(warm::target(expected, cap))
+        let start = settings.runner_start;
+        Some(warm::wanted(
+            profile,
+            &self.hra,
+            at(t),
+            start,
+            settings.warm_max,
+        ))
     }
 
     /// Warm reservations the forecast wants held at `t`, beyond those held.
@@ -105,14 +104,13 @@ impl HraState {
             return 0;
         };
         let now = at(t);
-        let held = self
-            .hra
-            .capacity_reservations
-            .iter()
-            .filter(|r| is_warm(&r.name) && r.expiration_time > now)
-            .count() as u64;
         let units = self.hra.reserved_replicas(now).into();
-        warm::missing(target, held, units, self.hra.max_replicas) as u32
+        warm::missing(
+            target,
+            warm::held(&self.hra, now),
+            units,
+            self.hra.max_replicas,
+        ) as u32
     }
 
     /// Applies the open batch at `t` as the service would (one plan, one write), topping the
